@@ -1,0 +1,39 @@
+# syntax=docker/dockerfile:1
+
+# ---- build ------------------------------------------------------------------
+FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build
+WORKDIR /src
+ENV DOTNET_CLI_TELEMETRY_OPTOUT=1 \
+    DOTNET_NOLOGO=1
+
+# Restore first, from the project files only, so the layer is cached across source edits.
+# appsettings.schema.json is embedded into the assembly by the csproj (../../appsettings.schema.json).
+COPY Directory.Build.props appsettings.schema.json ./
+COPY src/SecretlessProxy/SecretlessProxy.csproj src/SecretlessProxy/
+RUN dotnet restore src/SecretlessProxy/SecretlessProxy.csproj
+
+COPY src/ src/
+RUN dotnet publish src/SecretlessProxy/SecretlessProxy.csproj -c Release -o /app --no-restore
+
+# ---- runtime ----------------------------------------------------------------
+FROM mcr.microsoft.com/dotnet/aspnet:10.0 AS runtime
+WORKDIR /app
+COPY --from=build /app ./
+
+# Read-only root filesystem friendly: anything that wants a home or temp dir gets /tmp
+# (mount an emptyDir there). The image's default ASPNETCORE_HTTP_PORTS=8080 is cleared:
+# the proxy binds only the listener and admin URLs from its configuration.
+ENV HOME=/tmp \
+    TMPDIR=/tmp \
+    DOTNET_CLI_TELEMETRY_OPTOUT=1 \
+    DOTNET_NOLOGO=1 \
+    ASPNETCORE_HTTP_PORTS=
+
+# Non-root (same UID the Kubernetes manifests pin with runAsUser).
+USER 65532:65532
+
+# Admin endpoint (/healthz, /readyz); listener ports come from the configuration.
+EXPOSE 9901
+
+ENTRYPOINT ["/app/secretless-proxy"]
+CMD ["run", "--config", "/etc/secretless-proxy/appsettings.json"]

@@ -1,0 +1,113 @@
+using System.Text.Json;
+using Microsoft.AspNetCore.Http;
+using SecretlessProxy.Hosting;
+
+namespace SecretlessProxy.Admin;
+
+/// <summary>
+/// The admin port: <c>/healthz</c> (process alive), <c>/readyz</c> (listeners bound and config
+/// loaded) and <c>/credentials</c> (state and timing per credential, never a value).
+/// </summary>
+internal sealed class AdminRequestHandler
+{
+    private readonly ProxyState _state;
+
+    public AdminRequestHandler(ProxyState state)
+    {
+        _state = state;
+    }
+
+    public Task HandleAsync(HttpContext context)
+    {
+        if (!HttpMethods.IsGet(context.Request.Method) && !HttpMethods.IsHead(context.Request.Method))
+        {
+            context.Response.StatusCode = StatusCodes.Status405MethodNotAllowed;
+            context.Response.Headers.Allow = "GET, HEAD";
+            return Task.CompletedTask;
+        }
+
+        return context.Request.Path.Value switch
+        {
+            "/healthz" => WriteJsonAsync(context, 200, w => w.WriteString("status", "alive")),
+            "/readyz" => ReadyAsync(context),
+            "/credentials" => CredentialsAsync(context),
+            _ => WriteJsonAsync(context, 404, w => w.WriteString("error", "not found; try /healthz, /readyz or /credentials")),
+        };
+    }
+
+    private Task ReadyAsync(HttpContext context)
+    {
+        var ready = _state.IsReady;
+        return WriteJsonAsync(context, ready ? 200 : 503, w =>
+        {
+            w.WriteString("status", ready ? "ready" : "not ready");
+            if (!ready)
+            {
+                w.WriteStartArray("reasons");
+                w.WriteStringValue(_state.NotReadyReason);
+                w.WriteEndArray();
+            }
+
+            w.WriteNumber("listeners", _state.Snapshot.Listeners.Count);
+        });
+    }
+
+    private Task CredentialsAsync(HttpContext context) => WriteJsonAsync(context, 200, w =>
+    {
+        w.WriteStartArray("credentials");
+        foreach (var status in _state.Cache.GetStatuses())
+        {
+            w.WriteStartObject();
+            w.WriteString("name", status.Name);
+            w.WriteString("source", status.Source);
+            w.WriteString("state", status.State);
+            WriteTime(w, "expiresAt", status.ExpiresAt);
+            WriteTime(w, "lastRefresh", status.LastRefresh);
+            if (status.LastError is null)
+            {
+                w.WriteNull("lastError");
+            }
+            else
+            {
+                w.WriteString("lastError", status.LastError);
+            }
+
+            WriteTime(w, "lastErrorAt", status.LastErrorAt);
+            w.WriteEndObject();
+        }
+
+        w.WriteEndArray();
+    });
+
+    private static void WriteTime(Utf8JsonWriter writer, string name, DateTimeOffset? value)
+    {
+        if (value is { } v)
+        {
+            writer.WriteString(name, v);
+        }
+        else
+        {
+            writer.WriteNull(name);
+        }
+    }
+
+    private static async Task WriteJsonAsync(HttpContext context, int status, Action<Utf8JsonWriter> body)
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>(512);
+        using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true }))
+        {
+            writer.WriteStartObject();
+            body(writer);
+            writer.WriteEndObject();
+        }
+
+        context.Response.StatusCode = status;
+        context.Response.ContentType = "application/json";
+        context.Response.Headers.CacheControl = "no-store";
+        context.Response.ContentLength = buffer.WrittenCount;
+        if (!HttpMethods.IsHead(context.Request.Method))
+        {
+            await context.Response.Body.WriteAsync(buffer.WrittenMemory, context.RequestAborted).ConfigureAwait(false);
+        }
+    }
+}

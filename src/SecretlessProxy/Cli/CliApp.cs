@@ -1,0 +1,28 @@
+using System.CommandLine;
+
+namespace SecretlessProxy.Cli;
+
+/// <summary>The <c>secretless-proxy</c> command line: run, validate, demo.</summary>
+public static class CliApp
+{
+    public static RootCommand Create(TextWriter output, TextWriter error)
+    {
+        var root = new RootCommand("SecretlessProxy: a sidecar that injects just-in-time credentials so the app never holds a secret.");
+        root.Subcommands.Add(RunCommand.Create(output, error));
+        root.Subcommands.Add(ValidateCommand.Create(output, error));
+        root.Subcommands.Add(DemoCommand.Create(output, error));
+        return root;
+    }
+
+    public static Task<int> InvokeAsync(string[] args, TextWriter output, TextWriter error, CancellationToken cancellationToken = default)
+    {
+        var parse = Create(output, error).Parse(args);
+        return parse.InvokeAsync(new InvocationConfiguration { Output = output, Error = error }, cancellationToken);
+    }
+
+    internal static Option<FileInfo> ConfigOption() => new("--config", "-c")
+    {
+        Description = "Path to the JSON configuration file (see appsettings.schema.json).",
+        Required = true,
+    };
+}

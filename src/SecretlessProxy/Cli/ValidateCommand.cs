@@ -1,0 +1,37 @@
+using System.CommandLine;
+using SecretlessProxy.Configuration;
+using SecretlessProxy.Hosting;
+
+namespace SecretlessProxy.Cli;
+
+/// <summary><c>validate --config FILE</c>: schema and semantic checks; prints every problem; exit 0 or 2.</summary>
+internal static class ValidateCommand
+{
+    public static Command Create(TextWriter output, TextWriter error)
+    {
+        var config = CliApp.ConfigOption();
+        var command = new Command("validate", "Check a configuration file and print what is wrong with it.") { config };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var path = parse.GetValue(config)!.FullName;
+            using var tokenClient = HttpClients.CreateTokenClient();
+            var result = await new ConfigLoader(TimeProvider.System, tokenClient).LoadAsync(path).ConfigureAwait(false);
+            if (result.IsValid)
+            {
+                var s = result.Snapshot!;
+                await output.WriteLineAsync(
+                    "configuration '" + path + "' is valid: " + s.Listeners.Count + " listener(s), " + s.Policies.Policies.Count + " polic(ies), " + s.Credentials.Count + " credential(s)").ConfigureAwait(false);
+                return ExitCodes.Ok;
+            }
+
+            await error.WriteLineAsync("configuration '" + path + "' has " + result.Errors.Count + " problem(s):").ConfigureAwait(false);
+            foreach (var e in result.Errors)
+            {
+                await error.WriteLineAsync("  " + e).ConfigureAwait(false);
+            }
+
+            return ExitCodes.InvalidConfig;
+        });
+        return command;
+    }
+}

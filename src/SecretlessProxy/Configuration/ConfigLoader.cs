@@ -1,0 +1,77 @@
+using Microsoft.Extensions.Configuration;
+
+namespace SecretlessProxy.Configuration;
+
+/// <summary>
+/// Loads a config file: JSON schema check, then binding (with <c>SecretlessProxy__*</c> environment
+/// overrides applied), then semantic validation and compilation into a snapshot.
+/// </summary>
+public sealed class ConfigLoader
+{
+    private readonly TimeProvider _time;
+    private readonly HttpMessageInvoker _tokenClient;
+
+    public ConfigLoader(TimeProvider time, HttpMessageInvoker tokenClient)
+    {
+        _time = time;
+        _tokenClient = tokenClient;
+    }
+
+    public async Task<ConfigLoadResult> LoadAsync(string path, bool includeEnvironment = true, bool checkFiles = true)
+    {
+        var errors = new List<ConfigError>();
+        var fullPath = Path.GetFullPath(path);
+        var empty = new ConfigurationBuilder().Build();
+        string json;
+        try
+        {
+            json = await File.ReadAllTextAsync(fullPath).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            errors.Add(new("(file)", "cannot read '" + fullPath + "': " + ex.GetType().Name));
+            return new ConfigLoadResult(null, errors, empty);
+        }
+
+        var schema = await ConfigSchemaValidator.LoadEmbeddedAsync().ConfigureAwait(false);
+        schema.Validate(json, errors);
+        if (errors.Count > 0 && errors.Any(e => e.Key == "(file)"))
+        {
+            return new ConfigLoadResult(null, errors, empty);
+        }
+
+        return Compile(BuildConfiguration(fullPath, includeEnvironment), Path.GetDirectoryName(fullPath)!, checkFiles, errors);
+    }
+
+    /// <summary>Compiles an already-built configuration (tests and the demo use in-memory sources).</summary>
+    public ConfigLoadResult Compile(IConfiguration configuration, string baseDirectory, bool checkFiles, List<ConfigError>? errors = null)
+    {
+        errors ??= [];
+        var options = new SecretlessProxyOptions();
+        try
+        {
+            configuration.GetSection(SecretlessProxyOptions.SectionName).Bind(options);
+        }
+        catch (InvalidOperationException ex)
+        {
+            // The binder names the key and the value it could not convert; values here are not
+            // secrets (secrets live in files), so its message is safe to show.
+            errors.Add(new(SecretlessProxyOptions.SectionName, ex.Message));
+            return new ConfigLoadResult(null, errors, configuration);
+        }
+
+        var snapshot = new SnapshotCompiler(_time, _tokenClient, baseDirectory, checkFiles).Compile(options, errors);
+        return new ConfigLoadResult(errors.Count == 0 ? snapshot : null, errors, configuration);
+    }
+
+    private static IConfigurationRoot BuildConfiguration(string fullPath, bool includeEnvironment)
+    {
+        var builder = new ConfigurationBuilder().AddJsonFile(fullPath, optional: false, reloadOnChange: false);
+        if (includeEnvironment)
+        {
+            builder.AddEnvironmentVariables();
+        }
+
+        return builder.Build();
+    }
+}

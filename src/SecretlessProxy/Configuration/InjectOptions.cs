@@ -1,0 +1,15 @@
+namespace SecretlessProxy.Configuration;
+
+public sealed class InjectOptions
+{
+    /// <summary>Header name; with <see cref="Format"/> containing <c>{token}</c>.</summary>
+    public string? Header { get; set; }
+
+    public string? Format { get; set; }
+
+    /// <summary>HTTP Basic: the credential's user name and its secret as the password.</summary>
+    public bool? Basic { get; set; }
+
+    /// <summary>Query parameter name that carries the secret.</summary>
+    public string? Query { get; set; }
+}

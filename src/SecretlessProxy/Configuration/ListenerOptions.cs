@@ -1,0 +1,16 @@
+namespace SecretlessProxy.Configuration;
+
+public sealed class ListenerOptions
+{
+    /// <summary><c>Route</c>: requests to this listener go to <see cref="Upstream"/>.</summary>
+    public string? Mode { get; set; }
+
+    /// <summary>The address the listener binds, for example <c>http://127.0.0.1:8081</c>.</summary>
+    public string? Url { get; set; }
+
+    /// <summary>Route mode: the origin every request is forwarded to; it is also the destination that policy matches.</summary>
+    public string? Upstream { get; set; }
+
+    /// <summary>Overrides the global <c>Unmatched</c> for this listener.</summary>
+    public string? Unmatched { get; set; }
+}

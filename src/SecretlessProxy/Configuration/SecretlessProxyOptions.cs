@@ -1,0 +1,24 @@
+namespace SecretlessProxy.Configuration;
+
+/// <summary>
+/// The <c>SecretlessProxy</c> configuration section as bound from JSON and environment variables.
+/// Mutable only for the binder: it is validated and compiled into an immutable <see cref="ProxySnapshot"/>
+/// before anything reads it on the request path.
+/// </summary>
+public sealed class SecretlessProxyOptions
+{
+    public const string SectionName = "SecretlessProxy";
+
+    public AdminOptions Admin { get; set; } = new();
+
+    // Named maps rather than arrays (like YARP's Routes and Clusters) so that an environment
+    // variable such as SecretlessProxy__Policies__payments-read__Credential can override one entry.
+    public Dictionary<string, ListenerOptions> Listeners { get; set; } = new(StringComparer.OrdinalIgnoreCase);
+
+    public Dictionary<string, CredentialOptions> Credentials { get; set; } = new(StringComparer.OrdinalIgnoreCase);
+
+    public Dictionary<string, PolicyOptions> Policies { get; set; } = new(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary><c>Deny</c> (default) or <c>PassThrough</c>: what happens to a request no policy matches.</summary>
+    public string? Unmatched { get; set; }
+}

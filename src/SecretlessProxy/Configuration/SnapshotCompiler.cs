@@ -1,0 +1,534 @@
+using System.Net;
+using SecretlessProxy.Credentials;
+using SecretlessProxy.Injection;
+using SecretlessProxy.Listeners;
+using SecretlessProxy.Policy;
+
+namespace SecretlessProxy.Configuration;
+
+/// <summary>
+/// Validates bound options and compiles them into an immutable <see cref="ProxySnapshot"/>. Every
+/// problem is collected with its key path, so one run of <c>validate</c> shows them all.
+/// </summary>
+public sealed class SnapshotCompiler
+{
+    private const string Root = SecretlessProxyOptions.SectionName;
+
+    // Headers the HTTP stack or the connection owns: injecting into them would corrupt framing or routing.
+    private static readonly HashSet<string> ForbiddenHeaders = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "Host", "Content-Length", "Transfer-Encoding", "Connection", "Keep-Alive", "Upgrade", "TE", "Trailer",
+        "Proxy-Connection", "Expect",
+    };
+
+    private readonly TimeProvider _time;
+    private readonly HttpMessageInvoker _tokenClient;
+    private readonly string _baseDirectory;
+    private readonly bool _checkFiles;
+
+    /// <param name="baseDirectory">Relative file paths are resolved against it (the config file's folder).</param>
+    /// <param name="checkFiles">Whether referenced secret files must exist now.</param>
+    public SnapshotCompiler(TimeProvider time, HttpMessageInvoker tokenClient, string baseDirectory, bool checkFiles = true)
+    {
+        _time = time;
+        _tokenClient = tokenClient;
+        _baseDirectory = baseDirectory;
+        _checkFiles = checkFiles;
+    }
+
+    public ProxySnapshot? Compile(SecretlessProxyOptions options, List<ConfigError> errors)
+    {
+        var start = errors.Count;
+        var unmatched = ParseUnmatched(options.Unmatched, Root + ":Unmatched", errors) ?? UnmatchedBehavior.Deny;
+        var admin = ParseBindUrl(options.Admin.Url ?? AdminOptions.DefaultUrl, Root + ":Admin:Url", errors);
+
+        var listeners = new Dictionary<string, ListenerDefinition>(StringComparer.OrdinalIgnoreCase);
+        if (options.Listeners.Count == 0)
+        {
+            errors.Add(new(Root + ":Listeners", "at least one listener is required"));
+        }
+
+        foreach (var (name, listener) in options.Listeners)
+        {
+            var compiled = CompileListener(name, listener, unmatched, errors);
+            if (compiled is not null)
+            {
+                listeners[name] = compiled;
+            }
+        }
+
+        CheckPortConflicts(admin, listeners.Values, errors);
+
+        var credentialOptions = new Dictionary<string, CredentialOptions>(options.Credentials, StringComparer.OrdinalIgnoreCase);
+        var credentials = new List<CredentialDefinition>();
+        foreach (var (name, credential) in options.Credentials)
+        {
+            var compiled = CompileCredential(name, credential, errors);
+            if (compiled is not null)
+            {
+                credentials.Add(compiled);
+            }
+        }
+
+        var policies = new List<CompiledPolicy>();
+        foreach (var (name, policy) in options.Policies)
+        {
+            var compiled = CompilePolicy(name, policy, credentialOptions, errors);
+            if (compiled is not null)
+            {
+                policies.Add(compiled);
+            }
+        }
+
+        CheckAmbiguousPolicies(policies, errors);
+
+        if (errors.Count > start || admin is null)
+        {
+            return null;
+        }
+
+        return new ProxySnapshot(admin, listeners, credentials, new PolicySet(policies.OrderBy(p => p.Name, StringComparer.Ordinal).ToArray()));
+    }
+
+    private ListenerDefinition? CompileListener(string name, ListenerOptions listener, UnmatchedBehavior globalUnmatched, List<ConfigError> errors)
+    {
+        var key = Root + ":Listeners:" + name;
+        var ok = true;
+        if (!Enum.TryParse<ListenerMode>(listener.Mode, ignoreCase: true, out var mode) || !Enum.IsDefined(mode) || int.TryParse(listener.Mode, out _))
+        {
+            errors.Add(new(key + ":Mode", listener.Mode is null ? "is required (Route)" : "'" + listener.Mode + "' is not a listener mode; expected Route"));
+            ok = false;
+        }
+
+        var bind = ParseBindUrl(listener.Url, key + ":Url", errors);
+        var unmatched = ParseUnmatched(listener.Unmatched, key + ":Unmatched", errors) ?? globalUnmatched;
+
+        Uri? upstream = null;
+        if (string.IsNullOrWhiteSpace(listener.Upstream))
+        {
+            errors.Add(new(key + ":Upstream", "is required for a Route listener (for example http://127.0.0.1:9000)"));
+        }
+        else if (!Uri.TryCreate(listener.Upstream, UriKind.Absolute, out upstream) || upstream.Scheme is not ("http" or "https") || string.IsNullOrEmpty(upstream.Host))
+        {
+            errors.Add(new(key + ":Upstream", "'" + listener.Upstream + "' is not an absolute http or https URL"));
+            upstream = null;
+        }
+        else if (!string.IsNullOrEmpty(upstream.UserInfo) || !string.IsNullOrEmpty(upstream.Query) || !string.IsNullOrEmpty(upstream.Fragment))
+        {
+            // User info in a URL is a credential in the config; query and fragment have no meaning for a route prefix.
+            errors.Add(new(key + ":Upstream", "must not contain user info, a query or a fragment"));
+            upstream = null;
+        }
+
+        return ok && bind is not null && upstream is not null ? new ListenerDefinition(name, mode, bind, upstream, unmatched) : null;
+    }
+
+    private static void CheckPortConflicts(IPEndPoint? admin, IEnumerable<ListenerDefinition> listeners, List<ConfigError> errors)
+    {
+        var seen = new Dictionary<int, string>();
+        if (admin is { Port: > 0 })
+        {
+            seen[admin.Port] = Root + ":Admin:Url";
+        }
+
+        foreach (var listener in listeners)
+        {
+            var port = listener.BindEndPoint.Port;
+            if (port == 0)
+            {
+                continue;
+            }
+
+            if (seen.TryGetValue(port, out var other))
+            {
+                errors.Add(new(Root + ":Listeners:" + listener.Name + ":Url", "port " + port + " is already used by " + other));
+            }
+            else
+            {
+                seen[port] = Root + ":Listeners:" + listener.Name + ":Url";
+            }
+        }
+    }
+
+    private CredentialDefinition? CompileCredential(string name, CredentialOptions c, List<ConfigError> errors)
+    {
+        var key = Root + ":Credentials:" + name;
+        var start = errors.Count;
+
+        if (c.Username is not null && c.UsernameFile is not null)
+        {
+            errors.Add(new(key + ":UsernameFile", "give Username or UsernameFile, not both"));
+        }
+
+        var usernameFile = c.UsernameFile is null ? null : RequireFile(c.UsernameFile, key + ":UsernameFile", errors);
+        var refreshAt = c.RefreshAt ?? 0.8;
+        if (refreshAt is <= 0 or >= 1 || double.IsNaN(refreshAt))
+        {
+            errors.Add(new(key + ":RefreshAt", "must be a fraction of the lifetime between 0 and 1 (exclusive)"));
+        }
+
+        var expirySkew = NonNegative(c.ExpirySkew, TimeSpan.FromSeconds(5), key + ":ExpirySkew", errors);
+        var maxBackoff = Positive(c.MaxBackoff, TimeSpan.FromSeconds(30), key + ":MaxBackoff", errors);
+
+        ICredentialSource? source = null;
+        switch (c.Source?.ToLowerInvariant())
+        {
+            case "file":
+                if (string.IsNullOrWhiteSpace(c.Path))
+                {
+                    errors.Add(new(key + ":Path", "is required for a File credential"));
+                }
+                else
+                {
+                    var path = RequireFile(c.Path, key + ":Path", errors);
+                    source = new FileCredentialSource(path, c.Username, usernameFile, _time);
+                }
+
+                break;
+
+            case "oauth2clientcredentials":
+                source = CompileOAuth2(key, c, usernameFile, errors);
+                break;
+
+            case null:
+                errors.Add(new(key + ":Source", "is required (File or OAuth2ClientCredentials)"));
+                break;
+
+            default:
+                errors.Add(new(key + ":Source", "'" + c.Source + "' is not a credential source; expected File or OAuth2ClientCredentials"));
+                break;
+        }
+
+        return errors.Count == start && source is not null ? new CredentialDefinition(name, source, refreshAt, expirySkew, maxBackoff) : null;
+    }
+
+    private OAuth2ClientCredentialsSource? CompileOAuth2(string key, CredentialOptions c, string? usernameFile, List<ConfigError> errors)
+    {
+        var start = errors.Count;
+        Uri? tokenUrl = null;
+        if (string.IsNullOrWhiteSpace(c.TokenUrl))
+        {
+            errors.Add(new(key + ":TokenUrl", "is required for an OAuth2ClientCredentials credential"));
+        }
+        else if (!Uri.TryCreate(c.TokenUrl, UriKind.Absolute, out tokenUrl) || tokenUrl.Scheme is not ("http" or "https") || !string.IsNullOrEmpty(tokenUrl.UserInfo))
+        {
+            errors.Add(new(key + ":TokenUrl", "'" + c.TokenUrl + "' is not an absolute http or https URL without user info"));
+        }
+
+        if (string.IsNullOrWhiteSpace(c.ClientId))
+        {
+            errors.Add(new(key + ":ClientId", "is required for an OAuth2ClientCredentials credential"));
+        }
+
+        string? secretFile = null;
+        if (string.IsNullOrWhiteSpace(c.ClientSecretFile))
+        {
+            errors.Add(new(key + ":ClientSecretFile", "is required: the client secret is read from a file, never from the config"));
+        }
+        else
+        {
+            secretFile = RequireFile(c.ClientSecretFile, key + ":ClientSecretFile", errors);
+        }
+
+        var inBody = false;
+        switch (c.ClientAuth?.ToLowerInvariant())
+        {
+            case null or "basic":
+                break;
+            case "body":
+                inBody = true;
+                break;
+            default:
+                errors.Add(new(key + ":ClientAuth", "'" + c.ClientAuth + "' is not a client authentication method; expected Basic or Body"));
+                break;
+        }
+
+        var retryAttempts = c.RetryAttempts ?? 2;
+        if (retryAttempts is < 0 or > 10)
+        {
+            errors.Add(new(key + ":RetryAttempts", "must be between 0 and 10"));
+        }
+
+        var defaultLifetime = Positive(c.DefaultLifetime, TimeSpan.FromMinutes(5), key + ":DefaultLifetime", errors);
+        var timeout = Positive(c.Timeout, TimeSpan.FromSeconds(10), key + ":Timeout", errors);
+        var retryDelay = NonNegative(c.RetryDelay, TimeSpan.FromMilliseconds(200), key + ":RetryDelay", errors);
+
+        if (errors.Count > start)
+        {
+            return null;
+        }
+
+        var options = new OAuth2ClientCredentialsOptions(
+            tokenUrl!, c.ClientId!, secretFile!, c.Scopes ?? [], inBody, c.Audience, c.Resource,
+            c.Parameters ?? new Dictionary<string, string>(), defaultLifetime, timeout, retryAttempts, retryDelay, c.Username, usernameFile);
+        return new OAuth2ClientCredentialsSource(options, _tokenClient, _time);
+    }
+
+    private static CompiledPolicy? CompilePolicy(string name, PolicyOptions p, Dictionary<string, CredentialOptions> credentials, List<ConfigError> errors)
+    {
+        var key = Root + ":Policies:" + name;
+        var start = errors.Count;
+
+        var hosts = new List<HostPattern>();
+        if (p.Match.Hosts is not { Length: > 0 })
+        {
+            errors.Add(new(key + ":Match:Hosts", "at least one host is required (an exact name or *.example.com)"));
+        }
+        else
+        {
+            for (var i = 0; i < p.Match.Hosts.Length; i++)
+            {
+                if (HostPattern.TryParse(p.Match.Hosts[i], out var pattern))
+                {
+                    hosts.Add(pattern!);
+                }
+                else
+                {
+                    errors.Add(new(key + ":Match:Hosts:" + i, "'" + p.Match.Hosts[i] + "' is not a host name or *.suffix wildcard"));
+                }
+            }
+        }
+
+        int[]? ports = null;
+        if (p.Match.Ports is { Length: > 0 })
+        {
+            ports = p.Match.Ports;
+            for (var i = 0; i < ports.Length; i++)
+            {
+                if (ports[i] is < 1 or > 65535)
+                {
+                    errors.Add(new(key + ":Match:Ports:" + i, ports[i] + " is not a TCP port"));
+                }
+            }
+        }
+
+        string[]? methods = null;
+        if (p.Match.Methods is { Length: > 0 })
+        {
+            methods = new string[p.Match.Methods.Length];
+            for (var i = 0; i < methods.Length; i++)
+            {
+                var m = p.Match.Methods[i];
+                if (string.IsNullOrEmpty(m) || !m.All(char.IsAsciiLetter))
+                {
+                    errors.Add(new(key + ":Match:Methods:" + i, "'" + m + "' is not an HTTP method"));
+                }
+
+                methods[i] = (m ?? string.Empty).ToUpperInvariant();
+            }
+        }
+
+        var prefix = p.Match.PathPrefix ?? string.Empty;
+        if (prefix.Length > 0 && prefix[0] != '/')
+        {
+            errors.Add(new(key + ":Match:PathPrefix", "must start with '/'"));
+        }
+
+        CredentialOptions? credential = null;
+        if (string.IsNullOrWhiteSpace(p.Credential))
+        {
+            errors.Add(new(key + ":Credential", "is required: the name of an entry under Credentials"));
+        }
+        else if (!credentials.TryGetValue(p.Credential, out credential))
+        {
+            errors.Add(new(key + ":Credential", "names unknown credential '" + p.Credential + "'"));
+        }
+
+        var injection = CompileInjection(key + ":Inject", p.Inject, credential, errors);
+        if (errors.Count > start)
+        {
+            return null;
+        }
+
+        return new CompiledPolicy(name, hosts, ports, methods, prefix, p.Credential!, injection!);
+    }
+
+    private static InjectionRule? CompileInjection(string key, InjectOptions inject, CredentialOptions? credential, List<ConfigError> errors)
+    {
+        var kinds = (inject.Header is not null ? 1 : 0) + (inject.Basic == true ? 1 : 0) + (inject.Query is not null ? 1 : 0);
+        if (kinds != 1)
+        {
+            errors.Add(new(key, kinds == 0 ? "say how to inject: Header with Format, Basic: true, or Query" : "give only one of Header, Basic and Query"));
+            return null;
+        }
+
+        if (inject.Header is not null)
+        {
+            if (inject.Header.Length == 0 || !inject.Header.All(IsTokenChar))
+            {
+                errors.Add(new(key + ":Header", "'" + inject.Header + "' is not a valid header name"));
+                return null;
+            }
+
+            if (ForbiddenHeaders.Contains(inject.Header))
+            {
+                errors.Add(new(key + ":Header", "'" + inject.Header + "' is managed by the HTTP connection and cannot carry a credential"));
+                return null;
+            }
+
+            var format = inject.Format ?? HeaderInjector.Placeholder;
+            var first = format.IndexOf(HeaderInjector.Placeholder, StringComparison.Ordinal);
+            if (first < 0 || format.IndexOf(HeaderInjector.Placeholder, first + 1, StringComparison.Ordinal) >= 0)
+            {
+                errors.Add(new(key + ":Format", "must contain {token} exactly once"));
+                return null;
+            }
+
+            if (format.Any(char.IsControl))
+            {
+                errors.Add(new(key + ":Format", "must not contain control characters"));
+                return null;
+            }
+
+            return new HeaderInjector(inject.Header, format);
+        }
+
+        if (inject.Basic == true)
+        {
+            if (credential is not null && credential.Username is null && credential.UsernameFile is null)
+            {
+                errors.Add(new(key + ":Basic", "needs a user name: set Username or UsernameFile on the credential"));
+                return null;
+            }
+
+            return new BasicAuthInjector();
+        }
+
+        if (string.IsNullOrEmpty(inject.Query) || inject.Query.Any(ch => char.IsControl(ch) || ch is '&' or '=' or '#' or ' '))
+        {
+            errors.Add(new(key + ":Query", "'" + inject.Query + "' is not a valid query parameter name"));
+            return null;
+        }
+
+        return new QueryInjector(inject.Query);
+    }
+
+    /// <summary>
+    /// Two policies that can match the same request with the same specificity would make the winner
+    /// depend on declaration order, so that is a configuration error.
+    /// </summary>
+    private static void CheckAmbiguousPolicies(List<CompiledPolicy> policies, List<ConfigError> errors)
+    {
+        for (var i = 0; i < policies.Count; i++)
+        {
+            for (var j = i + 1; j < policies.Count; j++)
+            {
+                var a = policies[i];
+                var b = policies[j];
+                if (a.PathPrefix != b.PathPrefix || (a.Methods is null) != (b.Methods is null) || (a.Ports is null) != (b.Ports is null))
+                {
+                    continue;
+                }
+
+                if (a.Methods is not null && !a.Methods.Intersect(b.Methods!).Any())
+                {
+                    continue;
+                }
+
+                if (a.Ports is not null && !a.Ports.Intersect(b.Ports!).Any())
+                {
+                    continue;
+                }
+
+                foreach (var ha in a.Hosts)
+                {
+                    var tie = b.Hosts.FirstOrDefault(hb => ha.IsWildcard == hb.IsWildcard && ha.Value.Length == hb.Value.Length && ha.Overlaps(hb));
+                    if (tie is not null)
+                    {
+                        var (first, second) = string.CompareOrdinal(a.Name, b.Name) < 0 ? (a, b) : (b, a);
+                        errors.Add(new(
+                            Root + ":Policies:" + second.Name,
+                            "matches the same requests as policy '" + first.Name + "' (host " + tie.Text + ", path prefix '" + a.PathPrefix + "') with equal specificity; make one more specific"));
+                        goto nextPair;
+                    }
+                }
+
+            nextPair:;
+            }
+        }
+    }
+
+    private string RequireFile(string path, string key, List<ConfigError> errors)
+    {
+        var full = Path.IsPathRooted(path) ? path : Path.GetFullPath(Path.Combine(_baseDirectory, path));
+        if (_checkFiles && !File.Exists(full))
+        {
+            errors.Add(new(key, "file '" + full + "' does not exist"));
+        }
+
+        return full;
+    }
+
+    internal static IPEndPoint? ParseBindUrl(string? url, string key, List<ConfigError> errors)
+    {
+        if (string.IsNullOrWhiteSpace(url))
+        {
+            errors.Add(new(key, "is required (for example http://127.0.0.1:8081)"));
+            return null;
+        }
+
+        if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || uri.Scheme != "http" || uri.AbsolutePath != "/" || !string.IsNullOrEmpty(uri.Query))
+        {
+            errors.Add(new(key, "'" + url + "' is not an http://address:port URL"));
+            return null;
+        }
+
+        if (uri.IsDefaultPort && !url.Contains(":80", StringComparison.Ordinal))
+        {
+            errors.Add(new(key, "'" + url + "' must name a port"));
+            return null;
+        }
+
+        IPAddress? address;
+        if (string.Equals(uri.Host, "localhost", StringComparison.OrdinalIgnoreCase))
+        {
+            address = IPAddress.Loopback;
+        }
+        else if (!IPAddress.TryParse(uri.Host.Trim('[', ']'), out address))
+        {
+            errors.Add(new(key, "'" + uri.Host + "' is not an IP address or localhost; a listener binds an address, not a name"));
+            return null;
+        }
+
+        return new IPEndPoint(address, uri.Port);
+    }
+
+    private static UnmatchedBehavior? ParseUnmatched(string? value, string key, List<ConfigError> errors)
+    {
+        switch (value?.ToLowerInvariant())
+        {
+            case null:
+                return null;
+            case "deny":
+                return UnmatchedBehavior.Deny;
+            case "passthrough":
+                return UnmatchedBehavior.PassThrough;
+            default:
+                errors.Add(new(key, "'" + value + "' is not valid; expected Deny or PassThrough"));
+                return null;
+        }
+    }
+
+    private static TimeSpan Positive(TimeSpan? value, TimeSpan fallback, string key, List<ConfigError> errors)
+    {
+        if (value is { } v && v <= TimeSpan.Zero)
+        {
+            errors.Add(new(key, "must be a positive duration (hh:mm:ss)"));
+        }
+
+        return value ?? fallback;
+    }
+
+    private static TimeSpan NonNegative(TimeSpan? value, TimeSpan fallback, string key, List<ConfigError> errors)
+    {
+        if (value is { } v && v < TimeSpan.Zero)
+        {
+            errors.Add(new(key, "must not be negative"));
+        }
+
+        return value ?? fallback;
+    }
+
+    // RFC 9110 section 5.6.2 token characters.
+    private static bool IsTokenChar(char c) => char.IsAsciiLetterOrDigit(c) || "!#$%&'*+-.^_`|~".Contains(c);
+}

@@ -1,0 +1,237 @@
+using Microsoft.Extensions.Logging;
+using SecretlessProxy.Telemetry;
+
+namespace SecretlessProxy.Credentials;
+
+/// <summary>
+/// The cache state of one credential: the current value, at most one fetch in flight, and the
+/// backoff after failures. The hit path reads one volatile reference and takes no lock.
+/// </summary>
+internal sealed partial class CredentialEntry
+{
+    private readonly object _gate = new();
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly CancellationToken _stopping;
+
+    private volatile CachedValue? _current;
+    private Task<Credential>? _inflight;
+    private int _failures;
+    private DateTimeOffset _notBefore;
+    private DateTimeOffset? _lastRefresh;
+    private string? _lastError;
+    private DateTimeOffset? _lastErrorAt;
+
+    public CredentialEntry(CredentialDefinition definition, TimeProvider time, ILogger logger, CancellationToken stopping)
+    {
+        Definition = definition;
+        _time = time;
+        _logger = logger;
+        _stopping = stopping;
+    }
+
+    public CredentialDefinition Definition { get; }
+
+    public string Name => Definition.Name;
+
+    public ValueTask<CredentialLease> GetAsync(CancellationToken cancellationToken)
+    {
+        var now = _time.GetUtcNow();
+        var current = _current;
+        if (current is not null && now < current.UsableUntil && !Definition.Source.IsStale(current.Credential))
+        {
+            if (now < current.RefreshAt)
+            {
+                return new ValueTask<CredentialLease>(new CredentialLease(current.Credential, CacheOutcome.Hit));
+            }
+
+            // Past the refresh point but still valid: serve the cached value and let one background
+            // fetch replace it, so no request waits on the token endpoint while a good value exists.
+            var outcome = TryStartBackgroundRefresh(now) ? CacheOutcome.RefreshAhead : CacheOutcome.Hit;
+            return new ValueTask<CredentialLease>(new CredentialLease(current.Credential, outcome));
+        }
+
+        return WaitForFetchAsync(now, cancellationToken);
+    }
+
+    public CredentialStatus GetStatus()
+    {
+        var now = _time.GetUtcNow();
+        var current = _current;
+        lock (_gate)
+        {
+            string state;
+            if (current is null)
+            {
+                state = _inflight is not null ? "fetching" : _lastError is not null ? "failed" : "empty";
+            }
+            else if (now >= current.UsableUntil)
+            {
+                state = "expired";
+            }
+            else
+            {
+                state = _inflight is not null ? "refreshing" : "valid";
+            }
+
+            return new CredentialStatus(Name, Definition.Source.Kind, state, current?.Credential.ExpiresAt, _lastRefresh, _lastError, _lastErrorAt);
+        }
+    }
+
+    /// <summary>Drops the cached value so the next request fetches anew.</summary>
+    public void Invalidate() => _current = null;
+
+    private async ValueTask<CredentialLease> WaitForFetchAsync(DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        Task<Credential> fetch;
+        lock (_gate)
+        {
+            if (_inflight is null)
+            {
+                if (now < _notBefore)
+                {
+                    // Fail fast during backoff instead of queueing every request behind a dead endpoint.
+                    throw new CredentialUnavailableException(Name, "the last fetch failed (" + _lastError + "); retrying after backoff");
+                }
+
+                _inflight = StartFetch();
+            }
+
+            fetch = _inflight;
+        }
+
+        try
+        {
+            // WaitAsync: a caller that gives up stops waiting, but the shared fetch goes on for the others.
+            var credential = await fetch.WaitAsync(cancellationToken).ConfigureAwait(false);
+            return new CredentialLease(credential, CacheOutcome.Fetch);
+        }
+        catch (CredentialFetchException ex)
+        {
+            throw new CredentialUnavailableException(Name, ex.Message);
+        }
+    }
+
+    private bool TryStartBackgroundRefresh(DateTimeOffset now)
+    {
+        Task<Credential> fetch;
+        lock (_gate)
+        {
+            if (_inflight is not null || now < _notBefore)
+            {
+                return false;
+            }
+
+            fetch = _inflight = StartFetch();
+        }
+
+        // Nobody awaits a background refresh; its failure is recorded in the entry's state.
+        fetch.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        return true;
+    }
+
+    // Called under _gate. Task.Run guarantees that the fetch's own "clear _inflight" step, which also
+    // takes _gate, runs after the caller has stored the task, even if the source completes synchronously.
+    private Task<Credential> StartFetch() => Task.Run(FetchAsync, CancellationToken.None);
+
+    private async Task<Credential> FetchAsync()
+    {
+        using var activity = ProxyTelemetry.StartCredentialFetch(Name, Definition.Source.Kind);
+        var started = _time.GetTimestamp();
+        try
+        {
+            var credential = await Definition.Source.FetchAsync(_stopping).ConfigureAwait(false);
+            var now = _time.GetUtcNow();
+            var cached = CachedValue.Create(credential, Definition, now);
+            if (cached.UsableUntil <= now)
+            {
+                throw new CredentialFetchException("the source issued a credential that is already expired", isTransient: false);
+            }
+
+            _current = cached;
+            lock (_gate)
+            {
+                _failures = 0;
+                _notBefore = default;
+                _lastRefresh = now;
+                _inflight = null;
+            }
+
+            Log.Fetched(_logger, Name, Definition.Source.Kind, credential.ExpiresAt, _time.GetElapsedTime(started).TotalMilliseconds);
+            activity?.SetTag(ProxyTelemetry.Tags.Outcome, "success");
+            return credential;
+        }
+        catch (Exception ex)
+        {
+            var message = ex is CredentialFetchException ? ex.Message
+                : ex is OperationCanceledException ? "the fetch was cancelled because the proxy is stopping"
+                : "unexpected " + ex.GetType().Name + " from the credential source";
+            var now = _time.GetUtcNow();
+            TimeSpan backoff;
+            lock (_gate)
+            {
+                _failures++;
+                backoff = Backoff(_failures);
+                _notBefore = now + backoff;
+                _lastError = message;
+                _lastErrorAt = now;
+                _inflight = null;
+            }
+
+            // Only the safe message is logged: an inner exception from an HTTP stack could carry a body.
+            Log.FetchFailed(_logger, Name, Definition.Source.Kind, message, backoff.TotalMilliseconds);
+            activity?.SetTag(ProxyTelemetry.Tags.Outcome, "failure");
+            activity?.SetStatus(System.Diagnostics.ActivityStatusCode.Error, message);
+            throw ex as CredentialFetchException ?? new CredentialFetchException(message, isTransient: false);
+        }
+    }
+
+    private TimeSpan Backoff(int failures)
+    {
+        // Exponential from one second, capped, with +-20% jitter so that many sidecars restarted
+        // together do not hit the identity provider in step.
+        var seconds = Math.Min(Definition.MaxBackoff.TotalSeconds, Math.Pow(2, Math.Min(failures - 1, 16)));
+        var jitter = 0.8 + (Random.Shared.NextDouble() * 0.4);
+        return TimeSpan.FromSeconds(seconds * jitter);
+    }
+
+    private sealed class CachedValue
+    {
+        private CachedValue(Credential credential, DateTimeOffset refreshAt, DateTimeOffset usableUntil)
+        {
+            Credential = credential;
+            RefreshAt = refreshAt;
+            UsableUntil = usableUntil;
+        }
+
+        public Credential Credential { get; }
+
+        public DateTimeOffset RefreshAt { get; }
+
+        /// <summary>After this instant the value is never handed out: the real expiry minus the skew.</summary>
+        public DateTimeOffset UsableUntil { get; }
+
+        public static CachedValue Create(Credential credential, CredentialDefinition definition, DateTimeOffset now)
+        {
+            if (credential.ExpiresAt is not { } expiresAt)
+            {
+                return new CachedValue(credential, DateTimeOffset.MaxValue, DateTimeOffset.MaxValue);
+            }
+
+            var lifetime = expiresAt - now;
+            // The skew is capped at a tenth of the lifetime so that short-lived tokens remain usable.
+            var skew = TimeSpan.FromTicks(Math.Min(definition.ExpirySkew.Ticks, Math.Max(0, lifetime.Ticks / 10)));
+            var refreshAt = now + TimeSpan.FromTicks((long)(Math.Max(0, lifetime.Ticks) * definition.RefreshAt));
+            return new CachedValue(credential, refreshAt, expiresAt - skew);
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventIds.CredentialFetched, LogLevel.Information, "Fetched credential {CredentialName} from {CredentialSource}, expires {ExpiresAt}, in {DurationMs} ms")]
+        public static partial void Fetched(ILogger logger, string credentialName, string credentialSource, DateTimeOffset? expiresAt, double durationMs);
+
+        [LoggerMessage(EventIds.CredentialFetchFailed, LogLevel.Warning, "Fetching credential {CredentialName} from {CredentialSource} failed: {Reason}; next attempt in {BackoffMs} ms at the earliest")]
+        public static partial void FetchFailed(ILogger logger, string credentialName, string credentialSource, string reason, double backoffMs);
+    }
+}

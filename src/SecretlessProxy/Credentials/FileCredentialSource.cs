@@ -1,0 +1,37 @@
+namespace SecretlessProxy.Credentials;
+
+/// <summary>
+/// A secret read from a file, such as a Kubernetes Secret volume. The file is re-read when it
+/// changes: Kubernetes rotates a secret by swapping the <c>..data</c> symlink, so the stamp is the
+/// final link target plus its modification time and length, checked on every use.
+/// </summary>
+public sealed class FileCredentialSource : ICredentialSource
+{
+    private readonly string _path;
+    private readonly string? _username;
+    private readonly string? _usernameFile;
+    private readonly TimeProvider _time;
+
+    public FileCredentialSource(string path, string? username, string? usernameFile, TimeProvider time)
+    {
+        _path = path;
+        _username = username;
+        _usernameFile = usernameFile;
+        _time = time;
+    }
+
+    public string Kind => "File";
+
+    public async Task<Credential> FetchAsync(CancellationToken cancellationToken)
+    {
+        // Stamp before reading: if the file changes during the read, the next use sees a newer stamp
+        // and reads again, rather than keeping a value that may be half old.
+        var stamp = FileStamp.Read(_path);
+        var secret = await SecretFile.ReadAsync(_path, "secret", cancellationToken).ConfigureAwait(false);
+        SecretFile.EnsurePrintable(secret, "the secret in '" + _path + "'");
+        var username = await UsernameResolver.ResolveAsync(_username, _usernameFile, cancellationToken).ConfigureAwait(false);
+        return new Credential(secret, username, _time.GetUtcNow(), expiresAt: null, stamp);
+    }
+
+    public bool IsStale(Credential credential) => !Equals(credential.SourceStamp, FileStamp.Read(_path));
+}

@@ -1,0 +1,17 @@
+namespace SecretlessProxy.Credentials;
+
+/// <summary>Obtains a fresh credential of one kind. The cache decides when; the source only fetches.</summary>
+public interface ICredentialSource
+{
+    /// <summary>The configured source name (<c>File</c>, <c>OAuth2ClientCredentials</c>), for spans and /credentials.</summary>
+    string Kind { get; }
+
+    /// <summary>Fetches a new value. Failures throw <see cref="CredentialFetchException"/> with a message that holds no secret.</summary>
+    Task<Credential> FetchAsync(CancellationToken cancellationToken);
+
+    /// <summary>
+    /// True when a cached value no longer reflects its source (a rotated file). Called on every cache
+    /// hit, so it must be cheap.
+    /// </summary>
+    bool IsStale(Credential credential) => false;
+}

@@ -1,0 +1,18 @@
+namespace SecretlessProxy.Credentials;
+
+/// <summary>The validated settings of an OAuth2 client-credentials source (RFC 6749 section 4.4).</summary>
+public sealed record OAuth2ClientCredentialsOptions(
+    Uri TokenUrl,
+    string ClientId,
+    string ClientSecretFile,
+    IReadOnlyList<string> Scopes,
+    bool ClientAuthInBody,
+    string? Audience,
+    string? Resource,
+    IReadOnlyDictionary<string, string> Parameters,
+    TimeSpan DefaultLifetime,
+    TimeSpan Timeout,
+    int RetryAttempts,
+    TimeSpan RetryDelay,
+    string? Username,
+    string? UsernameFile);

@@ -1,0 +1,256 @@
+using System.Net;
+using System.Collections.Frozen;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using Polly;
+using Polly.Retry;
+
+namespace SecretlessProxy.Credentials;
+
+/// <summary>
+/// Fetches an access token with the client-credentials grant (RFC 6749 section 4.4). The client
+/// secret is read from its file at every fetch so that a rotated Secret is picked up, and the
+/// token endpoint's answers are reduced to safe messages: a body is never echoed into an error,
+/// because some endpoints repeat the submitted secret in their error description.
+/// </summary>
+public sealed class OAuth2ClientCredentialsSource : ICredentialSource
+{
+    private const int MaxResponseBytes = 256 * 1024;
+
+    private readonly OAuth2ClientCredentialsOptions _options;
+    private readonly HttpMessageInvoker _http;
+    private readonly TimeProvider _time;
+    private readonly ResiliencePipeline _retry;
+
+    public OAuth2ClientCredentialsSource(OAuth2ClientCredentialsOptions options, HttpMessageInvoker http, TimeProvider time)
+    {
+        _options = options;
+        _http = http;
+        _time = time;
+
+        var builder = new ResiliencePipelineBuilder { TimeProvider = time };
+        if (options.RetryAttempts > 0)
+        {
+            builder.AddRetry(new RetryStrategyOptions
+            {
+                ShouldHandle = new PredicateBuilder().Handle<CredentialFetchException>(static e => e.IsTransient),
+                MaxRetryAttempts = options.RetryAttempts,
+                Delay = options.RetryDelay,
+                BackoffType = DelayBackoffType.Exponential,
+                UseJitter = true,
+            });
+        }
+
+        _retry = builder.Build();
+    }
+
+    public string Kind => "OAuth2ClientCredentials";
+
+    public async Task<Credential> FetchAsync(CancellationToken cancellationToken) =>
+        await _retry.ExecuteAsync(static (self, ct) => new ValueTask<Credential>(self.FetchOnceAsync(ct)), this, cancellationToken).ConfigureAwait(false);
+
+    private async Task<Credential> FetchOnceAsync(CancellationToken cancellationToken)
+    {
+        var clientSecret = await SecretFile.ReadAsync(_options.ClientSecretFile, "client secret", cancellationToken).ConfigureAwait(false);
+        var username = await UsernameResolver.ResolveAsync(_options.Username, _options.UsernameFile, cancellationToken).ConfigureAwait(false);
+
+        using var request = BuildRequest(clientSecret);
+        var requestedAt = _time.GetUtcNow();
+
+        // The timeout is wall-clock on purpose: it bounds a network wait, not a credential lifetime.
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(_options.Timeout);
+
+        HttpResponseMessage response;
+        try
+        {
+            response = await _http.SendAsync(request, timeout.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new CredentialFetchException("token endpoint did not answer within " + _options.Timeout.TotalSeconds + " s", isTransient: true);
+        }
+        catch (HttpRequestException ex)
+        {
+            throw new CredentialFetchException("token endpoint unreachable (" + (ex.HttpRequestError.ToString()) + ")", isTransient: true);
+        }
+
+        using (response)
+        {
+            byte[] body;
+            try
+            {
+                body = await ReadLimitedAsync(response.Content, timeout.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                throw new CredentialFetchException("token endpoint did not finish its answer within " + _options.Timeout.TotalSeconds + " s", isTransient: true);
+            }
+            catch (HttpRequestException ex)
+            {
+                throw new CredentialFetchException("token endpoint connection failed while reading the answer (" + ex.HttpRequestError + ")", isTransient: true);
+            }
+
+            var status = (int)response.StatusCode;
+            if (status is < 200 or > 299)
+            {
+                var transient = status is 408 or 429 or >= 500;
+                var code = TryReadErrorCode(body);
+                throw new CredentialFetchException(
+                    "token endpoint answered " + status + (code is null ? string.Empty : " (" + code + ")"),
+                    transient);
+            }
+
+            return ParseToken(body, requestedAt, username);
+        }
+    }
+
+    private HttpRequestMessage BuildRequest(string clientSecret)
+    {
+        var form = new List<KeyValuePair<string, string>>(8) { new("grant_type", "client_credentials") };
+        if (_options.Scopes.Count > 0)
+        {
+            form.Add(new("scope", string.Join(' ', _options.Scopes)));
+        }
+
+        if (_options.Audience is not null)
+        {
+            form.Add(new("audience", _options.Audience));
+        }
+
+        if (_options.Resource is not null)
+        {
+            form.Add(new("resource", _options.Resource));
+        }
+
+        foreach (var (key, value) in _options.Parameters)
+        {
+            form.Add(new(key, value));
+        }
+
+        var request = new HttpRequestMessage(HttpMethod.Post, _options.TokenUrl);
+        if (_options.ClientAuthInBody)
+        {
+            form.Add(new("client_id", _options.ClientId));
+            form.Add(new("client_secret", clientSecret));
+        }
+        else
+        {
+            // RFC 6749 section 2.3.1: client id and secret are form-urlencoded before Base64.
+            var raw = WebUtility.UrlEncode(_options.ClientId) + ":" + WebUtility.UrlEncode(clientSecret);
+            request.Headers.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes(raw)));
+        }
+
+        request.Content = new FormUrlEncodedContent(form);
+        request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/json"));
+        return request;
+    }
+
+    private Credential ParseToken(byte[] body, DateTimeOffset requestedAt, string? username)
+    {
+        string? accessToken = null;
+        double? expiresIn = null;
+        try
+        {
+            using var doc = JsonDocument.Parse(body);
+            if (doc.RootElement.ValueKind != JsonValueKind.Object)
+            {
+                throw new CredentialFetchException("token endpoint answered JSON that is not an object", isTransient: true);
+            }
+
+            foreach (var property in doc.RootElement.EnumerateObject())
+            {
+                if (property.NameEquals("access_token") && property.Value.ValueKind == JsonValueKind.String)
+                {
+                    accessToken = property.Value.GetString();
+                }
+                else if (property.NameEquals("expires_in"))
+                {
+                    // Some servers send the number as a string.
+                    if (property.Value.ValueKind == JsonValueKind.Number && property.Value.TryGetDouble(out var n))
+                    {
+                        expiresIn = n;
+                    }
+                    else if (property.Value.ValueKind == JsonValueKind.String && double.TryParse(property.Value.GetString(), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var s))
+                    {
+                        expiresIn = s;
+                    }
+                    else
+                    {
+                        throw new CredentialFetchException("token endpoint answered an expires_in that is not a number", isTransient: true);
+                    }
+                }
+            }
+        }
+        catch (JsonException)
+        {
+            throw new CredentialFetchException("token endpoint answered something that is not JSON", isTransient: true);
+        }
+
+        if (string.IsNullOrEmpty(accessToken))
+        {
+            throw new CredentialFetchException("token endpoint answer has no access_token", isTransient: true);
+        }
+
+        if (expiresIn is { } e && (double.IsNaN(e) || e <= 0))
+        {
+            throw new CredentialFetchException("token endpoint issued a token with a non-positive expires_in", isTransient: false);
+        }
+
+        SecretFile.EnsurePrintable(accessToken, "the access token");
+        var lifetime = expiresIn is { } seconds ? TimeSpan.FromSeconds(Math.Min(seconds, TimeSpan.FromDays(365).TotalSeconds)) : _options.DefaultLifetime;
+        return new Credential(accessToken, username, requestedAt, requestedAt + lifetime);
+    }
+
+    private static async Task<byte[]> ReadLimitedAsync(HttpContent content, CancellationToken cancellationToken)
+    {
+        await using var stream = await content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
+        using var buffer = new MemoryStream();
+        var chunk = new byte[8192];
+        int read;
+        while ((read = await stream.ReadAsync(chunk, cancellationToken).ConfigureAwait(false)) > 0)
+        {
+            if (buffer.Length + read > MaxResponseBytes)
+            {
+                throw new CredentialFetchException("token endpoint answer is larger than 256 KiB", isTransient: true);
+            }
+
+            buffer.Write(chunk, 0, read);
+        }
+
+        return buffer.ToArray();
+    }
+
+    /// <summary>
+    /// The RFC 6749 section 5.2 <c>error</c> code is a fixed vocabulary and safe to report when it is
+    /// one of the known codes; the free-text <c>error_description</c> is never read.
+    /// </summary>
+    private static string? TryReadErrorCode(byte[] body)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(body);
+            if (doc.RootElement.ValueKind == JsonValueKind.Object &&
+                doc.RootElement.TryGetProperty("error", out var error) &&
+                error.ValueKind == JsonValueKind.String &&
+                error.GetString() is { } code &&
+                KnownErrorCodes.Contains(code))
+            {
+                return code;
+            }
+        }
+        catch (JsonException)
+        {
+        }
+
+        return null;
+    }
+
+    // Only codes from RFC 6749 section 5.2 and RFC 8707 are echoed: a free-form value could be anything.
+    private static readonly FrozenSet<string> KnownErrorCodes = new[]
+    {
+        "invalid_request", "invalid_client", "invalid_grant", "unauthorized_client", "unsupported_grant_type",
+        "invalid_scope", "invalid_target", "access_denied", "server_error", "temporarily_unavailable",
+    }.ToFrozenSet(StringComparer.Ordinal);
+}

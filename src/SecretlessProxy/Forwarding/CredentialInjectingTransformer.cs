@@ -1,0 +1,20 @@
+using Microsoft.AspNetCore.Http;
+using Yarp.ReverseProxy.Forwarder;
+
+namespace SecretlessProxy.Forwarding;
+
+/// <summary>
+/// YARP's default copy of the request, then the policy's injection on the outgoing message. The
+/// injection runs last so that nothing the app sent under the injected name survives.
+/// </summary>
+internal sealed class CredentialInjectingTransformer : HttpTransformer
+{
+    public override async ValueTask TransformRequestAsync(HttpContext httpContext, HttpRequestMessage proxyRequest, string destinationPrefix, CancellationToken cancellationToken)
+    {
+        await base.TransformRequestAsync(httpContext, proxyRequest, destinationPrefix, cancellationToken).ConfigureAwait(false);
+        if (httpContext.Features.Get<InjectionFeature>() is { } injection)
+        {
+            injection.Rule.Apply(proxyRequest, injection.Credential);
+        }
+    }
+}

@@ -1,0 +1,156 @@
+using System.Diagnostics;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+using SecretlessProxy.Credentials;
+using SecretlessProxy.Hosting;
+using SecretlessProxy.Listeners;
+using SecretlessProxy.Policy;
+using SecretlessProxy.Telemetry;
+using Yarp.ReverseProxy.Forwarder;
+
+namespace SecretlessProxy.Forwarding;
+
+/// <summary>
+/// The request path: destination from the listener, decision from policy, credential from the cache,
+/// injection in the transformer, forwarding by YARP's <see cref="IHttpForwarder"/>, and one span
+/// recording the outcome. Called directly rather than through YARP's routing, which this proxy does
+/// not need and which costs CPU per request.
+/// </summary>
+internal sealed partial class ProxyRequestHandler
+{
+    private readonly ProxyState _state;
+    private readonly IHttpForwarder _forwarder;
+    private readonly HttpMessageInvoker _upstreamClient;
+    private readonly CredentialInjectingTransformer _transformer = new();
+    private readonly ForwarderRequestConfig _requestConfig;
+    private readonly ILogger _logger;
+
+    public ProxyRequestHandler(ProxyState state, IHttpForwarder forwarder, HttpMessageInvoker upstreamClient, ILogger<ProxyRequestHandler> logger)
+    {
+        _state = state;
+        _forwarder = forwarder;
+        _upstreamClient = upstreamClient;
+        _logger = logger;
+        _requestConfig = new ForwarderRequestConfig { ActivityTimeout = TimeSpan.FromSeconds(100) };
+    }
+
+    public async Task HandleAsync(HttpContext context, string listenerName)
+    {
+        var snapshot = _state.Snapshot;
+        if (!snapshot.Listeners.TryGetValue(listenerName, out var listener))
+        {
+            // A listener removed from the configuration while its socket still accepts: fail closed.
+            await ProblemResponse.WriteAsync(context, StatusCodes.Status503ServiceUnavailable, "listener-unavailable", "Listener unavailable", "listener '" + listenerName + "' is not configured").ConfigureAwait(false);
+            return;
+        }
+
+        using var activity = ProxyTelemetry.StartRequest(listener.Name);
+        var request = context.Request;
+        var upstream = listener.Upstream;
+        var destination = new RequestDestination(upstream.Scheme, upstream.Host, upstream.Port, request.Method, CombinePath(listener, request.Path));
+        if (activity is not null)
+        {
+            activity.SetTag(ProxyTelemetry.Tags.HttpMethod, destination.Method);
+            activity.SetTag(ProxyTelemetry.Tags.ServerAddress, destination.Host);
+            activity.SetTag(ProxyTelemetry.Tags.ServerPort, destination.Port);
+            activity.SetTag(ProxyTelemetry.Tags.UrlPath, destination.Path);
+        }
+
+        var decision = snapshot.Policies.Evaluate(destination, listener.Unmatched);
+        activity?.SetTag(ProxyTelemetry.Tags.Decision, decision.Name);
+
+        switch (decision.Kind)
+        {
+            case DecisionKind.Deny:
+                Log.Denied(_logger, listener.Name, destination.Method, destination.Host, destination.Port, destination.Path, decision.Reason);
+                activity?.SetTag(ProxyTelemetry.Tags.Reason, decision.Reason);
+                await ProblemResponse.WriteAsync(context, StatusCodes.Status403Forbidden, "policy-denied", "Denied by policy", decision.Reason, activity?.TraceId.ToString()).ConfigureAwait(false);
+                SetStatus(activity, context);
+                return;
+
+            case DecisionKind.PassThrough:
+                Log.PassedThrough(_logger, listener.Name, destination.Method, destination.Host, destination.Port, destination.Path);
+                break;
+
+            default:
+                var policy = decision.Policy!;
+                if (activity is not null)
+                {
+                    activity.SetTag(ProxyTelemetry.Tags.Policy, policy.Name);
+                    activity.SetTag(ProxyTelemetry.Tags.CredentialName, policy.CredentialName);
+                    activity.SetTag(ProxyTelemetry.Tags.CredentialSource, _state.Cache.GetSourceKind(policy.CredentialName));
+                    activity.SetTag(ProxyTelemetry.Tags.Injection, policy.Injection.Kind);
+                }
+
+                CredentialLease lease;
+                try
+                {
+                    lease = await _state.Cache.GetAsync(policy.CredentialName, context.RequestAborted).ConfigureAwait(false);
+                }
+                catch (CredentialUnavailableException ex)
+                {
+                    Log.CredentialUnavailable(_logger, listener.Name, policy.Name, ex.CredentialName, ex.Reason);
+                    activity?.SetTag(ProxyTelemetry.Tags.Outcome, "credential-unavailable");
+                    await ProblemResponse.WriteAsync(
+                        context,
+                        StatusCodes.Status503ServiceUnavailable,
+                        "credential-unavailable",
+                        "Credential unavailable",
+                        "policy '" + policy.Name + "' needs credential '" + ex.CredentialName + "', which is unavailable: " + ex.Reason,
+                        activity?.TraceId.ToString()).ConfigureAwait(false);
+                    SetStatus(activity, context);
+                    return;
+                }
+
+                activity?.SetTag(ProxyTelemetry.Tags.CredentialCache, lease.OutcomeName);
+                context.Features.Set(new InjectionFeature(policy.Injection, lease.Credential));
+                Log.Allowed(_logger, listener.Name, policy.Name, destination.Method, destination.Host, destination.Port, destination.Path, policy.CredentialName, lease.OutcomeName);
+                break;
+        }
+
+        var error = await _forwarder.SendAsync(context, listener.UpstreamPrefix, _upstreamClient, _requestConfig, _transformer).ConfigureAwait(false);
+        if (error != ForwarderError.None)
+        {
+            var reason = error.ToString();
+            Log.UpstreamFailed(_logger, listener.Name, destination.Host, destination.Port, reason);
+            activity?.SetTag(ProxyTelemetry.Tags.Outcome, "upstream-error");
+            activity?.SetStatus(ActivityStatusCode.Error, reason);
+            if (error is not (ForwarderError.RequestCanceled or ForwarderError.RequestBodyCanceled))
+            {
+                var status = context.Response.StatusCode >= 500 ? context.Response.StatusCode : StatusCodes.Status502BadGateway;
+                await ProblemResponse.WriteAsync(context, status, "upstream-failed", "Upstream request failed", "forwarding to " + destination.Host + ":" + destination.Port + " failed (" + reason + ")", activity?.TraceId.ToString()).ConfigureAwait(false);
+            }
+        }
+
+        SetStatus(activity, context);
+    }
+
+    private static string CombinePath(ListenerDefinition listener, PathString path)
+    {
+        // Policy sees the path the upstream will see: the route's base path plus the request path.
+        var basePath = listener.Upstream.AbsolutePath;
+        var requestPath = path.HasValue ? path.Value! : "/";
+        return basePath.Length <= 1 ? requestPath : basePath.TrimEnd('/') + requestPath;
+    }
+
+    private static void SetStatus(Activity? activity, HttpContext context) =>
+        activity?.SetTag(ProxyTelemetry.Tags.StatusCode, context.Response.StatusCode);
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventIds.RequestAllowed, LogLevel.Debug, "Allowed {Method} {Host}:{Port}{Path} on listener {Listener} by policy {Policy} with credential {CredentialName} ({CacheOutcome})")]
+        public static partial void Allowed(ILogger logger, string listener, string policy, string method, string host, int port, string path, string credentialName, string cacheOutcome);
+
+        [LoggerMessage(EventIds.RequestDenied, LogLevel.Information, "Denied {Method} {Host}:{Port}{Path} on listener {Listener}: {Reason}")]
+        public static partial void Denied(ILogger logger, string listener, string method, string host, int port, string path, string reason);
+
+        [LoggerMessage(EventIds.RequestPassedThrough, LogLevel.Debug, "Passed through {Method} {Host}:{Port}{Path} on listener {Listener} with nothing injected")]
+        public static partial void PassedThrough(ILogger logger, string listener, string method, string host, int port, string path);
+
+        [LoggerMessage(EventIds.CredentialUnavailable, LogLevel.Warning, "Refused a request on listener {Listener} for policy {Policy}: credential {CredentialName} unavailable: {Reason}")]
+        public static partial void CredentialUnavailable(ILogger logger, string listener, string policy, string credentialName, string reason);
+
+        [LoggerMessage(EventIds.UpstreamFailed, LogLevel.Warning, "Forwarding on listener {Listener} to {Host}:{Port} failed: {Error}")]
+        public static partial void UpstreamFailed(ILogger logger, string listener, string host, int port, string error);
+    }
+}

@@ -1,0 +1,265 @@
+using System.Net;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using OpenTelemetry.Resources;
+using OpenTelemetry.Trace;
+using SecretlessProxy.Admin;
+using SecretlessProxy.Configuration;
+using SecretlessProxy.Credentials;
+using SecretlessProxy.Forwarding;
+using SecretlessProxy.Listeners;
+using SecretlessProxy.Telemetry;
+
+namespace SecretlessProxy.Hosting;
+
+/// <summary>
+/// A running proxy: Kestrel with one endpoint per listener plus the admin endpoint, all in one
+/// host so they share the credential cache and the configuration snapshot.
+/// </summary>
+public sealed partial class ProxyApp : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private readonly Dictionary<string, ListenOptions> _listenerEndpoints;
+    private readonly ListenOptions _adminEndpoint;
+    private readonly HttpMessageInvoker _tokenClient;
+    private readonly HttpMessageInvoker _upstreamClient;
+
+    private ProxyApp(WebApplication app, ProxyState state, Dictionary<string, ListenOptions> listenerEndpoints, ListenOptions adminEndpoint, HttpMessageInvoker tokenClient, HttpMessageInvoker upstreamClient)
+    {
+        _app = app;
+        State = state;
+        _listenerEndpoints = listenerEndpoints;
+        _adminEndpoint = adminEndpoint;
+        _tokenClient = tokenClient;
+        _upstreamClient = upstreamClient;
+    }
+
+    public ProxyState State { get; }
+
+    /// <summary>The address the admin endpoint is bound to (the real port when the config said 0).</summary>
+    public IPEndPoint AdminEndPoint => (IPEndPoint)_adminEndpoint.EndPoint;
+
+    public IPEndPoint GetListenerEndPoint(string name) => (IPEndPoint)_listenerEndpoints[name].EndPoint;
+
+    public Uri GetListenerUri(string name) => ToUri(GetListenerEndPoint(name));
+
+    public Uri AdminUri => ToUri(AdminEndPoint);
+
+    /// <summary>Completes when the host stops (Ctrl-C, SIGTERM, or <see cref="StopAsync"/>).</summary>
+    public Task WaitForShutdownAsync(CancellationToken cancellationToken = default) => _app.WaitForShutdownAsync(cancellationToken);
+
+    /// <summary>Loads and validates <paramref name="configPath"/>, then binds every listener.</summary>
+    /// <exception cref="InvalidConfigurationException">The file is invalid; nothing was started.</exception>
+    public static async Task<ProxyApp> StartAsync(string configPath, ProxyAppOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        options ??= new ProxyAppOptions();
+        var tokenClient = HttpClients.CreateTokenClient();
+        var upstreamClient = HttpClients.CreateUpstreamClient();
+        try
+        {
+            var loaded = await new ConfigLoader(options.TimeProvider, tokenClient).LoadAsync(configPath).ConfigureAwait(false);
+            if (!loaded.IsValid)
+            {
+                throw new InvalidConfigurationException(loaded.Errors);
+            }
+
+            var app = Build(loaded, options, tokenClient, upstreamClient);
+            await app.StartCoreAsync(cancellationToken).ConfigureAwait(false);
+            return app;
+        }
+        catch
+        {
+            tokenClient.Dispose();
+            upstreamClient.Dispose();
+            throw;
+        }
+    }
+
+    private static ProxyApp Build(ConfigLoadResult loaded, ProxyAppOptions options, HttpMessageInvoker tokenClient, HttpMessageInvoker upstreamClient)
+    {
+        var snapshot = loaded.Snapshot!;
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
+
+        // Only the proxy's own file (and environment overrides) configure it: no appsettings.json
+        // picked up from wherever the process happens to start.
+        builder.Configuration.Sources.Clear();
+        builder.Configuration.AddConfiguration(loaded.Configuration);
+
+        ConfigureLogging(builder.Logging, loaded.Configuration, options);
+        ConfigureTracing(builder.Services, options);
+
+        var listenerEndpoints = new Dictionary<string, ListenOptions>(StringComparer.OrdinalIgnoreCase);
+        ListenOptions? adminEndpoint = null;
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.AddServerHeader = false;
+            foreach (var listener in snapshot.Listeners.Values)
+            {
+                var feature = new ListenerFeature(listener.Name);
+                kestrel.Listen(listener.BindEndPoint, listen =>
+                {
+                    listenerEndpoints[listener.Name] = listen;
+                    listen.Use(next => connection =>
+                    {
+                        connection.Features.Set(feature);
+                        return next(connection);
+                    });
+                });
+            }
+
+            kestrel.Listen(snapshot.AdminEndPoint, listen =>
+            {
+                adminEndpoint = listen;
+                listen.Use(next => connection =>
+                {
+                    connection.Features.Set(ListenerFeature.Admin);
+                    return next(connection);
+                });
+            });
+        });
+
+        builder.Services.AddHttpForwarder();
+        builder.Services.AddSingleton(sp => new ProxyState(snapshot, new Credentials.CredentialCache(snapshot.Credentials, options.TimeProvider, sp.GetRequiredService<ILoggerFactory>())));
+        builder.Services.AddSingleton(sp => new ProxyRequestHandler(
+            sp.GetRequiredService<ProxyState>(),
+            sp.GetRequiredService<Yarp.ReverseProxy.Forwarder.IHttpForwarder>(),
+            upstreamClient,
+            sp.GetRequiredService<ILogger<ProxyRequestHandler>>()));
+        builder.Services.AddSingleton<AdminRequestHandler>();
+
+        var app = builder.Build();
+        var proxy = app.Services.GetRequiredService<ProxyRequestHandler>();
+        var admin = app.Services.GetRequiredService<AdminRequestHandler>();
+
+        // One terminal delegate, no routing: the connection already says which listener this is.
+        app.Run(context =>
+        {
+            var listener = context.Features.Get<ListenerFeature>();
+            return listener is null || listener.IsAdmin ? admin.HandleAsync(context) : proxy.HandleAsync(context, listener.ListenerName!);
+        });
+
+        // Kestrel fills in the ListenOptions when it reads its options, which happens at Build.
+        var state = app.Services.GetRequiredService<ProxyState>();
+        return new ProxyApp(app, state, listenerEndpoints, adminEndpoint ?? throw new InvalidOperationException("The admin endpoint was not configured."), tokenClient, upstreamClient);
+    }
+
+    private async Task StartCoreAsync(CancellationToken cancellationToken)
+    {
+        var logger = _app.Services.GetRequiredService<ILogger<ProxyApp>>();
+        await _app.StartAsync(cancellationToken).ConfigureAwait(false);
+        foreach (var (name, endpoint) in _listenerEndpoints)
+        {
+            Log.ListenerBound(logger, name, endpoint.EndPoint.ToString()!, State.Snapshot.Listeners[name].Upstream.ToString());
+        }
+
+        Log.Started(logger, AdminEndPoint.ToString(), _listenerEndpoints.Count, State.Snapshot.Policies.Policies.Count, State.Snapshot.Credentials.Count);
+        State.MarkReady();
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken = default)
+    {
+        State.MarkNotReady("stopping");
+        await _app.StopAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        State.MarkNotReady("stopping");
+        // The host's container owns ProxyState (and with it the credential cache) and disposes it.
+        await _app.DisposeAsync().ConfigureAwait(false);
+        _tokenClient.Dispose();
+        _upstreamClient.Dispose();
+    }
+
+    private static void ConfigureLogging(ILoggingBuilder logging, IConfiguration configuration, ProxyAppOptions options)
+    {
+        logging.ClearProviders();
+        logging.SetMinimumLevel(LogLevel.Information);
+        // Framework chatter at Information (request start/finish, forwarder internals) adds cost and
+        // noise per request; the proxy logs its own decisions and failures.
+        logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        logging.AddFilter("Yarp", LogLevel.Warning);
+        logging.AddFilter("System.Net.Http", LogLevel.Warning);
+        logging.AddConfiguration(configuration.GetSection("Logging"));
+        if (options.ConsoleLogging)
+        {
+            logging.AddSimpleConsole(o =>
+            {
+                o.SingleLine = true;
+                o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
+                o.UseUtcTimestamp = true;
+            });
+        }
+
+        options.ConfigureLogging?.Invoke(logging);
+    }
+
+    /// <summary>
+    /// Tracing is on when the standard OTEL_* variables ask for an exporter (or a test hook does),
+    /// and off otherwise, so an unobserved proxy pays nothing for spans.
+    /// </summary>
+    private static void ConfigureTracing(IServiceCollection services, ProxyAppOptions options)
+    {
+        var otlp = OtlpRequested();
+        if (!otlp && options.ConfigureTracing is null)
+        {
+            return;
+        }
+
+        services.AddOpenTelemetry()
+            .ConfigureResource(r => r.AddService(Environment.GetEnvironmentVariable("OTEL_SERVICE_NAME") ?? "secretless-proxy"))
+            .WithTracing(tracing =>
+            {
+                tracing.AddSource(ProxyTelemetry.SourceName)
+                    .AddAspNetCoreInstrumentation()
+                    .AddHttpClientInstrumentation();
+                if (otlp)
+                {
+                    tracing.AddOtlpExporter();
+                }
+
+                options.ConfigureTracing?.Invoke(tracing);
+            });
+    }
+
+    private static bool OtlpRequested()
+    {
+        if (string.Equals(Environment.GetEnvironmentVariable("OTEL_SDK_DISABLED"), "true", StringComparison.OrdinalIgnoreCase))
+        {
+            return false;
+        }
+
+        var exporter = Environment.GetEnvironmentVariable("OTEL_TRACES_EXPORTER");
+        if (exporter is not null)
+        {
+            return exporter.Split(',').Any(e => e.Trim().Equals("otlp", StringComparison.OrdinalIgnoreCase));
+        }
+
+        return !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT")) ||
+               !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"));
+    }
+
+    private static Uri ToUri(IPEndPoint endPoint)
+    {
+        // A wildcard bind is reachable on loopback; IPv6 literals need brackets in a URL.
+        var address = endPoint.Address.Equals(IPAddress.Any) ? IPAddress.Loopback
+            : endPoint.Address.Equals(IPAddress.IPv6Any) ? IPAddress.IPv6Loopback
+            : endPoint.Address;
+        var host = address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? "[" + address + "]" : address.ToString();
+        return new Uri("http://" + host + ":" + endPoint.Port + "/");
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventIds.ListenerBound, LogLevel.Information, "Listener {Listener} bound to {EndPoint}, forwarding to {Upstream}")]
+        public static partial void ListenerBound(ILogger logger, string listener, string endPoint, string upstream);
+
+        [LoggerMessage(EventIds.ProxyStarted, LogLevel.Information, "SecretlessProxy started: admin on {AdminEndPoint}, {ListenerCount} listener(s), {PolicyCount} polic(ies), {CredentialCount} credential(s)")]
+        public static partial void Started(ILogger logger, string adminEndPoint, int listenerCount, int policyCount, int credentialCount);
+    }
+}

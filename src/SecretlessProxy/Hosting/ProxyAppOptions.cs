@@ -1,0 +1,19 @@
+using Microsoft.Extensions.Logging;
+using OpenTelemetry.Trace;
+
+namespace SecretlessProxy.Hosting;
+
+/// <summary>Host-level hooks: the clock, and extra logging or tracing sinks (tests capture everything emitted).</summary>
+public sealed class ProxyAppOptions
+{
+    public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+
+    /// <summary>Called after the default console logging is set up.</summary>
+    public Action<ILoggingBuilder>? ConfigureLogging { get; init; }
+
+    /// <summary>When set, tracing is on even without OTEL_* variables, and this adds exporters.</summary>
+    public Action<TracerProviderBuilder>? ConfigureTracing { get; init; }
+
+    /// <summary>Write logs to the console (off in tests that capture logs themselves).</summary>
+    public bool ConsoleLogging { get; init; } = true;
+}

@@ -1,0 +1,24 @@
+using SecretlessProxy.Credentials;
+
+namespace SecretlessProxy.Injection;
+
+/// <summary>
+/// How a credential goes on the wire for one policy. An injector owns what it writes: whatever the
+/// app sent under the same header or query parameter is removed first, so the app can neither
+/// supply nor steer the credential.
+/// </summary>
+public abstract class InjectionRule
+{
+    /// <summary>Short name for spans and logs: <c>header</c>, <c>basic</c>, <c>query</c>.</summary>
+    public abstract string Kind { get; }
+
+    /// <summary>Replaces the app's value, if any, with the credential on the outgoing request.</summary>
+    public abstract void Apply(HttpRequestMessage proxyRequest, Credential credential);
+
+    /// <summary>Removes a header from the request and from its content headers.</summary>
+    protected static void RemoveHeader(HttpRequestMessage request, string name)
+    {
+        request.Headers.Remove(name);
+        request.Content?.Headers.Remove(name);
+    }
+}

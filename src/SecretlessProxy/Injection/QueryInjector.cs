@@ -1,0 +1,50 @@
+using System.Text;
+using SecretlessProxy.Credentials;
+
+namespace SecretlessProxy.Injection;
+
+/// <summary>Puts the secret in one query parameter, replacing every occurrence the app sent.</summary>
+public sealed class QueryInjector : InjectionRule
+{
+    public QueryInjector(string parameter)
+    {
+        Parameter = parameter;
+    }
+
+    public string Parameter { get; }
+
+    public override string Kind => "query";
+
+    public override void Apply(HttpRequestMessage proxyRequest, Credential credential)
+    {
+        var uri = proxyRequest.RequestUri ?? throw new InvalidOperationException("The outgoing request has no URI.");
+        var query = uri.Query.AsSpan();
+        if (query.StartsWith("?"))
+        {
+            query = query[1..];
+        }
+
+        var builder = new StringBuilder(uri.Query.Length + Parameter.Length + credential.Secret.Length + 2);
+        foreach (var range in query.Split('&'))
+        {
+            var pair = query[range];
+            if (pair.IsEmpty)
+            {
+                continue;
+            }
+
+            var eq = pair.IndexOf('=');
+            var name = Uri.UnescapeDataString((eq < 0 ? pair : pair[..eq]).ToString().Replace('+', ' '));
+            if (string.Equals(name, Parameter, StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            builder.Append(pair).Append('&');
+        }
+
+        builder.Append(Uri.EscapeDataString(Parameter)).Append('=').Append(Uri.EscapeDataString(credential.Secret));
+        var target = new UriBuilder(uri) { Query = builder.ToString() };
+        proxyRequest.RequestUri = target.Uri;
+    }
+}

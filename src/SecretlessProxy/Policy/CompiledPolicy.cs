@@ -1,0 +1,86 @@
+using SecretlessProxy.Injection;
+
+namespace SecretlessProxy.Policy;
+
+/// <summary>A validated, immutable policy: what it matches, which credential it uses and how it is injected.</summary>
+public sealed class CompiledPolicy
+{
+    public CompiledPolicy(string name, IReadOnlyList<HostPattern> hosts, IReadOnlyList<int>? ports, IReadOnlyList<string>? methods, string pathPrefix, string credentialName, InjectionRule injection)
+    {
+        Name = name;
+        Hosts = hosts;
+        Ports = ports;
+        Methods = methods;
+        PathPrefix = pathPrefix;
+        CredentialName = credentialName;
+        Injection = injection;
+        AllowDecision = PolicyDecision.AllowFor(this);
+    }
+
+    public string Name { get; }
+
+    public IReadOnlyList<HostPattern> Hosts { get; }
+
+    /// <summary>Null means any port.</summary>
+    public IReadOnlyList<int>? Ports { get; }
+
+    /// <summary>Upper-case method names; null means any method.</summary>
+    public IReadOnlyList<string>? Methods { get; }
+
+    /// <summary>Empty means any path. Compared case-sensitively, as paths are (RFC 3986 section 6.2.2.1).</summary>
+    public string PathPrefix { get; }
+
+    public string CredentialName { get; }
+
+    public InjectionRule Injection { get; }
+
+    public PolicyDecision AllowDecision { get; }
+
+    /// <summary>Returns the specificity of the best host entry that matches, or null when the policy does not match.</summary>
+    public PolicySpecificity? Match(in RequestDestination destination)
+    {
+        if (Methods is not null && !Contains(Methods, destination.Method))
+        {
+            return null;
+        }
+
+        if (Ports is not null && !Ports.Contains(destination.Port))
+        {
+            return null;
+        }
+
+        if (!destination.Path.StartsWith(PathPrefix, StringComparison.Ordinal))
+        {
+            return null;
+        }
+
+        PolicySpecificity? best = null;
+        foreach (var host in Hosts)
+        {
+            if (host.Matches(destination.Host))
+            {
+                var s = PolicySpecificity.For(host, PathPrefix, Methods is not null, Ports is not null);
+                if (best is null || s.CompareTo(best.Value) > 0)
+                {
+                    best = s;
+                }
+            }
+        }
+
+        return best;
+    }
+
+    private static bool Contains(IReadOnlyList<string> methods, string method)
+    {
+        foreach (var m in methods)
+        {
+            // HTTP methods are case-sensitive (RFC 9110 section 9.1); config values are upper-cased at compile time.
+            if (string.Equals(m, method, StringComparison.Ordinal))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+}

@@ -1,0 +1,8 @@
+namespace SecretlessProxy.Policy;
+
+public enum DecisionKind
+{
+    Allow,
+    Deny,
+    PassThrough,
+}

@@ -1,0 +1,11 @@
+namespace SecretlessProxy.Policy;
+
+/// <summary>What a listener does with a request that no policy matches.</summary>
+public enum UnmatchedBehavior
+{
+    /// <summary>403 problem response; the upstream is not called. The default: fail closed.</summary>
+    Deny,
+
+    /// <summary>Forwarded untouched with nothing injected.</summary>
+    PassThrough,
+}

@@ -1,0 +1,3 @@
+using SecretlessProxy.Cli;
+
+return await CliApp.InvokeAsync(args, Console.Out, Console.Error).ConfigureAwait(false);

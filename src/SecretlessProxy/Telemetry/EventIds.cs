@@ -1,0 +1,19 @@
+namespace SecretlessProxy.Telemetry;
+
+/// <summary>Stable log event ids, kept in one place so operators can alert on them.</summary>
+internal static class EventIds
+{
+    public const int ProxyStarted = 1;
+    public const int ListenerBound = 2;
+    public const int ProxyStopping = 3;
+    public const int ConfigInvalid = 4;
+
+    public const int RequestAllowed = 10;
+    public const int RequestDenied = 11;
+    public const int RequestPassedThrough = 12;
+    public const int CredentialUnavailable = 13;
+    public const int UpstreamFailed = 14;
+
+    public const int CredentialFetched = 20;
+    public const int CredentialFetchFailed = 21;
+}

@@ -1,0 +1,54 @@
+using System.Diagnostics;
+
+namespace SecretlessProxy.Telemetry;
+
+/// <summary>
+/// The proxy's spans. One per proxied request and one per credential fetch, from the
+/// <c>SecretlessProxy</c> source. When no listener is attached (no exporter configured) starting
+/// an activity costs a null check.
+/// </summary>
+public static class ProxyTelemetry
+{
+    public const string SourceName = "SecretlessProxy";
+
+    // An ActivitySource is thread-safe and never mutated after creation; one per process is the
+    // .NET convention (YARP and ASP.NET Core do the same).
+    private static readonly ActivitySource Source = new(SourceName);
+
+    public static class Tags
+    {
+        public const string Listener = "secretless.listener";
+        public const string Policy = "secretless.policy";
+        public const string Decision = "secretless.decision";
+        public const string Reason = "secretless.reason";
+        public const string CredentialName = "secretless.credential.name";
+        public const string CredentialSource = "secretless.credential.source";
+        public const string CredentialCache = "secretless.credential.cache";
+        public const string Injection = "secretless.injection";
+        public const string Outcome = "secretless.outcome";
+        public const string HttpMethod = "http.request.method";
+        public const string ServerAddress = "server.address";
+        public const string ServerPort = "server.port";
+        public const string UrlPath = "url.path";
+        public const string StatusCode = "http.response.status_code";
+    }
+
+    public static Activity? StartRequest(string listener)
+    {
+        var activity = Source.StartActivity("secretless.proxy", ActivityKind.Internal);
+        activity?.SetTag(Tags.Listener, listener);
+        return activity;
+    }
+
+    public static Activity? StartCredentialFetch(string credentialName, string sourceKind)
+    {
+        var activity = Source.StartActivity("secretless.credential.fetch", ActivityKind.Client);
+        if (activity is not null)
+        {
+            activity.SetTag(Tags.CredentialName, credentialName);
+            activity.SetTag(Tags.CredentialSource, sourceKind);
+        }
+
+        return activity;
+    }
+}
