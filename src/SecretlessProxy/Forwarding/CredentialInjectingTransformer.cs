@@ -14,6 +14,13 @@ internal sealed class CredentialInjectingTransformer : HttpTransformer
         await base.TransformRequestAsync(httpContext, proxyRequest, destinationPrefix, cancellationToken).ConfigureAwait(false);
         if (httpContext.Features.Get<InjectionFeature>() is { } injection)
         {
+            // YARP fills in the URI after the transform when it is still null; a query injector
+            // needs it now, so build it the same way the forwarder would.
+            if (injection.Rule.RewritesUri)
+            {
+                proxyRequest.RequestUri ??= RequestUtilities.MakeDestinationAddress(destinationPrefix, httpContext.Request.Path, httpContext.Request.QueryString);
+            }
+
             injection.Rule.Apply(proxyRequest, injection.Credential);
         }
     }

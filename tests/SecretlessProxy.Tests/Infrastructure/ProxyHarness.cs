@@ -1,0 +1,166 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using OpenTelemetry;
+using OpenTelemetry.Trace;
+using SecretlessProxy.Hosting;
+using Xunit;
+
+namespace SecretlessProxy.Tests.Infrastructure;
+
+/// <summary>
+/// A real proxy (Kestrel on dynamic loopback ports) with everything it emits captured: logs at
+/// every level and every exported span. On dispose it fails the test if any registered secret
+/// appears in anything emitted, so every functional test is also a leak test.
+/// </summary>
+public sealed class ProxyHarness : IAsyncDisposable
+{
+    private readonly List<Activity> _spans;
+    private readonly List<Func<IEnumerable<string>>> _secrets = [];
+    private readonly List<string> _responseBodies = [];
+
+    private ProxyHarness(ProxyApp app, CapturingLoggerProvider logs, List<Activity> spans)
+    {
+        App = app;
+        Logs = logs;
+        _spans = spans;
+        Client = new HttpClient(new SocketsHttpHandler { UseProxy = false, AllowAutoRedirect = false }) { Timeout = TimeSpan.FromSeconds(60) };
+    }
+
+    public ProxyApp App { get; }
+
+    public CapturingLoggerProvider Logs { get; }
+
+    public HttpClient Client { get; }
+
+    public IReadOnlyList<Activity> Spans
+    {
+        get
+        {
+            lock (_spans)
+            {
+                return _spans.ToArray();
+            }
+        }
+    }
+
+    public static async Task<ProxyHarness> StartAsync(string configPath, TimeProvider? time = null)
+    {
+        var logs = new CapturingLoggerProvider();
+        var spans = new List<Activity>();
+        var app = await ProxyApp.StartAsync(configPath, new ProxyAppOptions
+        {
+            TimeProvider = time ?? TimeProvider.System,
+            ConsoleLogging = false,
+            ConfigureLogging = l =>
+            {
+                l.AddProvider(logs);
+                l.SetMinimumLevel(LogLevel.Trace);
+                l.AddFilter(_ => true);
+            },
+            ConfigureTracing = t => t.AddProcessor(new SimpleActivityExportProcessor(new SpanSink(spans))),
+        });
+        return new ProxyHarness(app, logs, spans);
+    }
+
+    public Uri Listener(string name, string pathAndQuery = "/") => new(App.GetListenerUri(name), pathAndQuery);
+
+    /// <summary>Sends a request and keeps the response body for the leak scan.</summary>
+    public async Task<(HttpResponseMessage Response, string Body)> SendAsync(HttpRequestMessage request)
+    {
+        var response = await Client.SendAsync(request);
+        var body = await response.Content.ReadAsStringAsync();
+        lock (_responseBodies)
+        {
+            _responseBodies.Add(string.Join("\n", response.Headers.Select(h => h.Key + ": " + string.Join(",", h.Value))) + "\n" + body);
+        }
+
+        return (response, body);
+    }
+
+    public Task<(HttpResponseMessage Response, string Body)> GetAsync(string listener, string path, string? authorization = null)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Get, Listener(listener, path));
+        if (authorization is not null)
+        {
+            request.Headers.TryAddWithoutValidation("Authorization", authorization);
+        }
+
+        return SendAsync(request);
+    }
+
+    /// <summary>Registers values that must never appear in logs, spans, responses or admin output.</summary>
+    public void NeverEmit(params string[] secrets) => _secrets.Add(() => secrets);
+
+    public void NeverEmit(Func<IEnumerable<string>> secrets) => _secrets.Add(secrets);
+
+    /// <summary>Everything the proxy emitted, one string per item, for scanning.</summary>
+    public async Task<IReadOnlyList<string>> EmittedAsync()
+    {
+        var emitted = new List<string>();
+        emitted.AddRange(Logs.Entries.Select(e => "log: " + e.AllText()));
+        foreach (var span in Spans)
+        {
+            emitted.Add("span: " + span.DisplayName + " " + span.StatusDescription + " " +
+                string.Join(" ", span.TagObjects.Select(t => t.Key + "=" + t.Value)) + " " +
+                string.Join(" ", span.Events.Select(e => e.Name + " " + string.Join(" ", e.Tags.Select(t => t.Key + "=" + t.Value)))));
+        }
+
+        lock (_responseBodies)
+        {
+            emitted.AddRange(_responseBodies.Select(b => "response: " + b));
+        }
+
+        using var admin = new HttpClient();
+        foreach (var path in new[] { "/healthz", "/readyz", "/credentials" })
+        {
+            emitted.Add("admin " + path + ": " + await admin.GetStringAsync(new Uri(App.AdminUri, path)));
+        }
+
+        return emitted;
+    }
+
+    public async Task AssertNoSecretEmittedAsync()
+    {
+        var secrets = _secrets.SelectMany(s => s()).Where(s => !string.IsNullOrEmpty(s)).Distinct().ToArray();
+        Assert.NotEmpty(secrets);
+        foreach (var item in await EmittedAsync())
+        {
+            foreach (var secret in secrets)
+            {
+                Assert.False(item.Contains(secret, StringComparison.Ordinal), "a secret leaked into: " + item);
+            }
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            if (_secrets.Count > 0)
+            {
+                await AssertNoSecretEmittedAsync();
+            }
+        }
+        finally
+        {
+            Client.Dispose();
+            await App.DisposeAsync();
+        }
+    }
+
+    private sealed class SpanSink(List<Activity> spans) : BaseExporter<Activity>
+    {
+        public override ExportResult Export(in Batch<Activity> batch)
+        {
+            lock (spans)
+            {
+                foreach (var activity in batch)
+                {
+                    spans.Add(activity);
+                }
+            }
+
+            return ExportResult.Success;
+        }
+    }
+}

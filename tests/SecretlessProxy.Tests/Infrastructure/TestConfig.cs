@@ -1,0 +1,100 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace SecretlessProxy.Tests.Infrastructure;
+
+/// <summary>
+/// Builds a proxy config file and its secret files in a temporary folder, the way an operator
+/// would lay them out. Every listener and the admin endpoint bind 127.0.0.1:0.
+/// </summary>
+public sealed class TestConfig : IDisposable
+{
+    private readonly JsonObject _section = new()
+    {
+        ["Admin"] = new JsonObject { ["Url"] = "http://127.0.0.1:0" },
+        ["Listeners"] = new JsonObject(),
+        ["Credentials"] = new JsonObject(),
+        ["Policies"] = new JsonObject(),
+    };
+
+    public TestConfig()
+    {
+        Directory = System.IO.Directory.CreateTempSubdirectory("secretless-test-").FullName;
+    }
+
+    public string Directory { get; }
+
+    public JsonObject Section => _section;
+
+    public TestConfig RouteListener(string name, string upstream, string? unmatched = null)
+    {
+        var listener = new JsonObject { ["Mode"] = "Route", ["Url"] = "http://127.0.0.1:0", ["Upstream"] = upstream };
+        if (unmatched is not null)
+        {
+            listener["Unmatched"] = unmatched;
+        }
+
+        _section["Listeners"]![name] = listener;
+        return this;
+    }
+
+    public TestConfig Credential(string name, JsonObject definition)
+    {
+        _section["Credentials"]![name] = definition;
+        return this;
+    }
+
+    public TestConfig Policy(string name, JsonObject definition)
+    {
+        _section["Policies"]![name] = definition;
+        return this;
+    }
+
+    public TestConfig Set(string key, JsonNode? value)
+    {
+        _section[key] = value;
+        return this;
+    }
+
+    /// <summary>Writes a secret file (with the trailing newline an editor leaves) and returns its path.</summary>
+    public string SecretFile(string fileName, string value)
+    {
+        var path = Path.Combine(Directory, fileName);
+        File.WriteAllText(path, value + "\n");
+        return path;
+    }
+
+    public string Write(string fileName = "proxy.json")
+    {
+        var path = Path.Combine(Directory, fileName);
+        File.WriteAllText(path, new JsonObject { ["SecretlessProxy"] = JsonNode.Parse(_section.ToJsonString()) }.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        return path;
+    }
+
+    public static JsonObject Match(string[] hosts, string? pathPrefix = null, string[]? methods = null, int[]? ports = null)
+    {
+        var match = new JsonObject { ["Hosts"] = new JsonArray(hosts.Select(h => (JsonNode)h).ToArray()) };
+        if (pathPrefix is not null) match["PathPrefix"] = pathPrefix;
+        if (methods is not null) match["Methods"] = new JsonArray(methods.Select(m => (JsonNode)m).ToArray());
+        if (ports is not null) match["Ports"] = new JsonArray(ports.Select(p => (JsonNode)p).ToArray());
+        return match;
+    }
+
+    public static JsonObject HeaderPolicy(JsonObject match, string credential, string header = "Authorization", string format = "Bearer {token}") => new()
+    {
+        ["Match"] = match,
+        ["Credential"] = credential,
+        ["Inject"] = new JsonObject { ["Header"] = header, ["Format"] = format },
+    };
+
+    public void Dispose()
+    {
+        try
+        {
+            System.IO.Directory.Delete(Directory, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
