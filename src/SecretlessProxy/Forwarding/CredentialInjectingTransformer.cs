@@ -4,8 +4,9 @@ using Yarp.ReverseProxy.Forwarder;
 namespace SecretlessProxy.Forwarding;
 
 /// <summary>
-/// YARP's default copy of the request, then the policy's injection on the outgoing message. The
-/// injection runs last so that nothing the app sent under the injected name survives.
+/// YARP's default copy of the request, plus a note on the outgoing message of what to inject. The
+/// injection itself happens in <see cref="CredentialInjectionHandler"/>, after YARP has logged the
+/// request, so nothing the forwarder writes can contain the credential.
 /// </summary>
 internal sealed class CredentialInjectingTransformer : HttpTransformer
 {
@@ -14,14 +15,7 @@ internal sealed class CredentialInjectingTransformer : HttpTransformer
         await base.TransformRequestAsync(httpContext, proxyRequest, destinationPrefix, cancellationToken).ConfigureAwait(false);
         if (httpContext.Features.Get<InjectionFeature>() is { } injection)
         {
-            // YARP fills in the URI after the transform when it is still null; a query injector
-            // needs it now, so build it the same way the forwarder would.
-            if (injection.Rule.RewritesUri)
-            {
-                proxyRequest.RequestUri ??= RequestUtilities.MakeDestinationAddress(destinationPrefix, httpContext.Request.Path, httpContext.Request.QueryString);
-            }
-
-            injection.Rule.Apply(proxyRequest, injection.Credential);
+            proxyRequest.Options.Set(CredentialInjectionHandler.InjectionKey, injection);
         }
     }
 }

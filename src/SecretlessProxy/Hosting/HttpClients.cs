@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Net;
+using SecretlessProxy.Forwarding;
 using Yarp.ReverseProxy.Configuration;
 using Yarp.ReverseProxy.Forwarder;
 
@@ -8,12 +9,9 @@ namespace SecretlessProxy.Hosting;
 /// <summary>The two outbound clients: one for upstreams (YARP's settings), one for token endpoints.</summary>
 internal static class HttpClients
 {
-    /// <summary>
-    /// YARP's factory settings: no redirects followed (a redirect must never carry an injected
-    /// credential elsewhere), no cookies, no decompression, no environment proxy, trace context propagated.
-    /// </summary>
+    /// <summary>Upstream requests: YARP's settings plus the injection handler (see <see cref="UpstreamClientFactory"/>).</summary>
     public static HttpMessageInvoker CreateUpstreamClient() =>
-        new ForwarderHttpClientFactory().CreateClient(new ForwarderHttpClientContext { NewConfig = HttpClientConfig.Empty });
+        new UpstreamClientFactory().CreateClient(new ForwarderHttpClientContext { NewConfig = HttpClientConfig.Empty });
 
     /// <summary>
     /// Token endpoints: no redirects (the client secret must not follow one), and no environment

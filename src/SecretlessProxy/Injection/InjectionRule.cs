@@ -12,9 +12,6 @@ public abstract class InjectionRule
     /// <summary>Short name for spans and logs: <c>header</c>, <c>basic</c>, <c>query</c>.</summary>
     public abstract string Kind { get; }
 
-    /// <summary>True when <see cref="Apply"/> changes the request URI, which must then be set before it runs.</summary>
-    public virtual bool RewritesUri => false;
-
     /// <summary>Replaces the app's value, if any, with the credential on the outgoing request.</summary>
     public abstract void Apply(HttpRequestMessage proxyRequest, Credential credential);
 

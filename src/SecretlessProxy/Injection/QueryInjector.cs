@@ -15,8 +15,6 @@ public sealed class QueryInjector : InjectionRule
 
     public override string Kind => "query";
 
-    public override bool RewritesUri => true;
-
     public override void Apply(HttpRequestMessage proxyRequest, Credential credential)
     {
         var uri = proxyRequest.RequestUri ?? throw new InvalidOperationException("The outgoing request has no URI.");

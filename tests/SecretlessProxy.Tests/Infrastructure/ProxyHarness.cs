@@ -54,8 +54,9 @@ public sealed class ProxyHarness : IAsyncDisposable
             ConfigureLogging = l =>
             {
                 l.AddProvider(logs);
-                l.SetMinimumLevel(LogLevel.Trace);
-                l.AddFilter(_ => true);
+                // A provider-specific rule outranks the proxy's category rules (Microsoft.AspNetCore at
+                // Warning and so on), so this sink sees every level of every category.
+                l.AddFilter<CapturingLoggerProvider>(null, LogLevel.Trace);
             },
             ConfigureTracing = t => t.AddProcessor(new SimpleActivityExportProcessor(new SpanSink(spans))),
         });

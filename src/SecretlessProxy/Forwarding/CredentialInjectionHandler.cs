@@ -1,0 +1,27 @@
+namespace SecretlessProxy.Forwarding;
+
+/// <summary>
+/// Applies the policy's injection as the last step before the request goes on the wire. Doing it
+/// here rather than in YARP's transform keeps the credential out of everything the forwarder logs
+/// about the request (its "Proxying to {url}" line would otherwise carry a query-string secret),
+/// and it is where a request signer must run: after every header that is part of the signature.
+/// </summary>
+internal sealed class CredentialInjectionHandler : DelegatingHandler
+{
+    public static readonly HttpRequestOptionsKey<InjectionFeature> InjectionKey = new("SecretlessProxy.Injection");
+
+    public CredentialInjectionHandler(HttpMessageHandler inner)
+        : base(inner)
+    {
+    }
+
+    protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+    {
+        if (request.Options.TryGetValue(InjectionKey, out var injection))
+        {
+            injection.Rule.Apply(request, injection.Credential);
+        }
+
+        return base.SendAsync(request, cancellationToken);
+    }
+}
