@@ -64,12 +64,50 @@ public sealed class ConfigSchemaValidator
         }
     }
 
-    private static string KeyOf(ValidationError error)
+    /// <summary>
+    /// Turns NJsonSchema's path (<c>#/SecretlessProxy.Listeners['payments.v1'].Upstrem</c>) into the
+    /// configuration key operators use (<c>SecretlessProxy:Listeners:payments.v1:Upstrem</c>). Names may
+    /// contain dots, so the path is split into segments rather than having characters replaced.
+    /// </summary>
+    internal static string KeyOf(ValidationError error)
     {
         var path = error.Path ?? string.Empty;
         path = path.StartsWith("#/", StringComparison.Ordinal) ? path[2..] : path.TrimStart('#');
-        path = path.Replace('.', ':').Replace("[", ":", StringComparison.Ordinal).Replace("]", string.Empty, StringComparison.Ordinal);
-        return path.Length == 0 ? "(root)" : path;
+        var segments = new List<string>();
+        var i = 0;
+        while (i < path.Length)
+        {
+            if (path[i] == '.')
+            {
+                i++;
+            }
+            else if (path[i] == '[')
+            {
+                var quoted = i + 1 < path.Length && path[i + 1] == '\'';
+                var close = quoted ? path.IndexOf("']", i + 2, StringComparison.Ordinal) : path.IndexOf(']', i + 1);
+                if (close < 0)
+                {
+                    segments.Add(path[(i + 1)..]);
+                    break;
+                }
+
+                segments.Add(quoted ? path[(i + 2)..close] : path[(i + 1)..close]);
+                i = close + (quoted ? 2 : 1);
+            }
+            else
+            {
+                var next = path.IndexOfAny(['.', '['], i);
+                segments.Add(next < 0 ? path[i..] : path[i..next]);
+                i = next < 0 ? path.Length : next;
+            }
+        }
+
+        if (error.Kind is ValidationErrorKind.NoAdditionalPropertiesAllowed or ValidationErrorKind.PropertyRequired && error.Property is { } property && (segments.Count == 0 || segments[^1] != property))
+        {
+            segments.Add(property);
+        }
+
+        return segments.Count == 0 ? "(root)" : string.Join(':', segments);
     }
 
     private static string Describe(ValidationError error) => error.Kind switch

@@ -110,7 +110,7 @@ public sealed class SnapshotCompiler
         }
         else if (!Uri.TryCreate(listener.Upstream, UriKind.Absolute, out upstream) || upstream.Scheme is not ("http" or "https") || string.IsNullOrEmpty(upstream.Host))
         {
-            errors.Add(new(key + ":Upstream", "'" + listener.Upstream + "' is not an absolute http or https URL"));
+            errors.Add(new(key + ":Upstream", "'" + WithoutUserInfo(listener.Upstream) + "' is not an absolute http or https URL"));
             upstream = null;
         }
         else if (!string.IsNullOrEmpty(upstream.UserInfo) || !string.IsNullOrEmpty(upstream.Query) || !string.IsNullOrEmpty(upstream.Fragment))
@@ -212,7 +212,7 @@ public sealed class SnapshotCompiler
         }
         else if (!Uri.TryCreate(c.TokenUrl, UriKind.Absolute, out tokenUrl) || tokenUrl.Scheme is not ("http" or "https") || !string.IsNullOrEmpty(tokenUrl.UserInfo))
         {
-            errors.Add(new(key + ":TokenUrl", "'" + c.TokenUrl + "' is not an absolute http or https URL without user info"));
+            errors.Add(new(key + ":TokenUrl", "'" + WithoutUserInfo(c.TokenUrl) + "' is not an absolute http or https URL without user info"));
         }
 
         if (string.IsNullOrWhiteSpace(c.ClientId))
@@ -467,13 +467,13 @@ public sealed class SnapshotCompiler
             return null;
         }
 
-        if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || uri.Scheme != "http" || uri.AbsolutePath != "/" || !string.IsNullOrEmpty(uri.Query))
+        if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || uri.Scheme != "http" || uri.AbsolutePath != "/" || !string.IsNullOrEmpty(uri.Query) || !string.IsNullOrEmpty(uri.UserInfo))
         {
-            errors.Add(new(key, "'" + url + "' is not an http://address:port URL"));
+            errors.Add(new(key, "'" + WithoutUserInfo(url) + "' is not an http://address:port URL"));
             return null;
         }
 
-        if (uri.IsDefaultPort && !url.Contains(":80", StringComparison.Ordinal))
+        if (!HasExplicitPort(url))
         {
             errors.Add(new(key, "'" + url + "' must name a port"));
             return null;
@@ -491,6 +491,30 @@ public sealed class SnapshotCompiler
         }
 
         return new IPEndPoint(address, uri.Port);
+    }
+
+    /// <summary>
+    /// A URL with user info carries a password; error messages show the URL without it, since they
+    /// end up in logs and CI output.
+    /// </summary>
+    internal static string WithoutUserInfo(string url)
+    {
+        var scheme = url.IndexOf("://", StringComparison.Ordinal);
+        var start = scheme < 0 ? 0 : scheme + 3;
+        var end = url.IndexOfAny(['/', '?', '#'], start);
+        var authority = end < 0 ? url[start..] : url[start..end];
+        var at = authority.LastIndexOf('@');
+        return at < 0 ? url : url[..start] + "***@" + url[(start + at + 1)..];
+    }
+
+    /// <summary>Whether the authority names a port; an IPv6 literal's own colons do not count.</summary>
+    private static bool HasExplicitPort(string url)
+    {
+        var start = url.IndexOf("://", StringComparison.Ordinal) + 3;
+        var end = url.IndexOfAny(['/', '?', '#'], start);
+        var authority = end < 0 ? url[start..] : url[start..end];
+        var hostEnd = authority.LastIndexOf(']');
+        return authority.IndexOf(':', hostEnd + 1) >= 0;
     }
 
     private static UnmatchedBehavior? ParseUnmatched(string? value, string key, List<ConfigError> errors)

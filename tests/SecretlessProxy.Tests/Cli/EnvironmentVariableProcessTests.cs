@@ -1,0 +1,84 @@
+using System.Diagnostics;
+using SecretlessProxy.Tests.Configuration;
+using Xunit;
+
+namespace SecretlessProxy.Tests.Cli;
+
+/// <summary>
+/// The real environment-variable mapping (<c>SecretlessProxy__Listeners__payments__Upstream</c>), end to
+/// end: the CLI runs in a child process whose environment alone carries the override, so this test
+/// process's environment is never changed.
+/// </summary>
+public sealed class EnvironmentVariableProcessTests : IDisposable
+{
+    private readonly BaselineConfig _config = new();
+
+    private static async Task<CliResult> ValidateInChildAsync(string configPath, Dictionary<string, string> environment)
+    {
+        var dll = Path.Combine(AppContext.BaseDirectory, "secretless-proxy.dll");
+        Assert.True(File.Exists(dll), dll + " is not in the test output");
+        var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        start.ArgumentList.Add(dll);
+        start.ArgumentList.Add("validate");
+        start.ArgumentList.Add("--config");
+        start.ArgumentList.Add(configPath);
+
+        // Only the overrides under test reach the child.
+        foreach (var key in start.Environment.Keys.Where(k => k.StartsWith("SecretlessProxy", StringComparison.OrdinalIgnoreCase)).ToArray())
+        {
+            start.Environment.Remove(key);
+        }
+
+        foreach (var (key, value) in environment)
+        {
+            start.Environment[key] = value;
+        }
+
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw;
+        }
+
+        return new CliResult(process.ExitCode, await stdout, await stderr);
+    }
+
+    [Fact]
+    public async Task Environment_variable_overrides_a_value_in_the_file()
+    {
+        _config.Listener("payments")["Upstream"] = "ftp://broken-in-the-file";
+        var path = _config.Write();
+
+        var broken = await ValidateInChildAsync(path, []);
+        var fixedByEnvironment = await ValidateInChildAsync(path, new() { ["SecretlessProxy__Listeners__payments__Upstream"] = "https://payments.example.com" });
+
+        BaselineConfig.AssertProblem(broken, "SecretlessProxy:Listeners:payments:Upstream", "'ftp://broken-in-the-file' is not an absolute http or https URL");
+        Assert.True(fixedByEnvironment.ExitCode == 0, fixedByEnvironment.ToString());
+    }
+
+    [Fact]
+    public async Task Bad_environment_variable_is_reported_at_its_configuration_key()
+    {
+        var path = _config.Write();
+
+        var result = await ValidateInChildAsync(path, new() { ["SecretlessProxy__Policies__legacy-key__Credential"] = "nope" });
+
+        BaselineConfig.AssertProblem(result, "SecretlessProxy:Policies:legacy-key:Credential", "names unknown credential 'nope'");
+        BaselineConfig.AssertOnlyKeys(result, "SecretlessProxy:Policies:legacy-key:Credential");
+    }
+
+    public void Dispose() => _config.Dispose();
+}

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# The one test command (README, .ci/run): installs what the tests need, builds, runs every test,
+# then checks the shipped artefacts (published binary, Kubernetes manifests) as a user would.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+log() { printf '\n== %s\n' "$*"; }
+
+# Tools the tests use as real, unmodified clients. Installed only when missing so a warm machine
+# skips apt entirely.
+need=()
+command -v curl >/dev/null || need+=(curl)
+command -v kubectl >/dev/null || need+=(kubectl)
+if [ ${#need[@]} -gt 0 ]; then
+  log "installing ${need[*]}"
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null || echo "warning: could not install ${need[*]}"
+  else
+    echo "warning: not root; cannot install ${need[*]}"
+  fi
+fi
+
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+
+log "build"
+dotnet build SecretlessProxy.sln -c Release -warnaserror -nologo -v quiet
+
+log "unit and functional tests"
+set +e
+dotnet test SecretlessProxy.sln -c Release --no-build -nologo --logger "console;verbosity=normal" > /tmp/secretless-test-output.txt 2>&1
+rc=$?
+set -e
+grep -E "^\s+(Failed|Skipped) |^\s+(Total tests|Passed|Failed|Skipped):|error" /tmp/secretless-test-output.txt || true
+count() { grep -E "^\s+$1: " /tmp/secretless-test-output.txt | tail -n 1 | grep -oE "[0-9]+" || echo 0; }
+passed=$(count Passed); failed=$(count Failed); skipped=$(count Skipped)
+if [ "$rc" != 0 ] || [ "$failed" != 0 ] || [ "$passed" = 0 ]; then
+  echo "dotnet test failed (exit $rc)"; tail -n 120 /tmp/secretless-test-output.txt; echo "${passed} passed, ${failed} failed, ${skipped} skipped"; exit 1
+fi
+
+log "published binary: validate and demo"
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+dotnet publish src/SecretlessProxy/SecretlessProxy.csproj -c Release -o "$out/app" -nologo -v quiet
+set +e
+"$out/app/secretless-proxy" validate --config deploy/examples/contract.json > "$out/validate.txt" 2>&1
+code=$?
+set -e
+cat "$out/validate.txt"
+# On a machine without the contract's secret files, validate must complain about exactly those.
+if [ ! -e /run/secrets/payments-client-secret ] && [ "$code" != 2 ]; then echo "validate should exit 2 (missing secret files), got $code"; exit 1; fi
+if grep -E "^  " "$out/validate.txt" | grep -v "does not exist"; then echo "validate complained about more than missing secret files"; exit 1; fi
+timeout 60 "$out/app/secretless-proxy" demo --exit > "$out/demo.txt"
+cat "$out/demo.txt"
+grep -q -- "-> 200 allowed; upstream received Authorization: Bearer \*\*\*\*" "$out/demo.txt"
+grep -q "replaced by the proxy's token" "$out/demo.txt"
+grep -q -- "-> 403 Forbidden" "$out/demo.txt"
+if grep -q "demo-token-\|demo-secret-" "$out/demo.txt"; then echo "demo printed a secret"; exit 1; fi
+
+log "Kubernetes manifests render"
+if command -v kubectl >/dev/null; then
+  kubectl kustomize deploy/kubernetes > "$out/rendered.yaml"
+  grep -q "restartPolicy: Always" "$out/rendered.yaml"
+  echo "rendered $(grep -c '^kind:' "$out/rendered.yaml") objects"
+else
+  echo "kubectl unavailable: manifests not rendered"; exit 1
+fi
+
+log "result"
+echo "tests: ${passed} passed, ${failed} failed, ${skipped} skipped; artefact checks passed"
+echo "${passed} passed, ${failed} failed, ${skipped} skipped"
