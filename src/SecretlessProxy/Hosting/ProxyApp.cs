@@ -188,12 +188,21 @@ public sealed partial class ProxyApp : IAsyncDisposable
         logging.AddConfiguration(configuration.GetSection("Logging"));
         if (options.ConsoleLogging)
         {
-            logging.AddSimpleConsole(o =>
+            // One line per entry by default; Logging:Console:FormatterName=json gives JSON lines for
+            // log collectors (with every structured field as a property).
+            if (string.Equals(configuration["Logging:Console:FormatterName"], "json", StringComparison.OrdinalIgnoreCase))
             {
-                o.SingleLine = true;
-                o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
-                o.UseUtcTimestamp = true;
-            });
+                logging.AddJsonConsole(o => o.UseUtcTimestamp = true);
+            }
+            else
+            {
+                logging.AddSimpleConsole(o =>
+                {
+                    o.SingleLine = true;
+                    o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
+                    o.UseUtcTimestamp = true;
+                });
+            }
         }
 
         options.ConfigureLogging?.Invoke(logging);
