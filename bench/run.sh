@@ -1,0 +1,259 @@
+#!/usr/bin/env bash
+# Measures the proxy side by side with the direct call and with nginx, on loopback, interleaved.
+#   bench/run.sh            route mode throughput/latency/CPU/RSS + cold start, appended to RESULTS.md
+#   bench/run.sh soak       bounded soak (SOAK_SECONDS, default 120): errors and RSS growth
+#   BENCH_LABEL="what changed" bench/run.sh   labels the run in RESULTS.md
+# Not a test: CI does not run it. Every process it starts listens on 127.0.0.1 and is stopped on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+mode=${1:-route}
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-3}
+# The JIT keeps recompiling hot code (tiered compilation with PGO) for well over 10 s under load;
+# measuring before that measures the JIT. Every server gets this much load before the first round.
+PRIME=${PRIME:-20}
+ROUNDS=${ROUNDS:-3}
+CONNECTIONS=${CONNECTIONS:-32}
+SOAK_SECONDS=${SOAK_SECONDS:-120}
+label=${BENCH_LABEL:-unlabelled run}
+
+need=()
+command -v wrk >/dev/null || need+=(wrk)
+command -v nginx >/dev/null || need+=(nginx-light)
+command -v curl >/dev/null || need+=(curl)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+work=$(mktemp -d /tmp/secretless-bench.XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -f "$work/up.pid" ] && kill "$(cat "$work/up.pid")" 2>/dev/null || true
+  [ -f "$work/rp.pid" ] && kill "$(cat "$work/rp.pid")" 2>/dev/null || true
+  sleep 0.3; rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+UP=$(free_port); RP=$(free_port); PX=$(free_port); ADM=$(free_port)
+
+echo "publishing Release build"
+dotnet publish src/SecretlessProxy/SecretlessProxy.csproj -c Release -o "$work/app" -nologo -v quiet >/dev/null
+
+# Upstream: nginx answering "ok", plus a static OAuth2 token endpoint whose calls are logged (to count them).
+mkdir -p "$work/up" "$work/rp"
+cat > "$work/up/nginx.conf" <<NGX
+worker_processes 1;
+pid $work/up.pid;
+error_log $work/up/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/up; proxy_temp_path $work/up; fastcgi_temp_path $work/up; uwsgi_temp_path $work/up; scgi_temp_path $work/up;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$UP;
+    location = /oauth/token {
+      access_log $work/up/token.log;
+      default_type application/json;
+      return 200 '{"access_token":"bench-token-0123456789abcdef","token_type":"Bearer","expires_in":3600}';
+    }
+    location / { default_type text/plain; return 200 "ok"; }
+  }
+}
+NGX
+# Peer: nginx as a reverse proxy adding the same static header, upstream keepalive on, access log off.
+cat > "$work/rp/nginx.conf" <<NGX
+worker_processes auto;
+pid $work/rp.pid;
+error_log $work/rp/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/rp; proxy_temp_path $work/rp; fastcgi_temp_path $work/rp; uwsgi_temp_path $work/rp; scgi_temp_path $work/rp;
+  keepalive_requests 1000000;
+  upstream up { server 127.0.0.1:$UP; keepalive 64; }
+  server {
+    listen 127.0.0.1:$RP;
+    location / {
+      proxy_pass http://up;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Authorization "Bearer bench-token-0123456789abcdef";
+    }
+  }
+}
+NGX
+nginx -c "$work/up/nginx.conf"
+nginx -c "$work/rp/nginx.conf"
+
+printf 'bench-client-secret' > "$work/client-secret"
+cat > "$work/proxy.json" <<JSON
+{
+  "Logging": { "LogLevel": { "Default": "Warning" } },
+  "SecretlessProxy": {
+    "Admin": { "Url": "http://127.0.0.1:$ADM" },
+    "Listeners": { "bench": { "Mode": "Route", "Url": "http://127.0.0.1:$PX", "Upstream": "http://127.0.0.1:$UP" } },
+    "Credentials": {
+      "bench-token": { "Source": "OAuth2ClientCredentials", "TokenUrl": "http://127.0.0.1:$UP/oauth/token",
+                       "ClientId": "bench", "ClientSecretFile": "$work/client-secret", "Scopes": [ "bench" ] }
+    },
+    "Policies": {
+      "bench-read": { "Match": { "Hosts": [ "127.0.0.1" ], "Methods": [ "GET" ], "PathPrefix": "/" },
+                      "Credential": "bench-token", "Inject": { "Header": "Authorization", "Format": "Bearer {token}" } }
+    }
+  }
+}
+JSON
+
+proxy_pid=""
+start_proxy() {
+  : > "$work/up/token.log"
+  env ${PROXY_ENV:-} "$work/app/secretless-proxy" run --config "$work/proxy.json" > "$work/proxy.log" 2>&1 &
+  proxy_pid=$!; pids+=("$proxy_pid")
+  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$ADM/readyz" >/dev/null 2>&1 && return 0; sleep 0.05; done
+  echo "proxy did not start"; cat "$work/proxy.log"; exit 1
+}
+stop_proxy() { kill "$proxy_pid" 2>/dev/null || true; wait "$proxy_pid" 2>/dev/null || true; }
+
+cpu_ticks() { local t=0; for p in "$@"; do read -r -a f < "/proc/$p/stat"; t=$((t + f[13] + f[14])); done; echo $t; }
+rss_kb() { local t=0; for p in "$@"; do t=$((t + $(awk '/VmRSS/ {print $2}' "/proc/$p/status"))); done; echo $t; }
+nginx_rp_pids() { echo "$(cat "$work/rp.pid") $(pgrep -P "$(cat "$work/rp.pid")" | tr '\n' ' ')"; }
+HZ=$(getconf CLK_TCK)
+
+# One wrk run: prints "rps p50_ms p99_ms requests errors cpu_us_per_req max_rss_mb" for the given pids.
+measure() {
+  local url=$1; shift; local script=${SCRIPT:-}; local pids_="$*"
+  wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" ${script:+-s "$script"} "$url" >/dev/null 2>&1
+  local before=0; [ -n "$pids_" ] && before=$(cpu_ticks $pids_)
+  local max_rss=0
+  ( wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency ${script:+-s "$script"} "$url" > "$work/wrk.out" 2>&1 ) &
+  local wrk_pid=$!
+  while kill -0 "$wrk_pid" 2>/dev/null; do
+    if [ -n "$pids_" ]; then r=$(rss_kb $pids_); [ "$r" -gt "$max_rss" ] && max_rss=$r; fi
+    sleep 0.5
+  done
+  local after=0; [ -n "$pids_" ] && after=$(cpu_ticks $pids_)
+  local rps p50 p99 reqs errs
+  rps=$(awk '/Requests\/sec/ {print $2}' "$work/wrk.out")
+  p50=$(awk '$1=="50%" {print $2}' "$work/wrk.out"); p99=$(awk '$1=="99%" {print $2}' "$work/wrk.out")
+  reqs=$(awk '/requests in/ {print $1}' "$work/wrk.out")
+  errs=$(awk '/Non-2xx/ {n+=$NF} /Socket errors/ {gsub(",",""); n+=$4+$6+$8+$10} END {print n+0}' "$work/wrk.out")
+  local cpu_us="-"
+  [ -n "$pids_" ] && cpu_us=$(awk -v d=$((after - before)) -v hz="$HZ" -v r="$reqs" 'BEGIN { printf "%.1f", d * 1000000 / hz / r }')
+  echo "$rps $(to_ms "$p50") $(to_ms "$p99") $reqs $errs $cpu_us $((max_rss / 1024))"
+}
+to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub("us","",v); printf "%.3f", v/1000 } else if (v ~ /ms$/) { sub("ms","",v); printf "%.3f", v } else if (v ~ /s$/) { sub("s","",v); printf "%.3f", v*1000 } else print v }'; }
+median() { sort -g | awk '{a[NR]=$1} END { print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2) }'; }
+
+machine="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), .NET runtime $(dotnet --list-runtimes | awk '/NETCore.App/ {v=$2} END {print v}'), nginx $(nginx -v 2>&1 | cut -d/ -f2), wrk 4.1.0"
+
+if [ "$mode" = soak ]; then
+  start_proxy
+  idle=$(( $(rss_kb "$proxy_pid") / 1024 ))
+  wrk -t1 -c"$CONNECTIONS" -d"${SOAK_SECONDS}s" "http://127.0.0.1:$PX/soak" > "$work/wrk.out" 2>&1 &
+  wrk_pid=$!; samples=()
+  while kill -0 "$wrk_pid" 2>/dev/null; do samples+=($(( $(rss_kb "$proxy_pid") / 1024 ))); sleep 5; done
+  reqs=$(awk '/requests in/ {print $1}' "$work/wrk.out")
+  errs=$(awk '/Non-2xx/ {n+=$NF} /Socket errors/ {gsub(",",""); n+=$4+$6+$8+$10} END {print n+0}' "$work/wrk.out")
+  first=${samples[1]:-${samples[0]}}; last=${samples[-1]}
+  stop_proxy
+  {
+    echo; echo "### Soak $(date -u +%Y-%m-%dT%H:%MZ): $label"; echo
+    echo "${SOAK_SECONDS} s at ${CONNECTIONS} connections: ${reqs} requests, ${errs} errors; RSS idle ${idle} MB, after 5 s ${first} MB, at end ${last} MB (growth $((last - first)) MB); samples every 5 s: ${samples[*]}"
+    echo; echo "Command: \`SOAK_SECONDS=${SOAK_SECONDS} bench/run.sh soak\`"
+  } | tee -a "$work/section.md"
+  python3 - "$root/bench/RESULTS.md" "$work/section.md" <<'PY'
+import sys
+path, section = sys.argv[1], open(sys.argv[2]).read()
+text = open(path).read() if __import__('os').path.exists(path) else "# Benchmark results\n\n## Runs (newest first)\n"
+marker = "## Runs (newest first)\n"
+text = text.replace(marker, marker + section, 1) if marker in text else text + "\n" + marker + section
+open(path, "w").write(text)
+PY
+  exit 0
+fi
+
+# Route mode, interleaved A B C A B C after a warm-up of each.
+start_proxy
+sleep 1
+idle_rss=$(( $(rss_kb "$proxy_pid") / 1024 ))
+curl -sf "http://127.0.0.1:$PX/warm" >/dev/null
+for url in "http://127.0.0.1:$UP/prime" "http://127.0.0.1:$PX/prime" "http://127.0.0.1:$RP/prime"; do
+  wrk -t1 -c"$CONNECTIONS" -d"${PRIME}s" "$url" >/dev/null 2>&1
+done
+declare -A rps p50 p99 cpu rss errs
+for round in $(seq 1 "$ROUNDS"); do
+  for variant in direct proxy nginx; do
+    case $variant in
+      direct) url="http://127.0.0.1:$UP/bench"; watch="" ;;
+      proxy)  url="http://127.0.0.1:$PX/bench"; watch="$proxy_pid" ;;
+      nginx)  url="http://127.0.0.1:$RP/bench"; watch="$(nginx_rp_pids)" ;;
+    esac
+    read -r r a b _n e c m <<< "$(measure "$url" $watch)"
+    echo "round $round $variant: $r req/s, p50 $a ms, p99 $b ms, errors $e, cpu/req $c us, max rss $m MB"
+    rps[$variant]+="$r "; p50[$variant]+="$a "; p99[$variant]+="$b "; cpu[$variant]+="$c "; rss[$variant]+="$m "; errs[$variant]+="$e "
+  done
+done
+tokens_after_load=$(wc -l < "$work/up/token.log")
+
+# p99 at half of the proxy's maximum rate: wrk's delay() paces each connection.
+max_proxy=$(echo ${rps[proxy]} | tr ' ' '\n' | median)
+half=$(awk -v m="$max_proxy" 'BEGIN { printf "%d", m/2 }')
+cat > "$work/pace.lua" <<LUA
+function delay() return math.floor(${CONNECTIONS} * 1000 / ${half}) end
+LUA
+declare -A hp99 hrps
+for round in $(seq 1 "$ROUNDS"); do
+  for variant in direct proxy; do
+    case $variant in direct) url="http://127.0.0.1:$UP/half" ;; proxy) url="http://127.0.0.1:$PX/half" ;; esac
+    read -r r _a b _rest <<< "$(SCRIPT="$work/pace.lua" measure "$url")"
+    hp99[$variant]+="$b "; hrps[$variant]+="$r "
+  done
+done
+stop_proxy
+
+# Cold start: a fresh proxy, N concurrent first requests, count token endpoint calls.
+COLD_N=${COLD_N:-200}
+start_proxy
+seq 1 "$COLD_N" | sed "s|.*|url = \"http://127.0.0.1:$PX/cold/&\"\noutput = /dev/null|" > "$work/cold.cfg"
+cold_start=$(date +%s%N)
+curl -s --parallel --parallel-immediate --parallel-max "$COLD_N" -K "$work/cold.cfg" -w '%{http_code}\n' > "$work/cold.codes"
+cold_ms=$(( ($(date +%s%N) - cold_start) / 1000000 ))
+cold_ok=$(grep -c '^200$' "$work/cold.codes" || true)
+cold_tokens=$(wc -l < "$work/up/token.log")
+stop_proxy
+
+m() { echo ${1} | tr ' ' '\n' | median; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b+0 == 0) print "-"; else printf "%.2f", a/b }'; }
+{
+  echo
+  echo "### $(date -u +%Y-%m-%dT%H:%MZ): $label"
+  echo
+  echo "Machine: $machine. Load: \`wrk -t1 -c$CONNECTIONS -d${DURATION}s --latency\` after ${PRIME} s of priming load per server and a ${WARMUP} s warm-up per run, variants interleaved, $ROUNDS rounds, medians shown; wrk, upstream, proxy and peer share the cores. Proxy environment: ${PROXY_ENV:-none}."
+  echo
+  echo "| variant | req/s | p50 ms | p99 ms | CPU µs/req (proxy process) | RSS under load MB | errors |"
+  echo "|---|---|---|---|---|---|---|"
+  for v in direct proxy nginx; do
+    echo "| $v | $(m "${rps[$v]}") | $(m "${p50[$v]}") | $(m "${p99[$v]}") | $( [ $v = direct ] && echo - || m "${cpu[$v]}") | $( [ $v = direct ] && echo - || m "${rss[$v]}") | $(echo ${errs[$v]} | tr ' ' '\n' | awk '{n+=$1} END {print n}') |"
+  done
+  echo
+  echo "- proxy/direct req/s: **$(ratio "$(m "${rps[proxy]}")" "$(m "${rps[direct]}")")**; proxy/nginx req/s: **$(ratio "$(m "${rps[proxy]}")" "$(m "${rps[nginx]}")")**; proxy/nginx CPU per request: **$(ratio "$(m "${cpu[proxy]}")" "$(m "${cpu[nginx]}")")**"
+  echo "- proxy RSS idle ${idle_rss} MB, under load $(m "${rss[proxy]}") MB"
+  echo "- at half the proxy's maximum rate (~${half} req/s paced): p99 direct $(m "${hp99[direct]}") ms, proxy $(m "${hp99[proxy]}") ms, added $(awk -v a="$(m "${hp99[proxy]}")" -v b="$(m "${hp99[direct]}")" 'BEGIN { printf "%.3f", a-b }') ms"
+  echo "- token endpoint calls during the whole load: ${tokens_after_load} (cached credential)"
+  echo "- cold start: ${COLD_N} concurrent first requests on a fresh proxy: ${cold_ok} answered 200 in ${cold_ms} ms, token endpoint calls: **${cold_tokens}**"
+  echo
+  echo "Command: \`BENCH_LABEL=\"$label\" bench/run.sh\`"
+} | tee "$work/section.md"
+
+python3 - "$root/bench/RESULTS.md" "$work/section.md" <<'PY'
+import sys, os
+path, section = sys.argv[1], open(sys.argv[2]).read()
+text = open(path).read() if os.path.exists(path) else "# Benchmark results\n\n## Runs (newest first)\n"
+marker = "## Runs (newest first)\n"
+text = text.replace(marker, marker + section, 1) if marker in text else text + "\n" + marker + section
+open(path, "w").write(text)
+PY
