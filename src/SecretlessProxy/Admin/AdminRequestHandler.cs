@@ -6,7 +6,8 @@ namespace SecretlessProxy.Admin;
 
 /// <summary>
 /// The admin port: <c>/healthz</c> (process alive), <c>/readyz</c> (listeners bound and config
-/// loaded) and <c>/credentials</c> (state and timing per credential, never a value).
+/// loaded) and <c>/credentials</c> (state and timing per credential, never a value). <c>/metrics</c>
+/// is served before this handler by the OpenTelemetry Prometheus middleware.
 /// </summary>
 internal sealed class AdminRequestHandler
 {
@@ -31,7 +32,7 @@ internal sealed class AdminRequestHandler
             "/healthz" => WriteJsonAsync(context, 200, w => w.WriteString("status", "alive")),
             "/readyz" => ReadyAsync(context),
             "/credentials" => CredentialsAsync(context),
-            _ => WriteJsonAsync(context, 404, w => w.WriteString("error", "not found; try /healthz, /readyz or /credentials")),
+            _ => WriteJsonAsync(context, 404, w => w.WriteString("error", "not found; try /healthz, /readyz, /credentials or /metrics")),
         };
     }
 

@@ -13,4 +13,10 @@ public sealed class ListenerOptions
 
     /// <summary>Overrides the global <c>Unmatched</c> for this listener.</summary>
     public string? Unmatched { get; set; }
+
+    /// <summary>Record the request's query string on spans (off by default: queries often carry personal data).</summary>
+    public bool? RecordQuery { get; set; }
+
+    /// <summary>With <see cref="RecordQuery"/>: parameters whose values are replaced by REDACTED.</summary>
+    public string[]? RedactQueryParameters { get; set; }
 }

@@ -3,6 +3,7 @@ using SecretlessProxy.Credentials;
 using SecretlessProxy.Injection;
 using SecretlessProxy.Listeners;
 using SecretlessProxy.Policy;
+using SecretlessProxy.Telemetry;
 
 namespace SecretlessProxy.Configuration;
 
@@ -42,23 +43,6 @@ public sealed class SnapshotCompiler
         var unmatched = ParseUnmatched(options.Unmatched, Root + ":Unmatched", errors) ?? UnmatchedBehavior.Deny;
         var admin = ParseBindUrl(options.Admin.Url ?? AdminOptions.DefaultUrl, Root + ":Admin:Url", errors);
 
-        var listeners = new Dictionary<string, ListenerDefinition>(StringComparer.OrdinalIgnoreCase);
-        if (options.Listeners.Count == 0)
-        {
-            errors.Add(new(Root + ":Listeners", "at least one listener is required"));
-        }
-
-        foreach (var (name, listener) in options.Listeners)
-        {
-            var compiled = CompileListener(name, listener, unmatched, errors);
-            if (compiled is not null)
-            {
-                listeners[name] = compiled;
-            }
-        }
-
-        CheckPortConflicts(admin, listeners.Values, errors);
-
         var credentialOptions = new Dictionary<string, CredentialOptions>(options.Credentials, StringComparer.OrdinalIgnoreCase);
         var credentials = new List<CredentialDefinition>();
         foreach (var (name, credential) in options.Credentials)
@@ -82,6 +66,25 @@ public sealed class SnapshotCompiler
 
         CheckAmbiguousPolicies(policies, errors);
 
+        // Listeners last: a listener that records query strings redacts every injected parameter.
+        var injectedQueryParameters = policies.Select(p => p.Injection).OfType<QueryInjector>().Select(q => q.Parameter).ToArray();
+        var listeners = new Dictionary<string, ListenerDefinition>(StringComparer.OrdinalIgnoreCase);
+        if (options.Listeners.Count == 0)
+        {
+            errors.Add(new(Root + ":Listeners", "at least one listener is required"));
+        }
+
+        foreach (var (name, listener) in options.Listeners)
+        {
+            var compiled = CompileListener(name, listener, unmatched, injectedQueryParameters, errors);
+            if (compiled is not null)
+            {
+                listeners[name] = compiled;
+            }
+        }
+
+        CheckPortConflicts(admin, listeners.Values, errors);
+
         if (errors.Count > start || admin is null)
         {
             return null;
@@ -90,7 +93,7 @@ public sealed class SnapshotCompiler
         return new ProxySnapshot(admin, listeners, credentials, new PolicySet(policies.OrderBy(p => p.Name, StringComparer.Ordinal).ToArray()));
     }
 
-    private ListenerDefinition? CompileListener(string name, ListenerOptions listener, UnmatchedBehavior globalUnmatched, List<ConfigError> errors)
+    private ListenerDefinition? CompileListener(string name, ListenerOptions listener, UnmatchedBehavior globalUnmatched, IReadOnlyList<string> injectedQueryParameters, List<ConfigError> errors)
     {
         var key = Root + ":Listeners:" + name;
         var ok = true;
@@ -120,7 +123,17 @@ public sealed class SnapshotCompiler
             upstream = null;
         }
 
-        return ok && bind is not null && upstream is not null ? new ListenerDefinition(name, mode, bind, upstream, unmatched) : null;
+        QueryRedactor? queryRecording = null;
+        if (listener.RecordQuery == true)
+        {
+            queryRecording = new QueryRedactor((listener.RedactQueryParameters ?? []).Concat(injectedQueryParameters));
+        }
+        else if (listener.RedactQueryParameters is { Length: > 0 })
+        {
+            errors.Add(new(key + ":RedactQueryParameters", "has no effect unless RecordQuery is true"));
+        }
+
+        return ok && bind is not null && upstream is not null ? new ListenerDefinition(name, mode, bind, upstream, unmatched, queryRecording) : null;
     }
 
     private static void CheckPortConflicts(IPEndPoint? admin, IEnumerable<ListenerDefinition> listeners, List<ConfigError> errors)

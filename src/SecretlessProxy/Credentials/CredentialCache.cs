@@ -1,5 +1,6 @@
 using System.Collections.Frozen;
 using Microsoft.Extensions.Logging;
+using SecretlessProxy.Telemetry;
 
 namespace SecretlessProxy.Credentials;
 
@@ -13,12 +14,12 @@ public sealed class CredentialCache : IDisposable
     private readonly FrozenDictionary<string, CredentialEntry> _entries;
     private int _disposed;
 
-    public CredentialCache(IEnumerable<CredentialDefinition> definitions, TimeProvider time, ILoggerFactory loggerFactory)
+    public CredentialCache(IEnumerable<CredentialDefinition> definitions, TimeProvider time, ILoggerFactory loggerFactory, ProxyMetrics? metrics = null)
     {
         var logger = loggerFactory.CreateLogger<CredentialCache>();
         _entries = definitions.ToFrozenDictionary(
             d => d.Name,
-            d => new CredentialEntry(d, time, logger, _stopping.Token),
+            d => new CredentialEntry(d, time, logger, metrics, _stopping.Token),
             StringComparer.OrdinalIgnoreCase);
     }
 

@@ -13,6 +13,7 @@ internal sealed partial class CredentialEntry
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly CancellationToken _stopping;
+    private readonly ProxyMetrics? _metrics;
 
     private volatile CachedValue? _current;
     private Task<Credential>? _inflight;
@@ -22,8 +23,9 @@ internal sealed partial class CredentialEntry
     private string? _lastError;
     private DateTimeOffset? _lastErrorAt;
 
-    public CredentialEntry(CredentialDefinition definition, TimeProvider time, ILogger logger, CancellationToken stopping)
+    public CredentialEntry(CredentialDefinition definition, TimeProvider time, ILogger logger, ProxyMetrics? metrics, CancellationToken stopping)
     {
+        _metrics = metrics;
         Definition = definition;
         _time = time;
         _logger = logger;
@@ -157,7 +159,9 @@ internal sealed partial class CredentialEntry
                 _inflight = null;
             }
 
-            Log.Fetched(_logger, Name, Definition.Source.Kind, credential.ExpiresAt, _time.GetElapsedTime(started).TotalMilliseconds);
+            var elapsed = _time.GetElapsedTime(started);
+            _metrics?.CredentialFetch(Name, Definition.Source.Kind, success: true, elapsed);
+            Log.Fetched(_logger, Name, Definition.Source.Kind, credential.ExpiresAt, elapsed.TotalMilliseconds);
             activity?.SetTag(ProxyTelemetry.Tags.Outcome, "success");
             return credential;
         }
@@ -177,6 +181,8 @@ internal sealed partial class CredentialEntry
                 _lastErrorAt = now;
                 _inflight = null;
             }
+
+            _metrics?.CredentialFetch(Name, Definition.Source.Kind, success: false, _time.GetElapsedTime(started));
 
             // Only the safe message is logged: an inner exception from an HTTP stack could carry a body.
             Log.FetchFailed(_logger, Name, Definition.Source.Kind, message, backoff.TotalMilliseconds);

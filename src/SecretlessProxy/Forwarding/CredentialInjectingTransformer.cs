@@ -1,4 +1,6 @@
+using System.Diagnostics;
 using Microsoft.AspNetCore.Http;
+using SecretlessProxy.Telemetry;
 using Yarp.ReverseProxy.Forwarder;
 
 namespace SecretlessProxy.Forwarding;
@@ -10,12 +12,20 @@ namespace SecretlessProxy.Forwarding;
 /// </summary>
 internal sealed class CredentialInjectingTransformer : HttpTransformer
 {
+    private readonly ProxyMetrics _metrics;
+
+    public CredentialInjectingTransformer(ProxyMetrics metrics)
+    {
+        _metrics = metrics;
+    }
+
     public override async ValueTask TransformRequestAsync(HttpContext httpContext, HttpRequestMessage proxyRequest, string destinationPrefix, CancellationToken cancellationToken)
     {
         await base.TransformRequestAsync(httpContext, proxyRequest, destinationPrefix, cancellationToken).ConfigureAwait(false);
-        if (httpContext.Features.Get<InjectionFeature>() is { } injection)
+        if (httpContext.Features.Get<ForwardingFeature>() is { } feature)
         {
-            proxyRequest.Options.Set(CredentialInjectionHandler.InjectionKey, injection);
+            proxyRequest.Options.Set(CredentialInjectionHandler.FeatureKey, feature);
+            _metrics.AddedLatency(feature.Listener, Stopwatch.GetElapsedTime(feature.StartTimestamp));
         }
     }
 }

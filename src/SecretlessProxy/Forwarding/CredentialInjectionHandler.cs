@@ -8,7 +8,7 @@ namespace SecretlessProxy.Forwarding;
 /// </summary>
 internal sealed class CredentialInjectionHandler : DelegatingHandler
 {
-    public static readonly HttpRequestOptionsKey<InjectionFeature> InjectionKey = new("SecretlessProxy.Injection");
+    public static readonly HttpRequestOptionsKey<ForwardingFeature> FeatureKey = new("SecretlessProxy.Forwarding");
 
     public CredentialInjectionHandler(HttpMessageHandler inner)
         : base(inner)
@@ -17,9 +17,9 @@ internal sealed class CredentialInjectionHandler : DelegatingHandler
 
     protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
-        if (request.Options.TryGetValue(InjectionKey, out var injection))
+        if (request.Options.TryGetValue(FeatureKey, out var feature) && feature.Rule is { } rule)
         {
-            injection.Rule.Apply(request, injection.Credential);
+            rule.Apply(request, feature.Credential!);
         }
 
         return base.SendAsync(request, cancellationToken);

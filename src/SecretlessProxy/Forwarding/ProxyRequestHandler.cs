@@ -21,15 +21,18 @@ internal sealed partial class ProxyRequestHandler
     private readonly ProxyState _state;
     private readonly IHttpForwarder _forwarder;
     private readonly HttpMessageInvoker _upstreamClient;
-    private readonly CredentialInjectingTransformer _transformer = new();
+    private readonly CredentialInjectingTransformer _transformer;
     private readonly ForwarderRequestConfig _requestConfig;
+    private readonly ProxyMetrics _metrics;
     private readonly ILogger _logger;
 
-    public ProxyRequestHandler(ProxyState state, IHttpForwarder forwarder, HttpMessageInvoker upstreamClient, ILogger<ProxyRequestHandler> logger)
+    public ProxyRequestHandler(ProxyState state, IHttpForwarder forwarder, HttpMessageInvoker upstreamClient, ProxyMetrics metrics, ILogger<ProxyRequestHandler> logger)
     {
         _state = state;
         _forwarder = forwarder;
         _upstreamClient = upstreamClient;
+        _metrics = metrics;
+        _transformer = new CredentialInjectingTransformer(metrics);
         _logger = logger;
         _requestConfig = new ForwarderRequestConfig { ActivityTimeout = TimeSpan.FromSeconds(100) };
     }
@@ -44,6 +47,7 @@ internal sealed partial class ProxyRequestHandler
             return;
         }
 
+        var started = Stopwatch.GetTimestamp();
         using var activity = ProxyTelemetry.StartRequest(listener.Name);
         var request = context.Request;
         var upstream = listener.Upstream;
@@ -54,10 +58,16 @@ internal sealed partial class ProxyRequestHandler
             activity.SetTag(ProxyTelemetry.Tags.ServerAddress, destination.Host);
             activity.SetTag(ProxyTelemetry.Tags.ServerPort, destination.Port);
             activity.SetTag(ProxyTelemetry.Tags.UrlPath, destination.Path);
+            if (listener.QueryRecording is { } recording && request.QueryString.HasValue)
+            {
+                activity.SetTag(ProxyTelemetry.Tags.UrlQuery, recording.Redact(request.QueryString.Value!));
+            }
         }
 
         var decision = snapshot.Policies.Evaluate(destination, listener.Unmatched);
         activity?.SetTag(ProxyTelemetry.Tags.Decision, decision.Name);
+        _metrics.Request(listener.Name, decision.Policy?.Name, decision.Name);
+        ForwardingFeature feature;
 
         switch (decision.Kind)
         {
@@ -70,6 +80,7 @@ internal sealed partial class ProxyRequestHandler
 
             case DecisionKind.PassThrough:
                 Log.PassedThrough(_logger, listener.Name, destination.Method, destination.Host, destination.Port, destination.Path);
+                feature = new ForwardingFeature(listener.Name, started, rule: null, credential: null);
                 break;
 
             default:
@@ -91,6 +102,7 @@ internal sealed partial class ProxyRequestHandler
                 {
                     Log.CredentialUnavailable(_logger, listener.Name, policy.Name, ex.CredentialName, ex.Reason);
                     activity?.SetTag(ProxyTelemetry.Tags.Outcome, "credential-unavailable");
+                    activity?.AddEvent(new ActivityEvent("secretless.credential.unavailable", tags: new ActivityTagsCollection { [ProxyTelemetry.Tags.Reason] = ex.Reason }));
                     await ProblemResponse.WriteAsync(
                         context,
                         StatusCodes.Status503ServiceUnavailable,
@@ -103,16 +115,19 @@ internal sealed partial class ProxyRequestHandler
                 }
 
                 activity?.SetTag(ProxyTelemetry.Tags.CredentialCache, lease.OutcomeName);
-                context.Features.Set(new InjectionFeature(policy.Injection, lease.Credential));
+                feature = new ForwardingFeature(listener.Name, started, policy.Injection, lease.Credential);
+                _metrics.Injection(policy.Name, policy.CredentialName, policy.Injection.Kind);
                 Log.Allowed(_logger, listener.Name, policy.Name, destination.Method, destination.Host, destination.Port, destination.Path, policy.CredentialName, lease.OutcomeName);
                 break;
         }
 
+        context.Features.Set(feature);
         var error = await _forwarder.SendAsync(context, listener.UpstreamPrefix, _upstreamClient, _requestConfig, _transformer).ConfigureAwait(false);
         if (error != ForwarderError.None)
         {
             var reason = error.ToString();
             Log.UpstreamFailed(_logger, listener.Name, destination.Host, destination.Port, reason);
+            _metrics.UpstreamError(listener.Name, reason);
             activity?.SetTag(ProxyTelemetry.Tags.Outcome, "upstream-error");
             activity?.SetStatus(ActivityStatusCode.Error, reason);
             if (error is not (ForwarderError.RequestCanceled or ForwarderError.RequestBodyCanceled))

@@ -6,6 +6,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 using OpenTelemetry.Trace;
 using SecretlessProxy.Admin;
@@ -91,7 +92,8 @@ public sealed partial class ProxyApp : IAsyncDisposable
         builder.Configuration.AddConfiguration(loaded.Configuration);
 
         ConfigureLogging(builder.Logging, loaded.Configuration, options);
-        ConfigureTracing(builder.Services, options);
+        builder.Services.AddMetrics();
+        ConfigureTelemetry(builder.Services, options);
 
         var listenerEndpoints = new Dictionary<string, ListenOptions>(StringComparer.OrdinalIgnoreCase);
         ListenOptions? adminEndpoint = null;
@@ -124,17 +126,29 @@ public sealed partial class ProxyApp : IAsyncDisposable
         });
 
         builder.Services.AddHttpForwarder();
-        builder.Services.AddSingleton(sp => new ProxyState(snapshot, new Credentials.CredentialCache(snapshot.Credentials, options.TimeProvider, sp.GetRequiredService<ILoggerFactory>())));
+        builder.Services.AddSingleton<ProxyMetrics>();
+        builder.Services.AddSingleton(sp =>
+        {
+            var metrics = sp.GetRequiredService<ProxyMetrics>();
+            var cache = new Credentials.CredentialCache(snapshot.Credentials, options.TimeProvider, sp.GetRequiredService<ILoggerFactory>(), metrics);
+            metrics.ObserveCredentialExpiry(cache, options.TimeProvider);
+            return new ProxyState(snapshot, cache);
+        });
         builder.Services.AddSingleton(sp => new ProxyRequestHandler(
             sp.GetRequiredService<ProxyState>(),
             sp.GetRequiredService<Yarp.ReverseProxy.Forwarder.IHttpForwarder>(),
             upstreamClient,
+            sp.GetRequiredService<ProxyMetrics>(),
             sp.GetRequiredService<ILogger<ProxyRequestHandler>>()));
         builder.Services.AddSingleton<AdminRequestHandler>();
 
         var app = builder.Build();
         var proxy = app.Services.GetRequiredService<ProxyRequestHandler>();
         var admin = app.Services.GetRequiredService<AdminRequestHandler>();
+
+        // Prometheus text on the admin port only; the predicate is the whole cost on proxied requests.
+        app.UseOpenTelemetryPrometheusScrapingEndpoint(context =>
+            context.Features.Get<ListenerFeature>() is { IsAdmin: true } && context.Request.Path == "/metrics");
 
         // One terminal delegate, no routing: the connection already says which listener this is.
         app.Run(context =>
@@ -209,48 +223,69 @@ public sealed partial class ProxyApp : IAsyncDisposable
     }
 
     /// <summary>
+    /// Metrics are always collected (Prometheus on the admin port, OTLP too when configured).
     /// Tracing is on when the standard OTEL_* variables ask for an exporter (or a test hook does),
     /// and off otherwise, so an unobserved proxy pays nothing for spans.
     /// </summary>
-    private static void ConfigureTracing(IServiceCollection services, ProxyAppOptions options)
+    private static void ConfigureTelemetry(IServiceCollection services, ProxyAppOptions options)
     {
-        var otlp = OtlpRequested();
-        if (!otlp && options.ConfigureTracing is null)
+        var otel = services.AddOpenTelemetry()
+            .ConfigureResource(r => r.AddService(Environment.GetEnvironmentVariable("OTEL_SERVICE_NAME") ?? "secretless-proxy"))
+            .WithMetrics(metrics =>
+            {
+                metrics.AddMeter(ProxyMetrics.MeterName).AddPrometheusExporter();
+                if (OtlpRequested("OTEL_METRICS_EXPORTER", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"))
+                {
+                    metrics.AddOtlpExporter();
+                }
+
+                options.ConfigureMetrics?.Invoke(metrics);
+            });
+
+        var otlpTraces = OtlpRequested("OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
+        if (!otlpTraces && options.ConfigureTracing is null)
         {
             return;
         }
 
-        services.AddOpenTelemetry()
-            .ConfigureResource(r => r.AddService(Environment.GetEnvironmentVariable("OTEL_SERVICE_NAME") ?? "secretless-proxy"))
-            .WithTracing(tracing =>
-            {
-                tracing.AddSource(ProxyTelemetry.SourceName)
-                    .AddAspNetCoreInstrumentation()
-                    .AddHttpClientInstrumentation();
-                if (otlp)
+        otel.WithTracing(tracing =>
+        {
+            tracing.AddSource(ProxyTelemetry.SourceName)
+                // Query strings are recorded only by the proxy's own span, and only where a listener
+                // opts in: the framework spans drop them (an injected query credential included).
+                .AddAspNetCoreInstrumentation(o => o.EnrichWithHttpRequest = static (activity, _) => activity.SetTag("url.query", null))
+                .AddHttpClientInstrumentation(o => o.EnrichWithHttpRequestMessage = static (activity, request) =>
                 {
-                    tracing.AddOtlpExporter();
-                }
+                    if (request.RequestUri is { } uri)
+                    {
+                        activity.SetTag("url.full", uri.GetLeftPart(UriPartial.Path));
+                    }
+                });
+            if (otlpTraces)
+            {
+                tracing.AddOtlpExporter();
+            }
 
-                options.ConfigureTracing?.Invoke(tracing);
-            });
+            options.ConfigureTracing?.Invoke(tracing);
+        });
     }
 
-    private static bool OtlpRequested()
+    /// <summary>The OpenTelemetry specification's rules for choosing the OTLP exporter from the environment.</summary>
+    private static bool OtlpRequested(string exporterVariable, string signalEndpointVariable)
     {
         if (string.Equals(Environment.GetEnvironmentVariable("OTEL_SDK_DISABLED"), "true", StringComparison.OrdinalIgnoreCase))
         {
             return false;
         }
 
-        var exporter = Environment.GetEnvironmentVariable("OTEL_TRACES_EXPORTER");
+        var exporter = Environment.GetEnvironmentVariable(exporterVariable);
         if (exporter is not null)
         {
             return exporter.Split(',').Any(e => e.Trim().Equals("otlp", StringComparison.OrdinalIgnoreCase));
         }
 
         return !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT")) ||
-               !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"));
+               !string.IsNullOrEmpty(Environment.GetEnvironmentVariable(signalEndpointVariable));
     }
 
     private static Uri ToUri(IPEndPoint endPoint)

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using OpenTelemetry.Metrics;
 using OpenTelemetry.Trace;
 
 namespace SecretlessProxy.Hosting;
@@ -13,6 +14,9 @@ public sealed class ProxyAppOptions
 
     /// <summary>When set, tracing is on even without OTEL_* variables, and this adds exporters.</summary>
     public Action<TracerProviderBuilder>? ConfigureTracing { get; init; }
+
+    /// <summary>Adds metric readers (tests capture every measurement).</summary>
+    public Action<MeterProviderBuilder>? ConfigureMetrics { get; init; }
 
     /// <summary>Write logs to the console (off in tests that capture logs themselves).</summary>
     public bool ConsoleLogging { get; init; } = true;

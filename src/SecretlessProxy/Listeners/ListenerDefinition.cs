@@ -1,13 +1,15 @@
 using System.Net;
 using SecretlessProxy.Policy;
+using SecretlessProxy.Telemetry;
 
 namespace SecretlessProxy.Listeners;
 
 /// <summary>A validated listener: where it binds and, in route mode, where its requests go.</summary>
 public sealed class ListenerDefinition
 {
-    public ListenerDefinition(string name, ListenerMode mode, IPEndPoint bindEndPoint, Uri upstream, UnmatchedBehavior unmatched)
+    public ListenerDefinition(string name, ListenerMode mode, IPEndPoint bindEndPoint, Uri upstream, UnmatchedBehavior unmatched, QueryRedactor? queryRecording = null)
     {
+        QueryRecording = queryRecording;
         Name = name;
         Mode = mode;
         BindEndPoint = bindEndPoint;
@@ -28,4 +30,7 @@ public sealed class ListenerDefinition
     public string UpstreamPrefix { get; }
 
     public UnmatchedBehavior Unmatched { get; }
+
+    /// <summary>Null unless the listener opted in to recording query strings on spans.</summary>
+    public QueryRedactor? QueryRecording { get; }
 }

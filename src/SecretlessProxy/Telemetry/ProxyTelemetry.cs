@@ -30,6 +30,7 @@ public static class ProxyTelemetry
         public const string ServerAddress = "server.address";
         public const string ServerPort = "server.port";
         public const string UrlPath = "url.path";
+        public const string UrlQuery = "url.query";
         public const string StatusCode = "http.response.status_code";
     }
 

@@ -23,7 +23,9 @@ public sealed class ProxyHarness : IAsyncDisposable
         App = app;
         Logs = logs;
         _spans = spans;
-        Client = new HttpClient(new SocketsHttpHandler { UseProxy = false, AllowAutoRedirect = false }) { Timeout = TimeSpan.FromSeconds(60) };
+        // The app's client: no trace propagation of its own (the proxy's tracing runs in this test
+        // process and would otherwise rewrite the traceparent a test sets as the app).
+        Client = new HttpClient(new SocketsHttpHandler { UseProxy = false, AllowAutoRedirect = false, ActivityHeadersPropagator = null }) { Timeout = TimeSpan.FromSeconds(60) };
     }
 
     public ProxyApp App { get; }
@@ -112,7 +114,8 @@ public sealed class ProxyHarness : IAsyncDisposable
         }
 
         using var admin = new HttpClient();
-        foreach (var path in new[] { "/healthz", "/readyz", "/credentials" })
+        // /metrics holds every metric label value the proxy produced.
+        foreach (var path in new[] { "/healthz", "/readyz", "/credentials", "/metrics" })
         {
             emitted.Add("admin " + path + ": " + await admin.GetStringAsync(new Uri(App.AdminUri, path)));
         }

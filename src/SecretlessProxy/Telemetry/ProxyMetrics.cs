@@ -1,0 +1,77 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+using SecretlessProxy.Credentials;
+
+namespace SecretlessProxy.Telemetry;
+
+/// <summary>
+/// The proxy's metrics (meter <c>SecretlessProxy</c>), exported as Prometheus text on the admin
+/// port's <c>/metrics</c> and over OTLP when configured. Label values are names and outcomes,
+/// never values, so no series can carry a secret.
+/// </summary>
+public sealed class ProxyMetrics
+{
+    public const string MeterName = "SecretlessProxy";
+
+    private readonly Meter _meter;
+    private readonly Counter<long> _requests;
+    private readonly Counter<long> _injections;
+    private readonly Counter<long> _fetches;
+    private readonly Histogram<double> _fetchDuration;
+    private readonly Counter<long> _upstreamErrors;
+    private readonly Histogram<double> _addedLatency;
+
+    public ProxyMetrics(IMeterFactory meterFactory)
+    {
+        _meter = meterFactory.Create(MeterName);
+        _requests = _meter.CreateCounter<long>("secretless.proxy.requests", "{request}", "Requests by listener, policy and decision.");
+        _injections = _meter.CreateCounter<long>("secretless.proxy.injections", "{injection}", "Credentials injected into requests.");
+        _fetches = _meter.CreateCounter<long>("secretless.credential.fetches", "{fetch}", "Credential fetches by outcome.");
+        _fetchDuration = _meter.CreateHistogram<double>(
+            "secretless.credential.fetch.duration", "s", "Duration of credential fetches, retries included.",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30] });
+        _upstreamErrors = _meter.CreateCounter<long>("secretless.proxy.upstream.errors", "{error}", "Forwarding failures by listener and error.");
+        _addedLatency = _meter.CreateHistogram<double>(
+            "secretless.proxy.added_latency", "s", "Time from a request's arrival until the proxy sends it upstream: decision, credential, injection and request copy.",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1, 5] });
+    }
+
+    public void Request(string listener, string? policy, string decision) =>
+        _requests.Add(1, new TagList { { "listener", listener }, { "policy", policy ?? string.Empty }, { "decision", decision } });
+
+    public void Injection(string policy, string credential, string kind) =>
+        _injections.Add(1, new TagList { { "policy", policy }, { "credential", credential }, { "injection", kind } });
+
+    public void CredentialFetch(string credential, string source, bool success, TimeSpan duration)
+    {
+        var tags = new TagList { { "credential", credential }, { "source", source }, { "outcome", success ? "success" : "failure" } };
+        _fetches.Add(1, tags);
+        _fetchDuration.Record(duration.TotalSeconds, tags);
+    }
+
+    public void UpstreamError(string listener, string error) =>
+        _upstreamErrors.Add(1, new TagList { { "listener", listener }, { "error", error } });
+
+    public void AddedLatency(string listener, TimeSpan elapsed) =>
+        _addedLatency.Record(elapsed.TotalSeconds, new KeyValuePair<string, object?>("listener", listener));
+
+    /// <summary>Seconds until each cached credential expires; credentials that do not expire report nothing.</summary>
+    public void ObserveCredentialExpiry(CredentialCache cache, TimeProvider time) =>
+        _meter.CreateObservableGauge(
+            "secretless.credential.expires_in",
+            () => Observe(cache, time),
+            "s",
+            "Seconds until the cached credential expires.");
+
+    private static IEnumerable<Measurement<double>> Observe(CredentialCache cache, TimeProvider time)
+    {
+        var now = time.GetUtcNow();
+        foreach (var status in cache.GetStatuses())
+        {
+            if (status.ExpiresAt is { } expiresAt)
+            {
+                yield return new Measurement<double>((expiresAt - now).TotalSeconds, new KeyValuePair<string, object?>("credential", status.Name), new KeyValuePair<string, object?>("source", status.Source));
+            }
+        }
+    }
+}
