@@ -1,0 +1,148 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.Json.Nodes;
+using SecretlessProxy.Tests.Infrastructure;
+using WireMock.RequestBuilders;
+using WireMock.ResponseBuilders;
+using WireMock.Server;
+using Xunit;
+
+namespace SecretlessProxy.Tests.Telemetry;
+
+/// <summary>
+/// The exporter is chosen by the standard OTEL_* variables, as operators set them. The proxy runs
+/// as a child process (its environment alone carries the variables) and exports OTLP/HTTP protobuf
+/// to a recording receiver; the test reads the attribute names and values out of the payload.
+/// </summary>
+public sealed class OtlpExportTests : IDisposable
+{
+    private readonly WireMockServer _collector = WireMockFactory.Start();
+    private readonly WireMockServer _upstream = WireMockFactory.Start();
+    private readonly TestConfig _config = new();
+    private readonly string _key = "otlp-key-" + Guid.NewGuid().ToString("N");
+
+    public OtlpExportTests()
+    {
+        _collector.Given(Request.Create().UsingPost()).RespondWith(Response.Create().WithStatusCode(200));
+        _upstream.Given(Request.Create().UsingAnyMethod()).RespondWith(Response.Create().WithStatusCode(200));
+    }
+
+    [Fact]
+    public async Task Spans_and_metrics_reach_an_otlp_http_receiver_named_by_the_environment()
+    {
+        var listenerPort = WireMockFactory.FreePort();
+        var adminPort = WireMockFactory.FreePort();
+        _config.Set("Admin", new JsonObject { ["Url"] = "http://127.0.0.1:" + adminPort });
+        _config.Section["Listeners"]!["otlp-api"] = new JsonObject { ["Mode"] = "Route", ["Url"] = "http://127.0.0.1:" + listenerPort, ["Upstream"] = _upstream.LoopbackUrl() };
+        _config.Credential("otlp-key", new JsonObject { ["Source"] = "File", ["Path"] = _config.SecretFile("key", _key) })
+            .Policy("otlp-policy", TestConfig.HeaderPolicy(TestConfig.Match(["127.0.0.1"], "/v1/"), "otlp-key", "X-Api-Key", "{token}"));
+
+        using var proxy = StartChild(_config.Write(), new()
+        {
+            ["OTEL_EXPORTER_OTLP_ENDPOINT"] = _collector.LoopbackUrl(),
+            ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf",
+            ["OTEL_SERVICE_NAME"] = "otlp-test-proxy",
+            ["OTEL_BSP_SCHEDULE_DELAY"] = "100",
+            ["OTEL_METRIC_EXPORT_INTERVAL"] = "200",
+        });
+        try
+        {
+            using var client = new HttpClient(new SocketsHttpHandler { UseProxy = false, ActivityHeadersPropagator = null });
+            await WaitUntilAsync(async () => (await TryGetAsync(client, "http://127.0.0.1:" + adminPort + "/readyz")) == 200);
+            var response = await client.GetAsync("http://127.0.0.1:" + listenerPort + "/v1/orders");
+            Assert.Equal(200, (int)response.StatusCode);
+
+            await WaitUntilAsync(() => Task.FromResult(Payload("/v1/traces").Contains("secretless.proxy", StringComparison.Ordinal)));
+            await WaitUntilAsync(() => Task.FromResult(Payload("/v1/metrics").Contains("secretless.proxy.requests", StringComparison.Ordinal)));
+
+            var traces = Payload("/v1/traces");
+            Assert.Contains("otlp-test-proxy", traces);
+            Assert.Contains("secretless.policy", traces);
+            Assert.Contains("otlp-policy", traces);
+            Assert.Contains("secretless.credential.cache", traces);
+            Assert.Contains("/v1/orders", traces);
+            var metrics = Payload("/v1/metrics");
+            Assert.Contains("otlp-api", metrics);
+            Assert.DoesNotContain(_key, traces);
+            Assert.DoesNotContain(_key, metrics);
+            Assert.All(_collector.LogEntries, e => Assert.Equal("application/x-protobuf", e.RequestMessage.Headers!["Content-Type"].Single()));
+        }
+        finally
+        {
+            proxy.Kill(entireProcessTree: true);
+            await proxy.WaitForExitAsync();
+        }
+    }
+
+    /// <summary>Everything the receiver got on one path; protobuf keeps strings as UTF-8, so names and values are searchable.</summary>
+    private string Payload(string path) => string.Join("\n", _collector.LogEntries
+        .Where(e => e.RequestMessage.Path == path)
+        .Select(e => Encoding.UTF8.GetString(e.RequestMessage.BodyAsBytes ?? [])));
+
+    private static Process StartChild(string configPath, Dictionary<string, string> environment)
+    {
+        var dll = Path.Combine(AppContext.BaseDirectory, "secretless-proxy.dll");
+        var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        start.ArgumentList.Add(dll);
+        start.ArgumentList.Add("run");
+        start.ArgumentList.Add("--config");
+        start.ArgumentList.Add(configPath);
+        foreach (var key in start.Environment.Keys.Where(k => k.StartsWith("OTEL_", StringComparison.Ordinal)).ToArray())
+        {
+            start.Environment.Remove(key);
+        }
+
+        foreach (var (key, value) in environment)
+        {
+            start.Environment[key] = value;
+        }
+
+        var process = Process.Start(start)!;
+        // Drain the pipes so the child never blocks on a full buffer.
+        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, _) => { };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return process;
+    }
+
+    private static async Task<int> TryGetAsync(HttpClient client, string url)
+    {
+        try
+        {
+            return (int)(await client.GetAsync(url)).StatusCode;
+        }
+        catch (HttpRequestException)
+        {
+            return 0;
+        }
+    }
+
+    private static async Task WaitUntilAsync(Func<Task<bool>> condition)
+    {
+        // Bounded poll for a child process and a batching exporter; not a timing assertion.
+        for (var i = 0; i < 300; i++)
+        {
+            if (await condition())
+            {
+                return;
+            }
+
+            await Task.Delay(50);
+        }
+
+        Assert.Fail("condition not reached within 15 s");
+    }
+
+    public void Dispose()
+    {
+        _collector.Dispose();
+        _upstream.Dispose();
+        _config.Dispose();
+    }
+}
