@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using SecretlessProxy.Tests.Configuration;
+using SecretlessProxy.Tests.Infrastructure;
 using Xunit;
 
 namespace SecretlessProxy.Tests.Cli;
@@ -15,31 +16,7 @@ public sealed class EnvironmentVariableProcessTests : IDisposable
 
     private static async Task<CliResult> ValidateInChildAsync(string configPath, Dictionary<string, string> environment)
     {
-        var dll = Path.Combine(AppContext.BaseDirectory, "secretless-proxy.dll");
-        Assert.True(File.Exists(dll), dll + " is not in the test output");
-        var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        start.ArgumentList.Add(dll);
-        start.ArgumentList.Add("validate");
-        start.ArgumentList.Add("--config");
-        start.ArgumentList.Add(configPath);
-
-        // Only the overrides under test reach the child.
-        foreach (var key in start.Environment.Keys.Where(k => k.StartsWith("SecretlessProxy", StringComparison.OrdinalIgnoreCase)).ToArray())
-        {
-            start.Environment.Remove(key);
-        }
-
-        foreach (var (key, value) in environment)
-        {
-            start.Environment[key] = value;
-        }
-
-        using var process = Process.Start(start)!;
+        using var process = ProxyProcess.Start(["validate", "--config", configPath], environment, "SecretlessProxy");
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));

@@ -80,6 +80,15 @@ public sealed class TestConfig : IDisposable
         return match;
     }
 
+    /// <summary>An OAuth2 client-credentials credential whose client secret is in <paramref name="clientSecretFile"/>.</summary>
+    public static JsonObject OAuth2(string tokenUrl, string clientSecretFile, string clientId = "orders-service") => new()
+    {
+        ["Source"] = "OAuth2ClientCredentials",
+        ["TokenUrl"] = tokenUrl,
+        ["ClientId"] = clientId,
+        ["ClientSecretFile"] = clientSecretFile,
+    };
+
     public static JsonObject HeaderPolicy(JsonObject match, string credential, string header = "Authorization", string format = "Bearer {token}") => new()
     {
         ["Match"] = match,

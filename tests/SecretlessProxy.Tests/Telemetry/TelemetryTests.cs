@@ -22,13 +22,7 @@ public sealed class TelemetryTests : IDisposable
     {
         _upstream.Given(Request.Create().UsingAnyMethod()).RespondWith(Response.Create().WithStatusCode(200));
         _config.RouteListener(_listener, _upstream.LoopbackUrl())
-            .Credential("api-token", new JsonObject
-            {
-                ["Source"] = "OAuth2ClientCredentials",
-                ["TokenUrl"] = _tokens.TokenUrl,
-                ["ClientId"] = "orders-service",
-                ["ClientSecretFile"] = _config.SecretFile("client-secret", _clientSecret),
-            })
+            .Credential("api-token", TestConfig.OAuth2(_tokens.TokenUrl, _config.SecretFile("client-secret", _clientSecret)))
             .Policy("api-read", TestConfig.HeaderPolicy(TestConfig.Match(["127.0.0.1"], "/v1/"), "api-token"));
     }
 

@@ -1,0 +1,45 @@
+using System.Diagnostics;
+
+namespace SecretlessProxy.Tests.Infrastructure;
+
+/// <summary>
+/// Starts the real <c>secretless-proxy</c> in a child process, with an environment of its own, so
+/// tests can exercise what reads process-wide state (environment variables, OTEL_* settings)
+/// without touching the test process.
+/// </summary>
+public static class ProxyProcess
+{
+    /// <param name="environment">Set in the child; variables with the given prefixes are removed first.</param>
+    public static Process Start(IEnumerable<string> arguments, IReadOnlyDictionary<string, string> environment, params string[] clearPrefixes)
+    {
+        var dll = Path.Combine(AppContext.BaseDirectory, "secretless-proxy.dll");
+        if (!File.Exists(dll))
+        {
+            throw new FileNotFoundException(dll + " is not in the test output");
+        }
+
+        var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        start.ArgumentList.Add(dll);
+        foreach (var argument in arguments)
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        foreach (var key in start.Environment.Keys.Where(k => clearPrefixes.Any(p => k.StartsWith(p, StringComparison.OrdinalIgnoreCase))).ToArray())
+        {
+            start.Environment.Remove(key);
+        }
+
+        foreach (var (key, value) in environment)
+        {
+            start.Environment[key] = value;
+        }
+
+        return Process.Start(start)!;
+    }
+}
