@@ -17,7 +17,7 @@ public sealed class ConfigLoader
         _tokenClient = tokenClient;
     }
 
-    public async Task<ConfigLoadResult> LoadAsync(string path, bool includeEnvironment = true, bool checkFiles = true)
+    public async Task<ConfigLoadResult> LoadAsync(string path, bool includeEnvironment = true, bool checkFiles = true, IReadOnlyDictionary<string, string?>? overrides = null)
     {
         var errors = new List<ConfigError>();
         var fullPath = Path.GetFullPath(path);
@@ -40,7 +40,7 @@ public sealed class ConfigLoader
             return new ConfigLoadResult(null, errors, empty);
         }
 
-        return Compile(BuildConfiguration(fullPath, includeEnvironment), Path.GetDirectoryName(fullPath)!, checkFiles, errors);
+        return Compile(BuildConfiguration(fullPath, includeEnvironment, overrides), Path.GetDirectoryName(fullPath)!, checkFiles, errors);
     }
 
     /// <summary>Compiles an already-built configuration (tests and the demo use in-memory sources).</summary>
@@ -64,12 +64,17 @@ public sealed class ConfigLoader
         return new ConfigLoadResult(errors.Count == 0 ? snapshot : null, errors, configuration);
     }
 
-    private static IConfigurationRoot BuildConfiguration(string fullPath, bool includeEnvironment)
+    private static IConfigurationRoot BuildConfiguration(string fullPath, bool includeEnvironment, IReadOnlyDictionary<string, string?>? overrides)
     {
         var builder = new ConfigurationBuilder().AddJsonFile(fullPath, optional: false, reloadOnChange: false);
         if (includeEnvironment)
         {
             builder.AddEnvironmentVariables();
+        }
+
+        if (overrides is not null)
+        {
+            builder.AddInMemoryCollection(overrides);
         }
 
         return builder.Build();

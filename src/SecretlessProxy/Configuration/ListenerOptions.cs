@@ -2,7 +2,10 @@ namespace SecretlessProxy.Configuration;
 
 public sealed class ListenerOptions
 {
-    /// <summary><c>Route</c>: requests to this listener go to <see cref="Upstream"/>.</summary>
+    /// <summary>
+    /// <c>Route</c>: requests to this listener go to <see cref="Upstream"/>. <c>Forward</c>: an
+    /// HTTP_PROXY-style forward proxy (absolute-form requests and CONNECT tunnels).
+    /// </summary>
     public string? Mode { get; set; }
 
     /// <summary>The address the listener binds, for example <c>http://127.0.0.1:8081</c>.</summary>
@@ -13,6 +16,9 @@ public sealed class ListenerOptions
 
     /// <summary>Overrides the global <c>Unmatched</c> for this listener.</summary>
     public string? Unmatched { get; set; }
+
+    /// <summary>Forward mode: ports a CONNECT may name. Default 443.</summary>
+    public int[]? AllowedConnectPorts { get; set; }
 
     /// <summary>Record the request's query string on spans (off by default: queries often carry personal data).</summary>
     public bool? RecordQuery { get; set; }

@@ -11,8 +11,10 @@ namespace SecretlessProxy.Configuration;
 /// </summary>
 public sealed class ProxySnapshot
 {
-    public ProxySnapshot(IPEndPoint adminEndPoint, IReadOnlyDictionary<string, ListenerDefinition> listeners, IReadOnlyList<CredentialDefinition> credentials, PolicySet policies)
+    public ProxySnapshot(IPEndPoint adminEndPoint, IReadOnlyDictionary<string, ListenerDefinition> listeners, IReadOnlyList<CredentialDefinition> credentials, PolicySet policies, LocalCaSettings? localCa = null, string? trustedCaFile = null)
     {
+        LocalCa = localCa;
+        TrustedCaFile = trustedCaFile;
         AdminEndPoint = adminEndPoint;
         Listeners = listeners;
         Credentials = credentials;
@@ -26,4 +28,10 @@ public sealed class ProxySnapshot
     public IReadOnlyList<CredentialDefinition> Credentials { get; }
 
     public PolicySet Policies { get; }
+
+    /// <summary>Set when a Forward listener needs to intercept HTTPS.</summary>
+    public LocalCaSettings? LocalCa { get; }
+
+    /// <summary>Extra CAs trusted for upstream TLS, besides the system store.</summary>
+    public string? TrustedCaFile { get; }
 }

@@ -19,6 +19,10 @@ public sealed class SecretlessProxyOptions
 
     public Dictionary<string, PolicyOptions> Policies { get; set; } = new(StringComparer.OrdinalIgnoreCase);
 
+    public LocalCaOptions? LocalCa { get; set; }
+
+    public UpstreamsOptions Upstreams { get; set; } = new();
+
     /// <summary><c>Deny</c> (default) or <c>PassThrough</c>: what happens to a request no policy matches.</summary>
     public string? Unmatched { get; set; }
 }

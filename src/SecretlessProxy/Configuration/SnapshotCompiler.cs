@@ -85,12 +85,15 @@ public sealed class SnapshotCompiler
 
         CheckPortConflicts(admin, listeners.Values, errors);
 
+        var localCa = CompileLocalCa(options.LocalCa, listeners.Values.Any(l => l.Mode == ListenerMode.Forward), errors);
+        var trustedCaFile = options.Upstreams.TrustedCaFile is null ? null : RequireFile(options.Upstreams.TrustedCaFile, Root + ":Upstreams:TrustedCaFile", errors);
+
         if (errors.Count > start || admin is null)
         {
             return null;
         }
 
-        return new ProxySnapshot(admin, listeners, credentials, new PolicySet(policies.OrderBy(p => p.Name, StringComparer.Ordinal).ToArray()));
+        return new ProxySnapshot(admin, listeners, credentials, new PolicySet(policies.OrderBy(p => p.Name, StringComparer.Ordinal).ToArray()), localCa, trustedCaFile);
     }
 
     private ListenerDefinition? CompileListener(string name, ListenerOptions listener, UnmatchedBehavior globalUnmatched, IReadOnlyList<string> injectedQueryParameters, List<ConfigError> errors)
@@ -99,7 +102,7 @@ public sealed class SnapshotCompiler
         var ok = true;
         if (!Enum.TryParse<ListenerMode>(listener.Mode, ignoreCase: true, out var mode) || !Enum.IsDefined(mode) || int.TryParse(listener.Mode, out _))
         {
-            errors.Add(new(key + ":Mode", listener.Mode is null ? "is required (Route)" : "'" + listener.Mode + "' is not a listener mode; expected Route"));
+            errors.Add(new(key + ":Mode", listener.Mode is null ? "is required (Route or Forward)" : "'" + listener.Mode + "' is not a listener mode; expected Route or Forward"));
             ok = false;
         }
 
@@ -107,20 +110,35 @@ public sealed class SnapshotCompiler
         var unmatched = ParseUnmatched(listener.Unmatched, key + ":Unmatched", errors) ?? globalUnmatched;
 
         Uri? upstream = null;
-        if (string.IsNullOrWhiteSpace(listener.Upstream))
+        IReadOnlyList<int>? connectPorts = null;
+        if (ok && mode == ListenerMode.Forward)
         {
-            errors.Add(new(key + ":Upstream", "is required for a Route listener (for example http://127.0.0.1:9000)"));
+            if (listener.Upstream is not null)
+            {
+                errors.Add(new(key + ":Upstream", "is not used by a Forward listener: each request names its destination"));
+            }
+
+            if (listener.AllowedConnectPorts is { Length: > 0 } ports)
+            {
+                for (var i = 0; i < ports.Length; i++)
+                {
+                    if (ports[i] is < 1 or > 65535)
+                    {
+                        errors.Add(new(key + ":AllowedConnectPorts:" + i, ports[i] + " is not a TCP port"));
+                    }
+                }
+
+                connectPorts = ports;
+            }
         }
-        else if (!Uri.TryCreate(listener.Upstream, UriKind.Absolute, out upstream) || upstream.Scheme is not ("http" or "https") || string.IsNullOrEmpty(upstream.Host))
+        else if (listener.AllowedConnectPorts is not null)
         {
-            errors.Add(new(key + ":Upstream", "'" + WithoutUserInfo(listener.Upstream) + "' is not an absolute http or https URL"));
-            upstream = null;
+            errors.Add(new(key + ":AllowedConnectPorts", "applies to Forward listeners only"));
         }
-        else if (!string.IsNullOrEmpty(upstream.UserInfo) || !string.IsNullOrEmpty(upstream.Query) || !string.IsNullOrEmpty(upstream.Fragment))
+
+        if (!(ok && mode == ListenerMode.Forward))
         {
-            // User info in a URL is a credential in the config; query and fragment have no meaning for a route prefix.
-            errors.Add(new(key + ":Upstream", "must not contain user info, a query or a fragment"));
-            upstream = null;
+            upstream = CompileUpstream(key, listener.Upstream, errors);
         }
 
         QueryRedactor? queryRecording = null;
@@ -133,7 +151,66 @@ public sealed class SnapshotCompiler
             errors.Add(new(key + ":RedactQueryParameters", "has no effect unless RecordQuery is true"));
         }
 
-        return ok && bind is not null && upstream is not null ? new ListenerDefinition(name, mode, bind, upstream, unmatched, queryRecording) : null;
+        var destinationKnown = upstream is not null || mode == ListenerMode.Forward;
+        return ok && bind is not null && destinationKnown ? new ListenerDefinition(name, mode, bind, upstream, unmatched, queryRecording, connectPorts) : null;
+    }
+
+    private static Uri? CompileUpstream(string key, string? upstreamText, List<ConfigError> errors)
+    {
+        if (string.IsNullOrWhiteSpace(upstreamText))
+        {
+            errors.Add(new(key + ":Upstream", "is required for a Route listener (for example http://127.0.0.1:9000)"));
+            return null;
+        }
+
+        if (!Uri.TryCreate(upstreamText, UriKind.Absolute, out var upstream) || upstream.Scheme is not ("http" or "https") || string.IsNullOrEmpty(upstream.Host))
+        {
+            errors.Add(new(key + ":Upstream", "'" + WithoutUserInfo(upstreamText) + "' is not an absolute http or https URL"));
+            return null;
+        }
+
+        if (!string.IsNullOrEmpty(upstream.UserInfo) || !string.IsNullOrEmpty(upstream.Query) || !string.IsNullOrEmpty(upstream.Fragment))
+        {
+            // User info in a URL is a credential in the config; query and fragment have no meaning for a route prefix.
+            errors.Add(new(key + ":Upstream", "must not contain user info, a query or a fragment"));
+            return null;
+        }
+
+        return upstream;
+    }
+
+    private LocalCaSettings? CompileLocalCa(LocalCaOptions? options, bool needed, List<ConfigError> errors)
+    {
+        const string key = Root + ":LocalCa";
+        if (options is null)
+        {
+            if (needed)
+            {
+                errors.Add(new(key, "is required by a Forward listener: give Directory, or CertFile and KeyFile"));
+            }
+
+            return null;
+        }
+
+        var lifetime = Positive(options.LeafLifetime, TimeSpan.FromHours(24), key + ":LeafLifetime", errors);
+        if (options.Directory is not null)
+        {
+            if (options.CertFile is not null || options.KeyFile is not null)
+            {
+                errors.Add(new(key, "give Directory, or CertFile and KeyFile, not both"));
+                return null;
+            }
+
+            return new LocalCaSettings(Path.GetFullPath(Path.Combine(_baseDirectory, options.Directory)), null, null, lifetime);
+        }
+
+        if (options.CertFile is null || options.KeyFile is null)
+        {
+            errors.Add(new(key, "give Directory, or both CertFile and KeyFile"));
+            return null;
+        }
+
+        return new LocalCaSettings(null, RequireFile(options.CertFile, key + ":CertFile", errors), RequireFile(options.KeyFile, key + ":KeyFile", errors), lifetime);
     }
 
     private static void CheckPortConflicts(IPEndPoint? admin, IEnumerable<ListenerDefinition> listeners, List<ConfigError> errors)

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
 using SecretlessProxy.Credentials;
 using SecretlessProxy.Hosting;
@@ -50,8 +51,14 @@ internal sealed partial class ProxyRequestHandler
         var started = Stopwatch.GetTimestamp();
         using var activity = ProxyTelemetry.StartRequest(listener.Name);
         var request = context.Request;
-        var upstream = listener.Upstream;
-        var destination = new RequestDestination(upstream.Scheme, upstream.Host, upstream.Port, request.Method, CombinePath(listener, request.Path));
+        if (!TryResolveDestination(context, listener, out var destination, out var destinationPrefix, out var refusal))
+        {
+            activity?.SetTag(ProxyTelemetry.Tags.Decision, "refused");
+            await ProblemResponse.WriteAsync(context, refusal.Status, refusal.Type, refusal.Title, refusal.Detail, activity?.TraceId.ToString()).ConfigureAwait(false);
+            SetStatus(activity, context);
+            return;
+        }
+
         if (activity is not null)
         {
             activity.SetTag(ProxyTelemetry.Tags.HttpMethod, destination.Method);
@@ -122,7 +129,7 @@ internal sealed partial class ProxyRequestHandler
         }
 
         context.Features.Set(feature);
-        var error = await _forwarder.SendAsync(context, listener.UpstreamPrefix, _upstreamClient, _requestConfig, _transformer).ConfigureAwait(false);
+        var error = await _forwarder.SendAsync(context, destinationPrefix, _upstreamClient, _requestConfig, _transformer).ConfigureAwait(false);
         if (error != ForwarderError.None)
         {
             var reason = error.ToString();
@@ -140,13 +147,59 @@ internal sealed partial class ProxyRequestHandler
         SetStatus(activity, context);
     }
 
-    private static string CombinePath(ListenerDefinition listener, PathString path)
+    /// <summary>
+    /// Where the request is really going, from what the listener established and never from a header
+    /// the app controls: the route's upstream, the intercepted tunnel's CONNECT authority, or the
+    /// absolute-form target of a plain forward-proxy request.
+    /// </summary>
+    private static bool TryResolveDestination(HttpContext context, ListenerDefinition listener, out RequestDestination destination, out string prefix, out Refusal refusal)
     {
-        // Policy sees the path the upstream will see: the route's base path plus the request path.
-        var basePath = listener.Upstream.AbsolutePath;
-        var requestPath = path.HasValue ? path.Value! : "/";
-        return basePath.Length <= 1 ? requestPath : basePath.TrimEnd('/') + requestPath;
+        var request = context.Request;
+        var path = request.Path.HasValue ? request.Path.Value! : "/";
+        refusal = default;
+        if (listener.Mode == ListenerMode.Route)
+        {
+            var upstream = listener.Upstream!;
+            // Policy sees the path the upstream will see: the route's base path plus the request path.
+            var basePath = upstream.AbsolutePath;
+            destination = new RequestDestination(upstream.Scheme, upstream.Host, upstream.Port, request.Method, basePath.Length <= 1 ? path : basePath.TrimEnd('/') + path);
+            prefix = listener.UpstreamPrefix;
+            return true;
+        }
+
+        if (context.Features.Get<TunnelFeature>() is { } tunnel)
+        {
+            // RFC 9110 section 15.5.20: a request for another authority on this connection is misdirected.
+            var host = request.Host;
+            if (!string.Equals(host.Host.Trim('[', ']'), tunnel.Host, StringComparison.OrdinalIgnoreCase) || (host.Port is { } p && p != tunnel.Port))
+            {
+                destination = default;
+                prefix = string.Empty;
+                refusal = new Refusal(StatusCodes.Status421MisdirectedRequest, "misdirected-request", "Misdirected request", "this tunnel was opened to " + tunnel.Host + ":" + tunnel.Port + "; the request names another host");
+                return false;
+            }
+
+            destination = new RequestDestination("https", tunnel.Host, tunnel.Port, request.Method, path);
+            prefix = tunnel.DestinationPrefix;
+            return true;
+        }
+
+        // RFC 9112 section 3.2.2: a forward proxy receives the absolute-form target.
+        var rawTarget = context.Features.Get<IHttpRequestFeature>()?.RawTarget;
+        if (rawTarget is null || !Uri.TryCreate(rawTarget, UriKind.Absolute, out var target) || target.Scheme != "http" || string.IsNullOrEmpty(target.Host) || !string.IsNullOrEmpty(target.UserInfo))
+        {
+            destination = default;
+            prefix = string.Empty;
+            refusal = new Refusal(StatusCodes.Status400BadRequest, "not-a-proxy-request", "Not a proxy request", "a forward proxy needs an absolute http:// URL, or CONNECT for https");
+            return false;
+        }
+
+        destination = new RequestDestination("http", target.IdnHost, target.Port, request.Method, path);
+        prefix = "http://" + target.Authority;
+        return true;
     }
+
+    private readonly record struct Refusal(int Status, string Type, string Title, string Detail);
 
     private static void SetStatus(Activity? activity, HttpContext context) =>
         activity?.SetTag(ProxyTelemetry.Tags.StatusCode, context.Response.StatusCode);

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Net;
+using System.Security.Cryptography.X509Certificates;
 using SecretlessProxy.Forwarding;
 using Yarp.ReverseProxy.Configuration;
 using Yarp.ReverseProxy.Forwarder;
@@ -10,8 +11,17 @@ namespace SecretlessProxy.Hosting;
 internal static class HttpClients
 {
     /// <summary>Upstream requests: YARP's settings plus the injection handler (see <see cref="UpstreamClientFactory"/>).</summary>
-    public static HttpMessageInvoker CreateUpstreamClient() =>
-        new UpstreamClientFactory().CreateClient(new ForwarderHttpClientContext { NewConfig = HttpClientConfig.Empty });
+    public static HttpMessageInvoker CreateUpstreamClient(string? trustedCaFile)
+    {
+        X509Certificate2Collection? trust = null;
+        if (trustedCaFile is not null)
+        {
+            trust = [];
+            trust.ImportFromPemFile(trustedCaFile);
+        }
+
+        return new UpstreamClientFactory(trust).CreateClient(new ForwarderHttpClientContext { NewConfig = HttpClientConfig.Empty });
+    }
 
     /// <summary>
     /// Token endpoints: no redirects (the client secret must not follow one), and no environment

@@ -10,6 +10,7 @@ using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 using OpenTelemetry.Trace;
 using SecretlessProxy.Admin;
+using SecretlessProxy.Certificates;
 using SecretlessProxy.Configuration;
 using SecretlessProxy.Credentials;
 using SecretlessProxy.Forwarding;
@@ -60,15 +61,16 @@ public sealed partial class ProxyApp : IAsyncDisposable
     {
         options ??= new ProxyAppOptions();
         var tokenClient = HttpClients.CreateTokenClient();
-        var upstreamClient = HttpClients.CreateUpstreamClient();
+        HttpMessageInvoker? upstreamClient = null;
         try
         {
-            var loaded = await new ConfigLoader(options.TimeProvider, tokenClient).LoadAsync(configPath).ConfigureAwait(false);
+            var loaded = await new ConfigLoader(options.TimeProvider, tokenClient).LoadAsync(configPath, overrides: options.ConfigOverrides).ConfigureAwait(false);
             if (!loaded.IsValid)
             {
                 throw new InvalidConfigurationException(loaded.Errors);
             }
 
+            upstreamClient = HttpClients.CreateUpstreamClient(loaded.Snapshot!.TrustedCaFile);
             var app = Build(loaded, options, tokenClient, upstreamClient);
             await app.StartCoreAsync(cancellationToken).ConfigureAwait(false);
             return app;
@@ -76,7 +78,7 @@ public sealed partial class ProxyApp : IAsyncDisposable
         catch
         {
             tokenClient.Dispose();
-            upstreamClient.Dispose();
+            upstreamClient?.Dispose();
             throw;
         }
     }
@@ -111,6 +113,16 @@ public sealed partial class ProxyApp : IAsyncDisposable
                         connection.Features.Set(feature);
                         return next(connection);
                     });
+                    if (listener.Mode == ListenerMode.Forward)
+                    {
+                        // CONNECT is HTTP/1.1; the tunnel's own protocol is chosen by its TLS handshake.
+                        listen.Protocols = HttpProtocols.Http1;
+                        listen.Use(next =>
+                        {
+                            var handler = listen.ApplicationServices.GetRequiredService<ForwardProxyConnectionHandler>();
+                            return connection => handler.OnConnectionAsync(connection, next, listener.Name);
+                        });
+                    }
                 });
             }
 
@@ -132,7 +144,10 @@ public sealed partial class ProxyApp : IAsyncDisposable
             var metrics = sp.GetRequiredService<ProxyMetrics>();
             var cache = new Credentials.CredentialCache(snapshot.Credentials, options.TimeProvider, sp.GetRequiredService<ILoggerFactory>(), metrics);
             metrics.ObserveCredentialExpiry(cache, options.TimeProvider);
-            return new ProxyState(snapshot, cache);
+            var leaves = snapshot.LocalCa is { } ca
+                ? new LeafCertificateCache(LocalCertificateAuthority.FromSettings(ca, options.TimeProvider), options.TimeProvider, ca.LeafLifetime)
+                : null;
+            return new ProxyState(snapshot, cache, leaves);
         });
         builder.Services.AddSingleton(sp => new ProxyRequestHandler(
             sp.GetRequiredService<ProxyState>(),
@@ -141,6 +156,7 @@ public sealed partial class ProxyApp : IAsyncDisposable
             sp.GetRequiredService<ProxyMetrics>(),
             sp.GetRequiredService<ILogger<ProxyRequestHandler>>()));
         builder.Services.AddSingleton<AdminRequestHandler>();
+        builder.Services.AddSingleton<ForwardProxyConnectionHandler>();
 
         var app = builder.Build();
         var proxy = app.Services.GetRequiredService<ProxyRequestHandler>();
@@ -158,6 +174,7 @@ public sealed partial class ProxyApp : IAsyncDisposable
         });
 
         // Kestrel fills in the ListenOptions when it reads its options, which happens at Build.
+        // Resolved now so that a local CA that cannot be created or loaded fails the start, not a request.
         var state = app.Services.GetRequiredService<ProxyState>();
         return new ProxyApp(app, state, listenerEndpoints, adminEndpoint ?? throw new InvalidOperationException("The admin endpoint was not configured."), tokenClient, upstreamClient);
     }
@@ -168,7 +185,8 @@ public sealed partial class ProxyApp : IAsyncDisposable
         await _app.StartAsync(cancellationToken).ConfigureAwait(false);
         foreach (var (name, endpoint) in _listenerEndpoints)
         {
-            Log.ListenerBound(logger, name, endpoint.EndPoint.ToString()!, State.Snapshot.Listeners[name].Upstream.ToString());
+            var listener = State.Snapshot.Listeners[name];
+            Log.ListenerBound(logger, name, listener.Mode.ToString(), endpoint.EndPoint.ToString()!, listener.Upstream?.ToString() ?? "the destination each request names");
         }
 
         Log.Started(logger, AdminEndPoint.ToString(), _listenerEndpoints.Count, State.Snapshot.Policies.Policies.Count, State.Snapshot.Credentials.Count);
@@ -300,8 +318,8 @@ public sealed partial class ProxyApp : IAsyncDisposable
 
     private static partial class Log
     {
-        [LoggerMessage(EventIds.ListenerBound, LogLevel.Information, "Listener {Listener} bound to {EndPoint}, forwarding to {Upstream}")]
-        public static partial void ListenerBound(ILogger logger, string listener, string endPoint, string upstream);
+        [LoggerMessage(EventIds.ListenerBound, LogLevel.Information, "{Mode} listener {Listener} bound to {EndPoint}, forwarding to {Upstream}")]
+        public static partial void ListenerBound(ILogger logger, string listener, string mode, string endPoint, string upstream);
 
         [LoggerMessage(EventIds.ProxyStarted, LogLevel.Information, "SecretlessProxy started: admin on {AdminEndPoint}, {ListenerCount} listener(s), {PolicyCount} polic(ies), {CredentialCount} credential(s)")]
         public static partial void Started(ILogger logger, string adminEndPoint, int listenerCount, int policyCount, int credentialCount);

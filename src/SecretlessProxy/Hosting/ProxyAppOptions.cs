@@ -9,6 +9,9 @@ public sealed class ProxyAppOptions
 {
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
+    /// <summary>Configuration keys laid over the file (and the environment), e.g. by <c>run -- command</c>.</summary>
+    public IReadOnlyDictionary<string, string?>? ConfigOverrides { get; init; }
+
     /// <summary>Called after the default console logging is set up.</summary>
     public Action<ILoggingBuilder>? ConfigureLogging { get; init; }
 

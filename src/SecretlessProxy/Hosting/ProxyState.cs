@@ -1,3 +1,4 @@
+using SecretlessProxy.Certificates;
 using SecretlessProxy.Configuration;
 using SecretlessProxy.Credentials;
 
@@ -12,11 +13,15 @@ public sealed class ProxyState : IDisposable
     private volatile bool _ready;
     private volatile string _notReadyReason = "listeners are not bound yet";
 
-    public ProxyState(ProxySnapshot snapshot, CredentialCache cache)
+    public ProxyState(ProxySnapshot snapshot, CredentialCache cache, LeafCertificateCache? leaves = null)
     {
         Snapshot = snapshot;
         Cache = cache;
+        Leaves = leaves;
     }
+
+    /// <summary>Leaf certificates for intercepted tunnels; null when no Forward listener is configured.</summary>
+    public LeafCertificateCache? Leaves { get; }
 
     public ProxySnapshot Snapshot { get; }
 
@@ -34,5 +39,10 @@ public sealed class ProxyState : IDisposable
         _ready = false;
     }
 
-    public void Dispose() => Cache.Dispose();
+    public void Dispose()
+    {
+        Cache.Dispose();
+        Leaves?.Authority.Dispose();
+        Leaves?.Dispose();
+    }
 }

@@ -7,16 +7,17 @@ namespace SecretlessProxy.Listeners;
 /// <summary>A validated listener: where it binds and, in route mode, where its requests go.</summary>
 public sealed class ListenerDefinition
 {
-    public ListenerDefinition(string name, ListenerMode mode, IPEndPoint bindEndPoint, Uri upstream, UnmatchedBehavior unmatched, QueryRedactor? queryRecording = null)
+    public ListenerDefinition(string name, ListenerMode mode, IPEndPoint bindEndPoint, Uri? upstream, UnmatchedBehavior unmatched, QueryRedactor? queryRecording = null, IReadOnlyList<int>? allowedConnectPorts = null)
     {
         QueryRecording = queryRecording;
+        AllowedConnectPorts = allowedConnectPorts ?? [443];
         Name = name;
         Mode = mode;
         BindEndPoint = bindEndPoint;
         Upstream = upstream;
         Unmatched = unmatched;
         // YARP appends the request path to this prefix; a trailing slash would double it.
-        UpstreamPrefix = upstream.GetLeftPart(UriPartial.Path).TrimEnd('/');
+        UpstreamPrefix = upstream?.GetLeftPart(UriPartial.Path).TrimEnd('/') ?? string.Empty;
     }
 
     public string Name { get; }
@@ -25,9 +26,13 @@ public sealed class ListenerDefinition
 
     public IPEndPoint BindEndPoint { get; }
 
-    public Uri Upstream { get; }
+    /// <summary>Route mode only; a forward listener's destination comes from each request.</summary>
+    public Uri? Upstream { get; }
 
     public string UpstreamPrefix { get; }
+
+    /// <summary>Forward mode: the ports a CONNECT may name.</summary>
+    public IReadOnlyList<int> AllowedConnectPorts { get; }
 
     public UnmatchedBehavior Unmatched { get; }
 

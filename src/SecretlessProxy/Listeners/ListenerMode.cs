@@ -4,4 +4,10 @@ public enum ListenerMode
 {
     /// <summary>An explicit localhost route: every request goes to the listener's configured upstream.</summary>
     Route,
+
+    /// <summary>
+    /// A forward proxy for apps that honour HTTP_PROXY/HTTPS_PROXY: absolute-form http:// requests,
+    /// and CONNECT tunnels that are intercepted with the local CA when a policy can match the host.
+    /// </summary>
+    Forward,
 }

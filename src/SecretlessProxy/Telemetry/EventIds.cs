@@ -14,6 +14,12 @@ internal static class EventIds
     public const int CredentialUnavailable = 13;
     public const int UpstreamFailed = 14;
 
+    public const int ConnectRefused = 30;
+    public const int TunnelIntercepted = 31;
+    public const int TunnelBlind = 32;
+    public const int TunnelHandshakeFailed = 33;
+    public const int TunnelSniMismatch = 34;
+
     public const int CredentialFetched = 20;
     public const int CredentialFetchFailed = 21;
 }
