@@ -12,6 +12,7 @@ log() { printf '\n== %s\n' "$*"; }
 need=()
 command -v curl >/dev/null || need+=(curl)
 command -v kubectl >/dev/null || need+=(kubectl)
+command -v python3 >/dev/null || need+=(python3)
 if [ ${#need[@]} -gt 0 ]; then
   log "installing ${need[*]}"
   if [ "$(id -u)" = 0 ]; then

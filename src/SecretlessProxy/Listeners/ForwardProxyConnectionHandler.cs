@@ -110,14 +110,26 @@ internal sealed partial class ForwardProxyConnectionHandler
         var tls = new SslStream(new DuplexPipeStream(original), leaveInnerStreamOpen: false);
         try
         {
+            // The options are chosen from the ClientHello, so an SNI that names another host fails
+            // the handshake itself (clients send no SNI for IP literals, which is allowed).
             await tls.AuthenticateAsServerAsync(
-                new SslServerAuthenticationOptions
+                (_, hello, _, _) =>
                 {
-                    ServerCertificateContext = leaves.GetOrIssue(connect.Host),
-                    ApplicationProtocols = [SslApplicationProtocol.Http11],
-                    EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
-                    ClientCertificateRequired = false,
+                    if (!string.IsNullOrEmpty(hello.ServerName) && !string.Equals(hello.ServerName, connect.Host, StringComparison.OrdinalIgnoreCase))
+                    {
+                        Log.SniMismatch(_logger, listenerName, connect.Host, hello.ServerName);
+                        throw new AuthenticationException("the TLS SNI does not name the CONNECT host");
+                    }
+
+                    return ValueTask.FromResult(new SslServerAuthenticationOptions
+                    {
+                        ServerCertificateContext = leaves.GetOrIssue(connect.Host),
+                        ApplicationProtocols = [SslApplicationProtocol.Http11],
+                        EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
+                        ClientCertificateRequired = false,
+                    });
                 },
+                null,
                 connection.ConnectionClosed).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is AuthenticationException or IOException or OperationCanceledException)
@@ -125,15 +137,6 @@ internal sealed partial class ForwardProxyConnectionHandler
             // Typically a client that does not trust the local CA: it aborts the handshake, and
             // nothing is sent anywhere.
             Log.HandshakeFailed(_logger, listenerName, connect.Host, ex.GetType().Name);
-            await tls.DisposeAsync().ConfigureAwait(false);
-            return;
-        }
-
-        // The SNI must name the host the tunnel was opened to (clients send none for IP literals).
-        var sni = tls.TargetHostName;
-        if (!string.IsNullOrEmpty(sni) && !string.Equals(sni, connect.Host, StringComparison.OrdinalIgnoreCase))
-        {
-            Log.SniMismatch(_logger, listenerName, connect.Host, sni);
             await tls.DisposeAsync().ConfigureAwait(false);
             return;
         }

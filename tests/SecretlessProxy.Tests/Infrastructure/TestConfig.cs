@@ -38,6 +38,23 @@ public sealed class TestConfig : IDisposable
         return this;
     }
 
+    public TestConfig ForwardListener(string name, int[] allowedConnectPorts, string? unmatched = null)
+    {
+        var listener = new JsonObject
+        {
+            ["Mode"] = "Forward",
+            ["Url"] = "http://127.0.0.1:0",
+            ["AllowedConnectPorts"] = new JsonArray(allowedConnectPorts.Select(p => (JsonNode)p).ToArray()),
+        };
+        if (unmatched is not null)
+        {
+            listener["Unmatched"] = unmatched;
+        }
+
+        _section["Listeners"]![name] = listener;
+        return this;
+    }
+
     public TestConfig Credential(string name, JsonObject definition)
     {
         _section["Credentials"]![name] = definition;

@@ -1,0 +1,272 @@
+using System.Net;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Security.Cryptography.X509Certificates;
+using System.Text;
+using System.Text.Json.Nodes;
+using SecretlessProxy.Tests.Infrastructure;
+using WireMock.RequestBuilders;
+using WireMock.ResponseBuilders;
+using WireMock.Server;
+using Xunit;
+
+namespace SecretlessProxy.Tests.Listeners;
+
+/// <summary>
+/// Forward-proxy mode with real, unmodified clients: curl and python3 honouring HTTPS_PROXY and a CA
+/// bundle, against a real HTTPS upstream whose test CA the proxy trusts.
+/// </summary>
+public sealed class ForwardProxyTests : IAsyncLifetime
+{
+    private readonly TestConfig _config = new();
+    private readonly string _apiKey = "forward-key-" + Guid.NewGuid().ToString("N");
+    private TestPki _pki = null!;
+    private HttpsUpstream _upstream = null!;
+    private WireMockServer _plainUpstream = null!;
+
+    public async Task InitializeAsync()
+    {
+        _pki = new TestPki(_config.Directory);
+        _upstream = await HttpsUpstream.StartAsync(_pki.IssueServer());
+        _plainUpstream = WireMockFactory.Start();
+        _plainUpstream.Given(Request.Create().UsingAnyMethod()).RespondWith(Response.Create().WithStatusCode(200).WithBody("plain-ok"));
+
+        _config.ForwardListener("egress", [_upstream.Port, _plainUpstream.Ports[0]], unmatched: "PassThrough")
+            .ForwardListener("strict", [_upstream.Port])
+            .Set("LocalCa", new JsonObject { ["Directory"] = Path.Combine(_config.Directory, "ca") })
+            .Set("Upstreams", new JsonObject { ["TrustedCaFile"] = _pki.CaFile })
+            .Credential("api-key", new JsonObject { ["Source"] = "File", ["Path"] = _config.SecretFile("api-key", _apiKey) })
+            .Policy("localhost-read", TestConfig.HeaderPolicy(TestConfig.Match(["localhost"], "/v1/", ["GET"]), "api-key", "X-Api-Key", "{token}"));
+    }
+
+    private async Task<ProxyHarness> StartAsync()
+    {
+        var harness = await ProxyHarness.StartAsync(_config.Write());
+        harness.NeverEmit(_apiKey);
+        return harness;
+    }
+
+    private string LocalCaFile => Path.Combine(_config.Directory, "ca", "ca.crt");
+
+    private static Dictionary<string, string> ProxyEnvironment(ProxyHarness proxy, string listener)
+    {
+        var url = proxy.App.GetListenerUri(listener).ToString().TrimEnd('/');
+        return new() { ["HTTPS_PROXY"] = url, ["https_proxy"] = url, ["HTTP_PROXY"] = url, ["http_proxy"] = url };
+    }
+
+    [Fact]
+    public async Task Curl_through_https_proxy_reaches_the_upstream_with_the_credential_injected()
+    {
+        await using var proxy = await StartAsync();
+
+        var curl = await ExternalClient.RunAsync("curl", ["-sS", "--fail-with-body", "--cacert", LocalCaFile, "-H", "X-Api-Key: app-value", "https://localhost:" + _upstream.Port + "/v1/orders?limit=1"], ProxyEnvironment(proxy, "egress"));
+
+        Assert.True(curl.ExitCode == 0, curl.ToString());
+        Assert.Equal("upstream-ok", curl.Output);
+        var received = Assert.Single(_upstream.Received);
+        Assert.Equal(_apiKey, received.Headers["X-Api-Key"]);
+        Assert.Equal("/v1/orders?limit=1", received.PathAndQuery);
+        // The proxy's own TLS session reached the upstream, verified against the test CA.
+        Assert.Equal("localhost", received.Sni);
+        Assert.Null(received.ClientCertificateSubject);
+    }
+
+    [Fact]
+    public async Task Python_urllib_through_https_proxy_reaches_the_upstream_with_the_credential_injected()
+    {
+        await using var proxy = await StartAsync();
+        var script = "import urllib.request, sys\n" +
+                     "r = urllib.request.urlopen('https://localhost:" + _upstream.Port + "/v1/items')\n" +
+                     "sys.stdout.write(str(r.status) + ' ' + r.read().decode())\n";
+        var environment = ProxyEnvironment(proxy, "egress");
+        environment["SSL_CERT_FILE"] = LocalCaFile;
+
+        var python = await ExternalClient.RunAsync("python3", ["-c", script], environment);
+
+        Assert.True(python.ExitCode == 0, python.ToString());
+        Assert.Equal("200 upstream-ok", python.Output);
+        Assert.Equal(_apiKey, Assert.Single(_upstream.Received).Headers["X-Api-Key"]);
+    }
+
+    [Fact]
+    public async Task Client_that_does_not_trust_the_local_ca_fails_the_handshake_and_nothing_is_sent()
+    {
+        await using var proxy = await StartAsync();
+
+        // The upstream's own CA is not enough: the client sees the local CA's leaf and must refuse it.
+        var curl = await ExternalClient.RunAsync("curl", ["-sS", "--cacert", _pki.CaFile, "https://localhost:" + _upstream.Port + "/v1/orders"], ProxyEnvironment(proxy, "egress"));
+
+        Assert.Equal(60, curl.ExitCode);
+        Assert.Empty(_upstream.Received);
+    }
+
+    [Fact]
+    public async Task Host_without_a_policy_is_tunnelled_blind_under_PassThrough()
+    {
+        await using var proxy = await StartAsync();
+        var client = _pki.IssueClient(_config.Directory, "CN=blind-tunnel-client");
+
+        // 127.0.0.1 has no policy: the client's own TLS session reaches the upstream, end to end.
+        var curl = await ExternalClient.RunAsync("curl", ["-sS", "--fail-with-body", "--cacert", _pki.CaFile, "--cert", client.CertFile, "--key", client.KeyFile, "-H", "X-Api-Key: app-value", "https://127.0.0.1:" + _upstream.Port + "/v1/orders"], ProxyEnvironment(proxy, "egress"));
+
+        Assert.True(curl.ExitCode == 0, curl.ToString());
+        var received = Assert.Single(_upstream.Received);
+        Assert.Equal("CN=blind-tunnel-client", received.ClientCertificateSubject);
+        Assert.Equal("app-value", received.Headers["X-Api-Key"]);
+    }
+
+    [Fact]
+    public async Task Host_without_a_policy_is_refused_under_Deny()
+    {
+        await using var proxy = await StartAsync();
+
+        var curl = await ExternalClient.RunAsync("curl", ["-sS", "--cacert", _pki.CaFile, "https://127.0.0.1:" + _upstream.Port + "/v1/orders"], ProxyEnvironment(proxy, "strict"));
+
+        Assert.Equal(56, curl.ExitCode);
+        Assert.Contains("403", curl.Error);
+        Assert.Empty(_upstream.Received);
+    }
+
+    [Fact]
+    public async Task Connect_to_a_port_that_is_not_allowed_is_refused()
+    {
+        await using var proxy = await StartAsync();
+        var (status, body) = await RawConnectAsync(proxy, "strict", "localhost:22");
+
+        Assert.Equal("HTTP/1.1 403 Forbidden", status);
+        Assert.Contains("port 22 is not allowed", body);
+    }
+
+    [Fact]
+    public async Task Request_naming_another_host_inside_the_tunnel_gets_421()
+    {
+        await using var proxy = await StartAsync();
+
+        var curl = await ExternalClient.RunAsync("curl", ["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", LocalCaFile, "-H", "Host: other.example", "https://localhost:" + _upstream.Port + "/v1/orders"], ProxyEnvironment(proxy, "egress"));
+
+        Assert.Equal("421", curl.Output);
+        Assert.Empty(_upstream.Received);
+    }
+
+    [Fact]
+    public async Task Tls_sni_that_differs_from_the_connect_host_fails_the_handshake()
+    {
+        await using var proxy = await StartAsync();
+        using var socket = await OpenConnectAsync(proxy, "egress", "localhost:" + _upstream.Port);
+        await using var tls = new SslStream(new NetworkStream(socket), false, (_, _, _, _) => true);
+
+        await Assert.ThrowsAnyAsync<Exception>(() => tls.AuthenticateAsClientAsync("other.example"));
+        Assert.Empty(_upstream.Received);
+    }
+
+    [Fact]
+    public async Task Policy_is_evaluated_for_every_request_on_a_kept_alive_tunnel()
+    {
+        await using var proxy = await StartAsync();
+        var localCa = X509CertificateLoader.LoadCertificateFromFile(LocalCaFile);
+        using var handler = new SocketsHttpHandler
+        {
+            // The strict listener: what no policy allows is denied, not passed through.
+            Proxy = new WebProxy(proxy.App.GetListenerUri("strict")),
+            UseProxy = true,
+            MaxConnectionsPerServer = 1,
+            SslOptions = new SslClientAuthenticationOptions
+            {
+                RemoteCertificateValidationCallback = (_, certificate, _, _) =>
+                {
+                    using var chain = new X509Chain();
+                    chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+                    chain.ChainPolicy.CustomTrustStore.Add(localCa);
+                    chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+                    return chain.Build((X509Certificate2)certificate!);
+                },
+            },
+        };
+        using var client = new HttpClient(handler);
+        var url = "https://localhost:" + _upstream.Port + "/v1/orders";
+
+        var get = await client.GetAsync(url);
+        var post = await client.PostAsync(url, new StringContent("{}"));
+        var again = await client.GetAsync(url);
+
+        Assert.Equal(HttpStatusCode.OK, get.StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, post.StatusCode);
+        Assert.Equal("application/problem+json", post.Content.Headers.ContentType!.MediaType);
+        Assert.Equal(HttpStatusCode.OK, again.StatusCode);
+        Assert.Equal(2, _upstream.Received.Count);
+        Assert.All(_upstream.Received, r => Assert.Equal("GET", r.Method));
+    }
+
+    [Fact]
+    public async Task Plain_http_through_http_proxy_is_decided_and_injected_like_route_requests()
+    {
+        await using var proxy = await StartAsync();
+
+        var curl = await ExternalClient.RunAsync("curl", ["-sS", "--fail-with-body", "-H", "X-Api-Key: app-value", "http://localhost:" + _plainUpstream.Ports[0] + "/v1/plain"], ProxyEnvironment(proxy, "egress"));
+        var denied = await ExternalClient.RunAsync("curl", ["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "DELETE", "http://localhost:" + _plainUpstream.Ports[0] + "/v1/plain"], ProxyEnvironment(proxy, "strict"));
+
+        Assert.True(curl.ExitCode == 0, curl.ToString());
+        Assert.Equal("plain-ok", curl.Output);
+        var received = Assert.Single(_plainUpstream.LogEntries).RequestMessage;
+        Assert.Equal(_apiKey, received.Headers!["X-Api-Key"].Single());
+        Assert.Equal("403", denied.Output);
+    }
+
+    [Fact]
+    public async Task Ca_is_created_with_a_private_key_file_only_its_owner_can_read_and_export_prints_only_the_certificate()
+    {
+        await using (await StartAsync())
+        {
+        }
+
+        var keyFile = Path.Combine(_config.Directory, "ca", "ca.key");
+        Assert.True(OperatingSystem.IsLinux());
+        if (OperatingSystem.IsLinux())
+        {
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(keyFile));
+        }
+
+        var output = new StringWriter();
+        var exit = await SecretlessProxy.Cli.CliApp.InvokeAsync(["ca", "export", "--config", Path.Combine(_config.Directory, "proxy.json")], output, new StringWriter());
+
+        Assert.Equal(0, exit);
+        Assert.Equal(File.ReadAllText(LocalCaFile).Trim(), output.ToString().Trim());
+        Assert.DoesNotContain("PRIVATE KEY", output.ToString());
+    }
+
+    private static async Task<Socket> OpenConnectAsync(ProxyHarness proxy, string listener, string authority)
+    {
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
+        await socket.ConnectAsync(proxy.App.GetListenerEndPoint(listener));
+        await socket.SendAsync(Encoding.ASCII.GetBytes("CONNECT " + authority + " HTTP/1.1\r\nHost: " + authority + "\r\n\r\n"));
+        var buffer = new byte[1024];
+        var read = await socket.ReceiveAsync(buffer);
+        Assert.StartsWith("HTTP/1.1 200", Encoding.ASCII.GetString(buffer, 0, read));
+        return socket;
+    }
+
+    private static async Task<(string Status, string Body)> RawConnectAsync(ProxyHarness proxy, string listener, string authority)
+    {
+        using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
+        await socket.ConnectAsync(proxy.App.GetListenerEndPoint(listener));
+        await socket.SendAsync(Encoding.ASCII.GetBytes("CONNECT " + authority + " HTTP/1.1\r\nHost: " + authority + "\r\n\r\n"));
+        var response = new StringBuilder();
+        var buffer = new byte[4096];
+        int read;
+        while ((read = await socket.ReceiveAsync(buffer)) > 0)
+        {
+            response.Append(Encoding.ASCII.GetString(buffer, 0, read));
+        }
+
+        var text = response.ToString();
+        return (text[..text.IndexOf("\r\n", StringComparison.Ordinal)], text[(text.IndexOf("\r\n\r\n", StringComparison.Ordinal) + 4)..]);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _upstream.DisposeAsync();
+        _plainUpstream.Dispose();
+        _pki.Dispose();
+        _config.Dispose();
+    }
+}
