@@ -10,13 +10,24 @@ internal static class RunCommand
     public static Command Create(TextWriter output, TextWriter error)
     {
         var config = CliApp.ConfigOption();
-        var command = new Command("run", "Run the proxy with a configuration file.") { config };
+        var wrapped = new Argument<string[]>("command")
+        {
+            Description = "After --: a command to run behind the proxy (HTTP_PROXY, HTTPS_PROXY and a CA bundle set for it).",
+            Arity = ArgumentArity.ZeroOrMore,
+        };
+        var command = new Command("run", "Run the proxy with a configuration file, or wrap a command: run --config FILE -- command [args].") { config, wrapped };
         command.SetAction(async (parse, cancellationToken) =>
         {
             var path = parse.GetValue(config)!.FullName;
+            var commandLine = parse.GetValue(wrapped) ?? [];
             ProxyApp app;
             try
             {
+                if (commandLine.Length > 0)
+                {
+                    return await CommandWrapper.RunAsync(path, commandLine, error).ConfigureAwait(false);
+                }
+
                 app = await ProxyApp.StartAsync(path, cancellationToken: cancellationToken).ConfigureAwait(false);
             }
             catch (InvalidConfigurationException ex)
@@ -29,9 +40,10 @@ internal static class RunCommand
 
                 return ExitCodes.InvalidConfig;
             }
-            catch (IOException ex)
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidOperationException)
             {
-                // Typically an address already in use; the message names the address, nothing secret.
+                // An address already in use, a CA directory that cannot be written: the message names
+                // the address or the path, nothing secret.
                 await error.WriteLineAsync("secretless-proxy: could not start: " + ex.Message).ConfigureAwait(false);
                 return ExitCodes.Failure;
             }

@@ -222,6 +222,11 @@ public sealed partial class ProxyApp : IAsyncDisposable
         {
             // One line per entry by default; Logging:Console:FormatterName=json gives JSON lines for
             // log collectors (with every structured field as a property).
+            if (options.LogToStandardError)
+            {
+                logging.AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
+            }
+
             if (string.Equals(configuration["Logging:Console:FormatterName"], "json", StringComparison.OrdinalIgnoreCase))
             {
                 logging.AddJsonConsole(o => o.UseUtcTimestamp = true);

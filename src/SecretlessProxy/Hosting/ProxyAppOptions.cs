@@ -21,6 +21,9 @@ public sealed class ProxyAppOptions
     /// <summary>Adds metric readers (tests capture every measurement).</summary>
     public Action<MeterProviderBuilder>? ConfigureMetrics { get; init; }
 
+    /// <summary>Console logs go to standard error (the wrapped command owns standard output).</summary>
+    public bool LogToStandardError { get; init; }
+
     /// <summary>Write logs to the console (off in tests that capture logs themselves).</summary>
     public bool ConsoleLogging { get; init; } = true;
 }
