@@ -2,6 +2,7 @@
 # Measures the proxy side by side with the direct call and with nginx, on loopback, interleaved.
 #   bench/run.sh            route mode throughput/latency/CPU/RSS + cold start, appended to RESULTS.md
 #   bench/run.sh soak       bounded soak (SOAK_SECONDS, default 120): errors and RSS growth
+#   bench/run.sh forward    forward mode: plain http via HTTP_PROXY, intercepted HTTPS vs mitmproxy, tunnel and leaf costs
 #   BENCH_LABEL="what changed" bench/run.sh   labels the run in RESULTS.md
 # Not a test: CI does not run it. Every process it starts listens on 127.0.0.1 and is stopped on exit.
 set -euo pipefail
@@ -22,6 +23,7 @@ need=()
 command -v wrk >/dev/null || need+=(wrk)
 command -v nginx >/dev/null || need+=(nginx-light)
 command -v curl >/dev/null || need+=(curl)
+if [ "$mode" = forward ]; then command -v mitmdump >/dev/null || need+=(mitmproxy); command -v openssl >/dev/null || need+=(openssl); fi
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
@@ -169,6 +171,116 @@ if [ "$mode" = soak ]; then
 import sys
 path, section = sys.argv[1], open(sys.argv[2]).read()
 text = open(path).read() if __import__('os').path.exists(path) else "# Benchmark results\n\n## Runs (newest first)\n"
+marker = "## Runs (newest first)\n"
+text = text.replace(marker, marker + section, 1) if marker in text else text + "\n" + marker + section
+open(path, "w").write(text)
+PY
+  exit 0
+fi
+
+if [ "$mode" = forward ]; then
+  UPS=$(free_port); FX=$(free_port); MX=$(free_port)
+  dotnet build bench/LoadGen -c Release -o "$work/loadgen" -nologo -v quiet >/dev/null
+  LG="$work/loadgen/loadgen"
+  # A test PKI for the HTTPS upstream, trusted by the proxy and by mitmproxy.
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$work/upca.key" -out "$work/upca.pem" -subj /CN=bench-upstream-ca -days 2 \
+    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$work/srv.key" -out "$work/srv.csr" -subj /CN=localhost 2>/dev/null
+  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > "$work/srv.ext"
+  openssl x509 -req -in "$work/srv.csr" -CA "$work/upca.pem" -CAkey "$work/upca.key" -CAcreateserial -out "$work/srv.pem" -days 2 -extfile "$work/srv.ext" 2>/dev/null
+  kill "$(cat "$work/up.pid")"; sleep 0.3
+  python3 - "$work/up/nginx.conf" "$UPS" "$work" <<'PY'
+import sys
+path, port, work = sys.argv[1], sys.argv[2], sys.argv[3]
+text = open(path).read().rstrip().rstrip('}')
+text += "  server {\n    listen 127.0.0.1:%s ssl;\n    ssl_certificate %s/srv.pem;\n    ssl_certificate_key %s/srv.key;\n    keepalive_requests 1000000;\n    location / { default_type text/plain; return 200 \"ok\"; }\n  }\n}\n" % (port, work, work)
+open(path, "w").write(text)
+PY
+  nginx -c "$work/up/nginx.conf"
+  cat > "$work/forward.json" <<JSON
+{
+  "Logging": { "LogLevel": { "Default": "Warning" } },
+  "SecretlessProxy": {
+    "Admin": { "Url": "http://127.0.0.1:$ADM" },
+    "Listeners": {
+      "bench": { "Mode": "Route", "Url": "http://127.0.0.1:$PX", "Upstream": "http://127.0.0.1:$UP" },
+      "egress": { "Mode": "Forward", "Url": "http://127.0.0.1:$FX", "AllowedConnectPorts": [ $UPS, 443 ] }
+    },
+    "LocalCa": { "Directory": "$work/localca" },
+    "Upstreams": { "TrustedCaFile": "$work/upca.pem" },
+    "Credentials": {
+      "bench-token": { "Source": "OAuth2ClientCredentials", "TokenUrl": "http://127.0.0.1:$UP/oauth/token",
+                       "ClientId": "bench", "ClientSecretFile": "$work/client-secret" }
+    },
+    "Policies": {
+      "bench-local": { "Match": { "Hosts": [ "localhost", "127.0.0.1", "*.bench.test" ] },
+                       "Credential": "bench-token", "Inject": { "Header": "Authorization", "Format": "Bearer {token}" } }
+    }
+  }
+}
+JSON
+  env ${PROXY_ENV:-} "$work/app/secretless-proxy" run --config "$work/forward.json" > "$work/proxy.log" 2>&1 &
+  proxy_pid=$!; pids+=("$proxy_pid")
+  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$ADM/readyz" >/dev/null 2>&1 && break; sleep 0.05; done
+  mkdir -p "$work/mitm"
+  cat > "$work/addon.py" <<'PY'
+def request(flow):
+    flow.request.headers["Authorization"] = "Bearer bench-token-0123456789abcdef"
+PY
+  mitmdump --listen-host 127.0.0.1 -p "$MX" --set confdir="$work/mitm" --set ssl_verify_upstream_trusted_ca="$work/upca.pem" -s "$work/addon.py" -q > "$work/mitm.log" 2>&1 &
+  mitm_pid=$!; pids+=("$mitm_pid")
+  for _ in $(seq 1 200); do [ -f "$work/mitm/mitmproxy-ca-cert.pem" ] && break; sleep 0.1; done
+  sleep 1
+  cat > "$work/absolute.lua" <<LUA
+wrk.headers["Host"] = "localhost:$UP"
+request = function() return wrk.format("GET", "http://localhost:$UP/forward") end
+LUA
+  https_url="https://localhost:$UPS/bench"
+  # Prime every path (the JIT), then interleave.
+  $LG load --url "$https_url" --proxy "http://127.0.0.1:$FX" --ca "$work/localca/ca.crt" --seconds "$PRIME" >/dev/null
+  wrk -t1 -c"$CONNECTIONS" -d"${PRIME}s" "http://127.0.0.1:$PX/prime" >/dev/null 2>&1
+  wrk -t1 -c"$CONNECTIONS" -d"${PRIME}s" -s "$work/absolute.lua" "http://127.0.0.1:$FX" >/dev/null 2>&1
+  declare -A f
+  for round in $(seq 1 "$ROUNDS"); do
+    f[direct_https]+="$($LG load --url "$https_url" --ca "$work/upca.pem" --seconds "$DURATION" | cut -d' ' -f1-3) ;"
+    f[proxy_https]+="$($LG load --url "$https_url" --proxy "http://127.0.0.1:$FX" --ca "$work/localca/ca.crt" --seconds "$DURATION" | cut -d' ' -f1-3) ;"
+    f[mitm_https]+="$($LG load --url "$https_url" --proxy "http://127.0.0.1:$MX" --ca "$work/mitm/mitmproxy-ca-cert.pem" --seconds "$DURATION" | cut -d' ' -f1-3) ;"
+    f[proxy_route]+="$($LG load --url "http://127.0.0.1:$PX/route" --seconds "$DURATION" | cut -d' ' -f1-3) ;"
+    wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$work/absolute.lua" "http://127.0.0.1:$FX" > "$work/wrk.out" 2>&1
+    f[forward_http]+="$(awk '/Requests\/sec/ {print $2}' "$work/wrk.out") ;"
+    wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "http://127.0.0.1:$PX/route" > "$work/wrk.out" 2>&1
+    f[route_http]+="$(awk '/Requests\/sec/ {print $2}' "$work/wrk.out") ;"
+    echo "round $round: ${f[direct_https]##*;} | $(echo "${f[proxy_https]}" | awk -F';' '{print $(NF-1)}') | $(echo "${f[mitm_https]}" | awk -F';' '{print $(NF-1)}')"
+  done
+  cached=$($LG handshake --proxy "http://127.0.0.1:$FX" --ca "$work/localca/ca.crt" --host localhost --port "$UPS" --count 200)
+  fresh=$($LG handshake --proxy "http://127.0.0.1:$FX" --ca "$work/localca/ca.crt" --host "h{i}.bench.test" --port 443 --count 200)
+  first() { echo "$1" | tr ';' '\n' | awk 'NF {print $1}' | median; }
+  col() { echo "$1" | tr ';' '\n' | awk -v c="$2" 'NF {print $c}' | median; }
+  ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b+0 == 0) print "-"; else printf "%.2f", a/b }'; }
+  {
+    echo
+    echo "### Forward mode $(date -u +%Y-%m-%dT%H:%MZ): $label"
+    echo
+    echo "Machine: $machine. HTTPS load: \`bench/LoadGen\` (HttpClient, $CONNECTIONS kept-alive connections or tunnels, ${DURATION} s), plain HTTP load: wrk; ${PRIME} s priming, $ROUNDS interleaved rounds, medians. Upstream: nginx with TLS (test CA); mitmproxy ${MITM_VERSION:-$(mitmdump --version 2>/dev/null | awk '/Mitmproxy/ {print $2}')} adds the same static header through an addon."
+    echo
+    echo "| variant | req/s | p50 ms | p99 ms |"
+    echo "|---|---|---|---|"
+    echo "| HTTPS direct (client to nginx) | $(first "${f[direct_https]}") | $(col "${f[direct_https]}" 2) | $(col "${f[direct_https]}" 3) |"
+    echo "| HTTPS through the proxy, intercepted, credential injected | $(first "${f[proxy_https]}") | $(col "${f[proxy_https]}" 2) | $(col "${f[proxy_https]}" 3) |"
+    echo "| HTTPS through mitmproxy, intercepted, header added | $(first "${f[mitm_https]}") | $(col "${f[mitm_https]}" 2) | $(col "${f[mitm_https]}" 3) |"
+    echo "| route mode, same load generator | $(first "${f[proxy_route]}") | $(col "${f[proxy_route]}" 2) | $(col "${f[proxy_route]}" 3) |"
+    echo "| plain HTTP through HTTP_PROXY (wrk, absolute-form) | $(first "${f[forward_http]}") | | |"
+    echo "| route mode (wrk) | $(first "${f[route_http]}") | | |"
+    echo
+    echo "- intercepted HTTPS, proxy/mitmproxy req/s: **$(ratio "$(first "${f[proxy_https]}")" "$(first "${f[mitm_https]}")")**; proxy intercepted HTTPS / proxy route mode (same load generator): **$(ratio "$(first "${f[proxy_https]}")" "$(first "${f[proxy_route]}")")**"
+    echo "- new tunnel (CONNECT + TLS handshake) to a host whose leaf is cached: mean/p50/p99 ms $(echo $cached | tr ' ' '/'); to a new host each time (leaf issued): $(echo $fresh | tr ' ' '/'); leaf issuance ≈ **$(awk -v a="$(echo $fresh | cut -d' ' -f2)" -v b="$(echo $cached | cut -d' ' -f2)" 'BEGIN { printf "%.2f", a-b }') ms** (p50 difference)"
+    echo
+    echo "Command: \`BENCH_LABEL=\"$label\" bench/run.sh forward\`"
+  } | tee "$work/section.md"
+  python3 - "$root/bench/RESULTS.md" "$work/section.md" <<'PY'
+import sys, os
+path, section = sys.argv[1], open(sys.argv[2]).read()
+text = open(path).read() if os.path.exists(path) else "# Benchmark results\n\n## Runs (newest first)\n"
 marker = "## Runs (newest first)\n"
 text = text.replace(marker, marker + section, 1) if marker in text else text + "\n" + marker + section
 open(path, "w").write(text)
