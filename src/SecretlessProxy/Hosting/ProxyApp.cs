@@ -115,8 +115,9 @@ public sealed partial class ProxyApp : IAsyncDisposable
                     });
                     if (listener.Mode == ListenerMode.Forward)
                     {
-                        // CONNECT is HTTP/1.1; the tunnel's own protocol is chosen by its TLS handshake.
-                        listen.Protocols = HttpProtocols.Http1;
+                        // Cleartext requests (CONNECT, absolute-form) are HTTP/1.1; inside an intercepted
+                        // tunnel, ALPN chooses HTTP/2 or HTTP/1.1 (see TunnelTlsFeature).
+                        listen.Protocols = HttpProtocols.Http1AndHttp2;
                         listen.Use(next =>
                         {
                             var handler = listen.ApplicationServices.GetRequiredService<ForwardProxyConnectionHandler>();

@@ -124,7 +124,7 @@ internal sealed partial class ForwardProxyConnectionHandler
                     return ValueTask.FromResult(new SslServerAuthenticationOptions
                     {
                         ServerCertificateContext = leaves.GetOrIssue(connect.Host),
-                        ApplicationProtocols = [SslApplicationProtocol.Http11],
+                        ApplicationProtocols = [SslApplicationProtocol.Http2, SslApplicationProtocol.Http11],
                         EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
                         ClientCertificateRequired = false,
                     });
@@ -143,6 +143,9 @@ internal sealed partial class ForwardProxyConnectionHandler
 
         Log.Intercepting(_logger, listenerName, connect.Host, connect.Port);
         connection.Features.Set(new TunnelFeature(connect.Host, connect.Port));
+        var tlsFeature = new TunnelTlsFeature(tls.NegotiatedApplicationProtocol.Protocol);
+        connection.Features.Set<Microsoft.AspNetCore.Http.Features.ITlsConnectionFeature>(tlsFeature);
+        connection.Features.Set<Microsoft.AspNetCore.Server.Kestrel.Core.Features.ITlsApplicationProtocolFeature>(tlsFeature);
         connection.Transport = new DuplexPipe(PipeReader.Create(tls), PipeWriter.Create(tls));
         try
         {

@@ -72,6 +72,18 @@ public sealed class ForwardProxyTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Client_offering_h2_gets_http2_inside_the_tunnel()
+    {
+        await using var proxy = await StartAsync();
+
+        var curl = await ExternalClient.RunAsync("curl", ["-sS", "--fail-with-body", "--http2", "-o", "/dev/null", "-w", "%{http_version}", "--cacert", LocalCaFile, "https://localhost:" + _upstream.Port + "/v1/h2"], ProxyEnvironment(proxy, "egress"));
+
+        Assert.True(curl.ExitCode == 0, curl.ToString());
+        Assert.Equal("2", curl.Output);
+        Assert.Equal(_apiKey, Assert.Single(_upstream.Received).Headers["X-Api-Key"]);
+    }
+
+    [Fact]
     public async Task Python_urllib_through_https_proxy_reaches_the_upstream_with_the_credential_injected()
     {
         await using var proxy = await StartAsync();
