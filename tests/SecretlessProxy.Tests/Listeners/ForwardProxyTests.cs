@@ -113,6 +113,40 @@ public sealed class ForwardProxyTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Upstream_whose_certificate_the_proxy_does_not_trust_gets_502_and_no_credential()
+    {
+        _config.Set("Upstreams", new JsonObject());
+        await using var proxy = await StartAsync();
+
+        var curl = await ExternalClient.RunAsync("curl", ["-sS", "-w", "\n%{http_code}", "--cacert", LocalCaFile, "https://localhost:" + _upstream.Port + "/v1/orders"], ProxyEnvironment(proxy, "egress"));
+
+        Assert.EndsWith("\n502", curl.Output);
+        Assert.Contains("Upstream request failed", curl.Output);
+        Assert.Empty(_upstream.Received);
+    }
+
+    [Fact]
+    public async Task Local_ca_mounted_as_cert_and_key_files_is_used_for_interception()
+    {
+        // Created once (as an operator would, then mounted as a Secret), then named by file.
+        await using (await StartAsync())
+        {
+        }
+
+        _config.Set("LocalCa", new JsonObject
+        {
+            ["CertFile"] = Path.Combine(_config.Directory, "ca", "ca.crt"),
+            ["KeyFile"] = Path.Combine(_config.Directory, "ca", "ca.key"),
+        });
+        await using var proxy = await StartAsync();
+
+        var curl = await ExternalClient.RunAsync("curl", ["-sS", "--fail-with-body", "--cacert", LocalCaFile, "https://localhost:" + _upstream.Port + "/v1/orders"], ProxyEnvironment(proxy, "egress"));
+
+        Assert.True(curl.ExitCode == 0, curl.ToString());
+        Assert.Equal(_apiKey, Assert.Single(_upstream.Received).Headers["X-Api-Key"]);
+    }
+
+    [Fact]
     public async Task Host_without_a_policy_is_tunnelled_blind_under_PassThrough()
     {
         await using var proxy = await StartAsync();
