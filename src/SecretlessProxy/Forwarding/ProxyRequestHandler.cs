@@ -120,6 +120,12 @@ internal sealed partial class ProxyRequestHandler
                     SetStatus(activity, context);
                     return;
                 }
+                catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+                {
+                    // The app gave up while the credential was being fetched; the fetch goes on for others.
+                    activity?.SetTag(ProxyTelemetry.Tags.Outcome, "client-aborted");
+                    return;
+                }
 
                 activity?.SetTag(ProxyTelemetry.Tags.CredentialCache, lease.OutcomeName);
                 feature = new ForwardingFeature(listener.Name, started, policy.Injection, lease.Credential);

@@ -39,8 +39,23 @@ internal sealed partial class ForwardProxyConnectionHandler
         SequencePosition headEnd;
         while (true)
         {
-            read = await input.ReadAsync(cancel).ConfigureAwait(false);
+            try
+            {
+                read = await input.ReadAsync(cancel).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+
             var buffer = read.Buffer;
+            if (buffer.IsEmpty && read.IsCompleted)
+            {
+                // Connected and closed without a byte.
+                input.AdvanceTo(buffer.End);
+                return;
+            }
+
             if (!ConnectRequest.MayBeConnect(buffer))
             {
                 // Not a tunnel: Kestrel parses these same bytes as an ordinary request.
