@@ -150,6 +150,18 @@ measure() {
 to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub("us","",v); printf "%.3f", v/1000 } else if (v ~ /ms$/) { sub("ms","",v); printf "%.3f", v } else if (v ~ /s$/) { sub("s","",v); printf "%.3f", v*1000 } else print v }'; }
 median() { sort -g | awk '{a[NR]=$1} END { print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2) }'; }
 
+# Adds this run's section at the top of the run list in RESULTS.md, keeping every earlier run.
+append_results() {
+  python3 - "$root/bench/RESULTS.md" "$work/section.md" <<'PY'
+import sys, os
+path, section = sys.argv[1], open(sys.argv[2]).read()
+text = open(path).read() if os.path.exists(path) else "# Benchmark results\n\n## Runs (newest first)\n"
+marker = "## Runs (newest first)\n"
+text = text.replace(marker, marker + section, 1) if marker in text else text + "\n" + marker + section
+open(path, "w").write(text)
+PY
+}
+
 machine="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), .NET runtime $(dotnet --list-runtimes | awk '/NETCore.App/ {v=$2} END {print v}'), nginx $(nginx -v 2>&1 | cut -d/ -f2), wrk 4.1.0"
 
 if [ "$mode" = soak ]; then
@@ -167,14 +179,7 @@ if [ "$mode" = soak ]; then
     echo "${SOAK_SECONDS} s at ${CONNECTIONS} connections: ${reqs} requests, ${errs} errors; RSS idle ${idle} MB, after 5 s ${first} MB, at end ${last} MB (growth $((last - first)) MB); samples every 5 s: ${samples[*]}"
     echo; echo "Command: \`SOAK_SECONDS=${SOAK_SECONDS} bench/run.sh soak\`"
   } | tee -a "$work/section.md"
-  python3 - "$root/bench/RESULTS.md" "$work/section.md" <<'PY'
-import sys
-path, section = sys.argv[1], open(sys.argv[2]).read()
-text = open(path).read() if __import__('os').path.exists(path) else "# Benchmark results\n\n## Runs (newest first)\n"
-marker = "## Runs (newest first)\n"
-text = text.replace(marker, marker + section, 1) if marker in text else text + "\n" + marker + section
-open(path, "w").write(text)
-PY
+  append_results
   exit 0
 fi
 
@@ -277,14 +282,7 @@ LUA
     echo
     echo "Command: \`BENCH_LABEL=\"$label\" bench/run.sh forward\`"
   } | tee "$work/section.md"
-  python3 - "$root/bench/RESULTS.md" "$work/section.md" <<'PY'
-import sys, os
-path, section = sys.argv[1], open(sys.argv[2]).read()
-text = open(path).read() if os.path.exists(path) else "# Benchmark results\n\n## Runs (newest first)\n"
-marker = "## Runs (newest first)\n"
-text = text.replace(marker, marker + section, 1) if marker in text else text + "\n" + marker + section
-open(path, "w").write(text)
-PY
+  append_results
   exit 0
 fi
 
@@ -361,11 +359,4 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b+0 == 0) print "-"; else printf 
   echo "Command: \`BENCH_LABEL=\"$label\" bench/run.sh\`"
 } | tee "$work/section.md"
 
-python3 - "$root/bench/RESULTS.md" "$work/section.md" <<'PY'
-import sys, os
-path, section = sys.argv[1], open(sys.argv[2]).read()
-text = open(path).read() if os.path.exists(path) else "# Benchmark results\n\n## Runs (newest first)\n"
-marker = "## Runs (newest first)\n"
-text = text.replace(marker, marker + section, 1) if marker in text else text + "\n" + marker + section
-open(path, "w").write(text)
-PY
+append_results

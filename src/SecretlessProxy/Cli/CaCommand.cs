@@ -20,11 +20,7 @@ internal static class CaCommand
             var result = await new ConfigLoader(TimeProvider.System, tokenClient).LoadAsync(path, checkFiles: false).ConfigureAwait(false);
             if (!result.IsValid)
             {
-                await error.WriteLineAsync("configuration '" + path + "' is invalid:").ConfigureAwait(false);
-                foreach (var e in result.Errors)
-                {
-                    await error.WriteLineAsync("  " + e).ConfigureAwait(false);
-                }
+                await CliApp.WriteErrorsAsync(error, "configuration '" + path + "' is invalid:", result.Errors).ConfigureAwait(false);
 
                 return ExitCodes.InvalidConfig;
             }

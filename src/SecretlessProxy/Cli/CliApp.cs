@@ -21,6 +21,16 @@ public static class CliApp
         return parse.InvokeAsync(new InvocationConfiguration { Output = output, Error = error }, cancellationToken);
     }
 
+    /// <summary>Prints each configuration problem as "Key: message", one per line, after a heading.</summary>
+    internal static async Task WriteErrorsAsync(TextWriter error, string heading, IEnumerable<Configuration.ConfigError> errors)
+    {
+        await error.WriteLineAsync(heading).ConfigureAwait(false);
+        foreach (var e in errors)
+        {
+            await error.WriteLineAsync("  " + e).ConfigureAwait(false);
+        }
+    }
+
     internal static Option<FileInfo> ConfigOption() => new("--config", "-c")
     {
         Description = "Path to the JSON configuration file (see appsettings.schema.json).",

@@ -32,11 +32,7 @@ internal static class RunCommand
             }
             catch (InvalidConfigurationException ex)
             {
-                await error.WriteLineAsync("secretless-proxy: configuration '" + path + "' is invalid:").ConfigureAwait(false);
-                foreach (var e in ex.Errors)
-                {
-                    await error.WriteLineAsync("  " + e).ConfigureAwait(false);
-                }
+                await CliApp.WriteErrorsAsync(error, "secretless-proxy: configuration '" + path + "' is invalid:", ex.Errors).ConfigureAwait(false);
 
                 return ExitCodes.InvalidConfig;
             }

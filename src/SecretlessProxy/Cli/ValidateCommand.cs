@@ -24,11 +24,7 @@ internal static class ValidateCommand
                 return ExitCodes.Ok;
             }
 
-            await error.WriteLineAsync("configuration '" + path + "' has " + result.Errors.Count + " problem(s):").ConfigureAwait(false);
-            foreach (var e in result.Errors)
-            {
-                await error.WriteLineAsync("  " + e).ConfigureAwait(false);
-            }
+            await CliApp.WriteErrorsAsync(error, "configuration '" + path + "' has " + result.Errors.Count + " problem(s):", result.Errors).ConfigureAwait(false);
 
             return ExitCodes.InvalidConfig;
         });

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using SecretlessProxy.Tests.Configuration;
 using SecretlessProxy.Tests.Infrastructure;
 using Xunit;
@@ -16,21 +15,9 @@ public sealed class EnvironmentVariableProcessTests : IDisposable
 
     private static async Task<CliResult> ValidateInChildAsync(string configPath, Dictionary<string, string> environment)
     {
-        using var process = ProxyProcess.Start(["validate", "--config", configPath], environment, "SecretlessProxy");
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        try
-        {
-            await process.WaitForExitAsync(timeout.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            throw;
-        }
-
-        return new CliResult(process.ExitCode, await stdout, await stderr);
+        // Only the overrides under test reach the child (ProxyProcess clears inherited SecretlessProxy* variables).
+        var result = await ProxyProcess.RunAsync(["validate", "--config", configPath], environment);
+        return new CliResult(result.ExitCode, result.Output, result.Error);
     }
 
     [Fact]
