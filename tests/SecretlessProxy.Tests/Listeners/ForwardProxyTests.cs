@@ -183,6 +183,27 @@ public sealed class ForwardProxyTests : IAsyncLifetime
         Assert.Contains("port 22 is not allowed", body);
     }
 
+    [Theory]
+    [InlineData("CONNECT localhost HTTP/1.1\r\n\r\n", "HTTP/1.1 400 Bad Request")]
+    [InlineData("CONNECT localhost:443 HTTP/1.1\r\nX-Pad: PAD\r\n", "HTTP/1.1 431 Request Header Fields Too Large")]
+    public async Task Malformed_or_oversized_connect_gets_a_clear_error_and_the_listener_keeps_serving(string head, string expectedStatus)
+    {
+        await using var proxy = await StartAsync();
+        head = head.Replace("PAD", new string('a', 20_000), StringComparison.Ordinal);
+
+        using (var socket = new Socket(SocketType.Stream, ProtocolType.Tcp))
+        {
+            await socket.ConnectAsync(proxy.App.GetListenerEndPoint("egress"));
+            await socket.SendAsync(Encoding.ASCII.GetBytes(head));
+            var buffer = new byte[4096];
+            var read = await socket.ReceiveAsync(buffer);
+            Assert.StartsWith(expectedStatus, Encoding.ASCII.GetString(buffer, 0, read));
+        }
+
+        var curl = await ExternalClient.RunAsync("curl", ["-sS", "--fail-with-body", "--cacert", LocalCaFile, "https://localhost:" + _upstream.Port + "/v1/after"], ProxyEnvironment(proxy, "egress"));
+        Assert.True(curl.ExitCode == 0, curl.ToString());
+    }
+
     [Fact]
     public async Task Request_naming_another_host_inside_the_tunnel_gets_421()
     {

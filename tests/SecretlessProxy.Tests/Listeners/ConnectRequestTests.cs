@@ -1,0 +1,46 @@
+using System.Buffers;
+using System.Text;
+using SecretlessProxy.Listeners;
+using Xunit;
+
+namespace SecretlessProxy.Tests.Listeners;
+
+public sealed class ConnectRequestTests
+{
+    private static ConnectRequest? Parse(string head) => ConnectRequest.Parse(new ReadOnlySequence<byte>(Encoding.ASCII.GetBytes(head)));
+
+    [Theory]
+    [InlineData("CONNECT api.example.com:443 HTTP/1.1\r\nHost: api.example.com:443\r\n\r\n", "api.example.com", 443)]
+    [InlineData("CONNECT API.Example.COM:8443 HTTP/1.0\r\n\r\n", "api.example.com", 8443)]
+    [InlineData("CONNECT [::1]:443 HTTP/1.1\r\n\r\n", "::1", 443)]
+    [InlineData("CONNECT 10.0.0.1:443 HTTP/1.1\r\n\r\n", "10.0.0.1", 443)]
+    public void Authority_form_targets_are_parsed(string head, string host, int port)
+    {
+        Assert.Equal(new ConnectRequest(host, port), Parse(head));
+    }
+
+    [Theory]
+    [InlineData("CONNECT api.example.com HTTP/1.1\r\n\r\n")]
+    [InlineData("CONNECT api.example.com:0 HTTP/1.1\r\n\r\n")]
+    [InlineData("CONNECT api.example.com:70000 HTTP/1.1\r\n\r\n")]
+    [InlineData("CONNECT api.example.com:-1 HTTP/1.1\r\n\r\n")]
+    [InlineData("CONNECT http://api.example.com:443/ HTTP/1.1\r\n\r\n")]
+    [InlineData("CONNECT user@api.example.com:443 HTTP/1.1\r\n\r\n")]
+    [InlineData("CONNECT [::1:443 HTTP/1.1\r\n\r\n")]
+    [InlineData("CONNECT :443 HTTP/1.1\r\n\r\n")]
+    [InlineData("CONNECT api.example.com:443 SPDY/3\r\n\r\n")]
+    [InlineData("CONNECT  api.example.com:443 HTTP/1.1\r\n\r\n")]
+    public void Malformed_targets_are_rejected(string head)
+    {
+        Assert.Null(Parse(head));
+    }
+
+    [Fact]
+    public void Only_requests_that_start_like_connect_are_held_back_from_kestrel()
+    {
+        Assert.True(ConnectRequest.MayBeConnect(new ReadOnlySequence<byte>("CONN"u8.ToArray())));
+        Assert.True(ConnectRequest.MayBeConnect(new ReadOnlySequence<byte>("CONNECT x:1"u8.ToArray())));
+        Assert.False(ConnectRequest.MayBeConnect(new ReadOnlySequence<byte>("GET http://x/ HTTP/1.1"u8.ToArray())));
+        Assert.False(ConnectRequest.MayBeConnect(new ReadOnlySequence<byte>("CONNEC "u8.ToArray())));
+    }
+}
