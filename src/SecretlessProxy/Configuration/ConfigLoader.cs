@@ -60,6 +60,8 @@ public sealed class ConfigLoader
             return new ConfigLoadResult(null, errors, configuration);
         }
 
+        // Schema and semantic checks may both flag one key (a missing Url, say); both messages are
+        // kept, since each says something the other does not.
         var snapshot = new SnapshotCompiler(_time, _tokenClient, baseDirectory, checkFiles).Compile(options, errors);
         return new ConfigLoadResult(errors.Count == 0 ? snapshot : null, errors, configuration);
     }
