@@ -2,6 +2,8 @@
 
 # ---- build ------------------------------------------------------------------
 FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build
+# Native AOT links with the platform toolchain.
+RUN apt-get update && apt-get install -y --no-install-recommends clang zlib1g-dev && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 ENV DOTNET_CLI_TELEMETRY_OPTOUT=1 \
     DOTNET_NOLOGO=1
@@ -13,10 +15,12 @@ COPY src/SecretlessProxy/SecretlessProxy.csproj src/SecretlessProxy/
 RUN dotnet restore src/SecretlessProxy/SecretlessProxy.csproj
 
 COPY src/ src/
-RUN dotnet publish src/SecretlessProxy/SecretlessProxy.csproj -c Release -o /app --no-restore
+RUN dotnet publish src/SecretlessProxy/SecretlessProxy.csproj -c Release -o /app \
+    && rm -f /app/*.dbg
 
 # ---- runtime ----------------------------------------------------------------
-FROM mcr.microsoft.com/dotnet/aspnet:10.0 AS runtime
+# The binary is self-contained (Native AOT): only the native dependencies are needed.
+FROM mcr.microsoft.com/dotnet/runtime-deps:10.0 AS runtime
 WORKDIR /app
 COPY --from=build /app ./
 
