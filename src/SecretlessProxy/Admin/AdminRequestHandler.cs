@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Microsoft.AspNetCore.Http;
 using SecretlessProxy.Hosting;
+using SecretlessProxy.Telemetry;
 
 namespace SecretlessProxy.Admin;
 
@@ -12,10 +13,12 @@ namespace SecretlessProxy.Admin;
 internal sealed class AdminRequestHandler
 {
     private readonly ProxyState _state;
+    private readonly AuditLog _audit;
 
-    public AdminRequestHandler(ProxyState state)
+    public AdminRequestHandler(ProxyState state, AuditLog audit)
     {
         _state = state;
+        _audit = audit;
     }
 
     public Task HandleAsync(HttpContext context)
@@ -32,7 +35,8 @@ internal sealed class AdminRequestHandler
             "/healthz" => WriteJsonAsync(context, 200, w => w.WriteString("status", "alive")),
             "/readyz" => ReadyAsync(context),
             "/credentials" => CredentialsAsync(context),
-            _ => WriteJsonAsync(context, 404, w => w.WriteString("error", "not found; try /healthz, /readyz, /credentials or /metrics")),
+            "/decisions" => DecisionsAsync(context),
+            _ => WriteJsonAsync(context, 404, w => w.WriteString("error", "not found; try /healthz, /readyz, /credentials, /decisions or /metrics")),
         };
     }
 
@@ -79,6 +83,22 @@ internal sealed class AdminRequestHandler
 
         w.WriteEndArray();
     });
+
+    /// <summary>The most recent decisions, newest first; <c>?limit=N</c> (default 100, at most the ring's size).</summary>
+    private Task DecisionsAsync(HttpContext context)
+    {
+        var limit = int.TryParse(context.Request.Query["limit"], out var n) && n > 0 ? Math.Min(n, AuditLog.RecentCapacity) : 100;
+        return WriteJsonAsync(context, 200, w =>
+        {
+            w.WriteStartArray("decisions");
+            foreach (var record in _audit.Recent(limit))
+            {
+                record.WriteTo(w);
+            }
+
+            w.WriteEndArray();
+        });
+    }
 
     private static void WriteTime(Utf8JsonWriter writer, string name, DateTimeOffset? value)
     {

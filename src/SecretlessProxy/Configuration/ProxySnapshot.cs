@@ -11,8 +11,9 @@ namespace SecretlessProxy.Configuration;
 /// </summary>
 public sealed class ProxySnapshot
 {
-    public ProxySnapshot(IPEndPoint adminEndPoint, IReadOnlyDictionary<string, ListenerDefinition> listeners, IReadOnlyList<CredentialDefinition> credentials, PolicySet policies, LocalCaSettings? localCa = null, string? trustedCaFile = null)
+    public ProxySnapshot(IPEndPoint adminEndPoint, IReadOnlyDictionary<string, ListenerDefinition> listeners, IReadOnlyList<CredentialDefinition> credentials, PolicySet policies, LocalCaSettings? localCa = null, string? trustedCaFile = null, AuditSettings? audit = null)
     {
+        Audit = audit ?? AuditSettings.Default;
         LocalCa = localCa;
         TrustedCaFile = trustedCaFile;
         AdminEndPoint = adminEndPoint;
@@ -34,4 +35,6 @@ public sealed class ProxySnapshot
 
     /// <summary>Extra CAs trusted for upstream TLS, besides the system store.</summary>
     public string? TrustedCaFile { get; }
+
+    public AuditSettings Audit { get; }
 }

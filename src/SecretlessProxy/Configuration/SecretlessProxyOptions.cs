@@ -23,6 +23,8 @@ public sealed class SecretlessProxyOptions
 
     public UpstreamsOptions Upstreams { get; set; } = new();
 
+    public AuditOptions Audit { get; set; } = new();
+
     /// <summary><c>Deny</c> (default) or <c>PassThrough</c>: what happens to a request no policy matches.</summary>
     public string? Unmatched { get; set; }
 }

@@ -87,13 +87,14 @@ public sealed class SnapshotCompiler
 
         var localCa = CompileLocalCa(options.LocalCa, listeners.Values.Any(l => l.Mode == ListenerMode.Forward), errors);
         var trustedCaFile = options.Upstreams.TrustedCaFile is null ? null : RequireFile(options.Upstreams.TrustedCaFile, Root + ":Upstreams:TrustedCaFile", errors);
+        var audit = CompileAudit(options.Audit, errors);
 
         if (errors.Count > start || admin is null)
         {
             return null;
         }
 
-        return new ProxySnapshot(admin, listeners, credentials, new PolicySet(policies.OrderBy(p => p.Name, StringComparer.Ordinal).ToArray()), localCa, trustedCaFile);
+        return new ProxySnapshot(admin, listeners, credentials, new PolicySet(policies.OrderBy(p => p.Name, StringComparer.Ordinal).ToArray()), localCa, trustedCaFile, audit);
     }
 
     private ListenerDefinition? CompileListener(string name, ListenerOptions listener, UnmatchedBehavior globalUnmatched, IReadOnlyList<string> injectedQueryParameters, List<ConfigError> errors)
@@ -177,6 +178,35 @@ public sealed class SnapshotCompiler
         }
 
         return upstream;
+    }
+
+    private AuditSettings CompileAudit(AuditOptions audit, List<ConfigError> errors)
+    {
+        const string key = Root + ":Audit";
+        var maxBytes = audit.MaxFileBytes ?? AuditSettings.Default.MaxFileBytes;
+        if (maxBytes < 1024)
+        {
+            errors.Add(new(key + ":MaxFileBytes", "must be at least 1024"));
+        }
+
+        switch (audit.Sink?.ToLowerInvariant())
+        {
+            case null or "none":
+                return AuditSettings.Default;
+            case "stdout":
+                return new AuditSettings(AuditSink.Stdout, null, maxBytes);
+            case "file":
+                if (string.IsNullOrWhiteSpace(audit.Path))
+                {
+                    errors.Add(new(key + ":Path", "is required for the File sink"));
+                    return AuditSettings.Default;
+                }
+
+                return new AuditSettings(AuditSink.File, Path.GetFullPath(Path.Combine(_baseDirectory, audit.Path)), maxBytes);
+            default:
+                errors.Add(new(key + ":Sink", "'" + audit.Sink + "' is not an audit sink; expected None, Stdout or File"));
+                return AuditSettings.Default;
+        }
     }
 
     private LocalCaSettings? CompileLocalCa(LocalCaOptions? options, bool needed, List<ConfigError> errors)

@@ -25,10 +25,14 @@ internal sealed partial class ProxyRequestHandler
     private readonly CredentialInjectingTransformer _transformer;
     private readonly ForwarderRequestConfig _requestConfig;
     private readonly ProxyMetrics _metrics;
+    private readonly AuditLog _audit;
+    private readonly TimeProvider _time;
     private readonly ILogger _logger;
 
-    public ProxyRequestHandler(ProxyState state, IHttpForwarder forwarder, HttpMessageInvoker upstreamClient, ProxyMetrics metrics, ILogger<ProxyRequestHandler> logger)
+    public ProxyRequestHandler(ProxyState state, IHttpForwarder forwarder, HttpMessageInvoker upstreamClient, ProxyMetrics metrics, AuditLog audit, TimeProvider time, ILogger<ProxyRequestHandler> logger)
     {
+        _audit = audit;
+        _time = time;
         _state = state;
         _forwarder = forwarder;
         _upstreamClient = upstreamClient;
@@ -54,6 +58,8 @@ internal sealed partial class ProxyRequestHandler
         if (!TryResolveDestination(context, listener, out var destination, out var destinationPrefix, out var refusal))
         {
             activity?.SetTag(ProxyTelemetry.Tags.Decision, "refused");
+            var requestPath = request.Path.HasValue ? request.Path.Value! : "/";
+            Audit(activity, listener.Name, new RequestDestination(string.Empty, request.Host.Host, request.Host.Port ?? 0, request.Method, requestPath), "refused", refusal.Title, null, "refused-" + refusal.Status);
             await ProblemResponse.WriteAsync(context, refusal.Status, refusal.Type, refusal.Title, refusal.Detail, activity?.TraceId.ToString()).ConfigureAwait(false);
             SetStatus(activity, context);
             return;
@@ -80,6 +86,7 @@ internal sealed partial class ProxyRequestHandler
         {
             case DecisionKind.Deny:
                 Log.Denied(_logger, listener.Name, destination.Method, destination.Host, destination.Port, destination.Path, decision.Reason);
+                Audit(activity, listener.Name, destination, decision.Name, decision.Reason, null, "denied");
                 activity?.SetTag(ProxyTelemetry.Tags.Reason, decision.Reason);
                 await ProblemResponse.WriteAsync(context, StatusCodes.Status403Forbidden, "policy-denied", "Denied by policy", decision.Reason, activity?.TraceId.ToString()).ConfigureAwait(false);
                 SetStatus(activity, context);
@@ -87,6 +94,7 @@ internal sealed partial class ProxyRequestHandler
 
             case DecisionKind.PassThrough:
                 Log.PassedThrough(_logger, listener.Name, destination.Method, destination.Host, destination.Port, destination.Path);
+                Audit(activity, listener.Name, destination, decision.Name, decision.Reason, null, "forwarded");
                 feature = new ForwardingFeature(listener.Name, started, rule: null, credential: null);
                 break;
 
@@ -108,6 +116,7 @@ internal sealed partial class ProxyRequestHandler
                 catch (CredentialUnavailableException ex)
                 {
                     Log.CredentialUnavailable(_logger, listener.Name, policy.Name, ex.CredentialName, ex.Reason);
+                    Audit(activity, listener.Name, destination, decision.Name, decision.Reason, policy, "credential-unavailable");
                     activity?.SetTag(ProxyTelemetry.Tags.Outcome, "credential-unavailable");
                     activity?.AddEvent(new ActivityEvent("secretless.credential.unavailable", tags: new ActivityTagsCollection { [ProxyTelemetry.Tags.Reason] = ex.Reason }));
                     await ProblemResponse.WriteAsync(
@@ -130,6 +139,7 @@ internal sealed partial class ProxyRequestHandler
                 activity?.SetTag(ProxyTelemetry.Tags.CredentialCache, lease.OutcomeName);
                 feature = new ForwardingFeature(listener.Name, started, policy.Injection, lease.Credential);
                 _metrics.Injection(policy.Name, policy.CredentialName, policy.Injection.Kind);
+                Audit(activity, listener.Name, destination, decision.Name, decision.Reason, policy, "forwarded");
                 Log.Allowed(_logger, listener.Name, policy.Name, destination.Method, destination.Host, destination.Port, destination.Path, policy.CredentialName, lease.OutcomeName);
                 break;
         }
@@ -203,6 +213,22 @@ internal sealed partial class ProxyRequestHandler
         destination = new RequestDestination("http", target.IdnHost, target.Port, request.Method, path);
         prefix = "http://" + target.Authority;
         return true;
+    }
+
+    /// <summary>One audit record per decision, and the same facts as an event on the request span.</summary>
+    private void Audit(Activity? activity, string listener, in RequestDestination destination, string decision, string reason, CompiledPolicy? policy, string outcome)
+    {
+        var record = new AuditRecord(
+            _time.GetUtcNow(), listener, decision, reason, policy?.Name, policy?.CredentialName,
+            policy is null ? null : _state.Cache.GetSourceKind(policy.CredentialName), outcome,
+            destination.Scheme, destination.Host, destination.Port, destination.Method, destination.Path, activity?.TraceId.ToString());
+        _audit.Record(record);
+        activity?.AddEvent(new ActivityEvent("secretless.decision", tags: new ActivityTagsCollection
+        {
+            [ProxyTelemetry.Tags.Decision] = decision,
+            [ProxyTelemetry.Tags.Reason] = reason,
+            [ProxyTelemetry.Tags.Outcome] = outcome,
+        }));
     }
 
     private readonly record struct Refusal(int Status, string Type, string Title, string Detail);

@@ -140,6 +140,7 @@ public sealed partial class ProxyApp : IAsyncDisposable
 
         builder.Services.AddHttpForwarder();
         builder.Services.AddSingleton<ProxyMetrics>();
+        builder.Services.AddSingleton(sp => new AuditLog(snapshot.Audit, sp.GetRequiredService<ILogger<AuditLog>>()));
         builder.Services.AddSingleton(sp =>
         {
             var metrics = sp.GetRequiredService<ProxyMetrics>();
@@ -155,6 +156,8 @@ public sealed partial class ProxyApp : IAsyncDisposable
             sp.GetRequiredService<Yarp.ReverseProxy.Forwarder.IHttpForwarder>(),
             upstreamClient,
             sp.GetRequiredService<ProxyMetrics>(),
+            sp.GetRequiredService<AuditLog>(),
+            options.TimeProvider,
             sp.GetRequiredService<ILogger<ProxyRequestHandler>>()));
         builder.Services.AddSingleton<AdminRequestHandler>();
         builder.Services.AddSingleton<ForwardProxyConnectionHandler>();

@@ -20,6 +20,8 @@ internal static class EventIds
     public const int TunnelHandshakeFailed = 33;
     public const int TunnelSniMismatch = 34;
 
+    public const int AuditWriteFailed = 40;
+
     public const int CredentialFetched = 20;
     public const int CredentialFetchFailed = 21;
 }

@@ -115,7 +115,7 @@ public sealed class ProxyHarness : IAsyncDisposable
 
         using var admin = new HttpClient();
         // /metrics holds every metric label value the proxy produced.
-        foreach (var path in new[] { "/healthz", "/readyz", "/credentials", "/metrics" })
+        foreach (var path in new[] { "/healthz", "/readyz", "/credentials", "/metrics", "/decisions?limit=512" })
         {
             emitted.Add("admin " + path + ": " + await admin.GetStringAsync(new Uri(App.AdminUri, path)));
         }
