@@ -18,12 +18,16 @@ public sealed class TelemetryTests : IDisposable
     private readonly string _clientSecret = "client-secret-" + Guid.NewGuid().ToString("N");
     private readonly string _listener = "tel-" + Guid.NewGuid().ToString("N")[..8];
 
+    // Metric series are process-wide (every proxy a test starts reports to the same meter name), so
+    // the names in this class's labels are unique to it.
+    private string Credential => "cred-" + _listener;
+
     public TelemetryTests()
     {
         _upstream.Given(Request.Create().UsingAnyMethod()).RespondWith(Response.Create().WithStatusCode(200));
         _config.RouteListener(_listener, _upstream.LoopbackUrl())
-            .Credential("api-token", TestConfig.OAuth2(_tokens.TokenUrl, _config.SecretFile("client-secret", _clientSecret)))
-            .Policy("api-read", TestConfig.HeaderPolicy(TestConfig.Match(["127.0.0.1"], "/v1/"), "api-token"));
+            .Credential(Credential, TestConfig.OAuth2(_tokens.TokenUrl, _config.SecretFile("client-secret", _clientSecret)))
+            .Policy("api-read", TestConfig.HeaderPolicy(TestConfig.Match(["127.0.0.1"], "/v1/"), Credential));
     }
 
     private async Task<ProxyHarness> StartAsync()
@@ -53,11 +57,11 @@ public sealed class TelemetryTests : IDisposable
         Assert.StartsWith("text/plain", response.Content.Headers.ContentType!.MediaType);
         var lines = text.Split('\n');
         Assert.Contains(lines, l => l.StartsWith("secretless_proxy_requests_total{", StringComparison.Ordinal) && l.Contains("decision=\"allow\"") && l.Contains("listener=\"" + _listener + "\"") && l.Contains("policy=\"api-read\"") && l.EndsWith(" 2", StringComparison.Ordinal));
-        Assert.Contains(lines, l => l.StartsWith("secretless_proxy_requests_total{", StringComparison.Ordinal) && l.Contains("decision=\"deny\"") && l.EndsWith(" 1", StringComparison.Ordinal));
-        Assert.Contains(lines, l => l.StartsWith("secretless_proxy_injections_total{", StringComparison.Ordinal) && l.Contains("credential=\"api-token\"") && l.EndsWith(" 2", StringComparison.Ordinal));
-        Assert.Contains(lines, l => l.StartsWith("secretless_credential_fetches_total{", StringComparison.Ordinal) && l.Contains("outcome=\"success\"") && l.EndsWith(" 1", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith("secretless_proxy_requests_total{", StringComparison.Ordinal) && l.Contains("decision=\"deny\"") && l.Contains("listener=\"" + _listener + "\"") && l.EndsWith(" 1", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith("secretless_proxy_injections_total{", StringComparison.Ordinal) && l.Contains("credential=\"" + Credential + "\"") && l.EndsWith(" 2", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith("secretless_credential_fetches_total{", StringComparison.Ordinal) && l.Contains("credential=\"" + Credential + "\"") && l.Contains("outcome=\"success\"") && l.EndsWith(" 1", StringComparison.Ordinal));
         Assert.Contains(lines, l => l.StartsWith("secretless_credential_fetch_duration_seconds_count{", StringComparison.Ordinal));
-        var expiry = Assert.Single(lines, l => l.StartsWith("secretless_credential_expires_in_seconds{", StringComparison.Ordinal) && l.Contains("credential=\"api-token\""));
+        var expiry = Assert.Single(lines, l => l.StartsWith("secretless_credential_expires_in_seconds{", StringComparison.Ordinal) && l.Contains("credential=\"" + Credential + "\""));
         var seconds = double.Parse(expiry[(expiry.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
         Assert.InRange(seconds, 3500, 3600);
         Assert.Contains(lines, l => l.StartsWith("secretless_proxy_added_latency_seconds_count{", StringComparison.Ordinal));
