@@ -23,10 +23,16 @@ internal sealed class AdminRequestHandler
 
     public Task HandleAsync(HttpContext context)
     {
+        var path = context.Request.Path.Value ?? string.Empty;
+        if (HttpMethods.IsPost(context.Request.Method) && path.StartsWith("/credentials/", StringComparison.Ordinal) && path.EndsWith("/revoke", StringComparison.Ordinal))
+        {
+            return RevokeAsync(context, path["/credentials/".Length..^"/revoke".Length]);
+        }
+
         if (!HttpMethods.IsGet(context.Request.Method) && !HttpMethods.IsHead(context.Request.Method))
         {
             context.Response.StatusCode = StatusCodes.Status405MethodNotAllowed;
-            context.Response.Headers.Allow = "GET, HEAD";
+            context.Response.Headers.Allow = "GET, HEAD, POST";
             return Task.CompletedTask;
         }
 
@@ -38,6 +44,23 @@ internal sealed class AdminRequestHandler
             "/decisions" => DecisionsAsync(context),
             _ => WriteJsonAsync(context, 404, w => w.WriteString("error", "not found; try /healthz, /readyz, /credentials, /decisions or /metrics")),
         };
+    }
+
+    /// <summary>
+    /// <c>POST /credentials/{name}/revoke</c>: drops the cached value at once, so the next request
+    /// fetches a new one. Accepted from loopback only: the admin port may face the pod network
+    /// (for probes), and changing state is for the operator inside the pod.
+    /// </summary>
+    private Task RevokeAsync(HttpContext context, string name)
+    {
+        if (context.Connection.RemoteIpAddress is not { } remote || !System.Net.IPAddress.IsLoopback(remote))
+        {
+            return WriteJsonAsync(context, 403, w => w.WriteString("error", "revocation is accepted from loopback only"));
+        }
+
+        return _state.Cache.Revoke(name)
+            ? WriteJsonAsync(context, 200, w => w.WriteString("revoked", name))
+            : WriteJsonAsync(context, 404, w => w.WriteString("error", "no credential named '" + name + "'"));
     }
 
     private Task ReadyAsync(HttpContext context)

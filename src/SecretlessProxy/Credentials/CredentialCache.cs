@@ -35,6 +35,18 @@ public sealed class CredentialCache : IDisposable
         return entry.GetAsync(cancellationToken);
     }
 
+    /// <summary>Drops a cached credential so that the next request fetches anew; false when unknown.</summary>
+    public bool Revoke(string name)
+    {
+        if (!_entries.TryGetValue(name, out var entry))
+        {
+            return false;
+        }
+
+        entry.Invalidate();
+        return true;
+    }
+
     public string? GetSourceKind(string name) => _entries.TryGetValue(name, out var entry) ? entry.Definition.Source.Kind : null;
 
     public IReadOnlyList<CredentialStatus> GetStatuses() =>

@@ -263,6 +263,25 @@ public sealed class CredentialLifecycleTests : IDisposable
         Assert.Contains("unreachable", entry.GetProperty("lastError").GetString());
     }
 
+    [Fact]
+    public async Task Revoking_a_credential_on_the_admin_port_makes_the_next_request_fetch_a_new_one()
+    {
+        _tokens.Succeed(expiresIn: 3600);
+        await using var proxy = await StartAsync();
+        await proxy.GetAsync("api", "/v1/a");
+        using var admin = new HttpClient();
+
+        var revoke = await admin.PostAsync(new Uri(proxy.App.AdminUri, "/credentials/api-token/revoke"), null);
+        var unknown = await admin.PostAsync(new Uri(proxy.App.AdminUri, "/credentials/nope/revoke"), null);
+        await proxy.GetAsync("api", "/v1/b");
+
+        Assert.Equal(HttpStatusCode.OK, revoke.StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+        Assert.Equal(2, _tokens.TokenRequests);
+        var tokens = _tokens.IssuedTokens.ToArray();
+        Assert.Equal(["Bearer " + tokens[0], "Bearer " + tokens[1]], UpstreamAuthorizations());
+    }
+
     private static async Task WaitUntilAsync(Func<bool> condition)
     {
         // Bounded poll for background work (the refresh runs on the thread pool); not a timing assertion.
