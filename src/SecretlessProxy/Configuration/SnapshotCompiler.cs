@@ -54,10 +54,11 @@ public sealed class SnapshotCompiler
             }
         }
 
+        var sourceKinds = credentials.ToDictionary(c => c.Name, c => c.Source.Kind, StringComparer.OrdinalIgnoreCase);
         var policies = new List<CompiledPolicy>();
         foreach (var (name, policy) in options.Policies)
         {
-            var compiled = CompilePolicy(name, policy, credentialOptions, errors);
+            var compiled = CompilePolicy(name, policy, credentialOptions, sourceKinds, errors);
             if (compiled is not null)
             {
                 policies.Add(compiled);
@@ -384,7 +385,7 @@ public sealed class SnapshotCompiler
         return new OAuth2ClientCredentialsSource(options, _tokenClient, _time);
     }
 
-    private static CompiledPolicy? CompilePolicy(string name, PolicyOptions p, Dictionary<string, CredentialOptions> credentials, List<ConfigError> errors)
+    private static CompiledPolicy? CompilePolicy(string name, PolicyOptions p, Dictionary<string, CredentialOptions> credentials, Dictionary<string, string> sourceKinds, List<ConfigError> errors)
     {
         var key = Root + ":Policies:" + name;
         var start = errors.Count;
@@ -460,7 +461,8 @@ public sealed class SnapshotCompiler
             return null;
         }
 
-        return new CompiledPolicy(name, hosts, ports, methods, prefix, p.Credential!, injection!);
+        // A credential that did not compile leaves the snapshot invalid; its kind is never read then.
+        return new CompiledPolicy(name, hosts, ports, methods, prefix, p.Credential!, sourceKinds.GetValueOrDefault(p.Credential!, "unknown"), injection!);
     }
 
     private static InjectionRule? CompileInjection(string key, InjectOptions inject, CredentialOptions? credential, List<ConfigError> errors)

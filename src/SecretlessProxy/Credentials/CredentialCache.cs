@@ -47,8 +47,6 @@ public sealed class CredentialCache : IDisposable
         return true;
     }
 
-    public string? GetSourceKind(string name) => _entries.TryGetValue(name, out var entry) ? entry.Definition.Source.Kind : null;
-
     public IReadOnlyList<CredentialStatus> GetStatuses() =>
         _entries.Values.Select(e => e.GetStatus()).OrderBy(s => s.Name, StringComparer.Ordinal).ToArray();
 

@@ -104,7 +104,7 @@ internal sealed partial class ProxyRequestHandler
                 {
                     activity.SetTag(ProxyTelemetry.Tags.Policy, policy.Name);
                     activity.SetTag(ProxyTelemetry.Tags.CredentialName, policy.CredentialName);
-                    activity.SetTag(ProxyTelemetry.Tags.CredentialSource, _state.Cache.GetSourceKind(policy.CredentialName));
+                    activity.SetTag(ProxyTelemetry.Tags.CredentialSource, policy.CredentialSource);
                     activity.SetTag(ProxyTelemetry.Tags.Injection, policy.Injection.Kind);
                 }
 
@@ -220,7 +220,7 @@ internal sealed partial class ProxyRequestHandler
     {
         var record = new AuditRecord(
             _time.GetUtcNow(), listener, decision, reason, policy?.Name, policy?.CredentialName,
-            policy is null ? null : _state.Cache.GetSourceKind(policy.CredentialName), outcome,
+            policy?.CredentialSource, outcome,
             destination.Scheme, destination.Host, destination.Port, destination.Method, destination.Path, activity?.TraceId.ToString());
         _audit.Record(record);
         activity?.AddEvent(new ActivityEvent("secretless.decision", tags: new ActivityTagsCollection

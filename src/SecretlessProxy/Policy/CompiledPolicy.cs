@@ -5,8 +5,9 @@ namespace SecretlessProxy.Policy;
 /// <summary>A validated, immutable policy: what it matches, which credential it uses and how it is injected.</summary>
 public sealed class CompiledPolicy
 {
-    public CompiledPolicy(string name, IReadOnlyList<HostPattern> hosts, IReadOnlyList<int>? ports, IReadOnlyList<string>? methods, string pathPrefix, string credentialName, InjectionRule injection)
+    public CompiledPolicy(string name, IReadOnlyList<HostPattern> hosts, IReadOnlyList<int>? ports, IReadOnlyList<string>? methods, string pathPrefix, string credentialName, string credentialSource, InjectionRule injection)
     {
+        CredentialSource = credentialSource;
         Name = name;
         Hosts = hosts;
         Ports = ports;
@@ -31,6 +32,9 @@ public sealed class CompiledPolicy
     public string PathPrefix { get; }
 
     public string CredentialName { get; }
+
+    /// <summary>The credential's source kind, fixed per snapshot, for spans and audit records.</summary>
+    public string CredentialSource { get; }
 
     public InjectionRule Injection { get; }
 
