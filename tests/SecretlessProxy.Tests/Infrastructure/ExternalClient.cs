@@ -35,9 +35,20 @@ public static class ExternalClient
         }
 
         using var process = Process.Start(start)!;
+        return await CollectAsync(process, TimeSpan.FromSeconds(60));
+    }
+
+    /// <summary>Reads a started process's output to the end, killing it if it outlives the bound.</summary>
+    public static async Task<Result> CollectAsync(Process process, TimeSpan bound, Func<Process, Task>? whileRunning = null)
+    {
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        if (whileRunning is not null)
+        {
+            await whileRunning(process);
+        }
+
+        using var timeout = new CancellationTokenSource(bound);
         try
         {
             await process.WaitForExitAsync(timeout.Token);

@@ -47,24 +47,6 @@ public static class ProxyProcess
     public static async Task<ExternalClient.Result> RunAsync(IEnumerable<string> arguments, IReadOnlyDictionary<string, string>? environment = null, Func<Process, Task>? whileRunning = null)
     {
         using var process = Start(arguments, environment ?? new Dictionary<string, string>(), "SecretlessProxy", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy");
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        if (whileRunning is not null)
-        {
-            await whileRunning(process);
-        }
-
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(90));
-        try
-        {
-            await process.WaitForExitAsync(timeout.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            throw;
-        }
-
-        return new ExternalClient.Result(process.ExitCode, await stdout, await stderr);
+        return await ExternalClient.CollectAsync(process, TimeSpan.FromSeconds(90), whileRunning);
     }
 }
