@@ -7,6 +7,8 @@ internal static class EventIds
     public const int ListenerBound = 2;
     public const int ProxyStopping = 3;
     public const int ConfigInvalid = 4;
+    public const int ConfigReloaded = 5;
+    public const int ConfigReloadRejected = 6;
 
     public const int RequestAllowed = 10;
     public const int RequestDenied = 11;
@@ -21,6 +23,14 @@ internal static class EventIds
     public const int TunnelSniMismatch = 34;
 
     public const int AuditWriteFailed = 40;
+
+    public const int IdentityTokenAccepted = 50;
+    public const int IdentityTokenRejected = 51;
+    public const int IdentityKeysFetched = 52;
+    public const int IdentityKeysFetchFailed = 53;
+
+    public const int CallerResolved = 60;
+    public const int CallerUnresolved = 61;
 
     public const int CredentialFetched = 20;
     public const int CredentialFetchFailed = 21;
