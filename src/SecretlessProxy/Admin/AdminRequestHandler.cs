@@ -7,18 +7,22 @@ namespace SecretlessProxy.Admin;
 
 /// <summary>
 /// The admin port: <c>/healthz</c> (process alive), <c>/readyz</c> (listeners bound and config
-/// loaded) and <c>/credentials</c> (state and timing per credential, never a value). <c>/metrics</c>
+/// loaded, with the last reload's outcome), <c>/credentials</c> (state and timing per credential,
+/// never a value), <c>/decisions</c>, and from loopback <c>POST /reload</c> and
+/// <c>POST /credentials/{name}/revoke</c>. <c>/metrics</c>
 /// is served before this handler by the OpenTelemetry Prometheus middleware.
 /// </summary>
 internal sealed class AdminRequestHandler
 {
     private readonly ProxyState _state;
     private readonly AuditLog _audit;
+    private readonly ConfigReloader _reloader;
 
-    public AdminRequestHandler(ProxyState state, AuditLog audit)
+    public AdminRequestHandler(ProxyState state, AuditLog audit, ConfigReloader reloader)
     {
         _state = state;
         _audit = audit;
+        _reloader = reloader;
     }
 
     public Task HandleAsync(HttpContext context)
@@ -27,6 +31,11 @@ internal sealed class AdminRequestHandler
         if (HttpMethods.IsPost(context.Request.Method) && path.StartsWith("/credentials/", StringComparison.Ordinal) && path.EndsWith("/revoke", StringComparison.Ordinal))
         {
             return RevokeAsync(context, path["/credentials/".Length..^"/revoke".Length]);
+        }
+
+        if (HttpMethods.IsPost(context.Request.Method) && path == "/reload")
+        {
+            return ReloadAsync(context);
         }
 
         if (!HttpMethods.IsGet(context.Request.Method) && !HttpMethods.IsHead(context.Request.Method))
@@ -53,7 +62,7 @@ internal sealed class AdminRequestHandler
     /// </summary>
     private Task RevokeAsync(HttpContext context, string name)
     {
-        if (context.Connection.RemoteIpAddress is not { } remote || !System.Net.IPAddress.IsLoopback(remote))
+        if (!FromLoopback(context))
         {
             return WriteJsonAsync(context, 403, w => w.WriteString("error", "revocation is accepted from loopback only"));
         }
@@ -63,6 +72,27 @@ internal sealed class AdminRequestHandler
             : WriteJsonAsync(context, 404, w => w.WriteString("error", "no credential named '" + name + "'"));
     }
 
+    /// <summary>
+    /// <c>POST /reload</c>: loads and validates the config file now. 200 with the outcome when applied,
+    /// 422 with every reason when rejected (the running version keeps serving). Loopback only.
+    /// </summary>
+    private async Task ReloadAsync(HttpContext context)
+    {
+        if (!FromLoopback(context))
+        {
+            await WriteJsonAsync(context, 403, w => w.WriteString("error", "reload is accepted from loopback only")).ConfigureAwait(false);
+            return;
+        }
+
+        var status = await _reloader.ReloadAsync(context.RequestAborted).ConfigureAwait(false);
+        await WriteJsonAsync(context, status.IsRejected ? 422 : 200, w => WriteReload(w, status)).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Ready while the listeners are bound. A rejected reload does not make the proxy unready (the last
+    /// good version still serves, and an unready sidecar would take the whole pod out of service):
+    /// it is reported here as <c>lastReload</c> with its reasons, for operators and alerts.
+    /// </summary>
     private Task ReadyAsync(HttpContext context)
     {
         var ready = _state.IsReady;
@@ -77,8 +107,30 @@ internal sealed class AdminRequestHandler
             }
 
             w.WriteNumber("listeners", _state.Snapshot.Listeners.Count);
+            if (_state.LastReload is { } reload)
+            {
+                w.WriteStartObject("lastReload");
+                WriteReload(w, reload);
+                w.WriteEndObject();
+            }
         });
     }
+
+    private static void WriteReload(Utf8JsonWriter w, ReloadStatus status)
+    {
+        w.WriteString("outcome", status.Outcome);
+        w.WriteString("at", status.At);
+        w.WriteStartArray("reasons");
+        foreach (var reason in status.Reasons)
+        {
+            w.WriteStringValue(reason);
+        }
+
+        w.WriteEndArray();
+    }
+
+    private static bool FromLoopback(HttpContext context) =>
+        context.Connection.RemoteIpAddress is { } remote && System.Net.IPAddress.IsLoopback(remote);
 
     private Task CredentialsAsync(HttpContext context) => WriteJsonAsync(context, 200, w =>
     {

@@ -63,7 +63,23 @@ public sealed class ConfigLoader
         // Schema and semantic checks may both flag one key (a missing Url, say); both messages are
         // kept, since each says something the other does not.
         var snapshot = new SnapshotCompiler(_time, _tokenClient, baseDirectory, checkFiles).Compile(options, errors);
+        if (snapshot is not null)
+        {
+            snapshot = snapshot.WithCredentialFingerprints(name => Fingerprint(configuration.GetSection(SecretlessProxyOptions.SectionName + ":Credentials:" + name)));
+        }
+
         return new ConfigLoadResult(errors.Count == 0 ? snapshot : null, errors, configuration);
+    }
+
+    /// <summary>Every key and value under a section, in a stable order, keys compared as the binder does (ignoring case).</summary>
+    private static string Fingerprint(IConfigurationSection section)
+    {
+        var prefix = section.Path.Length + 1;
+        var pairs = section.AsEnumerable()
+            .Where(kv => kv.Value is not null && kv.Key.Length > prefix)
+            .Select(kv => kv.Key[prefix..].ToLowerInvariant() + "=" + kv.Value)
+            .Order(StringComparer.Ordinal);
+        return string.Join("\n", pairs);
     }
 
     private static IConfigurationRoot BuildConfiguration(string fullPath, bool includeEnvironment, IReadOnlyDictionary<string, string?>? overrides)

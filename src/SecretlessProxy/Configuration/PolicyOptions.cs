@@ -8,4 +8,13 @@ public sealed class PolicyOptions
     public string? Credential { get; set; }
 
     public InjectOptions Inject { get; set; } = new();
+
+    public CallerConditionOptions? Caller { get; set; }
+
+    public IdentityConditionOptions? Identity { get; set; }
+
+    public WhenOptions? When { get; set; }
+
+    /// <summary>Each must equal the proxy's top-level label of the same name, or the policy does not apply.</summary>
+    public Dictionary<string, string>? Labels { get; set; }
 }

@@ -1,5 +1,6 @@
 using System.Net;
 using SecretlessProxy.Credentials;
+using SecretlessProxy.Identity;
 using SecretlessProxy.Listeners;
 using SecretlessProxy.Policy;
 
@@ -11,8 +12,10 @@ namespace SecretlessProxy.Configuration;
 /// </summary>
 public sealed class ProxySnapshot
 {
-    public ProxySnapshot(IPEndPoint adminEndPoint, IReadOnlyDictionary<string, ListenerDefinition> listeners, IReadOnlyList<CredentialDefinition> credentials, PolicySet policies, LocalCaSettings? localCa = null, string? trustedCaFile = null, AuditSettings? audit = null)
+    public ProxySnapshot(IPEndPoint adminEndPoint, IReadOnlyDictionary<string, ListenerDefinition> listeners, IReadOnlyList<CredentialDefinition> credentials, PolicySet policies, LocalCaSettings? localCa = null, string? trustedCaFile = null, AuditSettings? audit = null, TokenFileIdentitySettings? identity = null, IReadOnlyDictionary<string, string>? labels = null)
     {
+        Identity = identity;
+        Labels = labels ?? new Dictionary<string, string>();
         Audit = audit ?? AuditSettings.Default;
         LocalCa = localCa;
         TrustedCaFile = trustedCaFile;
@@ -37,4 +40,14 @@ public sealed class ProxySnapshot
     public string? TrustedCaFile { get; }
 
     public AuditSettings Audit { get; }
+
+    /// <summary>The same snapshot with each credential's <see cref="CredentialDefinition.Fingerprint"/> set.</summary>
+    internal ProxySnapshot WithCredentialFingerprints(Func<string, string> fingerprint) =>
+        new(AdminEndPoint, Listeners, Credentials.Select(c => c with { Fingerprint = fingerprint(c.Name) }).ToArray(), Policies, LocalCa, TrustedCaFile, Audit, Identity, Labels);
+
+    /// <summary>The workload identity token settings; null when the proxy has no identity of its own.</summary>
+    public TokenFileIdentitySettings? Identity { get; }
+
+    /// <summary>Where this proxy runs (env, cluster): policies' Labels compare against these.</summary>
+    public IReadOnlyDictionary<string, string> Labels { get; }
 }

@@ -25,6 +25,11 @@ public sealed class SecretlessProxyOptions
 
     public AuditOptions Audit { get; set; } = new();
 
+    public IdentityOptions? Identity { get; set; }
+
+    /// <summary>Where this proxy runs (<c>env</c>, <c>cluster</c>): compared with policies' <c>Labels</c>.</summary>
+    public Dictionary<string, string> Labels { get; set; } = new(StringComparer.Ordinal);
+
     /// <summary><c>Deny</c> (default) or <c>PassThrough</c>: what happens to a request no policy matches.</summary>
     public string? Unmatched { get; set; }
 }

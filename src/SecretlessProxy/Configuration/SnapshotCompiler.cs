@@ -1,5 +1,6 @@
 using System.Net;
 using SecretlessProxy.Credentials;
+using SecretlessProxy.Identity;
 using SecretlessProxy.Injection;
 using SecretlessProxy.Listeners;
 using SecretlessProxy.Policy;
@@ -54,11 +55,14 @@ public sealed class SnapshotCompiler
             }
         }
 
+        var identity = CompileIdentity(options.Identity, errors);
+        var labels = new Dictionary<string, string>(options.Labels, StringComparer.Ordinal);
         var sourceKinds = credentials.ToDictionary(c => c.Name, c => c.Source.Kind, StringComparer.OrdinalIgnoreCase);
         var policies = new List<CompiledPolicy>();
         foreach (var (name, policy) in options.Policies)
         {
-            var compiled = CompilePolicy(name, policy, credentialOptions, sourceKinds, errors);
+            var conditions = CompileConditions(Root + ":Policies:" + name, policy, labels, options.Identity is not null, errors);
+            var compiled = CompilePolicy(name, policy, credentialOptions, sourceKinds, conditions, errors);
             if (compiled is not null)
             {
                 policies.Add(compiled);
@@ -95,7 +99,7 @@ public sealed class SnapshotCompiler
             return null;
         }
 
-        return new ProxySnapshot(admin, listeners, credentials, new PolicySet(policies.OrderBy(p => p.Name, StringComparer.Ordinal).ToArray()), localCa, trustedCaFile, audit);
+        return new ProxySnapshot(admin, listeners, credentials, new PolicySet(policies.OrderBy(p => p.Name, StringComparer.Ordinal).ToArray()), localCa, trustedCaFile, audit, identity, labels);
     }
 
     private ListenerDefinition? CompileListener(string name, ListenerOptions listener, UnmatchedBehavior globalUnmatched, IReadOnlyList<string> injectedQueryParameters, List<ConfigError> errors)
@@ -108,7 +112,9 @@ public sealed class SnapshotCompiler
             ok = false;
         }
 
-        var bind = ParseBindUrl(listener.Url, key + ":Url", errors);
+        var bind = listener.Url?.StartsWith("unix:", StringComparison.OrdinalIgnoreCase) == true
+            ? ParseUnixUrl(listener.Url, key + ":Url", errors)
+            : ParseBindUrl(listener.Url, key + ":Url", errors);
         var unmatched = ParseUnmatched(listener.Unmatched, key + ":Unmatched", errors) ?? globalUnmatched;
 
         Uri? upstream = null;
@@ -254,8 +260,7 @@ public sealed class SnapshotCompiler
 
         foreach (var listener in listeners)
         {
-            var port = listener.BindEndPoint.Port;
-            if (port == 0)
+            if (listener.BindEndPoint is not IPEndPoint { Port: var port } || port == 0)
             {
                 continue;
             }
@@ -385,7 +390,7 @@ public sealed class SnapshotCompiler
         return new OAuth2ClientCredentialsSource(options, _tokenClient, _time);
     }
 
-    private static CompiledPolicy? CompilePolicy(string name, PolicyOptions p, Dictionary<string, CredentialOptions> credentials, Dictionary<string, string> sourceKinds, List<ConfigError> errors)
+    private static CompiledPolicy? CompilePolicy(string name, PolicyOptions p, Dictionary<string, CredentialOptions> credentials, Dictionary<string, string> sourceKinds, PolicyConditions? conditions, List<ConfigError> errors)
     {
         var key = Root + ":Policies:" + name;
         var start = errors.Count;
@@ -456,13 +461,13 @@ public sealed class SnapshotCompiler
         }
 
         var injection = CompileInjection(key + ":Inject", p.Inject, credential, errors);
-        if (errors.Count > start)
+        if (errors.Count > start || conditions is null)
         {
             return null;
         }
 
         // A credential that did not compile leaves the snapshot invalid; its kind is never read then.
-        return new CompiledPolicy(name, hosts, ports, methods, prefix, p.Credential!, sourceKinds.GetValueOrDefault(p.Credential!, "unknown"), injection!);
+        return new CompiledPolicy(name, hosts, ports, methods, prefix, p.Credential!, sourceKinds.GetValueOrDefault(p.Credential!, "unknown"), injection!, conditions);
     }
 
     private static InjectionRule? CompileInjection(string key, InjectOptions inject, CredentialOptions? credential, List<ConfigError> errors)
@@ -537,7 +542,8 @@ public sealed class SnapshotCompiler
             {
                 var a = policies[i];
                 var b = policies[j];
-                if (a.PathPrefix != b.PathPrefix || (a.Methods is null) != (b.Methods is null) || (a.Ports is null) != (b.Ports is null))
+                if (a.PathPrefix != b.PathPrefix || (a.Methods is null) != (b.Methods is null) || (a.Ports is null) != (b.Ports is null) ||
+                    a.Conditions.Rank != b.Conditions.Rank || a.Conditions.IsDisjointFrom(b.Conditions))
                 {
                     continue;
                 }
@@ -570,6 +576,195 @@ public sealed class SnapshotCompiler
         }
     }
 
+    private TokenFileIdentitySettings? CompileIdentity(IdentityOptions? identity, List<ConfigError> errors)
+    {
+        const string key = Root + ":Identity";
+        if (identity is null)
+        {
+            return null;
+        }
+
+        var start = errors.Count;
+        if (!string.Equals(identity.Source, "TokenFile", StringComparison.OrdinalIgnoreCase))
+        {
+            errors.Add(new(key + ":Source", identity.Source is null ? "is required (TokenFile)" : "'" + identity.Source + "' is not an identity source; expected TokenFile"));
+        }
+
+        // The token file may appear after start (a projected volume is written by the kubelet); a
+        // missing file means "no valid identity yet", reported per request, not a config error.
+        string? path = null;
+        if (string.IsNullOrWhiteSpace(identity.Path))
+        {
+            errors.Add(new(key + ":Path", "is required: the file the workload's identity token is read from"));
+        }
+        else
+        {
+            path = Path.GetFullPath(Path.Combine(_baseDirectory, identity.Path));
+        }
+
+        Uri? jwks = null;
+        if (identity.JwksUrl is not null && (!Uri.TryCreate(identity.JwksUrl, UriKind.Absolute, out jwks) || jwks.Scheme is not ("http" or "https") || !string.IsNullOrEmpty(jwks.UserInfo)))
+        {
+            errors.Add(new(key + ":JwksUrl", "'" + WithoutUserInfo(identity.JwksUrl) + "' is not an absolute http or https URL without user info"));
+        }
+
+        if (identity.Issuer is not null && identity.JwksUrl is null &&
+            (!Uri.TryCreate(identity.Issuer, UriKind.Absolute, out var issuerUri) || issuerUri.Scheme is not ("http" or "https")))
+        {
+            errors.Add(new(key + ":Issuer", "'" + identity.Issuer + "' is not an http or https URL, so its signing keys cannot be discovered; give JwksUrl as well"));
+        }
+
+        var skew = NonNegative(identity.ClockSkew, TimeSpan.FromSeconds(30), key + ":ClockSkew", errors);
+        return errors.Count > start ? null : new TokenFileIdentitySettings(path!, identity.Issuer, identity.Audience, jwks, skew);
+    }
+
+    /// <summary>Mon … Sun, or the full English name, in any case.</summary>
+    private static DayOfWeek? ParseDay(string? text)
+    {
+        foreach (var day in Enum.GetValues<DayOfWeek>())
+        {
+            var name = day.ToString();
+            if (string.Equals(text, name, StringComparison.OrdinalIgnoreCase) || string.Equals(text, name[..3], StringComparison.OrdinalIgnoreCase))
+            {
+                return day;
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>Returns the policy's conditions, or null (with errors) when one is invalid.</summary>
+    private static PolicyConditions? CompileConditions(string key, PolicyOptions p, Dictionary<string, string> proxyLabels, bool identityConfigured, List<ConfigError> errors)
+    {
+        var start = errors.Count;
+        CallerCondition? caller = null;
+        if (p.Caller is { } c)
+        {
+            if (c.Uids is null && c.Executables is null && c.ExecutableSha256 is null)
+            {
+                errors.Add(new(key + ":Caller", "give at least one of Uids, Executables and ExecutableSha256"));
+            }
+
+            for (var i = 0; i < (c.Uids?.Length ?? 0); i++)
+            {
+                if (c.Uids![i] < 0)
+                {
+                    errors.Add(new(key + ":Caller:Uids:" + i, c.Uids[i] + " is not a uid"));
+                }
+            }
+
+            for (var i = 0; i < (c.Executables?.Length ?? 0); i++)
+            {
+                if (string.IsNullOrEmpty(c.Executables![i]) || c.Executables[i][0] != '/')
+                {
+                    errors.Add(new(key + ":Caller:Executables:" + i, "'" + c.Executables[i] + "' is not an absolute path"));
+                }
+            }
+
+            for (var i = 0; i < (c.ExecutableSha256?.Length ?? 0); i++)
+            {
+                var h = c.ExecutableSha256![i];
+                if (h is null || h.Length != 64 || !h.All(char.IsAsciiHexDigit))
+                {
+                    errors.Add(new(key + ":Caller:ExecutableSha256:" + i, "is not a SHA-256 in hex (64 characters)"));
+                }
+            }
+
+            caller = new CallerCondition(c.Uids, c.Executables, c.ExecutableSha256);
+        }
+
+        IdentityCondition? identity = null;
+        if (p.Identity is { } id)
+        {
+            if (!identityConfigured)
+            {
+                errors.Add(new(key + ":Identity", "needs the workload identity: configure SecretlessProxy:Identity"));
+            }
+
+            if (id.Subjects is null && id.Issuers is null && id.Namespaces is null && id.ServiceAccounts is null)
+            {
+                errors.Add(new(key + ":Identity", "give at least one of Subjects, Issuers, Namespaces and ServiceAccounts"));
+            }
+
+            identity = new IdentityCondition(id.Subjects, id.Issuers, id.Namespaces, id.ServiceAccounts);
+        }
+
+        TimeWindow? when = null;
+        if (p.When is { } w)
+        {
+            HashSet<DayOfWeek>? days = null;
+            if (w.Days is not null)
+            {
+                days = [];
+                for (var i = 0; i < w.Days.Length; i++)
+                {
+                    var d = ParseDay(w.Days[i]);
+                    if (d is null)
+                    {
+                        errors.Add(new(key + ":When:Days:" + i, "'" + w.Days[i] + "' is not a day; expected Mon, Tue, Wed, Thu, Fri, Sat or Sun"));
+                    }
+                    else
+                    {
+                        days.Add(d.Value);
+                    }
+                }
+            }
+
+            TimeOnly? from = null, to = null;
+            if (w.Between is not null)
+            {
+                var parts = w.Between.Split('-');
+                if (parts.Length != 2 ||
+                    !TimeOnly.TryParseExact(parts[0].Trim(), "HH:mm", System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.None, out var f) ||
+                    !TimeOnly.TryParseExact(parts[1].Trim(), "HH:mm", System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.None, out var t))
+                {
+                    errors.Add(new(key + ":When:Between", "'" + w.Between + "' is not a window HH:mm-HH:mm"));
+                }
+                else if (f == t)
+                {
+                    errors.Add(new(key + ":When:Between", "'" + w.Between + "' is empty: start and end are equal"));
+                }
+                else
+                {
+                    (from, to) = (f, t);
+                }
+            }
+
+            if (w.Days is null && w.Between is null)
+            {
+                errors.Add(new(key + ":When", "give Days, Between, or both"));
+            }
+
+            var zone = TimeZoneInfo.Utc;
+            if (w.TimeZone is not null && !TimeZoneInfo.TryFindSystemTimeZoneById(w.TimeZone, out zone))
+            {
+                errors.Add(new(key + ":When:TimeZone", "'" + w.TimeZone + "' is not a time zone known to this system (an IANA id such as Europe/Berlin)"));
+                zone = TimeZoneInfo.Utc;
+            }
+
+            when = new TimeWindow(days, from, to, zone);
+        }
+
+        IReadOnlyDictionary<string, string>? labels = null;
+        var labelsMatch = true;
+        string? failedLabel = null;
+        if (p.Labels is { Count: > 0 })
+        {
+            labels = new Dictionary<string, string>(p.Labels, StringComparer.Ordinal);
+            foreach (var (name, value) in p.Labels.OrderBy(l => l.Key, StringComparer.Ordinal))
+            {
+                if (!proxyLabels.TryGetValue(name, out var actual) || !string.Equals(actual, value, StringComparison.Ordinal))
+                {
+                    labelsMatch = false;
+                    failedLabel = name;
+                    break;
+                }
+            }
+        }
+
+        return errors.Count > start ? null : new PolicyConditions(caller, identity, when, labels, labelsMatch, failedLabel);
+    }
+
     private string RequireFile(string path, string key, List<ConfigError> errors)
     {
         var full = Path.IsPathRooted(path) ? path : Path.GetFullPath(Path.Combine(_baseDirectory, path));
@@ -579,6 +774,29 @@ public sealed class SnapshotCompiler
         }
 
         return full;
+    }
+
+    /// <summary>
+    /// <c>unix:/run/secretless/proxy.sock</c>: a Unix socket listener, where the kernel names the
+    /// caller (SO_PEERCRED) and file permissions decide who may connect at all.
+    /// </summary>
+    private static EndPoint? ParseUnixUrl(string url, string key, List<ConfigError> errors)
+    {
+        var path = url["unix:".Length..];
+        if (path.Length == 0 || path[0] != '/')
+        {
+            errors.Add(new(key, "'" + url + "' must name an absolute socket path, e.g. unix:/run/secretless/proxy.sock"));
+            return null;
+        }
+
+        // sun_path is 108 bytes on Linux, including the terminating NUL.
+        if (System.Text.Encoding.UTF8.GetByteCount(path) > 107)
+        {
+            errors.Add(new(key, "the socket path is longer than the 107 bytes a Unix socket address can hold"));
+            return null;
+        }
+
+        return new System.Net.Sockets.UnixDomainSocketEndPoint(path);
     }
 
     internal static IPEndPoint? ParseBindUrl(string? url, string key, List<ConfigError> errors)

@@ -11,17 +11,70 @@ namespace SecretlessProxy.Credentials;
 public sealed class CredentialCache : IDisposable
 {
     private readonly CancellationTokenSource _stopping = new();
-    private readonly FrozenDictionary<string, CredentialEntry> _entries;
+    private readonly Lock _applying = new();
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly ProxyMetrics? _metrics;
+    private volatile FrozenDictionary<string, CredentialEntry> _entries;
     private int _disposed;
 
     public CredentialCache(IEnumerable<CredentialDefinition> definitions, TimeProvider time, ILoggerFactory loggerFactory, ProxyMetrics? metrics = null)
     {
-        var logger = loggerFactory.CreateLogger<CredentialCache>();
-        _entries = definitions.ToFrozenDictionary(
-            d => d.Name,
-            d => new CredentialEntry(d, time, logger, metrics, _stopping.Token),
-            StringComparer.OrdinalIgnoreCase);
+        _time = time;
+        _metrics = metrics;
+        _logger = loggerFactory.CreateLogger<CredentialCache>();
+        _entries = definitions.ToFrozenDictionary(d => d.Name, NewEntry, StringComparer.OrdinalIgnoreCase);
     }
+
+    /// <summary>
+    /// Takes a reloaded configuration's credentials: an unchanged definition keeps its cached value;
+    /// a changed or removed one is dropped, so the next request fetches with the new definition (a
+    /// changed token URL or client must never be served a value minted under the old one).
+    /// Returns the names whose cached value was dropped.
+    /// </summary>
+    public IReadOnlyList<string> Apply(IEnumerable<CredentialDefinition> definitions)
+    {
+        lock (_applying)
+        {
+            var current = _entries;
+            var dropped = new List<string>();
+            var next = new Dictionary<string, CredentialEntry>(StringComparer.OrdinalIgnoreCase);
+            foreach (var definition in definitions)
+            {
+                if (current.TryGetValue(definition.Name, out var kept) && kept.Definition.Fingerprint == definition.Fingerprint && definition.Fingerprint.Length > 0)
+                {
+                    next[definition.Name] = kept;
+                }
+                else
+                {
+                    next[definition.Name] = NewEntry(definition);
+                    if (kept is not null)
+                    {
+                        dropped.Add(kept.Name);
+                    }
+                }
+            }
+
+            foreach (var (name, entry) in current)
+            {
+                if (!next.ContainsKey(name))
+                {
+                    dropped.Add(entry.Name);
+                }
+            }
+
+            // Requests that already hold a lease finish with it; every later lookup sees the new set.
+            _entries = next.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase);
+            foreach (var name in dropped)
+            {
+                current[name].Invalidate();
+            }
+
+            return dropped;
+        }
+    }
+
+    private CredentialEntry NewEntry(CredentialDefinition definition) => new(definition, _time, _logger, _metrics, _stopping.Token);
 
     /// <summary>Returns a valid credential or throws <see cref="CredentialUnavailableException"/>.</summary>
     public ValueTask<CredentialLease> GetAsync(string name, CancellationToken cancellationToken)

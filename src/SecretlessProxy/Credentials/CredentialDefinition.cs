@@ -6,4 +6,12 @@ public sealed record CredentialDefinition(
     ICredentialSource Source,
     double RefreshAt,
     TimeSpan ExpirySkew,
-    TimeSpan MaxBackoff);
+    TimeSpan MaxBackoff)
+{
+    /// <summary>
+    /// The credential's configuration as written (every key and value under its section, sorted):
+    /// a reload keeps the cached value only when this is unchanged. Holds paths and names, never a
+    /// secret (the schema has no place for one); internal, never emitted.
+    /// </summary>
+    public string Fingerprint { get; init; } = string.Empty;
+}

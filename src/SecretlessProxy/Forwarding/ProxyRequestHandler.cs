@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
 using SecretlessProxy.Credentials;
 using SecretlessProxy.Hosting;
+using SecretlessProxy.Identity;
 using SecretlessProxy.Listeners;
 using SecretlessProxy.Policy;
 using SecretlessProxy.Telemetry;
@@ -59,7 +60,7 @@ internal sealed partial class ProxyRequestHandler
         {
             activity?.SetTag(ProxyTelemetry.Tags.Decision, "refused");
             var requestPath = request.Path.HasValue ? request.Path.Value! : "/";
-            Audit(activity, listener.Name, new RequestDestination(string.Empty, request.Host.Host, request.Host.Port ?? 0, request.Method, requestPath), "refused", refusal.Title, null, "refused-" + refusal.Status);
+            Audit(activity, listener.Name, new RequestDestination(string.Empty, request.Host.Host, request.Host.Port ?? 0, request.Method, requestPath), "refused", refusal.Title, null, "refused-" + refusal.Status, new Who(context.Features.Get<CallerFeature>()?.Caller ?? Caller.Unknown, null));
             await ProblemResponse.WriteAsync(context, refusal.Status, refusal.Type, refusal.Title, refusal.Detail, activity?.TraceId.ToString()).ConfigureAwait(false);
             SetStatus(activity, context);
             return;
@@ -77,8 +78,35 @@ internal sealed partial class ProxyRequestHandler
             }
         }
 
-        var decision = snapshot.Policies.Evaluate(destination, listener.Unmatched);
+        var caller = context.Features.Get<CallerFeature>()?.Caller ?? Caller.Unknown;
+        IdentityStatus? identityStatus = null;
+        if (_state.Identity is { } workloadIdentity)
+        {
+            identityStatus = await workloadIdentity.GetAsync(context.RequestAborted).ConfigureAwait(false);
+        }
+
+        var who = new Who(caller, identityStatus?.Identity);
+        var decision = snapshot.Policies.Evaluate(destination, listener.Unmatched, new PolicyContext(caller, identityStatus?.Identity, _time.GetUtcNow()));
         activity?.SetTag(ProxyTelemetry.Tags.Decision, decision.Name);
+        if (activity is not null)
+        {
+            ProxyTelemetry.TagCaller(activity, caller, identityStatus?.Identity);
+        }
+
+        // No credential is issued without a valid workload identity when one is configured: the app
+        // sees 503 with the reason (transient, like an unavailable credential), not a 403.
+        if ((decision.AwaitsIdentity || decision.Kind == DecisionKind.Allow) && identityStatus is { IsValid: false })
+        {
+            var reason = "the workload identity is not valid: " + identityStatus.FailureReason;
+            _metrics.Request(listener.Name, decision.Policy?.Name, "identity-unavailable");
+            Log.IdentityUnavailable(_logger, listener.Name, decision.Policy?.Name, identityStatus.FailureReason!);
+            Audit(activity, listener.Name, destination, "deny", reason, decision.Policy, "identity-unavailable", who);
+            activity?.SetTag(ProxyTelemetry.Tags.Outcome, "identity-unavailable");
+            await ProblemResponse.WriteAsync(context, StatusCodes.Status503ServiceUnavailable, "identity-unavailable", "Workload identity unavailable", reason, activity?.TraceId.ToString()).ConfigureAwait(false);
+            SetStatus(activity, context);
+            return;
+        }
+
         _metrics.Request(listener.Name, decision.Policy?.Name, decision.Name);
         ForwardingFeature feature;
 
@@ -86,7 +114,12 @@ internal sealed partial class ProxyRequestHandler
         {
             case DecisionKind.Deny:
                 Log.Denied(_logger, listener.Name, destination.Method, destination.Host, destination.Port, destination.Path, decision.Reason);
-                Audit(activity, listener.Name, destination, decision.Name, decision.Reason, null, "denied");
+                if (decision.Policy is not null)
+                {
+                    activity?.SetTag(ProxyTelemetry.Tags.Policy, decision.Policy.Name);
+                }
+
+                Audit(activity, listener.Name, destination, decision.Name, decision.Reason, decision.Policy, "denied", who);
                 activity?.SetTag(ProxyTelemetry.Tags.Reason, decision.Reason);
                 await ProblemResponse.WriteAsync(context, StatusCodes.Status403Forbidden, "policy-denied", "Denied by policy", decision.Reason, activity?.TraceId.ToString()).ConfigureAwait(false);
                 SetStatus(activity, context);
@@ -94,7 +127,7 @@ internal sealed partial class ProxyRequestHandler
 
             case DecisionKind.PassThrough:
                 Log.PassedThrough(_logger, listener.Name, destination.Method, destination.Host, destination.Port, destination.Path);
-                Audit(activity, listener.Name, destination, decision.Name, decision.Reason, null, "forwarded");
+                Audit(activity, listener.Name, destination, decision.Name, decision.Reason, null, "forwarded", who);
                 feature = new ForwardingFeature(listener.Name, started, rule: null, credential: null);
                 break;
 
@@ -116,7 +149,7 @@ internal sealed partial class ProxyRequestHandler
                 catch (CredentialUnavailableException ex)
                 {
                     Log.CredentialUnavailable(_logger, listener.Name, policy.Name, ex.CredentialName, ex.Reason);
-                    Audit(activity, listener.Name, destination, decision.Name, decision.Reason, policy, "credential-unavailable");
+                    Audit(activity, listener.Name, destination, decision.Name, decision.Reason, policy, "credential-unavailable", who);
                     activity?.SetTag(ProxyTelemetry.Tags.Outcome, "credential-unavailable");
                     activity?.AddEvent(new ActivityEvent("secretless.credential.unavailable", tags: new ActivityTagsCollection { [ProxyTelemetry.Tags.Reason] = ex.Reason }));
                     await ProblemResponse.WriteAsync(
@@ -139,7 +172,7 @@ internal sealed partial class ProxyRequestHandler
                 activity?.SetTag(ProxyTelemetry.Tags.CredentialCache, lease.OutcomeName);
                 feature = new ForwardingFeature(listener.Name, started, policy.Injection, lease.Credential);
                 _metrics.Injection(policy.Name, policy.CredentialName, policy.Injection.Kind);
-                Audit(activity, listener.Name, destination, decision.Name, decision.Reason, policy, "forwarded");
+                Audit(activity, listener.Name, destination, decision.Name, decision.Reason, policy, "forwarded", who);
                 Log.Allowed(_logger, listener.Name, policy.Name, destination.Method, destination.Host, destination.Port, destination.Path, policy.CredentialName, lease.OutcomeName);
                 break;
         }
@@ -216,12 +249,15 @@ internal sealed partial class ProxyRequestHandler
     }
 
     /// <summary>One audit record per decision, and the same facts as an event on the request span.</summary>
-    private void Audit(Activity? activity, string listener, in RequestDestination destination, string decision, string reason, CompiledPolicy? policy, string outcome)
+    private void Audit(Activity? activity, string listener, in RequestDestination destination, string decision, string reason, CompiledPolicy? policy, string outcome, in Who who)
     {
+        // A denial names the policy whose condition failed, but no credential was chosen for it.
+        var allowed = decision is "allow";
         var record = new AuditRecord(
-            _time.GetUtcNow(), listener, decision, reason, policy?.Name, policy?.CredentialName,
-            policy?.CredentialSource, outcome,
-            destination.Scheme, destination.Host, destination.Port, destination.Method, destination.Path, activity?.TraceId.ToString());
+            _time.GetUtcNow(), listener, decision, reason, policy?.Name, allowed ? policy?.CredentialName : null,
+            allowed ? policy?.CredentialSource : null, outcome,
+            destination.Scheme, destination.Host, destination.Port, destination.Method, destination.Path, activity?.TraceId.ToString(),
+            who.Caller, who.Identity?.Subject);
         _audit.Record(record);
         activity?.AddEvent(new ActivityEvent("secretless.decision", tags: new ActivityTagsCollection
         {
@@ -232,6 +268,9 @@ internal sealed partial class ProxyRequestHandler
     }
 
     private readonly record struct Refusal(int Status, string Type, string Title, string Detail);
+
+    /// <summary>Who is calling, for the audit record: the attested process and the workload identity.</summary>
+    private readonly record struct Who(Caller Caller, WorkloadIdentity? Identity);
 
     private static void SetStatus(Activity? activity, HttpContext context) =>
         activity?.SetTag(ProxyTelemetry.Tags.StatusCode, context.Response.StatusCode);
@@ -249,6 +288,9 @@ internal sealed partial class ProxyRequestHandler
 
         [LoggerMessage(EventIds.CredentialUnavailable, LogLevel.Warning, "Refused a request on listener {Listener} for policy {Policy}: credential {CredentialName} unavailable: {Reason}")]
         public static partial void CredentialUnavailable(ILogger logger, string listener, string policy, string credentialName, string reason);
+
+        [LoggerMessage(EventIds.IdentityUnavailableForRequest, LogLevel.Warning, "Refused a request on listener {Listener} (policy {Policy}): no valid workload identity: {Reason}")]
+        public static partial void IdentityUnavailable(ILogger logger, string listener, string? policy, string reason);
 
         [LoggerMessage(EventIds.UpstreamFailed, LogLevel.Warning, "Forwarding on listener {Listener} to {Host}:{Port} failed: {Error}")]
         public static partial void UpstreamFailed(ILogger logger, string listener, string host, int port, string error);

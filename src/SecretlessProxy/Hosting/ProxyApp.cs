@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Sockets;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -14,6 +15,7 @@ using SecretlessProxy.Certificates;
 using SecretlessProxy.Configuration;
 using SecretlessProxy.Credentials;
 using SecretlessProxy.Forwarding;
+using SecretlessProxy.Identity;
 using SecretlessProxy.Listeners;
 using SecretlessProxy.Telemetry;
 
@@ -33,6 +35,7 @@ public sealed partial class ProxyApp : IAsyncDisposable
 
     private ProxyApp(WebApplication app, ProxyState state, Dictionary<string, ListenOptions> listenerEndpoints, ListenOptions adminEndpoint, HttpMessageInvoker tokenClient, HttpMessageInvoker upstreamClient)
     {
+        Reloader = app.Services.GetRequiredService<ConfigReloader>();
         _app = app;
         State = state;
         _listenerEndpoints = listenerEndpoints;
@@ -43,10 +46,16 @@ public sealed partial class ProxyApp : IAsyncDisposable
 
     public ProxyState State { get; }
 
+    /// <summary>Watches the config file and applies valid new versions (also <c>POST /reload</c>).</summary>
+    public ConfigReloader Reloader { get; }
+
     /// <summary>The address the admin endpoint is bound to (the real port when the config said 0).</summary>
     public IPEndPoint AdminEndPoint => (IPEndPoint)_adminEndpoint.EndPoint;
 
     public IPEndPoint GetListenerEndPoint(string name) => (IPEndPoint)_listenerEndpoints[name].EndPoint;
+
+    /// <summary>The bound address of any listener, a Unix socket included.</summary>
+    public EndPoint GetListenerBinding(string name) => _listenerEndpoints[name].EndPoint;
 
     public Uri GetListenerUri(string name) => ToUri(GetListenerEndPoint(name));
 
@@ -71,7 +80,7 @@ public sealed partial class ProxyApp : IAsyncDisposable
             }
 
             upstreamClient = HttpClients.CreateUpstreamClient(loaded.Snapshot!.TrustedCaFile);
-            var app = Build(loaded, options, tokenClient, upstreamClient);
+            var app = Build(configPath, loaded, options, tokenClient, upstreamClient);
             await app.StartCoreAsync(cancellationToken).ConfigureAwait(false);
             return app;
         }
@@ -83,7 +92,7 @@ public sealed partial class ProxyApp : IAsyncDisposable
         }
     }
 
-    private static ProxyApp Build(ConfigLoadResult loaded, ProxyAppOptions options, HttpMessageInvoker tokenClient, HttpMessageInvoker upstreamClient)
+    private static ProxyApp Build(string configPath, ConfigLoadResult loaded, ProxyAppOptions options, HttpMessageInvoker tokenClient, HttpMessageInvoker upstreamClient)
     {
         var snapshot = loaded.Snapshot!;
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
@@ -105,13 +114,23 @@ public sealed partial class ProxyApp : IAsyncDisposable
             foreach (var listener in snapshot.Listeners.Values)
             {
                 var feature = new ListenerFeature(listener.Name);
+                if (listener.BindEndPoint is UnixDomainSocketEndPoint unix)
+                {
+                    RemoveStaleSocket(unix.ToString());
+                }
+
                 kestrel.Listen(listener.BindEndPoint, listen =>
                 {
                     listenerEndpoints[listener.Name] = listen;
-                    listen.Use(next => connection =>
+                    listen.Use(next =>
                     {
-                        connection.Features.Set(feature);
-                        return next(connection);
+                        var callers = listen.ApplicationServices.GetRequiredService<LoopbackCallerResolver>();
+                        return connection =>
+                        {
+                            connection.Features.Set(feature);
+                            connection.Features.Set(CallerFeatureFor(connection, callers));
+                            return next(connection);
+                        };
                     });
                     if (listener.Mode == ListenerMode.Forward)
                     {
@@ -141,6 +160,9 @@ public sealed partial class ProxyApp : IAsyncDisposable
         builder.Services.AddHttpForwarder();
         builder.Services.AddSingleton<ProxyMetrics>();
         builder.Services.AddSingleton(sp => new AuditLog(snapshot.Audit, sp.GetRequiredService<ILogger<AuditLog>>()));
+        builder.Services.AddSingleton(sp => new LoopbackCallerResolver(options.TimeProvider, sp.GetRequiredService<ILogger<LoopbackCallerResolver>>()));
+        builder.Services.AddSingleton<Func<TokenFileIdentitySettings, TokenFileIdentity>>(sp =>
+            settings => new TokenFileIdentity(settings, options.TimeProvider, tokenClient, sp.GetRequiredService<ILogger<TokenFileIdentity>>()));
         builder.Services.AddSingleton(sp =>
         {
             var metrics = sp.GetRequiredService<ProxyMetrics>();
@@ -149,8 +171,16 @@ public sealed partial class ProxyApp : IAsyncDisposable
             var leaves = snapshot.LocalCa is { } ca
                 ? new LeafCertificateCache(LocalCertificateAuthority.FromSettings(ca, options.TimeProvider), options.TimeProvider, ca.LeafLifetime)
                 : null;
-            return new ProxyState(snapshot, cache, leaves);
+            var identity = snapshot.Identity is { } settings ? sp.GetRequiredService<Func<TokenFileIdentitySettings, TokenFileIdentity>>()(settings) : null;
+            return new ProxyState(snapshot, cache, leaves, identity);
         });
+        builder.Services.AddSingleton(sp => new ConfigReloader(
+            configPath,
+            options,
+            tokenClient,
+            sp.GetRequiredService<ProxyState>(),
+            sp.GetRequiredService<Func<TokenFileIdentitySettings, TokenFileIdentity>>(),
+            sp.GetRequiredService<ILogger<ConfigReloader>>()));
         builder.Services.AddSingleton(sp => new ProxyRequestHandler(
             sp.GetRequiredService<ProxyState>(),
             sp.GetRequiredService<Yarp.ReverseProxy.Forwarder.IHttpForwarder>(),
@@ -194,6 +224,7 @@ public sealed partial class ProxyApp : IAsyncDisposable
         }
 
         Log.Started(logger, AdminEndPoint.ToString(), _listenerEndpoints.Count, State.Snapshot.Policies.Policies.Count, State.Snapshot.Credentials.Count);
+        Reloader.Start();
         State.MarkReady();
     }
 
@@ -206,7 +237,8 @@ public sealed partial class ProxyApp : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         State.MarkNotReady("stopping");
-        // The host's container owns ProxyState (and with it the credential cache) and disposes it.
+        // The host's container owns ProxyState (and with it the credential cache) and the reloader,
+        // and disposes them (the reloader first: it was created last).
         await _app.DisposeAsync().ConfigureAwait(false);
         _tokenClient.Dispose();
         _upstreamClient.Dispose();
@@ -313,6 +345,58 @@ public sealed partial class ProxyApp : IAsyncDisposable
 
         return !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT")) ||
                !string.IsNullOrEmpty(Environment.GetEnvironmentVariable(signalEndpointVariable));
+    }
+
+    /// <summary>
+    /// Who is calling, resolved by the kernel's facts about this connection: SO_PEERCRED on a Unix
+    /// socket, /proc/net/tcp for loopback TCP; anything else (another host, another pod) is unknown.
+    /// </summary>
+    private static CallerFeature CallerFeatureFor(Microsoft.AspNetCore.Connections.ConnectionContext connection, LoopbackCallerResolver callers)
+    {
+        if (connection.RemoteEndPoint is IPEndPoint remote && connection.LocalEndPoint is IPEndPoint local)
+        {
+            return IPAddress.IsLoopback(remote.Address) || (remote.Address.IsIPv4MappedToIPv6 && IPAddress.IsLoopback(remote.Address.MapToIPv4()))
+                ? new CallerFeature(() => callers.ResolveTcp(remote, local))
+                : new CallerFeature(Caller.Unknown);
+        }
+
+        if (connection.LocalEndPoint is UnixDomainSocketEndPoint && connection.Features.Get<Microsoft.AspNetCore.Connections.Features.IConnectionSocketFeature>()?.Socket is { } socket)
+        {
+            return new CallerFeature(() => callers.ResolveUnixPeer(socket));
+        }
+
+        return new CallerFeature(Caller.Unknown);
+    }
+
+    /// <summary>A socket file left by a previous run would fail the bind; anything that is not a socket is left alone (and the bind fails with a clear error).</summary>
+    private static void RemoveStaleSocket(string path)
+    {
+        try
+        {
+            if (File.Exists(path) && IsSocket(path))
+            {
+                File.Delete(path);
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+        }
+
+        static bool IsSocket(string p)
+        {
+            // .NET has no file-type query for sockets; connecting tells a live socket (leave it: the
+            // bind then fails loudly) from a stale one (connection refused: safe to remove).
+            using var probe = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+            try
+            {
+                probe.Connect(new UnixDomainSocketEndPoint(p));
+                return false;
+            }
+            catch (System.Net.Sockets.SocketException e)
+            {
+                return e.SocketErrorCode == System.Net.Sockets.SocketError.ConnectionRefused;
+            }
+        }
     }
 
     private static Uri ToUri(IPEndPoint endPoint)

@@ -7,7 +7,7 @@ namespace SecretlessProxy.Listeners;
 /// <summary>A validated listener: where it binds and, in route mode, where its requests go.</summary>
 public sealed class ListenerDefinition
 {
-    public ListenerDefinition(string name, ListenerMode mode, IPEndPoint bindEndPoint, Uri? upstream, UnmatchedBehavior unmatched, QueryRedactor? queryRecording = null, IReadOnlyList<int>? allowedConnectPorts = null)
+    public ListenerDefinition(string name, ListenerMode mode, EndPoint bindEndPoint, Uri? upstream, UnmatchedBehavior unmatched, QueryRedactor? queryRecording = null, IReadOnlyList<int>? allowedConnectPorts = null)
     {
         QueryRecording = queryRecording;
         AllowedConnectPorts = allowedConnectPorts ?? [443];
@@ -24,7 +24,8 @@ public sealed class ListenerDefinition
 
     public ListenerMode Mode { get; }
 
-    public IPEndPoint BindEndPoint { get; }
+    /// <summary>An <see cref="IPEndPoint"/>, or a <see cref="System.Net.Sockets.UnixDomainSocketEndPoint"/> for <c>unix:</c> URLs.</summary>
+    public EndPoint BindEndPoint { get; }
 
     /// <summary>Route mode only; a forward listener's destination comes from each request.</summary>
     public Uri? Upstream { get; }

@@ -5,8 +5,9 @@ namespace SecretlessProxy.Policy;
 /// <summary>A validated, immutable policy: what it matches, which credential it uses and how it is injected.</summary>
 public sealed class CompiledPolicy
 {
-    public CompiledPolicy(string name, IReadOnlyList<HostPattern> hosts, IReadOnlyList<int>? ports, IReadOnlyList<string>? methods, string pathPrefix, string credentialName, string credentialSource, InjectionRule injection)
+    public CompiledPolicy(string name, IReadOnlyList<HostPattern> hosts, IReadOnlyList<int>? ports, IReadOnlyList<string>? methods, string pathPrefix, string credentialName, string credentialSource, InjectionRule injection, PolicyConditions? conditions = null)
     {
+        Conditions = conditions ?? PolicyConditions.None;
         CredentialSource = credentialSource;
         Name = name;
         Hosts = hosts;
@@ -16,7 +17,19 @@ public sealed class CompiledPolicy
         CredentialName = credentialName;
         Injection = injection;
         AllowDecision = PolicyDecision.AllowFor(this);
+        // One precomputed denial per condition kind, so deciding allocates nothing on the request path.
+        var failures = Enum.GetValues<ConditionFailure>();
+        _denials = new PolicyDecision[failures.Length];
+        foreach (var failure in failures)
+        {
+            if (failure != ConditionFailure.None)
+            {
+                _denials[(int)failure] = PolicyDecision.DeniedBy(this, failure, Conditions.FailedLabel);
+            }
+        }
     }
+
+    private readonly PolicyDecision[] _denials;
 
     public string Name { get; }
 
@@ -39,6 +52,10 @@ public sealed class CompiledPolicy
     public InjectionRule Injection { get; }
 
     public PolicyDecision AllowDecision { get; }
+
+    public PolicyConditions Conditions { get; }
+
+    public PolicyDecision DenialFor(ConditionFailure failure) => _denials[(int)failure];
 
     /// <summary>Returns the specificity of the best host entry that matches, or null when the policy does not match.</summary>
     public PolicySpecificity? Match(in RequestDestination destination)
@@ -63,7 +80,7 @@ public sealed class CompiledPolicy
         {
             if (host.Matches(destination.Host))
             {
-                var s = PolicySpecificity.For(host, PathPrefix, Methods is not null, Ports is not null);
+                var s = PolicySpecificity.For(host, PathPrefix, Methods is not null, Ports is not null, Conditions.Rank);
                 if (best is null || s.CompareTo(best.Value) > 0)
                 {
                     best = s;

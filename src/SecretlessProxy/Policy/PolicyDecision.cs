@@ -10,17 +10,30 @@ public sealed class PolicyDecision
 
     public static readonly PolicyDecision NoPolicyPassThrough = new(DecisionKind.PassThrough, null, "no policy matches this request; passed through");
 
-    private PolicyDecision(DecisionKind kind, CompiledPolicy? policy, string reason)
+    private PolicyDecision(DecisionKind kind, CompiledPolicy? policy, string reason, ConditionFailure failure = ConditionFailure.None)
     {
         Kind = kind;
         Policy = policy;
         Reason = reason;
+        Failure = failure;
     }
 
     public DecisionKind Kind { get; }
 
-    /// <summary>The policy that allowed the request; null for deny and pass-through.</summary>
+    /// <summary>
+    /// The policy that allowed the request, or whose conditions turned it away (the most specific
+    /// one); null when no policy matched the destination.
+    /// </summary>
     public CompiledPolicy? Policy { get; }
+
+    /// <summary>The condition that failed, for a denial by a policy's conditions.</summary>
+    public ConditionFailure Failure { get; }
+
+    /// <summary>
+    /// The policy needs a workload identity and none is valid now: a transient state the app sees as
+    /// 503 (like an unavailable credential), not a 403.
+    /// </summary>
+    public bool AwaitsIdentity => Failure == ConditionFailure.IdentityUnavailable;
 
     /// <summary>A reason fit for an operator and for the app's problem response: it names, never reveals.</summary>
     public string Reason { get; }
@@ -34,4 +47,26 @@ public sealed class PolicyDecision
     };
 
     internal static PolicyDecision AllowFor(CompiledPolicy policy) => new(DecisionKind.Allow, policy, "allowed by policy " + policy.Name);
+
+    /// <summary>A denial that names the failed condition and never its values (allowed uids, hashes, subjects).</summary>
+    internal static PolicyDecision DeniedBy(CompiledPolicy policy, ConditionFailure failure, string? label)
+    {
+        var what = failure switch
+        {
+            ConditionFailure.CallerUnknown => "its Caller condition needs an attested calling process, and this caller could not be identified",
+            ConditionFailure.CallerUid => "its Caller condition does not allow the calling process's uid",
+            ConditionFailure.CallerExecutable => "its Caller condition does not allow the calling executable",
+            ConditionFailure.CallerExecutableHash => "its Caller condition does not allow the calling executable's SHA-256",
+            ConditionFailure.IdentityUnavailable => "its Identity condition needs a valid workload identity, and there is none",
+            ConditionFailure.IdentitySubject => "its Identity condition does not allow the workload identity's subject",
+            ConditionFailure.IdentityIssuer => "its Identity condition does not allow the workload identity's issuer",
+            ConditionFailure.IdentityNamespace => "its Identity condition does not allow the workload identity's namespace",
+            ConditionFailure.IdentityServiceAccount => "its Identity condition does not allow the workload identity's service account",
+            ConditionFailure.Day => "its When condition does not allow today",
+            ConditionFailure.Hours => "its When condition does not allow this time of day",
+            ConditionFailure.Label => "its label '" + label + "' differs from this proxy's",
+            _ => throw new ArgumentOutOfRangeException(nameof(failure)),
+        };
+        return new(DecisionKind.Deny, policy, "policy " + policy.Name + " does not allow this request: " + what, failure);
+    }
 }

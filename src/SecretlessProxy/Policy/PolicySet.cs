@@ -36,26 +36,53 @@ public sealed class PolicySet
     }
 
     /// <summary>
-    /// Picks the most specific matching policy. Validation guarantees that two overlapping policies
-    /// never tie, so the winner does not depend on declaration order.
+    /// Picks the most specific policy whose destination match and conditions both hold. Validation
+    /// guarantees that two overlapping policies never tie, so the winner does not depend on
+    /// declaration order. When policies match the destination but none of their conditions hold,
+    /// the request is denied, naming the failed condition of the most specific one: a destination
+    /// some policy covers is never passed through just because this caller is not allowed.
     /// </summary>
-    public PolicyDecision Evaluate(in RequestDestination destination, UnmatchedBehavior unmatched)
+    public PolicyDecision Evaluate(in RequestDestination destination, UnmatchedBehavior unmatched, in PolicyContext context)
     {
         CompiledPolicy? best = null;
         PolicySpecificity bestSpecificity = default;
+        CompiledPolicy? refused = null;
+        PolicySpecificity refusedSpecificity = default;
+        var refusedBecause = ConditionFailure.None;
         foreach (var policy in Policies)
         {
-            var s = policy.Match(destination);
-            if (s is { } specificity && (best is null || specificity.CompareTo(bestSpecificity) > 0))
+            if (policy.Match(destination) is not { } specificity)
+            {
+                continue;
+            }
+
+            if (best is not null && specificity.CompareTo(bestSpecificity) <= 0)
+            {
+                continue;
+            }
+
+            var failure = policy.Conditions.Evaluate(context);
+            if (failure == ConditionFailure.None)
             {
                 best = policy;
                 bestSpecificity = specificity;
+            }
+            else if (refused is null || specificity.CompareTo(refusedSpecificity) > 0)
+            {
+                refused = policy;
+                refusedSpecificity = specificity;
+                refusedBecause = failure;
             }
         }
 
         if (best is not null)
         {
             return best.AllowDecision;
+        }
+
+        if (refused is not null)
+        {
+            return refused.DenialFor(refusedBecause);
         }
 
         return unmatched == UnmatchedBehavior.PassThrough ? PolicyDecision.NoPolicyPassThrough : PolicyDecision.NoPolicyDenied;

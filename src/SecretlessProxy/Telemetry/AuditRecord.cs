@@ -1,10 +1,11 @@
 using System.Text.Json;
+using SecretlessProxy.Identity;
 
 namespace SecretlessProxy.Telemetry;
 
 /// <summary>
-/// One decision, as the audit trail records it: who (listener; caller and identity come with
-/// attestation), where to (scheme, host, port, method, path without query), what was decided and
+/// One decision, as the audit trail records it: who (listener, attested caller process, workload
+/// identity subject), where to (scheme, host, port, method, path without query), what was decided and
 /// why, with which credential (by name), and the trace to find it in. Never a value.
 /// </summary>
 public sealed record AuditRecord(
@@ -21,7 +22,9 @@ public sealed record AuditRecord(
     int Port,
     string Method,
     string Path,
-    string? TraceId)
+    string? TraceId,
+    Caller? Caller = null,
+    string? IdentitySubject = null)
 {
     public void WriteTo(Utf8JsonWriter writer)
     {
@@ -43,12 +46,46 @@ public sealed record AuditRecord(
         writer.WriteString("path", Path);
         writer.WriteEndObject();
         writer.WriteString("listener", Listener);
-        // Caller attestation and workload identity are not built yet; the keys are there so that
-        // consumers of the trail need not change when they are.
-        writer.WriteString("caller", "unknown");
-        writer.WriteNull("identity");
+        if (Caller is { IsKnown: true } caller)
+        {
+            writer.WriteStartObject("caller");
+            WriteOptional(writer, "uid", caller.Uid);
+            WriteOptional(writer, "pid", caller.Pid);
+            WriteOptional(writer, "executable", caller.Executable);
+            WriteOptional(writer, "sha256", caller.ExecutableSha256);
+            WriteOptional(writer, "container", caller.ContainerId);
+            writer.WriteEndObject();
+        }
+        else
+        {
+            writer.WriteString("caller", "unknown");
+        }
+
+        if (IdentitySubject is null)
+        {
+            writer.WriteNull("identity");
+        }
+        else
+        {
+            writer.WriteStartObject("identity");
+            writer.WriteString("subject", IdentitySubject);
+            writer.WriteEndObject();
+        }
+
         WriteOptional(writer, "traceId", TraceId);
         writer.WriteEndObject();
+    }
+
+    private static void WriteOptional(Utf8JsonWriter writer, string name, int? value)
+    {
+        if (value is { } v)
+        {
+            writer.WriteNumber(name, v);
+        }
+        else
+        {
+            writer.WriteNull(name);
+        }
     }
 
     private static void WriteOptional(Utf8JsonWriter writer, string name, string? value)

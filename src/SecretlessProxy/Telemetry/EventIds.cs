@@ -9,12 +9,14 @@ internal static class EventIds
     public const int ConfigInvalid = 4;
     public const int ConfigReloaded = 5;
     public const int ConfigReloadRejected = 6;
+    public const int ConfigWatchUnavailable = 7;
 
     public const int RequestAllowed = 10;
     public const int RequestDenied = 11;
     public const int RequestPassedThrough = 12;
     public const int CredentialUnavailable = 13;
     public const int UpstreamFailed = 14;
+    public const int IdentityUnavailableForRequest = 15;
 
     public const int ConnectRefused = 30;
     public const int TunnelIntercepted = 31;

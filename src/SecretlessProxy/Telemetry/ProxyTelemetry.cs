@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using SecretlessProxy.Identity;
 
 namespace SecretlessProxy.Telemetry;
 
@@ -32,6 +33,36 @@ public static class ProxyTelemetry
         public const string UrlPath = "url.path";
         public const string UrlQuery = "url.query";
         public const string StatusCode = "http.response.status_code";
+        public const string CallerUid = "secretless.caller.uid";
+        public const string CallerPid = "secretless.caller.pid";
+        public const string CallerExecutable = "secretless.caller.executable";
+        public const string CallerExecutableSha256 = "secretless.caller.executable.sha256";
+        public const string IdentitySubject = "secretless.identity.subject";
+    }
+
+    /// <summary>Who called: the attested process (absent when unknown) and the workload identity's subject.</summary>
+    public static void TagCaller(Activity activity, Caller caller, WorkloadIdentity? identity)
+    {
+        if (caller.Uid is { } uid)
+        {
+            activity.SetTag(Tags.CallerUid, uid);
+        }
+
+        if (caller.Pid is { } pid)
+        {
+            activity.SetTag(Tags.CallerPid, pid);
+        }
+
+        if (caller.Executable is { } exe)
+        {
+            activity.SetTag(Tags.CallerExecutable, exe);
+            activity.SetTag(Tags.CallerExecutableSha256, caller.ExecutableSha256);
+        }
+
+        if (identity?.Subject is { } subject)
+        {
+            activity.SetTag(Tags.IdentitySubject, subject);
+        }
     }
 
     public static Activity? StartRequest(string listener)

@@ -1,3 +1,4 @@
+using System.Net;
 using Microsoft.Extensions.Configuration;
 using SecretlessProxy.Configuration;
 using SecretlessProxy.Policy;
@@ -32,7 +33,7 @@ public sealed class EnvironmentOverrideTests : IDisposable
         Assert.True(result.IsValid, string.Join("\n", result.Errors));
         var listener = result.Snapshot!.Listeners["payments"];
         Assert.Equal(new Uri("https://payments.example.com"), listener.Upstream);
-        Assert.Equal("127.0.0.1", listener.BindEndPoint.Address.ToString());
+        Assert.Equal("127.0.0.1", ((IPEndPoint)listener.BindEndPoint).Address.ToString());
     }
 
     [Fact]

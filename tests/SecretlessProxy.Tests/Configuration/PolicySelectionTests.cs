@@ -49,7 +49,7 @@ public sealed class PolicySelectionTests : IDisposable
     }
 
     private static PolicyDecision Evaluate(ProxySnapshot snapshot, string host, string path = "/", string method = "GET", int port = 443, UnmatchedBehavior unmatched = UnmatchedBehavior.Deny) =>
-        snapshot.Policies.Evaluate(new RequestDestination("https", host, port, method, path), unmatched);
+        snapshot.Policies.Evaluate(new RequestDestination("https", host, port, method, path), unmatched, PolicyContext.Anonymous(DateTimeOffset.UtcNow));
 
     private static string? Winner(ProxySnapshot snapshot, string host, string path = "/", string method = "GET", int port = 443)
     {

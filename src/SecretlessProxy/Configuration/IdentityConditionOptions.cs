@@ -1,0 +1,13 @@
+namespace SecretlessProxy.Configuration;
+
+/// <summary>A policy's <c>Identity</c> condition on the workload identity's claims. Every list given must match.</summary>
+public sealed class IdentityConditionOptions
+{
+    public string[]? Subjects { get; set; }
+
+    public string[]? Issuers { get; set; }
+
+    public string[]? Namespaces { get; set; }
+
+    public string[]? ServiceAccounts { get; set; }
+}

@@ -1,0 +1,268 @@
+using System.Security.Cryptography;
+using Microsoft.Extensions.Logging;
+using SecretlessProxy.Configuration;
+using SecretlessProxy.Identity;
+using SecretlessProxy.Telemetry;
+
+namespace SecretlessProxy.Hosting;
+
+/// <summary>
+/// Live reload: watches the config file (a Kubernetes ConfigMap updates by swapping a <c>..data</c>
+/// symlink, which shows up as a change in the folder, not in the file), validates the new version
+/// exactly as start-up does, and swaps it in atomically. An invalid version is rejected with every
+/// reason in the log and at <c>/readyz</c>, and the last good version keeps serving (Secretless
+/// Broker exits here, taking the app's traffic with it). <c>POST /reload</c> forces one.
+/// </summary>
+public sealed partial class ConfigReloader : IAsyncDisposable
+{
+    // File events come in bursts (write, chmod, rename); one reload per burst.
+    private static readonly TimeSpan Debounce = TimeSpan.FromMilliseconds(100);
+
+    // Watchers miss events on some volume types (network file systems); the poll is the safety net.
+    private static readonly TimeSpan PollInterval = TimeSpan.FromSeconds(5);
+
+    private readonly string _configPath;
+    private readonly ProxyAppOptions _options;
+    private readonly HttpMessageInvoker _tokenClient;
+    private readonly ProxyState _state;
+    private readonly Func<TokenFileIdentitySettings, TokenFileIdentity> _identityFactory;
+    private readonly ILogger _logger;
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly CancellationTokenSource _stopping = new();
+    private FileSystemWatcher? _watcher;
+    private ITimer? _poll;
+    private int _pendingChange;
+    private byte[]? _loadedHash;
+    private int _disposed;
+
+    public ConfigReloader(string configPath, ProxyAppOptions options, HttpMessageInvoker tokenClient, ProxyState state, Func<TokenFileIdentitySettings, TokenFileIdentity> identityFactory, ILogger<ConfigReloader> logger)
+    {
+        _configPath = Path.GetFullPath(configPath);
+        _options = options;
+        _tokenClient = tokenClient;
+        _state = state;
+        _identityFactory = identityFactory;
+        _logger = logger;
+        _loadedHash = HashFile(_configPath);
+    }
+
+    /// <summary>Starts watching the file's folder and polling it.</summary>
+    public void Start()
+    {
+        var directory = Path.GetDirectoryName(_configPath)!;
+        try
+        {
+            _watcher = new FileSystemWatcher(directory) { IncludeSubdirectories = false, NotifyFilter = NotifyFilters.FileName | NotifyFilters.DirectoryName | NotifyFilters.LastWrite | NotifyFilters.Size | NotifyFilters.CreationTime };
+            _watcher.Changed += OnFileEvent;
+            _watcher.Created += OnFileEvent;
+            _watcher.Renamed += OnFileEvent;
+            _watcher.Deleted += OnFileEvent;
+            _watcher.EnableRaisingEvents = true;
+        }
+        catch (Exception ex) when (ex is IOException or ArgumentException or PlatformNotSupportedException or UnauthorizedAccessException)
+        {
+            // inotify limits reached or an odd mount: polling alone still picks changes up.
+            Log.WatchUnavailable(_logger, directory, ex.Message);
+        }
+
+        _poll = _options.TimeProvider.CreateTimer(_ => _ = ReloadIfChangedAsync(), null, PollInterval, PollInterval);
+    }
+
+    /// <summary>Loads, validates and applies the file now, changed or not (<c>POST /reload</c>).</summary>
+    public Task<ReloadStatus> ReloadAsync(CancellationToken cancellationToken = default) => ReloadCoreAsync(force: true, cancellationToken);
+
+    private void OnFileEvent(object sender, FileSystemEventArgs e)
+    {
+        // Any entry in the folder may be the one the config path resolves through (..data, the file, a
+        // temp file renamed over it); the content hash decides whether anything really changed.
+        if (Interlocked.Exchange(ref _pendingChange, 1) == 1)
+        {
+            return;
+        }
+
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                await Task.Delay(Debounce, _options.TimeProvider, _stopping.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+
+            Volatile.Write(ref _pendingChange, 0);
+            await ReloadIfChangedAsync().ConfigureAwait(false);
+        });
+    }
+
+    private async Task ReloadIfChangedAsync()
+    {
+        try
+        {
+            await ReloadCoreAsync(force: false, _stopping.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+    }
+
+    private async Task<ReloadStatus> ReloadCoreAsync(bool force, CancellationToken cancellationToken)
+    {
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var hash = HashFile(_configPath);
+            if (!force && (hash is null || (_loadedHash is not null && hash.AsSpan().SequenceEqual(_loadedHash))))
+            {
+                // Unchanged, or mid-swap (the file briefly missing): wait for the next event or poll.
+                return _state.LastReload ?? new ReloadStatus(_options.TimeProvider.GetUtcNow(), ReloadStatus.Unchanged, []);
+            }
+
+            _loadedHash = hash;
+            var loaded = await new ConfigLoader(_options.TimeProvider, _tokenClient).LoadAsync(_configPath, overrides: _options.ConfigOverrides).ConfigureAwait(false);
+            var now = _options.TimeProvider.GetUtcNow();
+            if (!loaded.IsValid)
+            {
+                return Reject(now, loaded.Errors.Select(e => e.Key + ": " + e.Message).ToArray());
+            }
+
+            var next = loaded.Snapshot!;
+            var current = _state.Snapshot;
+            var restartOnly = RestartOnlyChanges(current, next);
+            if (restartOnly.Count > 0)
+            {
+                return Reject(now, restartOnly);
+            }
+
+            var identity = _state.Identity;
+            if (!SameIdentitySettings(current.Identity, next.Identity))
+            {
+                identity = next.Identity is null ? null : _identityFactory(next.Identity);
+            }
+
+            var status = new ReloadStatus(now, ReloadStatus.Applied, []);
+            var replaced = _state.Swap(next, identity, status, out var dropped);
+            if (replaced is not null)
+            {
+                // Requests that read the old identity may still be using it; let them finish.
+                _ = Task.Delay(TimeSpan.FromSeconds(30), _options.TimeProvider).ContinueWith(_ => replaced.Dispose(), TaskScheduler.Default);
+            }
+
+            Log.Reloaded(_logger, _configPath, next.Policies.Policies.Count, next.Credentials.Count, dropped.Count == 0 ? "none" : string.Join(", ", dropped));
+            return status;
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    private ReloadStatus Reject(DateTimeOffset now, IReadOnlyList<string> reasons)
+    {
+        var status = new ReloadStatus(now, ReloadStatus.Rejected, reasons);
+        _state.RecordReload(status);
+        Log.Rejected(_logger, _configPath, reasons.Count, string.Join("; ", reasons));
+        return status;
+    }
+
+    /// <summary>
+    /// What a running proxy cannot change in place: sockets already bound, the CA minting leaves, the
+    /// upstream TLS trust and the audit sink, all set up at start. Everything else (policies,
+    /// credentials, routes' upstreams, identity, labels) reloads live.
+    /// </summary>
+    private static List<string> RestartOnlyChanges(ProxySnapshot current, ProxySnapshot next)
+    {
+        var reasons = new List<string>();
+        const string restart = " changed; this needs a restart (the running version keeps serving)";
+        if (!current.AdminEndPoint.Equals(next.AdminEndPoint))
+        {
+            reasons.Add(SecretlessProxyOptions.SectionName + ":Admin:Url" + restart);
+        }
+
+        foreach (var name in current.Listeners.Keys.Union(next.Listeners.Keys, StringComparer.OrdinalIgnoreCase).Order(StringComparer.Ordinal))
+        {
+            var key = SecretlessProxyOptions.SectionName + ":Listeners:" + name;
+            if (!current.Listeners.TryGetValue(name, out var a))
+            {
+                reasons.Add(key + " was added; new listeners need a restart (the running version keeps serving)");
+            }
+            else if (!next.Listeners.TryGetValue(name, out var b))
+            {
+                reasons.Add(key + " was removed; removing a listener needs a restart (the running version keeps serving)");
+            }
+            else if (a.Mode != b.Mode || !a.BindEndPoint.Equals(b.BindEndPoint))
+            {
+                reasons.Add(key + " (Mode or Url)" + restart);
+            }
+        }
+
+        if (current.LocalCa != next.LocalCa)
+        {
+            reasons.Add(SecretlessProxyOptions.SectionName + ":LocalCa" + restart);
+        }
+
+        if (current.TrustedCaFile != next.TrustedCaFile)
+        {
+            reasons.Add(SecretlessProxyOptions.SectionName + ":Upstreams:TrustedCaFile" + restart);
+        }
+
+        if (current.Audit != next.Audit)
+        {
+            reasons.Add(SecretlessProxyOptions.SectionName + ":Audit" + restart);
+        }
+
+        return reasons;
+    }
+
+    private static bool SameIdentitySettings(TokenFileIdentitySettings? a, TokenFileIdentitySettings? b) =>
+        a is null ? b is null :
+        b is not null && a.Path == b.Path && a.Issuer == b.Issuer && a.Audience == b.Audience && a.JwksUrl == b.JwksUrl && a.ClockSkew == b.ClockSkew;
+
+    private static byte[]? HashFile(string path)
+    {
+        try
+        {
+            return SHA256.HashData(File.ReadAllBytes(path));
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return;
+        }
+
+        _stopping.Cancel();
+        _watcher?.Dispose();
+        if (_poll is not null)
+        {
+            await _poll.DisposeAsync().ConfigureAwait(false);
+        }
+
+        // Wait for a reload in progress so it does not touch a disposed state.
+        await _gate.WaitAsync().ConfigureAwait(false);
+        _gate.Release();
+        _stopping.Dispose();
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventIds.ConfigReloaded, LogLevel.Information, "Configuration {ConfigPath} reloaded: {PolicyCount} polic(ies), {CredentialCount} credential(s); cached credentials dropped: {DroppedCredentials}")]
+        public static partial void Reloaded(ILogger logger, string configPath, int policyCount, int credentialCount, string droppedCredentials);
+
+        [LoggerMessage(EventIds.ConfigReloadRejected, LogLevel.Error, "Configuration {ConfigPath} was not reloaded ({ErrorCount} problem(s)); the previous version keeps serving: {Reasons}")]
+        public static partial void Rejected(ILogger logger, string configPath, int errorCount, string reasons);
+
+        [LoggerMessage(EventIds.ConfigWatchUnavailable, LogLevel.Warning, "Cannot watch {Directory} for configuration changes ({Error}); polling every 5 s instead")]
+        public static partial void WatchUnavailable(ILogger logger, string directory, string error);
+    }
+}

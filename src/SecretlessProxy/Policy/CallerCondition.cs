@@ -1,0 +1,57 @@
+using System.Collections.Frozen;
+using SecretlessProxy.Identity;
+
+namespace SecretlessProxy.Policy;
+
+/// <summary>
+/// A policy's <c>Caller</c> condition. A caller that could not be attested never satisfies it:
+/// "unknown" must not be a way around a constraint.
+/// </summary>
+public sealed class CallerCondition
+{
+    public CallerCondition(IReadOnlyCollection<int>? uids, IReadOnlyCollection<string>? executables, IReadOnlyCollection<string>? executableSha256)
+    {
+        Uids = uids?.ToFrozenSet();
+        Executables = executables?.ToFrozenSet(StringComparer.Ordinal);
+        // Hashes are compared case-insensitively: people paste them from sha256sum (lower) or elsewhere (upper).
+        ExecutableSha256 = executableSha256?.ToFrozenSet(StringComparer.OrdinalIgnoreCase);
+    }
+
+    public FrozenSet<int>? Uids { get; }
+
+    public FrozenSet<string>? Executables { get; }
+
+    public FrozenSet<string>? ExecutableSha256 { get; }
+
+    public ConditionFailure Evaluate(Caller caller)
+    {
+        if (!caller.IsKnown)
+        {
+            return ConditionFailure.CallerUnknown;
+        }
+
+        if (Uids is not null && (caller.Uid is not { } uid || !Uids.Contains(uid)))
+        {
+            return ConditionFailure.CallerUid;
+        }
+
+        if (Executables is not null && (caller.Executable is not { } exe || !Executables.Contains(exe)))
+        {
+            // Known uid but no pid (no permission to read the process) cannot satisfy an executable rule.
+            return caller.Executable is null ? ConditionFailure.CallerUnknown : ConditionFailure.CallerExecutable;
+        }
+
+        if (ExecutableSha256 is not null && (caller.ExecutableSha256 is not { } hash || !ExecutableSha256.Contains(hash)))
+        {
+            return caller.ExecutableSha256 is null ? ConditionFailure.CallerUnknown : ConditionFailure.CallerExecutableHash;
+        }
+
+        return ConditionFailure.None;
+    }
+
+    /// <summary>True when no caller can satisfy both conditions (some list they both constrain has no common entry).</summary>
+    public bool IsDisjointFrom(CallerCondition other) =>
+        Disjoint(Uids, other.Uids) || Disjoint(Executables, other.Executables) || Disjoint(ExecutableSha256, other.ExecutableSha256);
+
+    internal static bool Disjoint<T>(FrozenSet<T>? a, FrozenSet<T>? b) => a is not null && b is not null && !a.Overlaps(b);
+}

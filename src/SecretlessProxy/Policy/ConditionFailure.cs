@@ -1,0 +1,19 @@
+namespace SecretlessProxy.Policy;
+
+/// <summary>Which of a policy's conditions turned a request away; <see cref="None"/> when all hold.</summary>
+public enum ConditionFailure
+{
+    None = 0,
+    CallerUnknown,
+    CallerUid,
+    CallerExecutable,
+    CallerExecutableHash,
+    IdentityUnavailable,
+    IdentitySubject,
+    IdentityIssuer,
+    IdentityNamespace,
+    IdentityServiceAccount,
+    Day,
+    Hours,
+    Label,
+}
