@@ -1,0 +1,459 @@
+using System.Buffers.Text;
+using System.IO.Enumeration;
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using Microsoft.Extensions.Logging;
+using SecretlessProxy.Telemetry;
+
+namespace SecretlessProxy.Identity;
+
+/// <summary>
+/// Finds which local process is on the other end of a connection from what the kernel reports
+/// (socket tables, SO_PEERCRED, /proc), never from what the client says. Called once per
+/// connection, before its first request; thread-safe.
+/// </summary>
+/// <remarks>
+/// TCP: the client's socket is the row of <c>/proc/net/tcp[6]</c> whose local endpoint is the
+/// connection's remote one and vice versa; the row gives its owner uid and inode. It is there when
+/// Kestrel accepts: the kernel completes the handshake, so both ends are ESTABLISHED, before
+/// accept(2) returns. The process is the one with a <c>/proc/&lt;pid&gt;/fd/*</c> link to
+/// <c>socket:[inode]</c>; the kernel keeps no index from socket to process, so the resolver scans,
+/// the socket owner's processes first, within a time and count bound. Where it cannot see the
+/// process (another pid namespace, another uid without CAP_SYS_PTRACE, the bound reached) the
+/// caller is the uid alone.
+/// </remarks>
+public sealed partial class LoopbackCallerResolver
+{
+    // Bound on the number of processes whose descriptors one resolution reads. With the time
+    // bound (ScanBudget) it keeps a busy host's first request from waiting long: there, an
+    // unresolved pid (the caller is its uid alone) is preferred to a slow connection.
+    private const int MaxProcessesScanned = 2048;
+
+    private const string DeletedSuffix = " (deleted)";
+    private const int SolSocket = 1;
+    private const int SoPeerCred = 17;
+
+    private readonly TimeProvider _time;
+    private readonly ILogger<LoopbackCallerResolver> _logger;
+    private readonly string _procRoot;
+    private readonly byte[] _procRootUtf8;
+    private readonly ExecutableHashCache _hashes = new();
+    private readonly uint? _selfUid;
+
+    public LoopbackCallerResolver(TimeProvider time, ILogger<LoopbackCallerResolver> logger, string procRoot = "/proc")
+    {
+        ArgumentNullException.ThrowIfNull(time);
+        ArgumentNullException.ThrowIfNull(logger);
+        ArgumentException.ThrowIfNullOrEmpty(procRoot);
+        _time = time;
+        _logger = logger;
+        _procRoot = procRoot.TrimEnd('/');
+        _procRootUtf8 = System.Text.Encoding.UTF8.GetBytes(_procRoot);
+
+        // /proc/self belongs to this process's uid: the uid its own sockets get.
+        _selfUid = ProcFs.TryStat(_procRoot + "/self", followLinks: true, out var self) ? self.Uid : null;
+    }
+
+    /// <summary>
+    /// How long one resolution may spend looking for the process that holds a socket. A pod has
+    /// tens of processes, read in a few milliseconds; settable for tests on loaded machines.
+    /// </summary>
+    internal TimeSpan ScanBudget { get; init; } = TimeSpan.FromMilliseconds(50);
+
+    /// <summary>How many executables were read and hashed (hash cache misses). For tests.</summary>
+    internal long HashesComputed => _hashes.HashesComputed;
+
+    /// <summary>
+    /// The process behind a TCP connection the proxy accepted: <paramref name="remote"/> is the
+    /// client's endpoint, <paramref name="local"/> the proxy's. <see cref="Caller.Unknown"/> unless
+    /// the client is on loopback (127.0.0.0/8, ::1, or those as IPv4-mapped addresses) and its
+    /// socket is in this network namespace.
+    /// </summary>
+    public Caller ResolveTcp(IPEndPoint remote, IPEndPoint local)
+    {
+        ArgumentNullException.ThrowIfNull(remote);
+        ArgumentNullException.ThrowIfNull(local);
+        if (!IsLoopback(remote.Address))
+        {
+            Log.CallerUnresolved(_logger, Reasons.NotLoopback, null, 0);
+            return Caller.Unknown;
+        }
+
+        // The client's socket: its local endpoint is our remote one.
+        var row = ProcNetTcp.Find(_procRoot, socketLocal: remote, socketRemote: local);
+        if (row is not { } socket)
+        {
+            Log.CallerUnresolved(_logger, Reasons.NoSocketRow, null, 0);
+            return Caller.Unknown;
+        }
+
+        if (socket.Inode == 0)
+        {
+            Log.CallerUnresolved(_logger, Reasons.SocketOwnerless, null, 0);
+            return Caller.Unknown;
+        }
+
+        var scan = FindSocketHolder(socket.Uid, socket.Inode);
+        if (scan.Pid is not { } pid)
+        {
+            Log.CallerUnresolved(_logger, scan.BoundReached ? Reasons.ScanBounded : Reasons.NoHolderVisible, socket.Uid, scan.Examined);
+            return UidOnly(socket.Uid);
+        }
+
+        var caller = Describe(socket.Uid, pid);
+
+        // The pid was read before the executable; if the process exited in between, its pid may
+        // now name another process. It still holding the socket rules that out.
+        if (!HoldsSocket(pid, scan.Fd, socket.Inode))
+        {
+            Log.CallerUnresolved(_logger, Reasons.ProcessExited, socket.Uid, scan.Examined);
+            return UidOnly(socket.Uid);
+        }
+
+        Log.CallerResolved(_logger, socket.Uid, pid, caller.Executable);
+        return caller;
+    }
+
+    /// <summary>
+    /// The process on the other end of a connected Unix domain socket, from SO_PEERCRED: the
+    /// credentials the peer had when it called connect(2) (or socketpair(2)).
+    /// </summary>
+    /// <remarks>
+    /// The pid is as the peer had it at connect time; if that process has since exited and its pid
+    /// was reused, the executable is the new process's. (SO_PEERPIDFD, Linux 6.5, would close that
+    /// window.) A peer in another pid namespace has pid 0 here: the caller is its uid alone.
+    /// </remarks>
+    public Caller ResolveUnixPeer(Socket socket)
+    {
+        ArgumentNullException.ThrowIfNull(socket);
+
+        // SO_PEERCRED on other socket kinds "succeeds" with the overflow uid (65534): not a peer.
+        if (socket.AddressFamily != AddressFamily.Unix)
+        {
+            Log.CallerUnresolved(_logger, Reasons.NotUnixSocket, null, 0);
+            return Caller.Unknown;
+        }
+
+        // struct ucred { pid_t pid; uid_t uid; gid_t gid; } in host byte order.
+        Span<byte> credentials = stackalloc byte[12];
+        int length;
+        try
+        {
+            length = socket.GetRawSocketOption(SolSocket, SoPeerCred, credentials);
+        }
+        catch (SocketException)
+        {
+            length = 0;
+        }
+
+        if (length < credentials.Length)
+        {
+            Log.CallerUnresolved(_logger, Reasons.PeerCredFailed, null, 0);
+            return Caller.Unknown;
+        }
+
+        var pid = MemoryMarshal.Read<int>(credentials);
+        var uid = MemoryMarshal.Read<uint>(credentials[4..]);
+        if (uid > int.MaxValue)
+        {
+            Log.CallerUnresolved(_logger, Reasons.PeerCredFailed, null, 0);
+            return Caller.Unknown;
+        }
+
+        if (pid <= 0)
+        {
+            Log.CallerUnresolved(_logger, Reasons.PidNotVisible, (int)uid, 0);
+            return UidOnly((int)uid);
+        }
+
+        var caller = Describe((int)uid, pid);
+        Log.CallerResolved(_logger, (int)uid, pid, caller.Executable);
+        return caller;
+    }
+
+    internal static bool IsLoopback(IPAddress address)
+    {
+        if (address.IsIPv4MappedToIPv6)
+        {
+            address = address.MapToIPv4();
+        }
+
+        // IPAddress.IsLoopback: all of 127.0.0.0/8 for IPv4, exactly ::1 for IPv6.
+        return IPAddress.IsLoopback(address);
+    }
+
+    /// <summary>
+    /// The cgroup path (the v2 one, else the first v1 one) and the container id in it, from the
+    /// text of <c>/proc/&lt;pid&gt;/cgroup</c> (lines <c>hierarchy-id:controllers:path</c>).
+    /// </summary>
+    internal static (string? Cgroup, string? ContainerId) ParseCgroup(string text)
+    {
+        string? unified = null;
+        string? firstV1 = null;
+        string? containerId = null;
+        foreach (var line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var first = line.IndexOf(':');
+            var second = first < 0 ? -1 : line.IndexOf(':', first + 1);
+            if (second < 0)
+            {
+                continue;
+            }
+
+            var path = line[(second + 1)..];
+            if (line.AsSpan(0, first) is "0" && second == first + 1)
+            {
+                unified = path;
+                containerId = ContainerIdIn(path) ?? containerId; // the v2 path wins
+            }
+            else
+            {
+                firstV1 ??= path;
+                containerId ??= ContainerIdIn(path);
+            }
+        }
+
+        return (unified ?? firstV1, containerId);
+    }
+
+    /// <summary>
+    /// The innermost path segment that names a container: 64 lower-case hex digits, alone
+    /// (<c>/docker/&lt;id&gt;</c>, <c>/kubepods/.../&lt;id&gt;</c>) or after a runtime prefix and
+    /// before <c>.scope</c> (<c>docker-&lt;id&gt;.scope</c>, <c>cri-containerd-&lt;id&gt;.scope</c>,
+    /// <c>crio-&lt;id&gt;.scope</c>, <c>libpod-&lt;id&gt;.scope</c>).
+    /// </summary>
+    private static string? ContainerIdIn(string path)
+    {
+        var segments = path.Split('/', StringSplitOptions.RemoveEmptyEntries);
+        for (var i = segments.Length - 1; i >= 0; i--)
+        {
+            var segment = segments[i].AsSpan();
+            if (segment.EndsWith(".scope", StringComparison.Ordinal))
+            {
+                segment = segment[..^".scope".Length];
+            }
+
+            var id = segment[(segment.LastIndexOf('-') + 1)..];
+            if (id.Length == 64 && !id.ContainsAnyExcept("0123456789abcdef"))
+            {
+                return id.ToString();
+            }
+        }
+
+        return null;
+    }
+
+    private static Caller UidOnly(int uid) => new(isKnown: true, uid: uid, pid: null, executable: null, executableSha256: null, containerId: null, cgroup: null);
+
+    /// <summary>Executable, its hash and cgroup of a process; what cannot be read is null.</summary>
+    private Caller Describe(int uid, int pid)
+    {
+        var procDirectory = _procRoot + "/" + pid.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var exeLink = procDirectory + "/exe";
+
+        // A binary replaced or removed since it started reads as "<path> (deleted)"; the hash below
+        // is still of the bytes running, read through the link.
+        var executable = ProcFs.ReadLink(exeLink);
+        if (executable is not null && executable.EndsWith(DeletedSuffix, StringComparison.Ordinal))
+        {
+            executable = executable[..^DeletedSuffix.Length];
+        }
+
+        var sha256 = executable is null ? null : _hashes.GetSha256(exeLink);
+
+        string? cgroup = null;
+        string? containerId = null;
+        try
+        {
+            (cgroup, containerId) = ParseCgroup(File.ReadAllText(procDirectory + "/cgroup"));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // The process exited, or /proc is mounted with hidepid.
+        }
+
+        return new Caller(isKnown: true, uid, pid, executable, sha256, containerId, cgroup);
+    }
+
+    /// <summary>
+    /// The process with a descriptor for socket <paramref name="inode"/>. The socket owner's
+    /// processes (/proc/&lt;pid&gt; belongs to the process's uid) are scanned first, then the rest,
+    /// both in ascending pid order, and this process last; the first holder found wins.
+    /// </summary>
+    /// <remarks>
+    /// Several processes hold one socket after fork(2). Without exec(2) they run the same
+    /// executable, so the choice changes only the pid. A socket inherited across exec(2) (sockets
+    /// are close-on-exec in .NET, Go, Python and curl, so this is rare) could make a newer process
+    /// running another binary a holder too: ascending order picks the older one, which in the
+    /// usual case (pids not wrapped) created the socket, so a process cannot pass itself off as an
+    /// executable it starts with the socket inherited. The proxy's own process holds the server
+    /// end of every connection, so its descriptors are the most numerous and the least likely to
+    /// hold a client socket: it is read last, and only for a socket of its own uid (which a
+    /// client of another uid, the usual case in a pod, never has).
+    /// </remarks>
+    private ScanResult FindSocketHolder(int uid, ulong inode)
+    {
+        var started = _time.GetTimestamp();
+        Span<byte> target = stackalloc byte[40];
+        "socket:["u8.CopyTo(target);
+        Utf8Formatter.TryFormat(inode, target[8..], out var digits);
+        target[8 + digits] = (byte)']';
+        target = target[..(9 + digits)];
+
+        var owned = new List<int>();
+        var others = new List<int>();
+        var self = Environment.ProcessId;
+        foreach (var pid in EnumeratePids())
+        {
+            if (pid != self && ProcFs.TryStat(_procRoot + "/" + pid.ToString(System.Globalization.CultureInfo.InvariantCulture), followLinks: false, out var status))
+            {
+                (status.Uid == (uint)uid ? owned : others).Add(pid);
+            }
+        }
+
+        var examined = 0;
+        owned.Sort();
+        others.Sort();
+        List<int>[] groups = _selfUid == (uint)uid ? [owned, others, [self]] : [owned, others];
+        foreach (var candidates in groups)
+        {
+            foreach (var pid in candidates)
+            {
+                if (examined >= MaxProcessesScanned || _time.GetElapsedTime(started) > ScanBudget)
+                {
+                    return new ScanResult(null, -1, examined, BoundReached: true);
+                }
+
+                examined++;
+                if (FindDescriptor(pid, target) is var fd and >= 0)
+                {
+                    return new ScanResult(pid, fd, examined, BoundReached: false);
+                }
+            }
+        }
+
+        return new ScanResult(null, -1, examined, BoundReached: false);
+    }
+
+    private readonly record struct ScanResult(int? Pid, int Fd, int Examined, bool BoundReached);
+
+    private IEnumerable<int> EnumeratePids()
+    {
+        try
+        {
+            // Entries are matched by name only: for directory entries the enumerator reads the type
+            // from readdir and does not stat them.
+            return new FileSystemEnumerable<int>(_procRoot, static (ref FileSystemEntry entry) => ParseNumber(entry.FileName), ScanOptions)
+            {
+                ShouldIncludePredicate = static (ref FileSystemEntry entry) => entry.IsDirectory && ParseNumber(entry.FileName) >= 0,
+            }.ToList();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return [];
+        }
+    }
+
+    private static readonly EnumerationOptions ScanOptions = new()
+    {
+        AttributesToSkip = 0,
+        IgnoreInaccessible = true,
+        RecurseSubdirectories = false,
+    };
+
+    /// <summary>The descriptor number with which <paramref name="pid"/> holds <paramref name="target"/> (<c>socket:[inode]</c>), or -1.</summary>
+    private int FindDescriptor(int pid, ReadOnlySpan<byte> target)
+    {
+        // A readable exe link means this process's descriptors are readable too (both need
+        // ptrace-read access) and that it is not a kernel thread: checked without an exception.
+        Span<byte> path = stackalloc byte[_procRootUtf8.Length + 48];
+        Span<byte> link = stackalloc byte[64];
+        if (ProcFs.ReadLink(ProcPath(path, pid, "/exe"u8, -1), link[..1]) < 0)
+        {
+            return -1;
+        }
+
+        // The descriptor numbers come from fdinfo/, not fd/: its entries are regular files, while
+        // fd/'s are symbolic links that the enumerator would stat through to their targets (any
+        // file, possibly on a hung network mount).
+        List<int> descriptors;
+        try
+        {
+            descriptors = new FileSystemEnumerable<int>(_procRoot + "/" + pid.ToString(System.Globalization.CultureInfo.InvariantCulture) + "/fdinfo", static (ref FileSystemEntry entry) => ParseNumber(entry.FileName), ScanOptions).ToList();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return -1; // exited, or not ours to read
+        }
+
+        foreach (var fd in descriptors)
+        {
+            var length = ProcFs.ReadLink(ProcPath(path, pid, "/fd/"u8, fd), link);
+            if (length == target.Length && link[..length].SequenceEqual(target))
+            {
+                return fd;
+            }
+        }
+
+        return -1;
+    }
+
+    private bool HoldsSocket(int pid, int fd, ulong inode)
+    {
+        Span<byte> path = stackalloc byte[_procRootUtf8.Length + 48];
+        Span<byte> link = stackalloc byte[64];
+        Span<byte> expected = stackalloc byte[40];
+        "socket:["u8.CopyTo(expected);
+        Utf8Formatter.TryFormat(inode, expected[8..], out var digits);
+        expected[8 + digits] = (byte)']';
+        var length = ProcFs.ReadLink(ProcPath(path, pid, "/fd/"u8, fd), link);
+        return length == 9 + digits && link[..length].SequenceEqual(expected[..length]);
+    }
+
+    /// <summary>"&lt;procRoot&gt;/&lt;pid&gt;&lt;suffix&gt;[&lt;fd&gt;]\0" in <paramref name="buffer"/>.</summary>
+    private ReadOnlySpan<byte> ProcPath(Span<byte> buffer, int pid, ReadOnlySpan<byte> suffix, int fd)
+    {
+        _procRootUtf8.CopyTo(buffer);
+        var at = _procRootUtf8.Length;
+        buffer[at++] = (byte)'/';
+        Utf8Formatter.TryFormat(pid, buffer[at..], out var written);
+        at += written;
+        suffix.CopyTo(buffer[at..]);
+        at += suffix.Length;
+        if (fd >= 0)
+        {
+            Utf8Formatter.TryFormat(fd, buffer[at..], out written);
+            at += written;
+        }
+
+        buffer[at++] = 0;
+        return buffer[..at];
+    }
+
+    private static int ParseNumber(ReadOnlySpan<char> name) =>
+        name.Length is > 0 and < 10 && !name.ContainsAnyExceptInRange('0', '9') ? int.Parse(name, System.Globalization.CultureInfo.InvariantCulture) : -1;
+
+    private static class Reasons
+    {
+        public const string NotLoopback = "the peer is not on loopback";
+        public const string NoSocketRow = "no row for the client's socket in /proc/net/tcp or /proc/net/tcp6 (another network namespace?)";
+        public const string SocketOwnerless = "the client's socket has no owner any more (closed, TIME_WAIT)";
+        public const string NoHolderVisible = "no visible process holds the socket (another pid namespace, or no permission to read its descriptors)";
+        public const string ScanBounded = "the process scan reached its time or count bound";
+        public const string ProcessExited = "the process exited while it was being resolved";
+        public const string NotUnixSocket = "not a Unix domain socket";
+        public const string PeerCredFailed = "SO_PEERCRED failed";
+        public const string PidNotVisible = "the peer's pid is not visible in this pid namespace";
+    }
+
+    /// <summary>One Debug line per connection: 60 when the process was found, 61 with the reason when it was not (uid set when the socket's owner is known).</summary>
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = EventIds.CallerResolved, Level = LogLevel.Debug, Message = "Caller resolved: uid {Uid}, pid {Pid}, executable {Executable}")]
+        public static partial void CallerResolved(ILogger logger, int uid, int pid, string? executable);
+
+        [LoggerMessage(EventId = EventIds.CallerUnresolved, Level = LogLevel.Debug, Message = "Caller process not resolved: {Reason}; uid {Uid}, {Examined} processes examined")]
+        public static partial void CallerUnresolved(ILogger logger, string reason, int? uid, int examined);
+    }
+}

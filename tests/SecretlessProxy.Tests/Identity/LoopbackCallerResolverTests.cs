@@ -1,0 +1,503 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.RegularExpressions;
+using Microsoft.Extensions.Logging;
+using SecretlessProxy.Identity;
+using SecretlessProxy.Telemetry;
+using SecretlessProxy.Tests.Infrastructure;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace SecretlessProxy.Tests.Identity;
+
+/// <summary>
+/// Caller attestation against real processes on real sockets: curl, the system python3, this test
+/// process, and curl copies run as another uid connect to a listener here, and the resolver's answer
+/// is compared with what /proc and the binaries' bytes say, read independently by the test.
+/// Linux only: /proc, SO_PEERCRED and setpriv are the subject.
+/// </summary>
+[System.Runtime.Versioning.SupportedOSPlatform("linux")]
+public sealed partial class LoopbackCallerResolverTests : IDisposable
+{
+    private const int Nobody = 65534;
+    private static readonly TimeSpan AcceptBound = TimeSpan.FromSeconds(20);
+
+    private readonly ITestOutputHelper _output;
+    private readonly CapturingLoggerProvider _logs = new();
+    private readonly ILoggerFactory _loggerFactory;
+    private readonly LoopbackCallerResolver _resolver;
+    private readonly string _temp;
+    private readonly List<CallerClient> _clients = [];
+    private readonly List<Socket> _accepted = [];
+
+    public LoopbackCallerResolverTests(ITestOutputHelper output)
+    {
+        _output = output;
+        _loggerFactory = LoggerFactory.Create(builder => builder.AddProvider(_logs).SetMinimumLevel(LogLevel.Debug));
+        _resolver = NewResolver(TimeProvider.System);
+
+        // Readable and traversable by other uids: copies of curl run from here as nobody.
+        _temp = Directory.CreateTempSubdirectory("secretless-caller-").FullName;
+        File.SetUnixFileMode(_temp, (UnixFileMode)0b111_101_101);
+    }
+
+    private static string Curl => CallerClient.RealPath(CallerClient.Which("curl") ?? "/usr/bin/curl");
+
+    public void Dispose()
+    {
+        foreach (var socket in _accepted)
+        {
+            socket.Dispose();
+        }
+
+        foreach (var client in _clients)
+        {
+            client.Dispose();
+        }
+
+        _loggerFactory.Dispose();
+        Directory.Delete(_temp, recursive: true);
+    }
+
+    [Fact]
+    public async Task Curl_over_ipv4_is_resolved_to_its_pid_uid_executable_hash_and_cgroup()
+    {
+        using var listener = Listen(IPAddress.Loopback);
+
+        var (caller, client) = await ConnectAndResolveAsync(listener, () => CallerClient.Curl(Url(listener)));
+
+        AssertIsProcess(caller, client.Pid, Curl);
+        Assert.Equal(1, _resolver.HashesComputed);
+        var resolved = Assert.Single(_logs.Entries, e => e.EventId.Id == EventIds.CallerResolved);
+        Assert.Equal(LogLevel.Debug, resolved.Level);
+        Assert.Contains("pid " + client.Pid, resolved.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task System_python_is_resolved_to_the_real_path_of_its_interpreter()
+    {
+        const string Python = "/usr/bin/python3";
+        if (!File.Exists(Python))
+        {
+            _output.WriteLine("SKIPPED: " + Python + " is not installed");
+            return;
+        }
+
+        using var listener = Listen(IPAddress.Loopback);
+
+        var (caller, client) = await ConnectAndResolveAsync(listener, () => PythonClient(Python, "127.0.0.1", Port(listener)));
+
+        // /usr/bin/python3 is a symbolic link (to python3.11 on Debian 12): the process runs the target.
+        AssertIsProcess(caller, client.Pid, CallerClient.RealPath(Python));
+    }
+
+    [Fact]
+    public async Task This_test_process_is_resolved_to_itself()
+    {
+        using var listener = Listen(IPAddress.Loopback);
+        using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+
+        var connecting = client.ConnectAsync(listener.LocalEndpoint);
+        using var accepted = await AcceptAsync(listener);
+        await connecting;
+        var caller = _resolver.ResolveTcp((IPEndPoint)accepted.RemoteEndPoint!, (IPEndPoint)accepted.LocalEndPoint!);
+
+        AssertIsProcess(caller, Environment.ProcessId, CallerClient.RealPath(Environment.ProcessPath!));
+    }
+
+    [Fact]
+    public async Task Curl_and_python_over_ipv6_loopback_are_resolved()
+    {
+        if (!Socket.OSSupportsIPv6 || !TryListen(IPAddress.IPv6Loopback, out var listener))
+        {
+            _output.WriteLine("SKIPPED: this machine has no IPv6 loopback (::1)");
+            return;
+        }
+
+        using (listener)
+        {
+            var (caller, client) = await ConnectAndResolveAsync(listener, () => CallerClient.Curl("http://[::1]:" + Port(listener) + "/", Curl, null, "-g"));
+            AssertIsProcess(caller, client.Pid, Curl);
+
+            if (File.Exists("/usr/bin/python3"))
+            {
+                (caller, client) = await ConnectAndResolveAsync(listener, () => PythonClient("/usr/bin/python3", "::1", Port(listener)));
+                AssertIsProcess(caller, client.Pid, CallerClient.RealPath("/usr/bin/python3"));
+            }
+        }
+    }
+
+    [Fact]
+    public async Task An_ipv4_client_of_a_dual_stack_listener_is_resolved_from_its_mapped_address()
+    {
+        // Kestrel on [::] sees an IPv4 client as ::ffff:127.0.0.1; curl's socket is AF_INET, in /proc/net/tcp.
+        if (!Socket.OSSupportsIPv6)
+        {
+            _output.WriteLine("SKIPPED: this machine has no IPv6, so no dual-stack listener");
+            return;
+        }
+
+        var listener = TcpListener.Create(0); // [::] with DualMode, as Kestrel binds "http://*:port"
+        listener.Start();
+        using var stop = listener;
+
+        var (caller, client) = await ConnectAndResolveAsync(listener, () => CallerClient.Curl(Url(listener)), accepted =>
+            Assert.True(((IPEndPoint)accepted.RemoteEndPoint!).Address.IsIPv4MappedToIPv6, "the accepted remote endpoint should be IPv4-mapped"));
+
+        AssertIsProcess(caller, client.Pid, Curl);
+    }
+
+    [Fact]
+    public async Task A_dual_mode_client_socket_is_found_in_tcp6_with_mapped_addresses()
+    {
+        // An AF_INET6 socket connecting to an IPv4 listener: its row is in /proc/net/tcp6 as ::ffff:127.0.0.1.
+        using var listener = Listen(IPAddress.Loopback);
+        using var client = new Socket(AddressFamily.InterNetworkV6, SocketType.Stream, ProtocolType.Tcp) { DualMode = true };
+
+        var connecting = client.ConnectAsync(new IPEndPoint(IPAddress.Loopback.MapToIPv6(), Port(listener)));
+        using var accepted = await AcceptAsync(listener);
+        await connecting;
+        var caller = _resolver.ResolveTcp((IPEndPoint)accepted.RemoteEndPoint!, (IPEndPoint)accepted.LocalEndPoint!);
+
+        Assert.Contains(":" + Port(listener).ToString("X4"), File.ReadAllText("/proc/net/tcp6"), StringComparison.Ordinal);
+        AssertIsProcess(caller, Environment.ProcessId, CallerClient.RealPath(Environment.ProcessPath!));
+    }
+
+    [Fact]
+    public async Task A_second_connection_from_the_same_binary_is_not_hashed_again()
+    {
+        using var listener = Listen(IPAddress.Loopback);
+
+        var (first, _) = await ConnectAndResolveAsync(listener, () => CallerClient.Curl(Url(listener)));
+        var (second, client) = await ConnectAndResolveAsync(listener, () => CallerClient.Curl(Url(listener)));
+
+        AssertIsProcess(second, client.Pid, Curl);
+        Assert.Equal(first.ExecutableSha256, second.ExecutableSha256);
+        Assert.Equal(1, _resolver.HashesComputed);
+
+        // Rough cost of one resolution with a warm hash cache (printed, not asserted).
+        var third = CallerClient.Curl(Url(listener));
+        _clients.Add(third);
+        using var accepted = await AcceptAsync(listener, third);
+        var remote = (IPEndPoint)accepted.RemoteEndPoint!;
+        var local = (IPEndPoint)accepted.LocalEndPoint!;
+        var timings = new List<double>();
+        for (var i = 0; i < 20; i++)
+        {
+            var started = Stopwatch.GetTimestamp();
+            Assert.Equal(third.Pid, _resolver.ResolveTcp(remote, local).Pid);
+            timings.Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+        }
+
+        timings.Sort();
+        _output.WriteLine("ResolveTcp: min " + timings[0].ToString("F3") + " ms, median " + timings[10].ToString("F3") + " ms, max " + timings[^1].ToString("F3") + " ms over "
+            + Directory.EnumerateDirectories("/proc").Count(d => char.IsAsciiDigit(Path.GetFileName(d)[0])) + " processes");
+        Assert.Equal(1, _resolver.HashesComputed);
+    }
+
+    [Fact]
+    public async Task Copies_of_curl_run_as_nobody_give_uid_65534_their_own_path_and_the_hash_of_their_bytes()
+    {
+        if (!CanRunAsNobody())
+        {
+            return;
+        }
+
+        var copy = CopyCurl("curl-copy");
+        var modified = CopyCurl("curl-modified");
+        await using (var stream = new FileStream(modified, FileMode.Append))
+        {
+            stream.WriteByte(0);
+        }
+
+        using var listener = Listen(IPAddress.Loopback);
+
+        var (original, _) = await ConnectAndResolveAsync(listener, () => CallerClient.Curl(Url(listener), Curl, AsNobody));
+        Assert.Equal(Nobody, original.Uid);
+        Assert.Equal(Curl, original.Executable);
+
+        var (fromCopy, copyClient) = await ConnectAndResolveAsync(listener, () => CallerClient.Curl(Url(listener), copy, AsNobody));
+        AssertIsProcess(fromCopy, copyClient.Pid, copy);
+        Assert.Equal(Nobody, fromCopy.Uid);
+        Assert.Equal(original.ExecutableSha256, fromCopy.ExecutableSha256);
+
+        var (fromModified, modifiedClient) = await ConnectAndResolveAsync(listener, () => CallerClient.Curl(Url(listener), modified, AsNobody));
+        AssertIsProcess(fromModified, modifiedClient.Pid, modified);
+        Assert.Equal(Nobody, fromModified.Uid);
+        Assert.NotEqual(original.ExecutableSha256, fromModified.ExecutableSha256);
+
+        // Each is a different file (inode), so each was hashed once.
+        Assert.Equal(3, _resolver.HashesComputed);
+    }
+
+    [Fact]
+    public async Task A_binary_deleted_while_it_runs_is_reported_at_its_path_with_the_hash_of_the_running_bytes()
+    {
+        var copy = CopyCurl("curl-deleted");
+        using var listener = Listen(IPAddress.Loopback);
+
+        var client = CallerClient.Curl(Url(listener), copy);
+        _clients.Add(client);
+        using var accepted = await AcceptAsync(listener, client);
+        File.Delete(copy);
+        var caller = _resolver.ResolveTcp((IPEndPoint)accepted.RemoteEndPoint!, (IPEndPoint)accepted.LocalEndPoint!);
+
+        Assert.Equal(client.Pid, caller.Pid);
+        Assert.Equal(copy, caller.Executable); // without the kernel's " (deleted)"
+        Assert.Equal(CallerClient.Sha256Of(Curl), caller.ExecutableSha256);
+    }
+
+    [Fact]
+    public async Task The_scan_bound_leaves_the_socket_owner_uid_alone()
+    {
+        // A clock on which every reading is a second later: the bound is reached before the first process.
+        var resolver = NewResolver(new LeapingTimeProvider());
+        using var listener = Listen(IPAddress.Loopback);
+
+        var client = CallerClient.Curl(Url(listener));
+        _clients.Add(client);
+        using var accepted = await AcceptAsync(listener, client);
+        var caller = resolver.ResolveTcp((IPEndPoint)accepted.RemoteEndPoint!, (IPEndPoint)accepted.LocalEndPoint!);
+
+        Assert.True(caller.IsKnown);
+        Assert.Equal(CallerClient.FsUidOf(client.Pid), caller.Uid);
+        Assert.Null(caller.Pid);
+        Assert.Null(caller.Executable);
+        Assert.Null(caller.ExecutableSha256);
+        var entry = Assert.Single(_logs.Entries, e => e.EventId.Id == EventIds.CallerUnresolved);
+        Assert.Contains("bound", entry.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Non_loopback_peers_and_endpoints_without_a_socket_are_unknown()
+    {
+        var local = new IPEndPoint(IPAddress.Loopback, 8080);
+
+        Assert.Same(Caller.Unknown, _resolver.ResolveTcp(new IPEndPoint(IPAddress.Parse("10.1.2.3"), 40000), new IPEndPoint(IPAddress.Parse("10.1.2.4"), 8080)));
+        Assert.Same(Caller.Unknown, _resolver.ResolveTcp(new IPEndPoint(IPAddress.Parse("::ffff:10.1.2.3"), 40000), local));
+        Assert.Same(Caller.Unknown, _resolver.ResolveTcp(new IPEndPoint(IPAddress.Parse("fe80::1"), 40000), local));
+
+        // Loopback, but no such connection.
+        Assert.Same(Caller.Unknown, _resolver.ResolveTcp(new IPEndPoint(IPAddress.Parse("127.0.0.9"), 1), new IPEndPoint(IPAddress.Loopback, 2)));
+
+        Assert.Equal(4, _logs.Entries.Count(e => e.EventId.Id == EventIds.CallerUnresolved && e.Level == LogLevel.Debug));
+        Assert.Contains(_logs.Entries, e => e.Message.Contains("not on loopback", StringComparison.Ordinal));
+        Assert.Contains(_logs.Entries, e => e.Message.Contains("no row", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_unix_socket_peer_is_resolved_from_SO_PEERCRED()
+    {
+        var path = Path.Combine(_temp, "proxy.sock");
+        using var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        listener.Bind(new UnixDomainSocketEndPoint(path));
+        listener.Listen();
+        File.SetUnixFileMode(path, (UnixFileMode)0b111_111_111);
+
+        var client = Started(CallerClient.Curl("http://x/", Curl, null, "--unix-socket", path));
+        AssertIsProcess(await AcceptUnixAndResolveAsync(listener), client.Pid, Curl);
+
+        if (CanRunAsNobody())
+        {
+            var copy = CopyCurl("curl-unix");
+            client = Started(CallerClient.Curl("http://x/", copy, AsNobody, "--unix-socket", path));
+            var resolved = await AcceptUnixAndResolveAsync(listener);
+            AssertIsProcess(resolved, client.Pid, copy);
+            Assert.Equal(Nobody, resolved.Uid);
+        }
+    }
+
+    [Fact]
+    public void SO_PEERCRED_is_not_asked_of_a_tcp_socket()
+    {
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+
+        Assert.Same(Caller.Unknown, _resolver.ResolveUnixPeer(socket));
+    }
+
+    [Fact]
+    public void Cgroup_paths_of_container_runtimes_give_their_container_id()
+    {
+        const string Id = "3f1c9d2e8b7a6f5e4d3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e";
+
+        Assert.Equal(("/system.slice/docker-" + Id + ".scope", Id), LoopbackCallerResolver.ParseCgroup("0::/system.slice/docker-" + Id + ".scope\n"));
+        Assert.Equal(
+            ("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1b2c3d4e_0000_1111_2222_333344445555.slice/cri-containerd-" + Id + ".scope", Id),
+            LoopbackCallerResolver.ParseCgroup("0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1b2c3d4e_0000_1111_2222_333344445555.slice/cri-containerd-" + Id + ".scope\n"));
+        Assert.Equal(("/kubepods.slice/crio-" + Id + ".scope", Id), LoopbackCallerResolver.ParseCgroup("0::/kubepods.slice/crio-" + Id + ".scope"));
+        Assert.Equal(("/crio-" + Id, Id), LoopbackCallerResolver.ParseCgroup("0::/crio-" + Id));
+
+        // cgroup v1: the first path is the cgroup; the id is found in any line.
+        Assert.Equal(("/docker/" + Id, Id), LoopbackCallerResolver.ParseCgroup("12:pids:/docker/" + Id + "\n11:memory:/docker/" + Id + "\n"));
+        Assert.Equal(("/kubepods/besteffort/pod1b2c3d4e-0000-1111-2222-333344445555/" + Id, Id),
+            LoopbackCallerResolver.ParseCgroup("3:cpu,cpuacct:/kubepods/besteffort/pod1b2c3d4e-0000-1111-2222-333344445555/" + Id + "\n"));
+
+        // Hybrid hierarchy, no container (this kind of machine): the v2 path, no id; a 32-hex segment is not one.
+        Assert.Equal(("/", null), LoopbackCallerResolver.ParseCgroup("4:memory:/process_api/bb2b7d1288ccb15f81a9ec61d086203a\n0::/\n"));
+        Assert.Equal(("/user.slice/user-1000.slice/session-2.scope", null), LoopbackCallerResolver.ParseCgroup("0::/user.slice/user-1000.slice/session-2.scope\n"));
+        Assert.Equal(((string?)null, (string?)null), LoopbackCallerResolver.ParseCgroup(""));
+    }
+
+    [Fact]
+    public void Endpoints_are_formatted_as_the_kernel_prints_them()
+    {
+        if (!BitConverter.IsLittleEndian)
+        {
+            _output.WriteLine("SKIPPED: the expected strings below are for a little-endian machine");
+            return;
+        }
+
+        Assert.Equal("0100007F:1F90", Ascii(ProcNetTcp.Format(IPAddress.Loopback, 8080)));
+        Assert.Equal("00000000000000000000000001000000:0050", Ascii(ProcNetTcp.Format(IPAddress.IPv6Loopback, 80)));
+        Assert.Equal("0000000000000000FFFF00000100007F:D431", Ascii(ProcNetTcp.Format(IPAddress.Parse("::ffff:127.0.0.1"), 54321)));
+
+        var row = "   3: 0100007F:D431 0100007F:1F90 01 00000000:00000000 00:00000000 00000000  1000        0 987654 1 0000000000000000 20 4 30 10 -1"u8;
+        Assert.True(ProcNetTcp.TryMatch(row, "0100007F:D431"u8, "0100007F:1F90"u8, out var socket));
+        Assert.Equal(new ProcNetTcp.SocketRow(1000, 987654), socket);
+        Assert.False(ProcNetTcp.TryMatch(row, "0100007F:1F90"u8, "0100007F:D431"u8, out _));
+
+        static string Ascii(byte[] bytes) => System.Text.Encoding.ASCII.GetString(bytes);
+    }
+
+    private static readonly string[] AsNobody = ["--reuid=" + Nobody, "--regid=" + Nobody, "--clear-groups"];
+
+    // A generous scan bound: a loaded CI machine must not turn into an unresolved pid here (the bound
+    // itself is tested with a clock that leaps).
+    private LoopbackCallerResolver NewResolver(TimeProvider time) =>
+        new(time, _loggerFactory.CreateLogger<LoopbackCallerResolver>()) { ScanBudget = TimeSpan.FromSeconds(10) };
+
+    private bool CanRunAsNobody()
+    {
+        if (!CallerClient.IsRoot())
+        {
+            _output.WriteLine("SKIPPED: the test is not running as root, so it cannot start a process as uid " + Nobody);
+            return false;
+        }
+
+        if (CallerClient.Which("setpriv") is null)
+        {
+            _output.WriteLine("SKIPPED: setpriv (util-linux) is not installed");
+            return false;
+        }
+
+        return true;
+    }
+
+    private string CopyCurl(string name)
+    {
+        var copy = Path.Combine(_temp, name);
+        File.Copy(Curl, copy);
+        File.SetUnixFileMode(copy, (UnixFileMode)0b111_101_101);
+        return copy;
+    }
+
+    private CallerClient PythonClient(string python, string host, int port) => CallerClient.Start(python, "-c",
+        "import socket, sys\ns = socket.create_connection((sys.argv[1], int(sys.argv[2])))\ns.recv(1)\n", host, port.ToString());
+
+    /// <summary>Every field the resolver reports for a process it found, against the test's own reading of /proc and the binary.</summary>
+    private void AssertIsProcess(Caller caller, int pid, string executable)
+    {
+        _output.WriteLine(caller + " sha256=" + caller.ExecutableSha256 + " cgroup=" + caller.Cgroup + " container=" + caller.ContainerId);
+        Assert.True(caller.IsKnown);
+        Assert.Equal(pid, caller.Pid);
+        Assert.Equal(CallerClient.FsUidOf(pid), caller.Uid);
+        Assert.Equal(executable, caller.Executable);
+        Assert.Equal(CallerClient.Sha256Of(executable), caller.ExecutableSha256);
+
+        var cgroupText = File.ReadAllText("/proc/" + pid + "/cgroup");
+        Assert.Equal(CallerClient.ExpectedCgroup(pid), caller.Cgroup);
+        if (ContainerIdPattern().IsMatch(cgroupText))
+        {
+            Assert.NotNull(caller.ContainerId);
+            Assert.Contains(caller.ContainerId, cgroupText, StringComparison.Ordinal);
+        }
+        else
+        {
+            Assert.Null(caller.ContainerId);
+        }
+    }
+
+    [GeneratedRegex("(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])")]
+    private static partial Regex ContainerIdPattern();
+
+    private async Task<(Caller Caller, CallerClient Client)> ConnectAndResolveAsync(TcpListener listener, Func<CallerClient> start, Action<Socket>? inspect = null)
+    {
+        var client = start();
+        _clients.Add(client);
+        var accepted = Kept(await AcceptAsync(listener, client));
+        inspect?.Invoke(accepted);
+        var caller = _resolver.ResolveTcp((IPEndPoint)accepted.RemoteEndPoint!, (IPEndPoint)accepted.LocalEndPoint!);
+        return (caller, client);
+    }
+
+    /// <summary>Keeps a connection open until the test ends: its client stays alive for the test's own reading of /proc.</summary>
+    private Socket Kept(Socket accepted)
+    {
+        _accepted.Add(accepted);
+        return accepted;
+    }
+
+    private CallerClient Started(CallerClient client)
+    {
+        _clients.Add(client);
+        return client;
+    }
+
+    private async Task<Caller> AcceptUnixAndResolveAsync(Socket listener)
+    {
+        using var timeout = new CancellationTokenSource(AcceptBound);
+        var accepted = Kept(await listener.AcceptAsync(timeout.Token));
+        return _resolver.ResolveUnixPeer(accepted);
+    }
+
+    private static async Task<Socket> AcceptAsync(TcpListener listener, CallerClient? client = null)
+    {
+        using var timeout = new CancellationTokenSource(AcceptBound);
+        try
+        {
+            return await listener.AcceptSocketAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            Assert.Fail("no connection within " + AcceptBound + "; client: " + (client is null ? "this process" : await client.DescribeAsync()));
+            throw;
+        }
+    }
+
+    private static TcpListener Listen(IPAddress address)
+    {
+        var listener = new TcpListener(address, 0);
+        listener.Start();
+        return listener;
+    }
+
+    private static bool TryListen(IPAddress address, out TcpListener listener)
+    {
+        listener = new TcpListener(address, 0);
+        try
+        {
+            listener.Start();
+            return true;
+        }
+        catch (SocketException)
+        {
+            listener.Dispose();
+            return false;
+        }
+    }
+
+    private static int Port(TcpListener listener) => ((IPEndPoint)listener.LocalEndpoint).Port;
+
+    private static string Url(TcpListener listener) => "http://127.0.0.1:" + Port(listener) + "/";
+
+    /// <summary>A clock that is a second further on at every reading.</summary>
+    private sealed class LeapingTimeProvider : TimeProvider
+    {
+        private long _now;
+
+        public override long TimestampFrequency => TimeSpan.TicksPerSecond;
+
+        public override long GetTimestamp() => Interlocked.Add(ref _now, TimeSpan.TicksPerSecond);
+    }
+}
