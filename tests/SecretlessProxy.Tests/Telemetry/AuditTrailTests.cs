@@ -78,6 +78,11 @@ public sealed class AuditTrailTests : IDisposable
         Assert.Equal("/v1/orders", destination.GetProperty("path").GetString());
         Assert.Equal("audited", allow.GetProperty("listener").GetString());
         Assert.Equal(32, allow.GetProperty("traceId").GetString()!.Length);
+        // The caller is this test process, attested by the kernel's socket tables.
+        Assert.Equal(Environment.ProcessId, allow.GetProperty("caller").GetProperty("pid").GetInt32());
+        Assert.Equal(new FileInfo("/proc/self/exe").LinkTarget, allow.GetProperty("caller").GetProperty("executable").GetString());
+        Assert.Equal(64, allow.GetProperty("caller").GetProperty("sha256").GetString()!.Length);
+        Assert.Equal(JsonValueKind.Null, allow.GetProperty("identity").ValueKind);
 
         var deny = lines[1];
         Assert.Equal("deny", deny.GetProperty("decision").GetString());
