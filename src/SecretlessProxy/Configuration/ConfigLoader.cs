@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Configuration;
+using SecretlessProxy.Identity;
 
 namespace SecretlessProxy.Configuration;
 
@@ -10,11 +11,14 @@ public sealed class ConfigLoader
 {
     private readonly TimeProvider _time;
     private readonly HttpMessageInvoker _tokenClient;
+    private readonly WorkloadIdentityAccessor _identity;
 
-    public ConfigLoader(TimeProvider time, HttpMessageInvoker tokenClient)
+    /// <param name="identity">The running proxy's identity, for sources that present it; a fresh one when only validating.</param>
+    public ConfigLoader(TimeProvider time, HttpMessageInvoker tokenClient, WorkloadIdentityAccessor? identity = null)
     {
         _time = time;
         _tokenClient = tokenClient;
+        _identity = identity ?? new WorkloadIdentityAccessor();
     }
 
     public async Task<ConfigLoadResult> LoadAsync(string path, bool includeEnvironment = true, bool checkFiles = true, IReadOnlyDictionary<string, string?>? overrides = null)
@@ -62,7 +66,7 @@ public sealed class ConfigLoader
 
         // Schema and semantic checks may both flag one key (a missing Url, say); both messages are
         // kept, since each says something the other does not.
-        var snapshot = new SnapshotCompiler(_time, _tokenClient, baseDirectory, checkFiles).Compile(options, errors);
+        var snapshot = new SnapshotCompiler(_time, _tokenClient, baseDirectory, checkFiles, _identity).Compile(options, errors);
         if (snapshot is not null)
         {
             snapshot = snapshot.WithCredentialFingerprints(name => Fingerprint(configuration.GetSection(SecretlessProxyOptions.SectionName + ":Credentials:" + name)));

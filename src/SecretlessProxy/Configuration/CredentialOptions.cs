@@ -29,6 +29,9 @@ public sealed class CredentialOptions
     /// <summary><c>Basic</c> (default, RFC 6749 section 2.3.1) or <c>Body</c>.</summary>
     public string? ClientAuth { get; set; }
 
+    /// <summary><c>WorkloadToken</c>: authenticate with the workload identity token as an RFC 7523 client assertion instead of a secret.</summary>
+    public string? ClientAssertion { get; set; }
+
     public string? Audience { get; set; }
 
     public string? Resource { get; set; }

@@ -27,11 +27,13 @@ public sealed class SnapshotCompiler
     private readonly HttpMessageInvoker _tokenClient;
     private readonly string _baseDirectory;
     private readonly bool _checkFiles;
+    private readonly WorkloadIdentityAccessor _identity;
 
     /// <param name="baseDirectory">Relative file paths are resolved against it (the config file's folder).</param>
     /// <param name="checkFiles">Whether referenced secret files must exist now.</param>
-    public SnapshotCompiler(TimeProvider time, HttpMessageInvoker tokenClient, string baseDirectory, bool checkFiles = true)
+    public SnapshotCompiler(TimeProvider time, HttpMessageInvoker tokenClient, string baseDirectory, bool checkFiles = true, WorkloadIdentityAccessor? identity = null)
     {
+        _identity = identity ?? new WorkloadIdentityAccessor();
         _time = time;
         _tokenClient = tokenClient;
         _baseDirectory = baseDirectory;
@@ -48,7 +50,7 @@ public sealed class SnapshotCompiler
         var credentials = new List<CredentialDefinition>();
         foreach (var (name, credential) in options.Credentials)
         {
-            var compiled = CompileCredential(name, credential, errors);
+            var compiled = CompileCredential(name, credential, options.Identity is not null, errors);
             if (compiled is not null)
             {
                 credentials.Add(compiled);
@@ -276,7 +278,7 @@ public sealed class SnapshotCompiler
         }
     }
 
-    private CredentialDefinition? CompileCredential(string name, CredentialOptions c, List<ConfigError> errors)
+    private CredentialDefinition? CompileCredential(string name, CredentialOptions c, bool identityConfigured, List<ConfigError> errors)
     {
         var key = Root + ":Credentials:" + name;
         var start = errors.Count;
@@ -313,7 +315,7 @@ public sealed class SnapshotCompiler
                 break;
 
             case "oauth2clientcredentials":
-                source = CompileOAuth2(key, c, usernameFile, errors);
+                source = CompileOAuth2(key, c, usernameFile, identityConfigured, errors);
                 break;
 
             case null:
@@ -328,7 +330,7 @@ public sealed class SnapshotCompiler
         return errors.Count == start && source is not null ? new CredentialDefinition(name, source, refreshAt, expirySkew, maxBackoff) : null;
     }
 
-    private OAuth2ClientCredentialsSource? CompileOAuth2(string key, CredentialOptions c, string? usernameFile, List<ConfigError> errors)
+    private OAuth2ClientCredentialsSource? CompileOAuth2(string key, CredentialOptions c, string? usernameFile, bool identityConfigured, List<ConfigError> errors)
     {
         var start = errors.Count;
         Uri? tokenUrl = null;
@@ -347,9 +349,34 @@ public sealed class SnapshotCompiler
         }
 
         string? secretFile = null;
-        if (string.IsNullOrWhiteSpace(c.ClientSecretFile))
+        var workloadAssertion = false;
+        if (c.ClientAssertion is not null)
         {
-            errors.Add(new(key + ":ClientSecretFile", "is required: the client secret is read from a file, never from the config"));
+            // RFC 7523 section 2.2: the workload's own token authenticates the client; no secret exists.
+            if (!string.Equals(c.ClientAssertion, "WorkloadToken", StringComparison.OrdinalIgnoreCase))
+            {
+                errors.Add(new(key + ":ClientAssertion", "'" + c.ClientAssertion + "' is not a client assertion; expected WorkloadToken"));
+            }
+            else if (!identityConfigured)
+            {
+                errors.Add(new(key + ":ClientAssertion", "WorkloadToken needs the workload identity: configure SecretlessProxy:Identity"));
+            }
+
+            if (c.ClientSecretFile is not null)
+            {
+                errors.Add(new(key + ":ClientSecretFile", "give ClientSecretFile or ClientAssertion, not both"));
+            }
+
+            if (c.ClientAuth is not null)
+            {
+                errors.Add(new(key + ":ClientAuth", "does not apply with ClientAssertion (the assertion is sent in the body)"));
+            }
+
+            workloadAssertion = true;
+        }
+        else if (string.IsNullOrWhiteSpace(c.ClientSecretFile))
+        {
+            errors.Add(new(key + ":ClientSecretFile", "is required (or ClientAssertion: WorkloadToken): the client secret is read from a file, never from the config"));
         }
         else
         {
@@ -385,9 +412,9 @@ public sealed class SnapshotCompiler
         }
 
         var options = new OAuth2ClientCredentialsOptions(
-            tokenUrl!, c.ClientId!, secretFile!, c.Scopes ?? [], inBody, c.Audience, c.Resource,
+            tokenUrl!, c.ClientId!, secretFile, c.Scopes ?? [], inBody, c.Audience, c.Resource,
             c.Parameters ?? new Dictionary<string, string>(), defaultLifetime, timeout, retryAttempts, retryDelay, c.Username, usernameFile);
-        return new OAuth2ClientCredentialsSource(options, _tokenClient, _time);
+        return new OAuth2ClientCredentialsSource(options, _tokenClient, _time, workloadAssertion ? _identity : null);
     }
 
     private static CompiledPolicy? CompilePolicy(string name, PolicyOptions p, Dictionary<string, CredentialOptions> credentials, Dictionary<string, string> sourceKinds, PolicyConditions? conditions, List<ConfigError> errors)

@@ -1,10 +1,13 @@
 namespace SecretlessProxy.Credentials;
 
-/// <summary>The validated settings of an OAuth2 client-credentials source (RFC 6749 section 4.4).</summary>
+/// <summary>
+/// The validated settings of an OAuth2 client-credentials source (RFC 6749 section 4.4).
+/// <see cref="ClientSecretFile"/> is null when the client authenticates with the workload token.
+/// </summary>
 public sealed record OAuth2ClientCredentialsOptions(
     Uri TokenUrl,
     string ClientId,
-    string ClientSecretFile,
+    string? ClientSecretFile,
     IReadOnlyList<string> Scopes,
     bool ClientAuthInBody,
     string? Audience,

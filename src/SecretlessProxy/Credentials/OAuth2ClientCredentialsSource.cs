@@ -5,6 +5,7 @@ using System.Text;
 using System.Text.Json;
 using Polly;
 using Polly.Retry;
+using SecretlessProxy.Identity;
 
 namespace SecretlessProxy.Credentials;
 
@@ -22,9 +23,12 @@ public sealed class OAuth2ClientCredentialsSource : ICredentialSource
     private readonly HttpMessageInvoker _http;
     private readonly TimeProvider _time;
     private readonly ResiliencePipeline _retry;
+    private readonly WorkloadIdentityAccessor? _assertion;
 
-    public OAuth2ClientCredentialsSource(OAuth2ClientCredentialsOptions options, HttpMessageInvoker http, TimeProvider time)
+    /// <param name="workloadAssertion">When set, the client authenticates with the workload token (RFC 7523) instead of a secret.</param>
+    public OAuth2ClientCredentialsSource(OAuth2ClientCredentialsOptions options, HttpMessageInvoker http, TimeProvider time, WorkloadIdentityAccessor? workloadAssertion = null)
     {
+        _assertion = workloadAssertion;
         _options = options;
         _http = http;
         _time = time;
@@ -52,10 +56,28 @@ public sealed class OAuth2ClientCredentialsSource : ICredentialSource
 
     private async Task<Credential> FetchOnceAsync(CancellationToken cancellationToken)
     {
-        var clientSecret = await SecretFile.ReadAsync(_options.ClientSecretFile, "client secret", cancellationToken).ConfigureAwait(false);
+        string clientSecret;
+        var assertion = false;
+        if (_assertion is not null)
+        {
+            var identity = await _assertion.GetAsync(cancellationToken).ConfigureAwait(false);
+            if (identity.Identity is null)
+            {
+                // Not retried within this fetch: the cache's backoff asks again, by when a rotated token may be there.
+                throw new CredentialFetchException("no valid workload identity to use as the client assertion: " + identity.FailureReason, isTransient: false);
+            }
+
+            clientSecret = identity.Identity.Token;
+            assertion = true;
+        }
+        else
+        {
+            clientSecret = await SecretFile.ReadAsync(_options.ClientSecretFile!, "client secret", cancellationToken).ConfigureAwait(false);
+        }
+
         var username = await UsernameResolver.ResolveAsync(_options.Username, _options.UsernameFile, cancellationToken).ConfigureAwait(false);
 
-        using var request = BuildRequest(clientSecret);
+        using var request = BuildRequest(clientSecret, assertion);
         var requestedAt = _time.GetUtcNow();
 
         // The timeout is wall-clock on purpose: it bounds a network wait, not a credential lifetime.
@@ -106,7 +128,8 @@ public sealed class OAuth2ClientCredentialsSource : ICredentialSource
         }
     }
 
-    private HttpRequestMessage BuildRequest(string clientSecret)
+    /// <param name="secret">The client secret, or the workload token when <paramref name="assertion"/> is set.</param>
+    private HttpRequestMessage BuildRequest(string secret, bool assertion)
     {
         var form = new List<KeyValuePair<string, string>>(8) { new("grant_type", "client_credentials") };
         if (_options.Scopes.Count > 0)
@@ -130,15 +153,23 @@ public sealed class OAuth2ClientCredentialsSource : ICredentialSource
         }
 
         var request = new HttpRequestMessage(HttpMethod.Post, _options.TokenUrl);
-        if (_options.ClientAuthInBody)
+        if (assertion)
+        {
+            // RFC 7523 section 2.2 (JWT bearer client authentication), as Azure AD, Google and
+            // Keycloak accept for workload identity federation.
+            form.Add(new("client_id", _options.ClientId));
+            form.Add(new("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"));
+            form.Add(new("client_assertion", secret));
+        }
+        else if (_options.ClientAuthInBody)
         {
             form.Add(new("client_id", _options.ClientId));
-            form.Add(new("client_secret", clientSecret));
+            form.Add(new("client_secret", secret));
         }
         else
         {
             // RFC 6749 section 2.3.1: client id and secret are form-urlencoded before Base64.
-            var raw = WebUtility.UrlEncode(_options.ClientId) + ":" + WebUtility.UrlEncode(clientSecret);
+            var raw = WebUtility.UrlEncode(_options.ClientId) + ":" + WebUtility.UrlEncode(secret);
             request.Headers.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes(raw)));
         }
 

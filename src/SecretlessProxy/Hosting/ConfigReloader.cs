@@ -24,6 +24,7 @@ public sealed partial class ConfigReloader : IAsyncDisposable
     private readonly string _configPath;
     private readonly ProxyAppOptions _options;
     private readonly HttpMessageInvoker _tokenClient;
+    private readonly WorkloadIdentityAccessor _identityAccessor;
     private readonly ProxyState _state;
     private readonly Func<TokenFileIdentitySettings, TokenFileIdentity> _identityFactory;
     private readonly ILogger _logger;
@@ -35,11 +36,12 @@ public sealed partial class ConfigReloader : IAsyncDisposable
     private byte[]? _loadedHash;
     private int _disposed;
 
-    public ConfigReloader(string configPath, ProxyAppOptions options, HttpMessageInvoker tokenClient, ProxyState state, Func<TokenFileIdentitySettings, TokenFileIdentity> identityFactory, ILogger<ConfigReloader> logger)
+    public ConfigReloader(string configPath, ProxyAppOptions options, HttpMessageInvoker tokenClient, WorkloadIdentityAccessor identityAccessor, ProxyState state, Func<TokenFileIdentitySettings, TokenFileIdentity> identityFactory, ILogger<ConfigReloader> logger)
     {
         _configPath = Path.GetFullPath(configPath);
         _options = options;
         _tokenClient = tokenClient;
+        _identityAccessor = identityAccessor;
         _state = state;
         _identityFactory = identityFactory;
         _logger = logger;
@@ -123,7 +125,7 @@ public sealed partial class ConfigReloader : IAsyncDisposable
             }
 
             _loadedHash = hash;
-            var loaded = await new ConfigLoader(_options.TimeProvider, _tokenClient).LoadAsync(_configPath, overrides: _options.ConfigOverrides).ConfigureAwait(false);
+            var loaded = await new ConfigLoader(_options.TimeProvider, _tokenClient, _identityAccessor).LoadAsync(_configPath, overrides: _options.ConfigOverrides).ConfigureAwait(false);
             var now = _options.TimeProvider.GetUtcNow();
             if (!loaded.IsValid)
             {

@@ -71,16 +71,17 @@ public sealed partial class ProxyApp : IAsyncDisposable
         options ??= new ProxyAppOptions();
         var tokenClient = HttpClients.CreateTokenClient();
         HttpMessageInvoker? upstreamClient = null;
+        var identity = new WorkloadIdentityAccessor();
         try
         {
-            var loaded = await new ConfigLoader(options.TimeProvider, tokenClient).LoadAsync(configPath, overrides: options.ConfigOverrides).ConfigureAwait(false);
+            var loaded = await new ConfigLoader(options.TimeProvider, tokenClient, identity).LoadAsync(configPath, overrides: options.ConfigOverrides).ConfigureAwait(false);
             if (!loaded.IsValid)
             {
                 throw new InvalidConfigurationException(loaded.Errors);
             }
 
             upstreamClient = HttpClients.CreateUpstreamClient(loaded.Snapshot!.TrustedCaFile);
-            var app = Build(configPath, loaded, options, tokenClient, upstreamClient);
+            var app = Build(configPath, loaded, options, tokenClient, upstreamClient, identity);
             await app.StartCoreAsync(cancellationToken).ConfigureAwait(false);
             return app;
         }
@@ -92,7 +93,7 @@ public sealed partial class ProxyApp : IAsyncDisposable
         }
     }
 
-    private static ProxyApp Build(string configPath, ConfigLoadResult loaded, ProxyAppOptions options, HttpMessageInvoker tokenClient, HttpMessageInvoker upstreamClient)
+    private static ProxyApp Build(string configPath, ConfigLoadResult loaded, ProxyAppOptions options, HttpMessageInvoker tokenClient, HttpMessageInvoker upstreamClient, WorkloadIdentityAccessor identityAccessor)
     {
         var snapshot = loaded.Snapshot!;
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
@@ -171,13 +172,14 @@ public sealed partial class ProxyApp : IAsyncDisposable
             var leaves = snapshot.LocalCa is { } ca
                 ? new LeafCertificateCache(LocalCertificateAuthority.FromSettings(ca, options.TimeProvider), options.TimeProvider, ca.LeafLifetime)
                 : null;
-            var identity = snapshot.Identity is { } settings ? sp.GetRequiredService<Func<TokenFileIdentitySettings, TokenFileIdentity>>()(settings) : null;
-            return new ProxyState(snapshot, cache, leaves, identity);
+            identityAccessor.Identity = snapshot.Identity is { } settings ? sp.GetRequiredService<Func<TokenFileIdentitySettings, TokenFileIdentity>>()(settings) : null;
+            return new ProxyState(snapshot, cache, leaves, identityAccessor);
         });
         builder.Services.AddSingleton(sp => new ConfigReloader(
             configPath,
             options,
             tokenClient,
+            identityAccessor,
             sp.GetRequiredService<ProxyState>(),
             sp.GetRequiredService<Func<TokenFileIdentitySettings, TokenFileIdentity>>(),
             sp.GetRequiredService<ILogger<ConfigReloader>>()));

@@ -16,13 +16,14 @@ public sealed class ProxyState : IDisposable
     private volatile bool _ready;
     private volatile string _notReadyReason = "listeners are not bound yet";
     private volatile ProxySnapshot _snapshot;
-    private volatile TokenFileIdentity? _identity;
     private volatile ReloadStatus? _lastReload;
 
-    public ProxyState(ProxySnapshot snapshot, CredentialCache cache, LeafCertificateCache? leaves = null, TokenFileIdentity? identity = null)
+    private readonly WorkloadIdentityAccessor _identity;
+
+    public ProxyState(ProxySnapshot snapshot, CredentialCache cache, LeafCertificateCache? leaves = null, WorkloadIdentityAccessor? identity = null)
     {
         _snapshot = snapshot;
-        _identity = identity;
+        _identity = identity ?? new WorkloadIdentityAccessor();
         Cache = cache;
         Leaves = leaves;
     }
@@ -33,7 +34,7 @@ public sealed class ProxyState : IDisposable
     public ProxySnapshot Snapshot => _snapshot;
 
     /// <summary>The workload identity; null when the configuration has no <c>Identity</c>.</summary>
-    public TokenFileIdentity? Identity => _identity;
+    public TokenFileIdentity? Identity => _identity.Identity;
 
     public CredentialCache Cache { get; }
 
@@ -60,8 +61,8 @@ public sealed class ProxyState : IDisposable
     internal TokenFileIdentity? Swap(ProxySnapshot next, TokenFileIdentity? identity, ReloadStatus status, out IReadOnlyList<string> droppedCredentials)
     {
         droppedCredentials = Cache.Apply(next.Credentials);
-        var previous = _identity;
-        _identity = identity;
+        var previous = _identity.Identity;
+        _identity.Identity = identity;
         _snapshot = next;
         _lastReload = status;
         return ReferenceEquals(previous, identity) ? null : previous;
@@ -72,7 +73,7 @@ public sealed class ProxyState : IDisposable
     public void Dispose()
     {
         Cache.Dispose();
-        _identity?.Dispose();
+        _identity.Identity?.Dispose();
         Leaves?.Authority.Dispose();
         Leaves?.Dispose();
     }

@@ -157,6 +157,56 @@ public sealed class IdentityConditionTests : IDisposable
         Assert.Contains(ex.Errors, e => e.Key == "SecretlessProxy:Policies:export:Identity" && e.Message.Contains("configure SecretlessProxy:Identity"));
     }
 
+    [Fact]
+    public async Task The_workload_token_is_the_client_assertion_of_an_oauth2_credential_with_no_secret_anywhere()
+    {
+        var token = WriteToken(Exporter);
+        using var idp = new FakeTokenEndpoint();
+        idp.Succeed();
+        _config.Credential("federated", new JsonObject
+        {
+            ["Source"] = "OAuth2ClientCredentials",
+            ["TokenUrl"] = idp.TokenUrl,
+            ["ClientId"] = "exporter-app",
+            ["ClientAssertion"] = "WorkloadToken",
+            ["Scopes"] = new JsonArray("export.read"),
+        }).Policy("export", TestConfig.HeaderPolicy(TestConfig.Match(["127.0.0.1"]), "federated"));
+        await using var proxy = await StartAsync(token);
+        proxy.NeverEmit(() => idp.IssuedTokens);
+
+        var (response, _) = await proxy.GetAsync("api", "/v1/export");
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var grant = Assert.Single(idp.Server.LogEntries).RequestMessage;
+        var form = grant.Body!.Split('&').Select(p => p.Split('=')).ToDictionary(p => Uri.UnescapeDataString(p[0]), p => Uri.UnescapeDataString(p[1].Replace('+', ' ')));
+        Assert.Equal("client_credentials", form["grant_type"]);
+        Assert.Equal("exporter-app", form["client_id"]);
+        Assert.Equal("urn:ietf:params:oauth:client-assertion-type:jwt-bearer", form["client_assertion_type"]);
+        Assert.Equal(token, form["client_assertion"]);
+        Assert.False(form.ContainsKey("client_secret"));
+        Assert.Null(grant.Headers!.FirstOrDefault(h => h.Key.Equals("Authorization", StringComparison.OrdinalIgnoreCase)).Value);
+        Assert.Equal("Bearer " + idp.IssuedTokens.Single(), _upstream.LogEntries.Single().RequestMessage.Headers!["Authorization"].Single());
+    }
+
+    [Fact]
+    public async Task A_client_assertion_needs_a_configured_identity_and_no_client_secret()
+    {
+        _config.Section.Remove("Identity");
+        _config.Credential("federated", new JsonObject
+        {
+            ["Source"] = "OAuth2ClientCredentials",
+            ["TokenUrl"] = "https://idp.example.com/token",
+            ["ClientId"] = "exporter-app",
+            ["ClientAssertion"] = "WorkloadToken",
+            ["ClientSecretFile"] = _config.SecretFile("client-secret", "unused"),
+        }).Policy("export", TestConfig.HeaderPolicy(TestConfig.Match(["127.0.0.1"]), "federated"));
+
+        var ex = await Assert.ThrowsAsync<SecretlessProxy.Configuration.InvalidConfigurationException>(() => ProxyHarness.StartAsync(_config.Write()));
+
+        Assert.Contains(ex.Errors, e => e.Key == "SecretlessProxy:Credentials:federated:ClientAssertion" && e.Message.Contains("configure SecretlessProxy:Identity"));
+        Assert.Contains(ex.Errors, e => e.Key == "SecretlessProxy:Credentials:federated:ClientSecretFile" && e.Message == "give ClientSecretFile or ClientAssertion, not both");
+    }
+
     public void Dispose()
     {
         _upstream.Stop();
