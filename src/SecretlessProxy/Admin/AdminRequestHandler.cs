@@ -130,7 +130,8 @@ internal sealed class AdminRequestHandler
     }
 
     private static bool FromLoopback(HttpContext context) =>
-        context.Connection.RemoteIpAddress is { } remote && System.Net.IPAddress.IsLoopback(remote);
+        context.Connection.RemoteIpAddress is { } remote &&
+        (System.Net.IPAddress.IsLoopback(remote) || (remote.IsIPv4MappedToIPv6 && System.Net.IPAddress.IsLoopback(remote.MapToIPv4())));
 
     private Task CredentialsAsync(HttpContext context) => WriteJsonAsync(context, 200, w =>
     {

@@ -7,6 +7,9 @@ public sealed class IdentityConditionOptions
 
     public string[]? Issuers { get; set; }
 
+    /// <summary>At least one of the token's audiences must be listed.</summary>
+    public string[]? Audiences { get; set; }
+
     public string[]? Namespaces { get; set; }
 
     public string[]? ServiceAccounts { get; set; }

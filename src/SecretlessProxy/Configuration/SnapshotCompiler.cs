@@ -63,7 +63,7 @@ public sealed class SnapshotCompiler
         var policies = new List<CompiledPolicy>();
         foreach (var (name, policy) in options.Policies)
         {
-            var conditions = CompileConditions(Root + ":Policies:" + name, policy, labels, options.Identity is not null, errors);
+            var conditions = CompileConditions(Root + ":Policies:" + name, policy, labels, options.Identity is not null, options.Identity is { JwksUrl: not null } or { Issuer: not null }, errors);
             var compiled = CompilePolicy(name, policy, credentialOptions, sourceKinds, conditions, errors);
             if (compiled is not null)
             {
@@ -630,15 +630,22 @@ public sealed class SnapshotCompiler
         }
 
         Uri? jwks = null;
-        if (identity.JwksUrl is not null && (!Uri.TryCreate(identity.JwksUrl, UriKind.Absolute, out jwks) || jwks.Scheme is not ("http" or "https") || !string.IsNullOrEmpty(jwks.UserInfo)))
+        if (identity.JwksUrl is not null && (!Uri.TryCreate(identity.JwksUrl, UriKind.Absolute, out jwks) || !SigningKeySource.IsTrustworthyKeyUrl(jwks) || !string.IsNullOrEmpty(jwks.UserInfo)))
         {
-            errors.Add(new(key + ":JwksUrl", "'" + WithoutUserInfo(identity.JwksUrl) + "' is not an absolute http or https URL without user info"));
+            errors.Add(new(key + ":JwksUrl", "'" + WithoutUserInfo(identity.JwksUrl) + "' is not an absolute https URL without user info (http only for loopback): keys fetched in the clear could be swapped"));
         }
 
         if (identity.Issuer is not null && identity.JwksUrl is null &&
-            (!Uri.TryCreate(identity.Issuer, UriKind.Absolute, out var issuerUri) || issuerUri.Scheme is not ("http" or "https")))
+            (!Uri.TryCreate(identity.Issuer, UriKind.Absolute, out var issuerUri) || !SigningKeySource.IsTrustworthyKeyUrl(issuerUri)))
         {
-            errors.Add(new(key + ":Issuer", "'" + identity.Issuer + "' is not an http or https URL, so its signing keys cannot be discovered; give JwksUrl as well"));
+            errors.Add(new(key + ":Issuer", "'" + identity.Issuer + "' is not an https URL (http only for loopback), so its signing keys cannot be discovered safely; give JwksUrl as well"));
+        }
+
+        // A verified token without an audience check would accept any token of that issuer (the
+        // pod's default service-account token, say), not the one projected for this proxy.
+        if ((identity.JwksUrl is not null || identity.Issuer is not null) && string.IsNullOrWhiteSpace(identity.Audience))
+        {
+            errors.Add(new(key + ":Audience", "is required when the token is verified (JwksUrl or Issuer): the audience the token was projected for, e.g. secretless-proxy"));
         }
 
         var skew = NonNegative(identity.ClockSkew, TimeSpan.FromSeconds(30), key + ":ClockSkew", errors);
@@ -661,7 +668,7 @@ public sealed class SnapshotCompiler
     }
 
     /// <summary>Returns the policy's conditions, or null (with errors) when one is invalid.</summary>
-    private static PolicyConditions? CompileConditions(string key, PolicyOptions p, Dictionary<string, string> proxyLabels, bool identityConfigured, List<ConfigError> errors)
+    private static PolicyConditions? CompileConditions(string key, PolicyOptions p, Dictionary<string, string> proxyLabels, bool identityConfigured, bool identityVerified, List<ConfigError> errors)
     {
         var start = errors.Count;
         CallerCondition? caller = null;
@@ -707,13 +714,18 @@ public sealed class SnapshotCompiler
             {
                 errors.Add(new(key + ":Identity", "needs the workload identity: configure SecretlessProxy:Identity"));
             }
-
-            if (id.Subjects is null && id.Issuers is null && id.Namespaces is null && id.ServiceAccounts is null)
+            else if (!identityVerified)
             {
-                errors.Add(new(key + ":Identity", "give at least one of Subjects, Issuers, Namespaces and ServiceAccounts"));
+                // Claims of an unverified token are whatever the file says: no basis for access.
+                errors.Add(new(key + ":Identity", "needs a verified workload identity: set SecretlessProxy:Identity:JwksUrl or Issuer"));
             }
 
-            identity = new IdentityCondition(id.Subjects, id.Issuers, id.Namespaces, id.ServiceAccounts);
+            if (id.Subjects is null && id.Issuers is null && id.Namespaces is null && id.ServiceAccounts is null && id.Audiences is null)
+            {
+                errors.Add(new(key + ":Identity", "give at least one of Subjects, Issuers, Audiences, Namespaces and ServiceAccounts"));
+            }
+
+            identity = new IdentityCondition(id.Subjects, id.Issuers, id.Namespaces, id.ServiceAccounts, id.Audiences);
         }
 
         TimeWindow? when = null;

@@ -100,6 +100,9 @@ public sealed class CredentialCache : IDisposable
         return true;
     }
 
+    /// <summary>The current entries by name; a reload's <see cref="Apply"/> replaces the whole map.</summary>
+    internal FrozenDictionary<string, CredentialEntry> Entries => _entries;
+
     public IReadOnlyList<CredentialStatus> GetStatuses() =>
         _entries.Values.Select(e => e.GetStatus()).OrderBy(s => s.Name, StringComparer.Ordinal).ToArray();
 

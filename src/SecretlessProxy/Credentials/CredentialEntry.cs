@@ -18,6 +18,7 @@ internal sealed partial class CredentialEntry
     private volatile CachedValue? _current;
     private Task<Credential>? _inflight;
     private int _failures;
+    private int _generation;
     private DateTimeOffset _notBefore;
     private DateTimeOffset? _lastRefresh;
     private string? _lastError;
@@ -80,8 +81,20 @@ internal sealed partial class CredentialEntry
         }
     }
 
-    /// <summary>Drops the cached value so the next request fetches anew.</summary>
-    public void Invalidate() => _current = null;
+    /// <summary>
+    /// Drops the cached value so the next request fetches anew. A fetch already in flight is
+    /// detached: its result still answers the requests that were waiting for it, but it is not
+    /// cached, so it cannot undo the revocation.
+    /// </summary>
+    public void Invalidate()
+    {
+        lock (_gate)
+        {
+            _generation++;
+            _current = null;
+            _inflight = null;
+        }
+    }
 
     private async ValueTask<CredentialLease> WaitForFetchAsync(DateTimeOffset now, CancellationToken cancellationToken)
     {
@@ -134,9 +147,13 @@ internal sealed partial class CredentialEntry
 
     // Called under _gate. Task.Run guarantees that the fetch's own "clear _inflight" step, which also
     // takes _gate, runs after the caller has stored the task, even if the source completes synchronously.
-    private Task<Credential> StartFetch() => Task.Run(FetchAsync, CancellationToken.None);
+    private Task<Credential> StartFetch()
+    {
+        var generation = _generation;
+        return Task.Run(() => FetchAsync(generation), CancellationToken.None);
+    }
 
-    private async Task<Credential> FetchAsync()
+    private async Task<Credential> FetchAsync(int generation)
     {
         using var activity = ProxyTelemetry.StartCredentialFetch(Name, Definition.Source.Kind);
         var started = _time.GetTimestamp();
@@ -150,13 +167,17 @@ internal sealed partial class CredentialEntry
                 throw new CredentialFetchException("the source issued a credential that is already expired", isTransient: false);
             }
 
-            _current = cached;
             lock (_gate)
             {
-                _failures = 0;
-                _notBefore = default;
-                _lastRefresh = now;
-                _inflight = null;
+                // A revocation while this fetch ran wins: the value is not cached.
+                if (generation == _generation)
+                {
+                    _current = cached;
+                    _failures = 0;
+                    _notBefore = default;
+                    _lastRefresh = now;
+                    _inflight = null;
+                }
             }
 
             var elapsed = _time.GetElapsedTime(started);
@@ -174,12 +195,15 @@ internal sealed partial class CredentialEntry
             TimeSpan backoff;
             lock (_gate)
             {
-                _failures++;
-                backoff = Backoff(_failures);
-                _notBefore = now + backoff;
-                _lastError = message;
-                _lastErrorAt = now;
-                _inflight = null;
+                backoff = Backoff(_failures + 1);
+                if (generation == _generation)
+                {
+                    _failures++;
+                    _notBefore = now + backoff;
+                    _lastError = message;
+                    _lastErrorAt = now;
+                    _inflight = null;
+                }
             }
 
             _metrics?.CredentialFetch(Name, Definition.Source.Kind, success: false, _time.GetElapsedTime(started));

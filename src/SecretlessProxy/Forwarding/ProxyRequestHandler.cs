@@ -45,7 +45,8 @@ internal sealed partial class ProxyRequestHandler
 
     public async Task HandleAsync(HttpContext context, string listenerName)
     {
-        var snapshot = _state.Snapshot;
+        var generation = _state.Current;
+        var snapshot = generation.Snapshot;
         if (!snapshot.Listeners.TryGetValue(listenerName, out var listener))
         {
             // A listener removed from the configuration while its socket still accepts: fail closed.
@@ -80,7 +81,7 @@ internal sealed partial class ProxyRequestHandler
 
         var caller = context.Features.Get<CallerFeature>()?.Caller ?? Caller.Unknown;
         IdentityStatus? identityStatus = null;
-        if (_state.Identity is { } workloadIdentity)
+        if (generation.Identity is { } workloadIdentity)
         {
             identityStatus = await workloadIdentity.GetAsync(context.RequestAborted).ConfigureAwait(false);
         }
@@ -144,7 +145,7 @@ internal sealed partial class ProxyRequestHandler
                 CredentialLease lease;
                 try
                 {
-                    lease = await _state.Cache.GetAsync(policy.CredentialName, context.RequestAborted).ConfigureAwait(false);
+                    lease = await generation.GetCredentialAsync(policy.CredentialName, context.RequestAborted).ConfigureAwait(false);
                 }
                 catch (CredentialUnavailableException ex)
                 {

@@ -30,7 +30,7 @@ public sealed partial class ConfigReloader : IAsyncDisposable
     private readonly ILogger _logger;
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly CancellationTokenSource _stopping = new();
-    private FileSystemWatcher? _watcher;
+    private readonly List<FileSystemWatcher> _watchers = [];
     private ITimer? _poll;
     private int _pendingChange;
     private byte[]? _loadedHash;
@@ -48,23 +48,26 @@ public sealed partial class ConfigReloader : IAsyncDisposable
         _loadedHash = HashFile(_configPath);
     }
 
-    /// <summary>Starts watching the file's folder and polling it.</summary>
+    /// <summary>Starts watching the folders the config path resolves through, and polling the file.</summary>
     public void Start()
     {
-        var directory = Path.GetDirectoryName(_configPath)!;
-        try
+        foreach (var directory in WatchedDirectories(_configPath))
         {
-            _watcher = new FileSystemWatcher(directory) { IncludeSubdirectories = false, NotifyFilter = NotifyFilters.FileName | NotifyFilters.DirectoryName | NotifyFilters.LastWrite | NotifyFilters.Size | NotifyFilters.CreationTime };
-            _watcher.Changed += OnFileEvent;
-            _watcher.Created += OnFileEvent;
-            _watcher.Renamed += OnFileEvent;
-            _watcher.Deleted += OnFileEvent;
-            _watcher.EnableRaisingEvents = true;
-        }
-        catch (Exception ex) when (ex is IOException or ArgumentException or PlatformNotSupportedException or UnauthorizedAccessException)
-        {
-            // inotify limits reached or an odd mount: polling alone still picks changes up.
-            Log.WatchUnavailable(_logger, directory, ex.Message);
+            try
+            {
+                var watcher = new FileSystemWatcher(directory) { IncludeSubdirectories = false, NotifyFilter = NotifyFilters.FileName | NotifyFilters.DirectoryName | NotifyFilters.LastWrite | NotifyFilters.Size | NotifyFilters.CreationTime };
+                watcher.Changed += OnFileEvent;
+                watcher.Created += OnFileEvent;
+                watcher.Renamed += OnFileEvent;
+                watcher.Deleted += OnFileEvent;
+                watcher.EnableRaisingEvents = true;
+                _watchers.Add(watcher);
+            }
+            catch (Exception ex) when (ex is IOException or ArgumentException or PlatformNotSupportedException or UnauthorizedAccessException)
+            {
+                // inotify limits reached or an odd mount: polling alone still picks changes up.
+                Log.WatchUnavailable(_logger, directory, ex.Message);
+            }
         }
 
         _poll = _options.TimeProvider.CreateTimer(_ => _ = ReloadIfChangedAsync(), null, PollInterval, PollInterval);
@@ -124,7 +127,30 @@ public sealed partial class ConfigReloader : IAsyncDisposable
                 return _state.LastReload ?? new ReloadStatus(_options.TimeProvider.GetUtcNow(), ReloadStatus.Unchanged, []);
             }
 
+            // Whatever the outcome (applied, rejected, failed), this content has been dealt with: the
+            // watcher and the poll do not retry it, a changed file or POST /reload does.
             _loadedHash = hash;
+            try
+            {
+                return await LoadAndApplyAsync().ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                // The file changed between reads, a provider threw, an identity could not be set up:
+                // still a rejected version with its reason, never a silent one. Config files hold no
+                // secrets (secrets live in files they name), so the message is safe to show.
+                return Reject(_options.TimeProvider.GetUtcNow(), ["the configuration could not be loaded: " + ex.GetType().Name + ": " + ex.Message]);
+            }
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    private async Task<ReloadStatus> LoadAndApplyAsync()
+    {
+        {
             var loaded = await new ConfigLoader(_options.TimeProvider, _tokenClient, _identityAccessor).LoadAsync(_configPath, overrides: _options.ConfigOverrides).ConfigureAwait(false);
             var now = _options.TimeProvider.GetUtcNow();
             if (!loaded.IsValid)
@@ -147,19 +173,12 @@ public sealed partial class ConfigReloader : IAsyncDisposable
             }
 
             var status = new ReloadStatus(now, ReloadStatus.Applied, []);
-            var replaced = _state.Swap(next, identity, status, out var dropped);
-            if (replaced is not null)
-            {
-                // Requests that read the old identity may still be using it; let them finish.
-                _ = Task.Delay(TimeSpan.FromSeconds(30), _options.TimeProvider).ContinueWith(_ => replaced.Dispose(), TaskScheduler.Default);
-            }
+            // A replaced identity is disposed at once: one still in use by a request answers with its
+            // last status after Dispose, it does not throw.
+            _state.Swap(next, identity, status, out var dropped)?.Dispose();
 
             Log.Reloaded(_logger, _configPath, next.Policies.Policies.Count, next.Credentials.Count, dropped.Count == 0 ? "none" : string.Join(", ", dropped));
             return status;
-        }
-        finally
-        {
-            _gate.Release();
         }
     }
 
@@ -220,6 +239,45 @@ public sealed partial class ConfigReloader : IAsyncDisposable
         return reasons;
     }
 
+    /// <summary>
+    /// The folders whose entries can change what the config path reads: its own folder, and for
+    /// every symlink on the way (the file itself, or a folder such as a ConfigMap's <c>..data</c>),
+    /// the folder holding that link, following the chain a bounded number of hops.
+    /// </summary>
+    internal static IReadOnlyList<string> WatchedDirectories(string path)
+    {
+        var directories = new List<string>();
+        var pending = new Queue<string>([path]);
+        for (var hops = 0; pending.Count > 0 && hops < 16; hops++)
+        {
+            var current = pending.Dequeue();
+            var parent = Path.GetDirectoryName(current);
+            for (var component = current; parent is not null; component = parent, parent = Path.GetDirectoryName(parent))
+            {
+                FileSystemInfo info = Directory.Exists(component) ? new DirectoryInfo(component) : new FileInfo(component);
+                if (info.LinkTarget is { } target)
+                {
+                    if (!directories.Contains(parent))
+                    {
+                        directories.Add(parent);
+                    }
+
+                    // The rest of the path below the link, re-rooted at its target.
+                    pending.Enqueue(Path.GetFullPath(Path.Combine(parent, target)) + current[component.Length..]);
+                    break;
+                }
+            }
+        }
+
+        var own = Path.GetDirectoryName(path)!;
+        if (!directories.Contains(own))
+        {
+            directories.Insert(0, own);
+        }
+
+        return directories;
+    }
+
     private static bool SameIdentitySettings(TokenFileIdentitySettings? a, TokenFileIdentitySettings? b) =>
         a is null ? b is null :
         b is not null && a.Path == b.Path && a.Issuer == b.Issuer && a.Audience == b.Audience && a.JwksUrl == b.JwksUrl && a.ClockSkew == b.ClockSkew;
@@ -244,7 +302,11 @@ public sealed partial class ConfigReloader : IAsyncDisposable
         }
 
         _stopping.Cancel();
-        _watcher?.Dispose();
+        foreach (var watcher in _watchers)
+        {
+            watcher.Dispose();
+        }
+
         if (_poll is not null)
         {
             await _poll.DisposeAsync().ConfigureAwait(false);

@@ -364,7 +364,10 @@ public sealed partial class ProxyApp : IAsyncDisposable
 
         if (connection.LocalEndPoint is UnixDomainSocketEndPoint && connection.Features.Get<Microsoft.AspNetCore.Connections.Features.IConnectionSocketFeature>()?.Socket is { } socket)
         {
-            return new CallerFeature(() => callers.ResolveUnixPeer(socket));
+            // At accept, not at the first request: SO_PEERCRED names the pid that connected, and the
+            // longer the wait, the more time that process has to exec(2) an allowed binary after
+            // handing the socket to a child.
+            return new CallerFeature(callers.ResolveUnixPeer(socket));
         }
 
         return new CallerFeature(Caller.Unknown);

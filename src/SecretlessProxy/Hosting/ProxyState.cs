@@ -15,26 +15,35 @@ public sealed class ProxyState : IDisposable
 {
     private volatile bool _ready;
     private volatile string _notReadyReason = "listeners are not bound yet";
-    private volatile ProxySnapshot _snapshot;
+    private volatile ProxyGeneration _current;
     private volatile ReloadStatus? _lastReload;
 
     private readonly WorkloadIdentityAccessor _identity;
 
     public ProxyState(ProxySnapshot snapshot, CredentialCache cache, LeafCertificateCache? leaves = null, WorkloadIdentityAccessor? identity = null)
     {
-        _snapshot = snapshot;
         _identity = identity ?? new WorkloadIdentityAccessor();
         Cache = cache;
+        _current = new ProxyGeneration(snapshot, cache.Entries, _identity.Identity);
         Leaves = leaves;
     }
 
     /// <summary>Leaf certificates for intercepted tunnels; null when no Forward listener is configured.</summary>
     public LeafCertificateCache? Leaves { get; }
 
-    public ProxySnapshot Snapshot => _snapshot;
+    public ProxySnapshot Snapshot => _current.Snapshot;
 
     /// <summary>The workload identity; null when the configuration has no <c>Identity</c>.</summary>
-    public TokenFileIdentity? Identity => _identity.Identity;
+    public TokenFileIdentity? Identity => _current.Identity;
+
+    /// <summary>
+    /// Raised after a reload made a new snapshot current, for what outlives a request: a blind
+    /// tunnel is re-checked against the new version.
+    /// </summary>
+    internal event Action<ProxySnapshot>? SnapshotChanged;
+
+    /// <summary>The applied version: read it once per request and use only it.</summary>
+    internal ProxyGeneration Current => _current;
 
     public CredentialCache Cache { get; }
 
@@ -54,17 +63,19 @@ public sealed class ProxyState : IDisposable
     }
 
     /// <summary>
-    /// Makes <paramref name="next"/> current. The credential set is applied first, so a request that
-    /// sees the new policies also sees the new credential definitions. Returns the previous identity
-    /// when it was replaced (the caller disposes it once requests using it are done).
+    /// Makes <paramref name="next"/> current. Requests that already read the previous generation
+    /// finish with its policies and its credential entries (a dropped entry still works for them,
+    /// with its old definition). Returns the previous identity when it was replaced.
     /// </summary>
     internal TokenFileIdentity? Swap(ProxySnapshot next, TokenFileIdentity? identity, ReloadStatus status, out IReadOnlyList<string> droppedCredentials)
     {
         droppedCredentials = Cache.Apply(next.Credentials);
         var previous = _identity.Identity;
         _identity.Identity = identity;
-        _snapshot = next;
+        // The one write that makes the new version current for every later request.
+        _current = new ProxyGeneration(next, Cache.Entries, identity);
         _lastReload = status;
+        SnapshotChanged?.Invoke(next);
         return ReferenceEquals(previous, identity) ? null : previous;
     }
 

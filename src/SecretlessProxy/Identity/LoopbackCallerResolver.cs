@@ -97,24 +97,41 @@ public sealed partial class LoopbackCallerResolver
             return Caller.Unknown;
         }
 
-        var scan = FindSocketHolder(socket.Uid, socket.Inode);
-        if (scan.Pid is not { } pid)
+        var scan = FindSocketHolders(socket.Uid, socket.Inode);
+        if (scan.BoundReached || scan.Holders.Count == 0)
         {
+            // A bounded scan cannot rule out a second holder running something else: uid only.
             Log.CallerUnresolved(_logger, scan.BoundReached ? Reasons.ScanBounded : Reasons.NoHolderVisible, socket.Uid, scan.Examined);
             return UidOnly(socket.Uid);
         }
 
-        var caller = Describe(socket.Uid, pid);
-
-        // The pid was read before the executable; if the process exited in between, its pid may
-        // now name another process. It still holding the socket rules that out.
-        if (!HoldsSocket(pid, scan.Fd, socket.Inode))
+        // Every process holding the socket could be the one writing to it (a fork keeps the
+        // socket, then the parent execs an allowed binary): they must all run the same bytes.
+        Caller? caller = null;
+        foreach (var (pid, fd) in scan.Holders)
         {
-            Log.CallerUnresolved(_logger, Reasons.ProcessExited, socket.Uid, scan.Examined);
-            return UidOnly(socket.Uid);
+            var described = Describe(socket.Uid, pid);
+
+            // The pid was read before the executable; if the process exited in between, its pid
+            // may now name another process. It still holding the socket rules that out.
+            if (!HoldsSocket(pid, fd, socket.Inode))
+            {
+                Log.CallerUnresolved(_logger, Reasons.ProcessExited, socket.Uid, scan.Examined);
+                return UidOnly(socket.Uid);
+            }
+
+            if (caller is null)
+            {
+                caller = described;
+            }
+            else if (described.Executable != caller.Executable || described.ExecutableSha256 != caller.ExecutableSha256)
+            {
+                Log.CallerUnresolved(_logger, Reasons.SharedByDifferentExecutables, socket.Uid, scan.Examined);
+                return UidOnly(socket.Uid);
+            }
         }
 
-        Log.CallerResolved(_logger, socket.Uid, pid, caller.Executable);
+        Log.CallerResolved(_logger, socket.Uid, caller!.Pid!.Value, caller.Executable);
         return caller;
     }
 
@@ -280,22 +297,22 @@ public sealed partial class LoopbackCallerResolver
     }
 
     /// <summary>
-    /// The process with a descriptor for socket <paramref name="inode"/>. The socket owner's
+    /// Every process with a descriptor for socket <paramref name="inode"/>. The socket owner's
     /// processes (/proc/&lt;pid&gt; belongs to the process's uid) are scanned first, then the rest,
-    /// both in ascending pid order, and this process last; the first holder found wins.
+    /// both in ascending pid order, and this process last.
     /// </summary>
     /// <remarks>
     /// Several processes hold one socket after fork(2). Without exec(2) they run the same
-    /// executable, so the choice changes only the pid. A socket inherited across exec(2) (sockets
-    /// are close-on-exec in .NET, Go, Python and curl, so this is rare) could make a newer process
-    /// running another binary a holder too: ascending order picks the older one, which in the
-    /// usual case (pids not wrapped) created the socket, so a process cannot pass itself off as an
-    /// executable it starts with the socket inherited. The proxy's own process holds the server
-    /// end of every connection, so its descriptors are the most numerous and the least likely to
-    /// hold a client socket: it is read last, and only for a socket of its own uid (which a
-    /// client of another uid, the usual case in a pod, never has).
+    /// executable. A socket kept across exec(2), or a parent that execs an allowed binary after
+    /// forking a child that keeps the socket, makes holders that run different binaries; any of
+    /// them could be the one writing, so the caller then is its uid alone (ResolveTcp checks that
+    /// all holders agree). The whole table is scanned for that reason, not just to the first
+    /// holder. The proxy's own process holds the server end of every connection, so its
+    /// descriptors are the most numerous and the least likely to hold a client socket: it is read
+    /// last, and only for a socket of its own uid (which a client of another uid, the usual case
+    /// in a pod, never has).
     /// </remarks>
-    private ScanResult FindSocketHolder(int uid, ulong inode)
+    private ScanResult FindSocketHolders(int uid, ulong inode)
     {
         var started = _time.GetTimestamp();
         Span<byte> target = stackalloc byte[40];
@@ -316,6 +333,7 @@ public sealed partial class LoopbackCallerResolver
         }
 
         var examined = 0;
+        var holders = new List<(int Pid, int Fd)>(1);
         owned.Sort();
         others.Sort();
         List<int>[] groups = _selfUid == (uint)uid ? [owned, others, [self]] : [owned, others];
@@ -325,21 +343,22 @@ public sealed partial class LoopbackCallerResolver
             {
                 if (examined >= MaxProcessesScanned || _time.GetElapsedTime(started) > ScanBudget)
                 {
-                    return new ScanResult(null, -1, examined, BoundReached: true);
+                    return new ScanResult(holders, examined, BoundReached: true);
                 }
 
                 examined++;
                 if (FindDescriptor(pid, target) is var fd and >= 0)
                 {
-                    return new ScanResult(pid, fd, examined, BoundReached: false);
+                    holders.Add((pid, fd));
                 }
             }
         }
 
-        return new ScanResult(null, -1, examined, BoundReached: false);
+        // Lowest pid first within each group: the oldest holder is described first.
+        return new ScanResult(holders, examined, BoundReached: false);
     }
 
-    private readonly record struct ScanResult(int? Pid, int Fd, int Examined, bool BoundReached);
+    private readonly record struct ScanResult(List<(int Pid, int Fd)> Holders, int Examined, bool BoundReached);
 
     private IEnumerable<int> EnumeratePids()
     {
@@ -445,6 +464,7 @@ public sealed partial class LoopbackCallerResolver
         public const string NoHolderVisible = "no visible process holds the socket (another pid namespace, or no permission to read its descriptors)";
         public const string ScanBounded = "the process scan reached its time or count bound";
         public const string ProcessExited = "the process exited while it was being resolved";
+        public const string SharedByDifferentExecutables = "the socket is held by processes running different executables";
         public const string NotUnixSocket = "not a Unix domain socket";
         public const string PeerCredFailed = "SO_PEERCRED failed";
         public const string PidNotVisible = "the peer's pid is not visible in this pid namespace";

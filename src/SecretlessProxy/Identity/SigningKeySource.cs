@@ -47,6 +47,10 @@ internal sealed partial class SigningKeySource
     private int _failures;
     private string? _lastError;
 
+    /// <summary>Signing keys must come over https; plain http only from this host (a local issuer, tests).</summary>
+    internal static bool IsTrustworthyKeyUrl(Uri url) =>
+        url.Scheme == Uri.UriSchemeHttps || (url.Scheme == Uri.UriSchemeHttp && url.IsLoopback);
+
     public SigningKeySource(Uri? jwksUrl, string? issuer, TimeProvider time, HttpMessageInvoker http, ILogger logger)
     {
         if (jwksUrl is null && issuer is null)
@@ -220,9 +224,10 @@ internal sealed partial class SigningKeySource
                 return (null, "the discovery document has no jwks_uri");
             }
 
-            if (!Uri.TryCreate(jwks.GetString(), UriKind.Absolute, out var url) || (url.Scheme != Uri.UriSchemeHttps && url.Scheme != Uri.UriSchemeHttp))
+            if (!Uri.TryCreate(jwks.GetString(), UriKind.Absolute, out var url) || !IsTrustworthyKeyUrl(url))
             {
-                return (null, "the discovery document's jwks_uri is not an http(s) URL");
+                // Keys fetched over plain HTTP from the network could be swapped in transit.
+                return (null, "the discovery document's jwks_uri is not an https URL (http only for loopback)");
             }
 
             return (url, null);

@@ -191,6 +191,45 @@ internal sealed partial class ForwardProxyConnectionHandler
         await WriteAsync(connection, "HTTP/1.1 200 Connection Established\r\n\r\n").ConfigureAwait(false);
         await using var stream = new NetworkStream(upstream, ownsSocket: false);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(connection.ConnectionClosed);
+
+        // A blind tunnel outlives requests, so a reload re-checks it: when a policy now covers the
+        // host (its requests must be decided and injected) or the listener now denies unmatched
+        // hosts, the tunnel is closed and the client's next CONNECT is decided by the new version.
+        void OnReload(Configuration.ProxySnapshot next)
+        {
+            if (!StillBlind(next, listenerName, connect))
+            {
+                Log.BlindTunnelClosed(_logger, listenerName, connect.Host, connect.Port);
+                try
+                {
+                    stop.Cancel();
+                }
+                catch (ObjectDisposedException)
+                {
+                    // The tunnel ended on its own while the reload was being announced.
+                }
+            }
+        }
+
+        _state.SnapshotChanged += OnReload;
+        try
+        {
+            await RelayAsync(connection, upstream, stream, stop).ConfigureAwait(false);
+        }
+        finally
+        {
+            _state.SnapshotChanged -= OnReload;
+        }
+    }
+
+    private static bool StillBlind(Configuration.ProxySnapshot snapshot, string listenerName, ConnectRequest connect) =>
+        snapshot.Listeners.TryGetValue(listenerName, out var listener) &&
+        listener.AllowedConnectPorts.Contains(connect.Port) &&
+        listener.Unmatched == UnmatchedBehavior.PassThrough &&
+        !snapshot.Policies.CanMatchHost(connect.Host, connect.Port);
+
+    private static async Task RelayAsync(ConnectionContext connection, Socket upstream, NetworkStream stream, CancellationTokenSource stop)
+    {
         var toUpstream = CopyToUpstreamAsync(connection.Transport.Input, stream, upstream, stop.Token);
         var toClient = stream.CopyToAsync(connection.Transport.Output, stop.Token);
         await Task.WhenAny(toUpstream, toClient).ConfigureAwait(false);
@@ -235,6 +274,9 @@ internal sealed partial class ForwardProxyConnectionHandler
 
         [LoggerMessage(EventIds.TunnelIntercepted, LogLevel.Debug, "Intercepting CONNECT {Host}:{Port} on listener {Listener}")]
         public static partial void Intercepting(ILogger logger, string listener, string host, int port);
+
+        [LoggerMessage(EventIds.BlindTunnelClosedByReload, LogLevel.Information, "Closed the blind tunnel to {Host}:{Port} on listener {Listener}: the reloaded configuration intercepts or refuses it")]
+        public static partial void BlindTunnelClosed(ILogger logger, string listener, string host, int port);
 
         [LoggerMessage(EventIds.TunnelBlind, LogLevel.Information, "Relaying CONNECT {Host}:{Port} on listener {Listener} blind: no policy matches the host")]
         public static partial void RelayingBlind(ILogger logger, string listener, string host, int port);

@@ -4,8 +4,12 @@ using SecretlessProxy.Identity;
 namespace SecretlessProxy.Policy;
 
 /// <summary>
-/// A policy's <c>Caller</c> condition. A caller that could not be attested never satisfies it:
-/// "unknown" must not be a way around a constraint.
+/// A policy's <c>Caller</c> condition. A caller that could not be attested down to its process
+/// never satisfies it, even when its uid is known (a uid alone is shared by every process of that
+/// user, in any container): "unknown" must not be a way around a constraint.
+/// <c>Executables</c> compares the path the process's own mount namespace shows, which another
+/// container or a user namespace can arrange; <c>ExecutableSha256</c> is computed from the bytes
+/// actually running and is the check to rely on.
 /// </summary>
 public sealed class CallerCondition
 {
@@ -25,7 +29,7 @@ public sealed class CallerCondition
 
     public ConditionFailure Evaluate(Caller caller)
     {
-        if (!caller.IsKnown)
+        if (!caller.IsKnown || caller.Pid is null)
         {
             return ConditionFailure.CallerUnknown;
         }

@@ -11,6 +11,7 @@ public enum ConditionFailure
     IdentityUnavailable,
     IdentitySubject,
     IdentityIssuer,
+    IdentityAudience,
     IdentityNamespace,
     IdentityServiceAccount,
     Day,

@@ -39,13 +39,9 @@ public sealed class PolicyConditions
     /// <summary>How many kinds of condition the policy sets: a policy with more conditions is more specific.</summary>
     public int Rank { get; }
 
+    /// <summary>Caller, identity and time; labels are settled per snapshot (<see cref="LabelsMatch"/>).</summary>
     public ConditionFailure Evaluate(in PolicyContext context)
     {
-        if (!LabelsMatch)
-        {
-            return ConditionFailure.Label;
-        }
-
         if (Caller?.Evaluate(context.Caller) is { } c && c != ConditionFailure.None)
         {
             return c;

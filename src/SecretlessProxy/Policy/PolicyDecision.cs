@@ -60,6 +60,7 @@ public sealed class PolicyDecision
             ConditionFailure.IdentityUnavailable => "its Identity condition needs a valid workload identity, and there is none",
             ConditionFailure.IdentitySubject => "its Identity condition does not allow the workload identity's subject",
             ConditionFailure.IdentityIssuer => "its Identity condition does not allow the workload identity's issuer",
+            ConditionFailure.IdentityAudience => "its Identity condition does not allow the workload identity's audience",
             ConditionFailure.IdentityNamespace => "its Identity condition does not allow the workload identity's namespace",
             ConditionFailure.IdentityServiceAccount => "its Identity condition does not allow the workload identity's service account",
             ConditionFailure.Day => "its When condition does not allow today",

@@ -18,7 +18,8 @@ public sealed class PolicySet
     {
         foreach (var policy in Policies)
         {
-            if (policy.Ports is not null && !policy.Ports.Contains(port))
+            // A policy written for another environment (Labels) does not exist here.
+            if ((policy.Ports is not null && !policy.Ports.Contains(port)) || !policy.Conditions.LabelsMatch)
             {
                 continue;
             }
@@ -40,7 +41,9 @@ public sealed class PolicySet
     /// guarantees that two overlapping policies never tie, so the winner does not depend on
     /// declaration order. When policies match the destination but none of their conditions hold,
     /// the request is denied, naming the failed condition of the most specific one: a destination
-    /// some policy covers is never passed through just because this caller is not allowed.
+    /// some policy covers is never passed through just because this caller is not allowed. A
+    /// policy whose Labels differ from the proxy's is for another environment and counts as absent
+    /// (pass-through stays pass-through); only a plain denial names its label.
     /// </summary>
     public PolicyDecision Evaluate(in RequestDestination destination, UnmatchedBehavior unmatched, in PolicyContext context)
     {
@@ -49,10 +52,17 @@ public sealed class PolicySet
         CompiledPolicy? refused = null;
         PolicySpecificity refusedSpecificity = default;
         var refusedBecause = ConditionFailure.None;
+        CompiledPolicy? otherEnvironment = null;
         foreach (var policy in Policies)
         {
             if (policy.Match(destination) is not { } specificity)
             {
+                continue;
+            }
+
+            if (!policy.Conditions.LabelsMatch)
+            {
+                otherEnvironment ??= policy;
                 continue;
             }
 
@@ -85,6 +95,11 @@ public sealed class PolicySet
             return refused.DenialFor(refusedBecause);
         }
 
-        return unmatched == UnmatchedBehavior.PassThrough ? PolicyDecision.NoPolicyPassThrough : PolicyDecision.NoPolicyDenied;
+        if (unmatched == UnmatchedBehavior.PassThrough)
+        {
+            return PolicyDecision.NoPolicyPassThrough;
+        }
+
+        return otherEnvironment?.DenialFor(ConditionFailure.Label) ?? PolicyDecision.NoPolicyDenied;
     }
 }

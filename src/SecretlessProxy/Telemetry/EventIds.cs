@@ -23,6 +23,7 @@ internal static class EventIds
     public const int TunnelBlind = 32;
     public const int TunnelHandshakeFailed = 33;
     public const int TunnelSniMismatch = 34;
+    public const int BlindTunnelClosedByReload = 35;
 
     public const int AuditWriteFailed = 40;
 
