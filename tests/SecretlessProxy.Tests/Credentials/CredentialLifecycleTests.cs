@@ -282,6 +282,34 @@ public sealed class CredentialLifecycleTests : IDisposable
         Assert.Equal(["Bearer " + tokens[0], "Bearer " + tokens[1]], UpstreamAuthorizations());
     }
 
+    [Fact]
+    public async Task A_fetch_in_flight_when_the_credential_is_revoked_does_not_undo_the_revocation()
+    {
+        _tokens.Succeed(expiresIn: 3600, delay: TimeSpan.FromMilliseconds(800));
+        await using var proxy = await StartAsync();
+        using var admin = new HttpClient();
+
+        var first = proxy.GetAsync("api", "/v1/a");
+        // Revoke while the fetch is in flight, as /credentials reports it.
+        for (var i = 0; i < 200 && !(await admin.GetStringAsync(new Uri(proxy.App.AdminUri, "/credentials"))).Contains("\"fetching\""); i++)
+        {
+            await Task.Delay(10);
+        }
+
+        Assert.Contains("\"fetching\"", await admin.GetStringAsync(new Uri(proxy.App.AdminUri, "/credentials")));
+        Assert.Equal(HttpStatusCode.OK, (await admin.PostAsync(new Uri(proxy.App.AdminUri, "/credentials/api-token/revoke"), null)).StatusCode);
+        Assert.False(first.IsCompleted);
+        // The request that was already waiting gets the value fetched for it...
+        Assert.Equal(HttpStatusCode.OK, (await first).Response.StatusCode);
+
+        // ...but it was not cached: the next request fetches anew.
+        _tokens.Succeed(expiresIn: 3600);
+        Assert.Equal(HttpStatusCode.OK, (await proxy.GetAsync("api", "/v1/b")).Response.StatusCode);
+        Assert.Equal(2, _tokens.TokenRequests);
+        var tokens = _tokens.IssuedTokens.ToArray();
+        Assert.Equal(["Bearer " + tokens[0], "Bearer " + tokens[1]], UpstreamAuthorizations());
+    }
+
     private static async Task WaitUntilAsync(Func<bool> condition)
     {
         // Bounded poll for background work (the refresh runs on the thread pool); not a timing assertion.

@@ -125,6 +125,81 @@ public sealed class ConfigReloadTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task After_post_reload_the_very_next_request_on_the_kept_alive_connection_is_denied()
+    {
+        await using var proxy = await StartAsync();
+        var (client, connections) = SingleConnectionClient();
+        using var _ = client;
+        using var admin = new HttpClient();
+        var url = proxy.Listener("api", "/v1/orders");
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync(url)).StatusCode);
+
+        _config.Section["Policies"]!.AsObject().Remove("reads");
+        _config.Policy("public-only", ReadPolicy("/v1/public/"));
+        File.WriteAllText(_configPath, File.ReadAllText(_config.Write("next.json")));
+        Assert.Equal(HttpStatusCode.OK, (await admin.PostAsync(new Uri(proxy.App.AdminUri, "/reload"), null)).StatusCode);
+
+        var (denied, body) = (await client.GetAsync(url)) is var r ? (r, await r.Content.ReadAsStringAsync()) : default;
+        Assert.Equal(HttpStatusCode.Forbidden, denied.StatusCode);
+        Assert.Contains("no policy matches", body);
+        Assert.Equal(1, connections());
+        Assert.Single(_upstream.LogEntries);
+    }
+
+    [Fact]
+    public async Task A_blind_tunnel_is_closed_when_a_reload_makes_a_policy_cover_its_host()
+    {
+        var port = _upstream.Ports[0];
+        _config.Section["Listeners"] = new JsonObject();
+        _config.ForwardListener("egress", [port], unmatched: "PassThrough")
+            .Set("LocalCa", new JsonObject { ["Directory"] = Path.Combine(_config.Directory, "ca") })
+            .Policy("reads", TestConfig.HeaderPolicy(TestConfig.Match(["api.example.com"]), "key", "X-Api-Key", "{token}"));
+        Rewrite();
+        await using var proxy = await StartAsync();
+        using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        await socket.ConnectAsync(proxy.App.GetListenerEndPoint("egress"));
+        var authority = "127.0.0.1:" + port;
+        await socket.SendAsync(System.Text.Encoding.ASCII.GetBytes("CONNECT " + authority + " HTTP/1.1\r\nHost: " + authority + "\r\n\r\n"));
+        Assert.StartsWith("HTTP/1.1 200", await ReceiveAsync(socket));
+        await socket.SendAsync(System.Text.Encoding.ASCII.GetBytes("GET /blind HTTP/1.1\r\nHost: " + authority + "\r\n\r\n"));
+        Assert.StartsWith("HTTP/1.1 200", await ReceiveAsync(socket));
+
+        _config.Policy("local", TestConfig.HeaderPolicy(TestConfig.Match(["127.0.0.1"]), "key", "X-Api-Key", "{token}"));
+        Rewrite();
+
+        // The proxy closes the tunnel: the client reads the end of the stream (bounded wait).
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+        var read = await socket.ReceiveAsync(new byte[1024], bound.Token);
+        Assert.Equal(0, read);
+        Assert.Contains(proxy.Logs.Entries, e => e.EventId.Id == 35 && e.Message.Contains(authority));
+    }
+
+    private static async Task<string> ReceiveAsync(System.Net.Sockets.Socket socket)
+    {
+        var buffer = new byte[4096];
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        var n = await socket.ReceiveAsync(buffer, bound.Token);
+        return System.Text.Encoding.ASCII.GetString(buffer, 0, n);
+    }
+
+    [Fact]
+    public void The_folders_a_symlinked_config_resolves_through_are_watched()
+    {
+        // proxy.json -> /elsewhere/configmap/..data/proxy.json, ..data -> ..v1: both link folders change on a swap.
+        var app = Directory.CreateDirectory(Path.Combine(_config.Directory, "app")).FullName;
+        var configMap = Directory.CreateDirectory(Path.Combine(_config.Directory, "elsewhere", "configmap")).FullName;
+        Directory.CreateDirectory(Path.Combine(configMap, "..v1"));
+        File.WriteAllText(Path.Combine(configMap, "..v1", "proxy.json"), "{}");
+        Directory.CreateSymbolicLink(Path.Combine(configMap, "..data"), "..v1");
+        File.CreateSymbolicLink(Path.Combine(app, "proxy.json"), Path.Combine(configMap, "..data", "proxy.json"));
+
+        var watched = SecretlessProxy.Hosting.ConfigReloader.WatchedDirectories(Path.Combine(app, "proxy.json"));
+
+        Assert.Contains(app, watched);
+        Assert.Contains(configMap, watched);
+    }
+
+    [Fact]
     public async Task A_removed_policy_denies_the_next_request_inside_an_open_tunnel()
     {
         var pki = new TestPki(_config.Directory);

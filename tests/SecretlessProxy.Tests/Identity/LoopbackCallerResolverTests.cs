@@ -93,6 +93,48 @@ public sealed partial class LoopbackCallerResolverTests : IDisposable
     }
 
     [Fact]
+    public async Task A_socket_held_by_processes_running_different_executables_gives_the_uid_alone()
+    {
+        const string Python = "/usr/bin/python3";
+        if (!File.Exists(Python) || !File.Exists("/usr/bin/sleep"))
+        {
+            _output.WriteLine("SKIPPED: needs /usr/bin/python3 and /usr/bin/sleep");
+            return;
+        }
+
+        using var listener = Listen(IPAddress.Loopback);
+        // Connect, fork a child that keeps the socket, then exec an innocent binary in the parent
+        // with the socket still open: the parent now "is" /usr/bin/sleep while the child can write.
+        const string Script = """
+            import os, socket, sys, time
+            s = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+            os.set_inheritable(s.fileno(), True)
+            if os.fork() == 0:
+                parent = os.getppid()
+                for _ in range(400):
+                    if os.readlink('/proc/%d/exe' % parent).endswith('/sleep'):
+                        break
+                    time.sleep(0.025)
+                s.send(b'r')
+                s.recv(1)
+                os._exit(0)
+            os.execv('/usr/bin/sleep', ['sleep', '60'])
+            """;
+        var client = Started(CallerClient.Start(Python, "-c", Script, "127.0.0.1", Port(listener).ToString()));
+        var accepted = Kept(await AcceptAsync(listener, client));
+        using var ready = new CancellationTokenSource(AcceptBound);
+        Assert.Equal(1, await accepted.ReceiveAsync(new byte[1], ready.Token));
+
+        var caller = _resolver.ResolveTcp((IPEndPoint)accepted.RemoteEndPoint!, (IPEndPoint)accepted.LocalEndPoint!);
+
+        Assert.True(caller.IsKnown);
+        Assert.NotNull(caller.Uid);
+        Assert.Null(caller.Pid);
+        Assert.Null(caller.Executable);
+        Assert.Contains(_logs.Entries, e => e.EventId.Id == 61 && e.Message.Contains("held by processes running different executables"));
+    }
+
+    [Fact]
     public async Task This_test_process_is_resolved_to_itself()
     {
         using var listener = Listen(IPAddress.Loopback);

@@ -207,6 +207,48 @@ public sealed class IdentityConditionTests : IDisposable
         Assert.Contains(ex.Errors, e => e.Key == "SecretlessProxy:Credentials:federated:ClientSecretFile" && e.Message == "give ClientSecretFile or ClientAssertion, not both");
     }
 
+    [Theory]
+    [InlineData("unverified", "SecretlessProxy:Policies:export:Identity", "needs a verified workload identity")]
+    [InlineData("no-audience", "SecretlessProxy:Identity:Audience", "is required when the token is verified")]
+    [InlineData("http-keys", "SecretlessProxy:Identity:JwksUrl", "is not an absolute https URL")]
+    public async Task Identity_claims_are_trusted_only_from_a_token_verified_for_this_proxy(string variant, string key, string message)
+    {
+        var identity = _config.Section["Identity"]!.AsObject();
+        switch (variant)
+        {
+            case "unverified":
+                identity.Remove("JwksUrl");
+                identity.Remove("Issuer");
+                break;
+            case "no-audience":
+                identity.Remove("Audience");
+                break;
+            default:
+                identity["JwksUrl"] = "http://keys.example.com/jwks";
+                break;
+        }
+
+        _config.Policy("export", PolicyFor(new JsonObject { ["Subjects"] = new JsonArray(Exporter) }));
+
+        var ex = await Assert.ThrowsAsync<SecretlessProxy.Configuration.InvalidConfigurationException>(() => ProxyHarness.StartAsync(_config.Write()));
+
+        Assert.Contains(ex.Errors, e => e.Key == key && e.Message.Contains(message));
+    }
+
+    [Fact]
+    public async Task An_audience_condition_needs_one_of_the_tokens_audiences()
+    {
+        var token = WriteToken(Exporter);
+        _config.Policy("export", PolicyFor(new JsonObject { ["Audiences"] = new JsonArray("vault") }, "/vault/"))
+            .Policy("mine", PolicyFor(new JsonObject { ["Audiences"] = new JsonArray(Audience, "other") }, "/mine/"));
+        await using var proxy = await StartAsync(token);
+
+        var (denied, body) = await proxy.GetAsync("api", "/vault/x");
+        Assert.Equal(HttpStatusCode.Forbidden, denied.StatusCode);
+        Assert.Contains("does not allow the workload identity's audience", Detail(body));
+        Assert.Equal(HttpStatusCode.OK, (await proxy.GetAsync("api", "/mine/x")).Response.StatusCode);
+    }
+
     public void Dispose()
     {
         _upstream.Stop();

@@ -262,6 +262,35 @@ public sealed class PolicyConditionTests : IDisposable
         }
     }
 
+    [Fact]
+    public async Task A_policy_for_another_environment_counts_as_absent_on_a_pass_through_listener()
+    {
+        _config.Section["Listeners"]!["api"]!["Unmatched"] = "PassThrough";
+        _config.Set("Labels", new JsonObject { ["env"] = "staging" })
+            .Policy("prod", Conditional("privileged", labels: new JsonObject { ["env"] = "prod" }));
+        await using var proxy = await StartAsync();
+
+        var (response, _) = await proxy.GetAsync("api", "/");
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Null(LastKeySeen());
+        Assert.Equal("passthrough", (await LastDecisionAsync(proxy)).GetProperty("decision").GetString());
+    }
+
+    [Fact]
+    public void A_caller_known_only_by_its_uid_does_not_satisfy_a_caller_condition()
+    {
+        // The proxy sees the socket's uid but not the process (no shared pid namespace): any
+        // process of that uid, in any container, could be the caller.
+        var condition = new SecretlessProxy.Policy.CallerCondition([OwnUid], null, null);
+        var uidOnly = new SecretlessProxy.Identity.Caller(isKnown: true, uid: OwnUid, pid: null, executable: null, executableSha256: null, containerId: null, cgroup: null);
+        var resolved = new SecretlessProxy.Identity.Caller(isKnown: true, uid: OwnUid, pid: Environment.ProcessId, executable: OwnExecutable, executableSha256: null, containerId: null, cgroup: null);
+
+        Assert.Equal(SecretlessProxy.Policy.ConditionFailure.CallerUnknown, condition.Evaluate(uidOnly));
+        Assert.Equal(SecretlessProxy.Policy.ConditionFailure.CallerUnknown, condition.Evaluate(SecretlessProxy.Identity.Caller.Unknown));
+        Assert.Equal(SecretlessProxy.Policy.ConditionFailure.None, condition.Evaluate(resolved));
+    }
+
     private static async Task<Hosted> ProxyHarnessWithOverrides(string path, IReadOnlyDictionary<string, string?> overrides)
     {
         var app = await SecretlessProxy.Hosting.ProxyApp.StartAsync(path, new SecretlessProxy.Hosting.ProxyAppOptions { ConsoleLogging = false, ConfigOverrides = overrides });
