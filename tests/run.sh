@@ -12,7 +12,10 @@ log() { printf '\n== %s\n' "$*"; }
 need=()
 command -v curl >/dev/null || need+=(curl)
 command -v kubectl >/dev/null || need+=(kubectl)
-command -v python3 >/dev/null || need+=(python3)
+[ -x /usr/bin/python3 ] || need+=(python3)
+# AWS SigV4 tests: Debian's awscli as the unmodified client, botocore's signer as the independent check.
+[ -x /usr/bin/aws ] || need+=(awscli)
+/usr/bin/python3 -c 'import botocore' 2>/dev/null || need+=(python3-botocore)
 if [ ${#need[@]} -gt 0 ]; then
   log "installing ${need[*]}"
   if [ "$(id -u)" = 0 ]; then

@@ -4,9 +4,13 @@ namespace SecretlessProxy.Configuration;
 /// One credential definition. Which keys apply depends on <see cref="Source"/>; the validator reports
 /// keys that are missing for the chosen source.
 /// </summary>
-public sealed class CredentialOptions
+public sealed partial class CredentialOptions
 {
-    /// <summary><c>File</c> or <c>OAuth2ClientCredentials</c>.</summary>
+    /// <summary>
+    /// <c>File</c>, <c>OAuth2ClientCredentials</c>, <c>OAuth2TokenExchange</c>, <c>AwsWebIdentity</c>,
+    /// <c>AzureWorkloadIdentity</c>, <c>AzureManagedIdentity</c> or <c>Vault</c>. Keys of the cloud
+    /// sources live in the partial files <c>CredentialOptions.*.cs</c>.
+    /// </summary>
     public string? Source { get; set; }
 
     /// <summary>A user name is not a secret, so it may be given inline; the secret value never is.</summary>

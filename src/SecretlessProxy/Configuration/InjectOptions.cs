@@ -12,4 +12,7 @@ public sealed class InjectOptions
 
     /// <summary>Query parameter name that carries the secret.</summary>
     public string? Query { get; set; }
+
+    /// <summary>Sign the request with AWS Signature Version 4 using the credential's temporary keys.</summary>
+    public AwsSigV4Options? AwsSigV4 { get; set; }
 }

@@ -12,9 +12,11 @@ namespace SecretlessProxy.Configuration;
 /// Validates bound options and compiles them into an immutable <see cref="ProxySnapshot"/>. Every
 /// problem is collected with its key path, so one run of <c>validate</c> shows them all.
 /// </summary>
-public sealed class SnapshotCompiler
+public sealed partial class SnapshotCompiler
 {
     private const string Root = SecretlessProxyOptions.SectionName;
+
+    private const string SourceNames = "File, OAuth2ClientCredentials, OAuth2TokenExchange, AwsWebIdentity, AzureWorkloadIdentity, AzureManagedIdentity or Vault";
 
     // Headers the HTTP stack or the connection owns: injecting into them would corrupt framing or routing.
     private static readonly HashSet<string> ForbiddenHeaders = new(StringComparer.OrdinalIgnoreCase)
@@ -318,12 +320,32 @@ public sealed class SnapshotCompiler
                 source = CompileOAuth2(key, c, usernameFile, identityConfigured, errors);
                 break;
 
+            case "oauth2tokenexchange":
+                source = CompileTokenExchange(key, c, usernameFile, identityConfigured, errors);
+                break;
+
+            case "awswebidentity":
+                source = CompileAwsWebIdentity(key, c, identityConfigured, errors);
+                break;
+
+            case "azureworkloadidentity":
+                source = CompileAzureWorkloadIdentity(key, c, usernameFile, identityConfigured, errors);
+                break;
+
+            case "azuremanagedidentity":
+                source = CompileAzureManagedIdentity(key, c, usernameFile, errors);
+                break;
+
+            case "vault":
+                source = CompileVault(key, c, usernameFile, identityConfigured, errors);
+                break;
+
             case null:
-                errors.Add(new(key + ":Source", "is required (File or OAuth2ClientCredentials)"));
+                errors.Add(new(key + ":Source", "is required (" + SourceNames + ")"));
                 break;
 
             default:
-                errors.Add(new(key + ":Source", "'" + c.Source + "' is not a credential source; expected File or OAuth2ClientCredentials"));
+                errors.Add(new(key + ":Source", "'" + c.Source + "' is not a credential source; expected " + SourceNames));
                 break;
         }
 
@@ -499,10 +521,23 @@ public sealed class SnapshotCompiler
 
     private static InjectionRule? CompileInjection(string key, InjectOptions inject, CredentialOptions? credential, List<ConfigError> errors)
     {
-        var kinds = (inject.Header is not null ? 1 : 0) + (inject.Basic == true ? 1 : 0) + (inject.Query is not null ? 1 : 0);
+        var kinds = (inject.Header is not null ? 1 : 0) + (inject.Basic == true ? 1 : 0) + (inject.Query is not null ? 1 : 0) + (inject.AwsSigV4 is not null ? 1 : 0);
         if (kinds != 1)
         {
-            errors.Add(new(key, kinds == 0 ? "say how to inject: Header with Format, Basic: true, or Query" : "give only one of Header, Basic and Query"));
+            errors.Add(new(key, kinds == 0 ? "say how to inject: Header with Format, Basic: true, Query, or AwsSigV4" : "give only one of Header, Basic, Query and AwsSigV4"));
+            return null;
+        }
+
+        if (inject.AwsSigV4 is not null)
+        {
+            return CompileAwsSigV4(key, inject.AwsSigV4, credential, errors);
+        }
+
+        if (string.Equals(credential?.Source, "AwsWebIdentity", StringComparison.OrdinalIgnoreCase))
+        {
+            // Temporary AWS keys are a signing key, not a bearer value: putting the secret access key
+            // in a header or query would hand it to the upstream.
+            errors.Add(new(key, "an AwsWebIdentity credential can only sign requests: use AwsSigV4"));
             return null;
         }
 

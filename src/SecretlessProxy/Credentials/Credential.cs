@@ -7,8 +7,9 @@ namespace SecretlessProxy.Credentials;
 /// </summary>
 public sealed class Credential
 {
-    public Credential(string secret, string? username, DateTimeOffset obtainedAt, DateTimeOffset? expiresAt, object? sourceStamp = null)
+    public Credential(string secret, string? username, DateTimeOffset obtainedAt, DateTimeOffset? expiresAt, object? sourceStamp = null, AwsSessionCredentials? aws = null)
     {
+        Aws = aws;
         ArgumentException.ThrowIfNullOrEmpty(secret);
         Secret = secret;
         Username = username;
@@ -30,6 +31,9 @@ public sealed class Credential
 
     /// <summary>What the source needs to tell whether this value is stale (a file's identity and mtime).</summary>
     internal object? SourceStamp { get; }
+
+    /// <summary>Temporary AWS keys, for SigV4 signing; null for every other source. <see cref="Secret"/> is then the secret access key.</summary>
+    internal AwsSessionCredentials? Aws { get; }
 
     public override string ToString() => "Credential(***)";
 }

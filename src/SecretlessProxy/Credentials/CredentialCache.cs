@@ -17,6 +17,7 @@ public sealed class CredentialCache : IDisposable
     private readonly ProxyMetrics? _metrics;
     private volatile FrozenDictionary<string, CredentialEntry> _entries;
     private int _disposed;
+    private int _released;
 
     public CredentialCache(IEnumerable<CredentialDefinition> definitions, TimeProvider time, ILoggerFactory loggerFactory, ProxyMetrics? metrics = null)
     {
@@ -67,7 +68,10 @@ public sealed class CredentialCache : IDisposable
             _entries = next.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase);
             foreach (var name in dropped)
             {
-                current[name].Invalidate();
+                var entry = current[name];
+                entry.Invalidate();
+                // What the dropped definition holds at its issuer (a Vault lease) is given back.
+                _ = ReleaseQuietlyAsync(entry.Definition.Source);
             }
 
             return dropped;
@@ -105,6 +109,31 @@ public sealed class CredentialCache : IDisposable
 
     public IReadOnlyList<CredentialStatus> GetStatuses() =>
         _entries.Values.Select(e => e.GetStatus()).OrderBy(s => s.Name, StringComparer.Ordinal).ToArray();
+
+    /// <summary>Releases every source's issued credentials (Vault leases) at shutdown, bounded by <paramref name="cancellationToken"/>.</summary>
+    public async Task ReleaseAllAsync(CancellationToken cancellationToken)
+    {
+        if (Interlocked.Exchange(ref _released, 1) == 1)
+        {
+            return;
+        }
+
+        await Task.WhenAll(_entries.Values.Select(e => ReleaseQuietlyAsync(e.Definition.Source, cancellationToken))).ConfigureAwait(false);
+    }
+
+    private static async Task ReleaseQuietlyAsync(ICredentialSource source, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            using var bound = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            bound.CancelAfter(TimeSpan.FromSeconds(5));
+            await source.ReleaseAsync(bound.Token).ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            // Best effort by contract: a source logs its own failure; a stop or reload must not fail here.
+        }
+    }
 
     public void Dispose()
     {

@@ -14,4 +14,11 @@ public interface ICredentialSource
     /// hit, so it must be cheap.
     /// </summary>
     bool IsStale(Credential credential) => false;
+
+    /// <summary>
+    /// Gives back what the source holds at its issuer (a Vault lease) when the proxy stops or a
+    /// reload drops the credential. Best effort and bounded by <paramref name="cancellationToken"/>;
+    /// failures are for the source to log, never to throw.
+    /// </summary>
+    ValueTask ReleaseAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
 }

@@ -19,9 +19,21 @@ internal sealed class CredentialInjectionHandler : DelegatingHandler
     {
         if (request.Options.TryGetValue(FeatureKey, out var feature) && feature.Rule is { } rule)
         {
-            rule.Apply(request, feature.Credential!);
+            var applied = rule.ApplyAsync(request, feature.Credential!, cancellationToken);
+            if (!applied.IsCompletedSuccessfully)
+            {
+                return ApplyThenSendAsync(applied, request, cancellationToken);
+            }
+
+            applied.GetAwaiter().GetResult();
         }
 
         return base.SendAsync(request, cancellationToken);
+    }
+
+    private async Task<HttpResponseMessage> ApplyThenSendAsync(ValueTask applied, HttpRequestMessage request, CancellationToken cancellationToken)
+    {
+        await applied.ConfigureAwait(false);
+        return await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
     }
 }

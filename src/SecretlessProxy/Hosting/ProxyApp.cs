@@ -239,6 +239,8 @@ public sealed partial class ProxyApp : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         State.MarkNotReady("stopping");
+        // Leases held at issuers (Vault) are given back while the upstream clients still exist.
+        await State.Cache.ReleaseAllAsync(CancellationToken.None).ConfigureAwait(false);
         // The host's container owns ProxyState (and with it the credential cache) and the reloader,
         // and disposes them (the reloader first: it was created last).
         await _app.DisposeAsync().ConfigureAwait(false);

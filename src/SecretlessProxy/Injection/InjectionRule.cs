@@ -15,6 +15,16 @@ public abstract class InjectionRule
     /// <summary>Replaces the app's value, if any, with the credential on the outgoing request.</summary>
     public abstract void Apply(HttpRequestMessage proxyRequest, Credential credential);
 
+    /// <summary>
+    /// The asynchronous form, for injectors that must read the request (a signer hashing the body).
+    /// Runs as the last step before the wire, after every header the forwarder sets.
+    /// </summary>
+    public virtual ValueTask ApplyAsync(HttpRequestMessage proxyRequest, Credential credential, CancellationToken cancellationToken)
+    {
+        Apply(proxyRequest, credential);
+        return ValueTask.CompletedTask;
+    }
+
     /// <summary>Removes a header from the request and from its content headers.</summary>
     protected static void RemoveHeader(HttpRequestMessage request, string name)
     {

@@ -106,12 +106,12 @@ public sealed class SchemaErrorTests : IDisposable
     [Fact]
     public async Task Unknown_credential_source_is_named()
     {
-        _config.Credential("static-key")["Source"] = "Vault";
+        _config.Credential("static-key")["Source"] = "Keychain";
 
         var result = await _config.ValidateAsync();
 
         AssertProblem(result, Root + ":Credentials:static-key:Source", "is not one of the allowed values");
-        AssertProblem(result, Root + ":Credentials:static-key:Source", "'Vault' is not a credential source");
+        AssertProblem(result, Root + ":Credentials:static-key:Source", "'Keychain' is not a credential source");
     }
 
     [Fact]

@@ -264,7 +264,7 @@ public sealed class SemanticErrorTests : IDisposable
 
         var result = await _config.ValidateAsync();
 
-        AssertProblem(result, LegacyPolicy + ":Inject", "give only one of Header, Basic and Query");
+        AssertProblem(result, LegacyPolicy + ":Inject", "give only one of Header, Basic, Query and AwsSigV4");
         AssertOnlyKeys(result, LegacyPolicy + ":Inject");
     }
 

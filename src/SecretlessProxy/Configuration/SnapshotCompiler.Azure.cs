@@ -1,0 +1,19 @@
+using SecretlessProxy.Credentials;
+
+namespace SecretlessProxy.Configuration;
+
+public sealed partial class SnapshotCompiler
+{
+    // Placeholder until the source is built: the configuration is rejected with a clear reason.
+    private ICredentialSource? CompileAzureWorkloadIdentity(string key, CredentialOptions c, string? usernameFile, bool identityConfigured, List<ConfigError> errors)
+    {
+        errors.Add(new(key + ":Source", "AzureWorkloadIdentity is not available in this build yet"));
+        return null;
+    }
+
+    private ICredentialSource? CompileAzureManagedIdentity(string key, CredentialOptions c, string? usernameFile, List<ConfigError> errors)
+    {
+        errors.Add(new(key + ":Source", "AzureManagedIdentity is not available in this build yet"));
+        return null;
+    }
+}

@@ -1,0 +1,13 @@
+using SecretlessProxy.Credentials;
+
+namespace SecretlessProxy.Configuration;
+
+public sealed partial class SnapshotCompiler
+{
+    // Placeholder until the source is built: the configuration is rejected with a clear reason.
+    private ICredentialSource? CompileTokenExchange(string key, CredentialOptions c, string? usernameFile, bool identityConfigured, List<ConfigError> errors)
+    {
+        errors.Add(new(key + ":Source", "OAuth2TokenExchange is not available in this build yet"));
+        return null;
+    }
+}

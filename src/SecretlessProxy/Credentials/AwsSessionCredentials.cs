@@ -1,0 +1,28 @@
+namespace SecretlessProxy.Credentials;
+
+/// <summary>
+/// Temporary AWS keys (from STS): what a SigV4 signer needs. Held inside a <see cref="Credential"/>
+/// and, like it, never printed.
+/// </summary>
+public sealed class AwsSessionCredentials
+{
+    public AwsSessionCredentials(string accessKeyId, string secretAccessKey, string? sessionToken)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(accessKeyId);
+        ArgumentException.ThrowIfNullOrEmpty(secretAccessKey);
+        AccessKeyId = accessKeyId;
+        SecretAccessKey = secretAccessKey;
+        SessionToken = sessionToken;
+    }
+
+    /// <summary>Not secret on its own (it names the key), but only useful with the secret.</summary>
+    public string AccessKeyId { get; }
+
+    /// <summary>Secret. Never log, trace or return it.</summary>
+    internal string SecretAccessKey { get; }
+
+    /// <summary>Secret (a bearer token for the session). Never log, trace or return it.</summary>
+    internal string? SessionToken { get; }
+
+    public override string ToString() => "AwsSessionCredentials(" + AccessKeyId + ", ***)";
+}
