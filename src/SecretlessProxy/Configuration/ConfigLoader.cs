@@ -64,6 +64,17 @@ public sealed class ConfigLoader
             return new ConfigLoadResult(null, errors, configuration);
         }
 
+        // "AwsSigV4": {} (infer service and region from the host) binds to nothing: an empty object has
+        // no keys. It is there all the same.
+        foreach (var (name, policy) in options.Policies)
+        {
+            var section = configuration.GetSection(SecretlessProxyOptions.SectionName + ":Policies:" + name + ":Inject");
+            if (policy.Inject.AwsSigV4 is null && section.GetChildren().Any(c => string.Equals(c.Key, "AwsSigV4", StringComparison.OrdinalIgnoreCase)))
+            {
+                policy.Inject.AwsSigV4 = new AwsSigV4Options();
+            }
+        }
+
         // Schema and semantic checks may both flag one key (a missing Url, say); both messages are
         // kept, since each says something the other does not.
         var snapshot = new SnapshotCompiler(_time, _tokenClient, baseDirectory, checkFiles, _identity).Compile(options, errors);

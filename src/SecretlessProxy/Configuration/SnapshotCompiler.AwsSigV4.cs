@@ -4,10 +4,51 @@ namespace SecretlessProxy.Configuration;
 
 public sealed partial class SnapshotCompiler
 {
-    // Placeholder until the signer is built: the configuration is rejected with a clear reason.
-    private static InjectionRule? CompileAwsSigV4(string key, AwsSigV4Options options, CredentialOptions? credential, List<ConfigError> errors)
+    /// <param name="matchHosts">The policy's <c>Match:Hosts</c>: when Service or Region is omitted, each must be a standard AWS host name it can be inferred from.</param>
+    private static AwsSigV4Injector? CompileAwsSigV4(string key, AwsSigV4Options options, CredentialOptions? credential, IReadOnlyList<string>? matchHosts, TimeProvider time, List<ConfigError> errors)
     {
-        errors.Add(new(key + ":AwsSigV4", "AwsSigV4 injection is not available in this build yet"));
-        return null;
+        var sigKey = key + ":AwsSigV4";
+        var start = errors.Count;
+        if (credential is not null && !string.Equals(credential.Source, "AwsWebIdentity", StringComparison.OrdinalIgnoreCase))
+        {
+            // Only temporary AWS keys can sign; any other credential's secret is not a signing key.
+            errors.Add(new(sigKey, "signs with temporary AWS keys: the policy's credential must have Source AwsWebIdentity"));
+        }
+
+        var service = options.Service;
+        if (service is not null && !AwsHostNames.IsServiceName(service))
+        {
+            errors.Add(new(sigKey + ":Service", "'" + service + "' is not an AWS signing name (lower-case letters, digits and dashes, e.g. s3, sqs, execute-api)"));
+        }
+
+        var region = options.Region;
+        if (region is not null && !AwsHostNames.IsRegion(region))
+        {
+            errors.Add(new(sigKey + ":Region", "'" + region + "' is not an AWS region (e.g. eu-west-1)"));
+        }
+
+        if ((service is null || region is null) && matchHosts is not null)
+        {
+            for (var i = 0; i < matchHosts.Count; i++)
+            {
+                if (!AwsHostNames.TryInfer(matchHosts[i], out _, out _))
+                {
+                    errors.Add(new(sigKey, "cannot infer " + (service is null ? region is null ? "Service and Region" : "Service" : "Region") + " from host '" + matchHosts[i] + "' (Match:Hosts:" + i + "), which is not a standard AWS endpoint name: set them"));
+                }
+            }
+        }
+
+        var maxBodyBytes = options.MaxBodyBytes ?? AwsSigV4Injector.DefaultMaxBodyBytes;
+        if (maxBodyBytes < 1)
+        {
+            errors.Add(new(sigKey + ":MaxBodyBytes", "must be at least 1"));
+        }
+
+        if (options.SignPayload == false && service is not null && !AwsSigV4Injector.IsS3Family(service))
+        {
+            errors.Add(new(sigKey + ":SignPayload", "false (UNSIGNED-PAYLOAD) is accepted by S3 only; '" + service + "' needs the payload signed"));
+        }
+
+        return errors.Count > start ? null : new AwsSigV4Injector(service, region, options.SignPayload, maxBodyBytes, time);
     }
 }

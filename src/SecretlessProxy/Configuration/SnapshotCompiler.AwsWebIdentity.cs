@@ -1,13 +1,101 @@
+using System.Text.RegularExpressions;
 using SecretlessProxy.Credentials;
 
 namespace SecretlessProxy.Configuration;
 
 public sealed partial class SnapshotCompiler
 {
-    // Placeholder until the source is built: the configuration is rejected with a clear reason.
-    private ICredentialSource? CompileAwsWebIdentity(string key, CredentialOptions c, bool identityConfigured, List<ConfigError> errors)
+    // STS limits for AssumeRoleWithWebIdentity's DurationSeconds (the role's own maximum may be lower;
+    // STS then answers ValidationError, reported at fetch time).
+    private static readonly TimeSpan MinAwsSessionDuration = TimeSpan.FromMinutes(15);
+    private static readonly TimeSpan MaxAwsSessionDuration = TimeSpan.FromHours(12);
+
+    private AwsWebIdentityCredentialSource? CompileAwsWebIdentity(string key, CredentialOptions c, bool identityConfigured, List<ConfigError> errors)
     {
-        errors.Add(new(key + ":Source", "AwsWebIdentity is not available in this build yet"));
-        return null;
+        var start = errors.Count;
+        if (!identityConfigured)
+        {
+            errors.Add(new(key + ":Source", "AwsWebIdentity needs the workload identity: configure SecretlessProxy:Identity"));
+        }
+
+        if (string.IsNullOrWhiteSpace(c.RoleArn))
+        {
+            errors.Add(new(key + ":RoleArn", "is required for an AwsWebIdentity credential (arn:aws:iam::123456789012:role/name)"));
+        }
+        else if (!RoleArnPattern().IsMatch(c.RoleArn))
+        {
+            errors.Add(new(key + ":RoleArn", "'" + c.RoleArn + "' is not an IAM role ARN (arn:aws:iam::123456789012:role/name, or another partition such as arn:aws-cn)"));
+        }
+
+        var sessionName = c.RoleSessionName ?? "secretless-proxy";
+        if (!RoleSessionNamePattern().IsMatch(sessionName))
+        {
+            errors.Add(new(key + ":RoleSessionName", "'" + sessionName + "' is not a role session name: 2 to 64 of the characters A-Z a-z 0-9 _ + = , . @ -"));
+        }
+
+        Uri? stsUrl = null;
+        if (c.StsUrl is not null &&
+            (!Uri.TryCreate(c.StsUrl, UriKind.Absolute, out stsUrl) || stsUrl.Scheme is not ("http" or "https") || string.IsNullOrEmpty(stsUrl.Host) ||
+             !string.IsNullOrEmpty(stsUrl.UserInfo) || !string.IsNullOrEmpty(stsUrl.Query) || !string.IsNullOrEmpty(stsUrl.Fragment)))
+        {
+            errors.Add(new(key + ":StsUrl", "'" + WithoutUserInfo(c.StsUrl) + "' is not an absolute http or https URL without user info, query or fragment"));
+            stsUrl = null;
+        }
+
+        if (c.Region is null)
+        {
+            if (c.StsUrl is null)
+            {
+                errors.Add(new(key + ":Region", "is required for an AwsWebIdentity credential (the STS region, e.g. eu-west-1), unless StsUrl is given"));
+            }
+        }
+        else if (!AwsRegionPattern().IsMatch(c.Region))
+        {
+            errors.Add(new(key + ":Region", "'" + c.Region + "' is not an AWS region name such as eu-west-1"));
+        }
+
+        var duration = c.Duration ?? TimeSpan.FromHours(1);
+        if (duration < MinAwsSessionDuration || duration > MaxAwsSessionDuration)
+        {
+            errors.Add(new(key + ":Duration", "must be between 00:15:00 and 12:00:00 (the session durations STS allows)"));
+        }
+        else if (duration.Ticks % TimeSpan.TicksPerSecond != 0)
+        {
+            errors.Add(new(key + ":Duration", "must be whole seconds (STS takes DurationSeconds)"));
+        }
+
+        if (c.Username is not null || c.UsernameFile is not null)
+        {
+            errors.Add(new(key + (c.Username is not null ? ":Username" : ":UsernameFile"), "does not apply to an AwsWebIdentity credential (it signs requests; there is no user name)"));
+        }
+
+        var retryAttempts = c.RetryAttempts ?? 2;
+        if (retryAttempts is < 0 or > 10)
+        {
+            errors.Add(new(key + ":RetryAttempts", "must be between 0 and 10"));
+        }
+
+        var timeout = Positive(c.Timeout, TimeSpan.FromSeconds(10), key + ":Timeout", errors);
+        var retryDelay = NonNegative(c.RetryDelay, TimeSpan.FromMilliseconds(200), key + ":RetryDelay", errors);
+
+        if (errors.Count > start)
+        {
+            return null;
+        }
+
+        var options = new AwsWebIdentityOptions(c.RoleArn!, sessionName, c.Region, stsUrl, duration, timeout, retryAttempts, retryDelay);
+        return new AwsWebIdentityCredentialSource(options, _tokenClient, _time, _identity);
     }
+
+    // arn:<partition>:iam::<account>:role/<path/>name (IAM: path of printable ASCII, name up to 64 of [\w+=,.@-]).
+    [GeneratedRegex(@"^arn:aws(-[a-z]+)*:iam::[0-9]{12}:role/([\x21-\x7E]*/)?[A-Za-z0-9_+=,.@-]{1,64}$", RegexOptions.CultureInvariant)]
+    private static partial Regex RoleArnPattern();
+
+    // STS RoleSessionName: [\w+=,.@-]*, 2 to 64 characters.
+    [GeneratedRegex(@"^[A-Za-z0-9_+=,.@-]{2,64}$", RegexOptions.CultureInvariant)]
+    private static partial Regex RoleSessionNamePattern();
+
+    // eu-west-1, us-gov-west-1, cn-north-1, us-isob-east-1, ap-southeast-4.
+    [GeneratedRegex(@"^[a-z]{2}(-[a-z]+)+-[0-9]+$", RegexOptions.CultureInvariant)]
+    private static partial Regex AwsRegionPattern();
 }

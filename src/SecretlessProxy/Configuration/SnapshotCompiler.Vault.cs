@@ -1,13 +1,177 @@
+using System.Security.Cryptography.X509Certificates;
 using SecretlessProxy.Credentials;
 
 namespace SecretlessProxy.Configuration;
 
 public sealed partial class SnapshotCompiler
 {
-    // Placeholder until the source is built: the configuration is rejected with a clear reason.
-    private ICredentialSource? CompileVault(string key, CredentialOptions c, string? usernameFile, bool identityConfigured, List<ConfigError> errors)
+    private static bool IsPathSegment(string s) => s.Length > 0 && s is not ("." or "..") && s.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' or '@' or '+' or '=' or ',' or ':');
+
+    private VaultCredentialSource? CompileVault(string key, CredentialOptions c, string? usernameFile, bool identityConfigured, List<ConfigError> errors)
     {
-        errors.Add(new(key + ":Source", "Vault is not available in this build yet"));
-        return null;
+        var start = errors.Count;
+        if (!identityConfigured)
+        {
+            errors.Add(new(key + ":AuthMethod", "needs the workload identity: configure SecretlessProxy:Identity (Vault is logged in to with the workload token)"));
+        }
+
+        // https is expected. http is accepted because on a sidecar-to-Vault hop inside one pod or a
+        // service mesh, TLS may be the mesh's job: securing that hop is the operator's decision.
+        Uri? address = null;
+        if (string.IsNullOrWhiteSpace(c.Address))
+        {
+            errors.Add(new(key + ":Address", "is required for a Vault credential (for example https://vault.internal:8200)"));
+        }
+        else if (!Uri.TryCreate(c.Address, UriKind.Absolute, out address) || address.Scheme is not ("http" or "https") || string.IsNullOrEmpty(address.Host) ||
+                 !string.IsNullOrEmpty(address.UserInfo) || !string.IsNullOrEmpty(address.Query) || !string.IsNullOrEmpty(address.Fragment))
+        {
+            errors.Add(new(key + ":Address", "'" + WithoutUserInfo(c.Address) + "' is not an absolute http or https URL without user info, query or fragment"));
+        }
+
+        string? defaultMount = null;
+        switch (c.AuthMethod?.ToLowerInvariant())
+        {
+            case "jwt":
+                defaultMount = "jwt";
+                break;
+            case "kubernetes":
+                defaultMount = "kubernetes";
+                break;
+            case null:
+                errors.Add(new(key + ":AuthMethod", "is required (Jwt or Kubernetes): how Vault is logged in to with the workload token"));
+                break;
+            default:
+                errors.Add(new(key + ":AuthMethod", "'" + c.AuthMethod + "' is not a Vault auth method; expected Jwt or Kubernetes"));
+                break;
+        }
+
+        var authMount = c.AuthMount ?? defaultMount;
+        if (c.AuthMount is not null && !c.AuthMount.Split('/').All(IsPathSegment))
+        {
+            errors.Add(new(key + ":AuthMount", "'" + c.AuthMount + "' is not a Vault mount path (segments of letters, digits, '-', '_', '.'; no leading or trailing '/')"));
+        }
+
+        if (string.IsNullOrWhiteSpace(c.Role))
+        {
+            errors.Add(new(key + ":Role", "is required: the Vault role of the " + (defaultMount ?? "auth") + " method to log in as"));
+        }
+
+        var dynamic = false;
+        string? readPath = null;
+        string? configuredPath = null;
+        if (c.SecretPath is not null && c.DynamicPath is not null)
+        {
+            errors.Add(new(key + ":DynamicPath", "give SecretPath (with Field) or DynamicPath, not both"));
+        }
+        else if (c.SecretPath is not null)
+        {
+            // KV v2: mount/path reads GET /v1/mount/data/path (the first segment is the mount).
+            var segments = c.SecretPath.Split('/');
+            if (segments.Length < 2 || !segments.All(IsPathSegment))
+            {
+                errors.Add(new(key + ":SecretPath", "'" + c.SecretPath + "' is not a KV v2 path mount/path (for example secret/payments/api)"));
+            }
+            else
+            {
+                configuredPath = c.SecretPath;
+                readPath = Uri.EscapeDataString(segments[0]) + "/data/" + string.Join('/', segments.Skip(1).Select(Uri.EscapeDataString));
+            }
+
+            if (string.IsNullOrEmpty(c.Field))
+            {
+                errors.Add(new(key + ":Field", "is required with SecretPath: the key inside the secret whose value is injected"));
+            }
+        }
+        else if (c.DynamicPath is not null)
+        {
+            dynamic = true;
+            var segments = c.DynamicPath.Split('/');
+            if (segments.Length < 2 || !segments.All(IsPathSegment))
+            {
+                errors.Add(new(key + ":DynamicPath", "'" + c.DynamicPath + "' is not a Vault path (for example database/creds/orders)"));
+            }
+            else
+            {
+                configuredPath = c.DynamicPath;
+                readPath = string.Join('/', segments.Select(Uri.EscapeDataString));
+            }
+
+            if (c.Field is not null)
+            {
+                errors.Add(new(key + ":Field", "applies to SecretPath only: DynamicPath injects the lease's username and password"));
+            }
+
+            // One lease gives both; a configured user name would pair with another user's password.
+            if (c.Username is not null)
+            {
+                errors.Add(new(key + ":Username", "does not apply with DynamicPath: the lease gives the user name"));
+            }
+
+            if (c.UsernameFile is not null)
+            {
+                errors.Add(new(key + ":UsernameFile", "does not apply with DynamicPath: the lease gives the user name"));
+            }
+        }
+        else
+        {
+            errors.Add(new(key, "give SecretPath with Field (a KV v2 secret) or DynamicPath (dynamic credentials such as database/creds/orders)"));
+            if (c.Field is not null)
+            {
+                errors.Add(new(key + ":Field", "applies with SecretPath only"));
+            }
+        }
+
+        string? caFile = null;
+        if (c.CaFile is not null)
+        {
+            caFile = RequireFile(c.CaFile, key + ":CaFile", errors);
+            if (_checkFiles && File.Exists(caFile) && !HoldsPemCertificate(caFile))
+            {
+                errors.Add(new(key + ":CaFile", "file '" + caFile + "' holds no PEM certificate"));
+            }
+        }
+
+        var retryAttempts = c.RetryAttempts ?? 2;
+        if (retryAttempts is < 0 or > 10)
+        {
+            errors.Add(new(key + ":RetryAttempts", "must be between 0 and 10"));
+        }
+
+        // KV secrets do not expire; DefaultLifetime is how long a read value is served before it is
+        // read again (ahead, at RefreshAt), so a rotation in Vault reaches requests within it.
+        var readInterval = Positive(c.DefaultLifetime, TimeSpan.FromMinutes(5), key + ":DefaultLifetime", errors);
+        var timeout = Positive(c.Timeout, TimeSpan.FromSeconds(10), key + ":Timeout", errors);
+        var retryDelay = NonNegative(c.RetryDelay, TimeSpan.FromMilliseconds(200), key + ":RetryDelay", errors);
+
+        if (errors.Count > start)
+        {
+            return null;
+        }
+
+        var settings = new VaultSettings(
+            address!, authMount!, c.Role!, dynamic, configuredPath!, readPath!, dynamic ? null : c.Field, caFile,
+            readInterval, timeout, retryAttempts, retryDelay, c.Username, usernameFile);
+        // TODO(lead): pass a logger once the compiler has a logger factory (renewal and revocation are logged there).
+        return new VaultCredentialSource(settings, _tokenClient, _time, _identity);
+    }
+
+    private static bool HoldsPemCertificate(string path)
+    {
+        try
+        {
+            var collection = new X509Certificate2Collection();
+            collection.ImportFromPemFile(path);
+            var any = collection.Count > 0;
+            foreach (var certificate in collection)
+            {
+                certificate.Dispose();
+            }
+
+            return any;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
+        {
+            return false;
+        }
     }
 }

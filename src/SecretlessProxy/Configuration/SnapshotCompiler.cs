@@ -66,7 +66,7 @@ public sealed partial class SnapshotCompiler
         foreach (var (name, policy) in options.Policies)
         {
             var conditions = CompileConditions(Root + ":Policies:" + name, policy, labels, options.Identity is not null, options.Identity is { JwksUrl: not null } or { Issuer: not null }, errors);
-            var compiled = CompilePolicy(name, policy, credentialOptions, sourceKinds, conditions, errors);
+            var compiled = CompilePolicy(name, policy, credentialOptions, sourceKinds, conditions, _time, errors);
             if (compiled is not null)
             {
                 policies.Add(compiled);
@@ -439,7 +439,7 @@ public sealed partial class SnapshotCompiler
         return new OAuth2ClientCredentialsSource(options, _tokenClient, _time, workloadAssertion ? _identity : null);
     }
 
-    private static CompiledPolicy? CompilePolicy(string name, PolicyOptions p, Dictionary<string, CredentialOptions> credentials, Dictionary<string, string> sourceKinds, PolicyConditions? conditions, List<ConfigError> errors)
+    private static CompiledPolicy? CompilePolicy(string name, PolicyOptions p, Dictionary<string, CredentialOptions> credentials, Dictionary<string, string> sourceKinds, PolicyConditions? conditions, TimeProvider time, List<ConfigError> errors)
     {
         var key = Root + ":Policies:" + name;
         var start = errors.Count;
@@ -509,7 +509,7 @@ public sealed partial class SnapshotCompiler
             errors.Add(new(key + ":Credential", "names unknown credential '" + p.Credential + "'"));
         }
 
-        var injection = CompileInjection(key + ":Inject", p.Inject, credential, errors);
+        var injection = CompileInjection(key + ":Inject", p.Inject, credential, p.Match.Hosts, time, errors);
         if (errors.Count > start || conditions is null)
         {
             return null;
@@ -519,7 +519,7 @@ public sealed partial class SnapshotCompiler
         return new CompiledPolicy(name, hosts, ports, methods, prefix, p.Credential!, sourceKinds.GetValueOrDefault(p.Credential!, "unknown"), injection!, conditions);
     }
 
-    private static InjectionRule? CompileInjection(string key, InjectOptions inject, CredentialOptions? credential, List<ConfigError> errors)
+    private static InjectionRule? CompileInjection(string key, InjectOptions inject, CredentialOptions? credential, IReadOnlyList<string>? matchHosts, TimeProvider time, List<ConfigError> errors)
     {
         var kinds = (inject.Header is not null ? 1 : 0) + (inject.Basic == true ? 1 : 0) + (inject.Query is not null ? 1 : 0) + (inject.AwsSigV4 is not null ? 1 : 0);
         if (kinds != 1)
@@ -530,7 +530,7 @@ public sealed partial class SnapshotCompiler
 
         if (inject.AwsSigV4 is not null)
         {
-            return CompileAwsSigV4(key, inject.AwsSigV4, credential, errors);
+            return CompileAwsSigV4(key, inject.AwsSigV4, credential, matchHosts, time, errors);
         }
 
         if (string.Equals(credential?.Source, "AwsWebIdentity", StringComparison.OrdinalIgnoreCase))
@@ -574,7 +574,8 @@ public sealed partial class SnapshotCompiler
 
         if (inject.Basic == true)
         {
-            if (credential is not null && credential.Username is null && credential.UsernameFile is null)
+            // A Vault dynamic secret brings its own user name with each lease.
+            if (credential is not null && credential.Username is null && credential.UsernameFile is null && credential.DynamicPath is null)
             {
                 errors.Add(new(key + ":Basic", "needs a user name: set Username or UsernameFile on the credential"));
                 return null;

@@ -234,38 +234,9 @@ public sealed partial class AzureIdentityCredentialSource : ICredentialSource
             ConnectTimeout = TimeSpan.FromSeconds(10),
             SslOptions = new SslClientAuthenticationOptions
             {
-                RemoteCertificateValidationCallback = (_, certificate, chain, errors) => Validate(trust, certificate, chain, errors),
+                RemoteCertificateValidationCallback = (_, certificate, chain, errors) => Forwarding.UpstreamClientFactory.ValidateWithExtraTrust(trust, certificate, chain, errors),
             },
         };
-    }
-
-    /// <summary>What the system store accepts, or a chain ending in one of the extra CAs; a name mismatch is never overlooked.</summary>
-    private static bool Validate(X509Certificate2Collection trust, X509Certificate? certificate, X509Chain? chain, SslPolicyErrors errors)
-    {
-        if (errors == SslPolicyErrors.None)
-        {
-            return true;
-        }
-
-        if (errors != SslPolicyErrors.RemoteCertificateChainErrors || certificate is null)
-        {
-            return false;
-        }
-
-        using var custom = new X509Chain();
-        custom.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-        custom.ChainPolicy.CustomTrustStore.AddRange(trust);
-        custom.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-        if (chain is not null)
-        {
-            foreach (var element in chain.ChainElements)
-            {
-                custom.ChainPolicy.ExtraStore.Add(element.Certificate);
-            }
-        }
-
-        var leaf = certificate as X509Certificate2 ?? X509CertificateLoader.LoadCertificate(certificate.GetRawCertData());
-        return custom.Build(leaf);
     }
 
     /// <summary>The validated settings both Azure kinds share.</summary>

@@ -182,6 +182,15 @@ internal sealed partial class ProxyRequestHandler
         var error = await _forwarder.SendAsync(context, destinationPrefix, _upstreamClient, _requestConfig, _transformer).ConfigureAwait(false);
         if (error != ForwarderError.None)
         {
+            if (Injection.AwsSigV4Injector.IsPayloadTooLarge(context.Features.Get<IForwarderErrorFeature>()?.Exception) && !context.Response.HasStarted)
+            {
+                // The signer refused to buffer the body (AwsSigV4 MaxBodyBytes); nothing was sent upstream.
+                activity?.SetTag(ProxyTelemetry.Tags.Outcome, "payload-too-large");
+                await ProblemResponse.WriteAsync(context, StatusCodes.Status413PayloadTooLarge, "payload-too-large", "Payload too large", "the request body is larger than the policy's AwsSigV4 MaxBodyBytes, the most the proxy buffers to sign it", activity?.TraceId.ToString()).ConfigureAwait(false);
+                SetStatus(activity, context);
+                return;
+            }
+
             var reason = error.ToString();
             Log.UpstreamFailed(_logger, listener.Name, destination.Host, destination.Port, reason);
             _metrics.UpstreamError(listener.Name, reason);

@@ -25,7 +25,7 @@ internal sealed class UpstreamClientFactory : ForwarderHttpClientFactory
         base.ConfigureHandler(context, handler);
         if (_extraTrust is { Count: > 0 } trust)
         {
-            handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, chain, errors) => Validate(trust, certificate, chain, errors);
+            handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, chain, errors) => ValidateWithExtraTrust(trust, certificate, chain, errors);
         }
     }
 
@@ -36,7 +36,8 @@ internal sealed class UpstreamClientFactory : ForwarderHttpClientFactory
     /// Accepts what the system store accepts; otherwise a chain that ends in one of the extra CAs.
     /// A name mismatch or a missing certificate is never overlooked.
     /// </summary>
-    private static bool Validate(X509Certificate2Collection trust, System.Security.Cryptography.X509Certificates.X509Certificate? certificate, X509Chain? chain, SslPolicyErrors errors)
+    /// <summary>System trust, or else a chain to one of <paramref name="trust"/>'s CAs; any other TLS error fails. Shared by every client with an extra CA file.</summary>
+    internal static bool ValidateWithExtraTrust(X509Certificate2Collection trust, System.Security.Cryptography.X509Certificates.X509Certificate? certificate, X509Chain? chain, SslPolicyErrors errors)
     {
         if (errors == SslPolicyErrors.None)
         {

@@ -25,10 +25,27 @@ public abstract class InjectionRule
         return ValueTask.CompletedTask;
     }
 
-    /// <summary>Removes a header from the request and from its content headers.</summary>
+    /// <summary>
+    /// Removes a header from whichever collection may hold it: .NET keeps content headers
+    /// (Content-*, Allow, Expires, Last-Modified) apart from request headers and throws when a name
+    /// is used on the wrong one (so removing Authorization from a request with a body must not
+    /// touch the content headers).
+    /// </summary>
     protected static void RemoveHeader(HttpRequestMessage request, string name)
     {
-        request.Headers.Remove(name);
-        request.Content?.Headers.Remove(name);
+        if (IsContentHeader(name))
+        {
+            request.Content?.Headers.Remove(name);
+        }
+        else
+        {
+            request.Headers.Remove(name);
+        }
     }
+
+    private static bool IsContentHeader(string name) =>
+        name.StartsWith("Content-", StringComparison.OrdinalIgnoreCase) ||
+        string.Equals(name, "Allow", StringComparison.OrdinalIgnoreCase) ||
+        string.Equals(name, "Expires", StringComparison.OrdinalIgnoreCase) ||
+        string.Equals(name, "Last-Modified", StringComparison.OrdinalIgnoreCase);
 }

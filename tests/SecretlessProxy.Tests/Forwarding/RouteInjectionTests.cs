@@ -64,6 +64,25 @@ public sealed class RouteInjectionTests : IDisposable
         entry.RequestMessage.Headers!.FirstOrDefault(h => string.Equals(h.Key, name, StringComparison.OrdinalIgnoreCase)).Value?.Single();
 
     [Fact]
+    public async Task A_request_with_a_body_gets_the_credential_and_keeps_its_body_and_content_headers()
+    {
+        await using var proxy = await StartAsync();
+        var request = new HttpRequestMessage(HttpMethod.Post, proxy.Listener("payments", "/basic/upload"))
+        {
+            Content = new StringContent("{\"order\":42}", System.Text.Encoding.UTF8, "application/json"),
+        };
+        request.Headers.TryAddWithoutValidation("Authorization", "Basic app-own");
+
+        var (response, _) = await proxy.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var received = SingleUpstreamRequest();
+        Assert.Equal("Basic " + Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes("legacy-user:" + _apiKey)), Header(received, "Authorization"));
+        Assert.Equal("{\"order\":42}", received.RequestMessage.Body);
+        Assert.StartsWith("application/json", Header(received, "Content-Type"));
+    }
+
+    [Fact]
     public async Task Upstream_receives_the_fetched_token_and_not_the_apps_header()
     {
         await using var proxy = await StartAsync();

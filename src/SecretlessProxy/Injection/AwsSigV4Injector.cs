@@ -1,0 +1,402 @@
+using System.Buffers;
+using System.Globalization;
+using System.Text;
+using Amazon;
+using Amazon.Runtime;
+using Amazon.Runtime.Signing;
+using SecretlessProxy.Credentials;
+
+namespace SecretlessProxy.Injection;
+
+/// <summary>
+/// Signs the outgoing request with AWS Signature Version 4 using the credential's temporary keys,
+/// through AWSSDK.Core's <see cref="AWSSigV4Signer"/>. Whatever the app sent as a signature
+/// (<c>Authorization</c>, <c>X-Amz-Date</c>, <c>X-Amz-Security-Token</c>,
+/// <c>X-Amz-Content-Sha256</c>) is removed first.
+/// </summary>
+/// <remarks>
+/// <para>Signed headers are <c>host</c>, <c>content-type</c>, <c>content-md5</c> and every
+/// <c>x-amz-*</c> header: what SigV4 requires (S3 rejects an unsigned <c>x-amz-*</c>) and nothing the
+/// transport may add or rewrite afterwards (<c>traceparent</c>, <c>tracestate</c> and <c>baggage</c>
+/// are set by the HTTP client's diagnostics after this runs).</para>
+/// <para>The body is never buffered without bound: S3 gets <c>UNSIGNED-PAYLOAD</c> by default (the
+/// body streams through); a signed payload is read up to <see cref="MaxBodyBytes"/> and sent from
+/// that buffer, and a larger one fails with <see cref="PayloadTooLargeException"/> before anything
+/// is sent.</para>
+/// <para>The query string is rewritten to its canonical encoding (RFC 3986 unreserved characters
+/// kept, everything else percent-encoded as UTF-8, <c>+</c> read as a space) so the bytes on the wire
+/// are the ones the signature covers, whichever way the service re-canonicalizes them.</para>
+/// </remarks>
+public sealed class AwsSigV4Injector : InjectionRule
+{
+    public const long DefaultMaxBodyBytes = 10 * 1024 * 1024;
+
+    private const string ContentSha256 = "x-amz-content-sha256";
+    private const string UnsignedPayload = "UNSIGNED-PAYLOAD";
+
+    private static readonly string[] AppSignatureHeaders = ["Authorization", "X-Amz-Date", "X-Amz-Security-Token", "X-Amz-Content-Sha256"];
+
+    private static readonly SearchValues<char> Unreserved = SearchValues.Create("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~");
+
+    private readonly TimeProvider _time;
+
+    /// <param name="service">Signing name; null to infer it from each request's host.</param>
+    /// <param name="region">Signing region; null to infer it from each request's host.</param>
+    /// <param name="signPayload">Null: false for the S3 family, true for every other service.</param>
+    public AwsSigV4Injector(string? service, string? region, bool? signPayload, long maxBodyBytes, TimeProvider time)
+    {
+        ArgumentNullException.ThrowIfNull(time);
+        ArgumentOutOfRangeException.ThrowIfNegative(maxBodyBytes);
+        Service = service;
+        Region = region;
+        SignPayload = signPayload;
+        MaxBodyBytes = maxBodyBytes;
+        _time = time;
+    }
+
+    public string? Service { get; }
+
+    public string? Region { get; }
+
+    public bool? SignPayload { get; }
+
+    public long MaxBodyBytes { get; }
+
+    public override string Kind => "aws-sigv4";
+
+    /// <summary>S3 and its variants accept <c>UNSIGNED-PAYLOAD</c> and decode the path before signing it.</summary>
+    public static bool IsS3Family(string service) =>
+        service is "s3" or "s3express" or "s3-object-lambda" or "s3-outposts";
+
+    /// <summary>Whether an exception, or one it wraps, is the signer refusing an oversized body.</summary>
+    public static bool IsPayloadTooLarge(Exception? exception)
+    {
+        for (var e = exception; e is not null; e = e.InnerException)
+        {
+            if (e is PayloadTooLargeException)
+            {
+                return true;
+            }
+
+            if (e is AggregateException aggregate && aggregate.InnerExceptions.Any(IsPayloadTooLarge))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    public override void Apply(HttpRequestMessage proxyRequest, Credential credential) =>
+        throw new NotSupportedException("SigV4 signing may read the body: use ApplyAsync.");
+
+    public override async ValueTask ApplyAsync(HttpRequestMessage proxyRequest, Credential credential, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(proxyRequest);
+        ArgumentNullException.ThrowIfNull(credential);
+        var keys = credential.Aws ?? throw new InvalidOperationException("SigV4 signing needs temporary AWS keys; this credential has none.");
+        var uri = proxyRequest.RequestUri ?? throw new InvalidOperationException("The outgoing request has no URI.");
+
+        var service = Service;
+        var region = Region;
+        if (service is null || region is null)
+        {
+            if (!AwsHostNames.TryInfer(uri.Host, out var inferredService, out var inferredRegion))
+            {
+                throw new InvalidOperationException("cannot infer the SigV4 service and region from host '" + uri.Host + "'");
+            }
+
+            service ??= inferredService;
+            region ??= inferredRegion;
+        }
+
+        foreach (var name in AppSignatureHeaders)
+        {
+            RemoveRequestHeader(proxyRequest, name);
+        }
+
+        uri = WithCanonicalQuery(uri);
+        proxyRequest.RequestUri = uri;
+
+        var signPayload = SignPayload ?? !IsS3Family(service);
+        var signing = new AWSSigningRequest { HttpMethod = proxyRequest.Method, RequestUri = uri };
+        signing.Headers["host"] = proxyRequest.Headers.Host ?? uri.Authority;
+        CollectSignedHeaders(proxyRequest.Headers, signing.Headers);
+        if (proxyRequest.Content is { } content)
+        {
+            CollectSignedHeaders(content.Headers, signing.Headers);
+        }
+
+        if (signPayload)
+        {
+            signing.Content = await ReadBodyAsync(proxyRequest, cancellationToken).ConfigureAwait(false);
+        }
+        else
+        {
+            // UNSIGNED-PAYLOAD given as the content hash: the body is not read. (The signer refuses
+            // SignPayload=false over http; S3-compatible upstreams on http, such as a local MinIO, are
+            // the operator's choice, and the canonical request is the same either way.)
+            signing.Headers[ContentSha256] = UnsignedPayload;
+            proxyRequest.Headers.TryAddWithoutValidation(ContentSha256, UnsignedPayload);
+        }
+
+        AWSCredentials awsCredentials = keys.SessionToken is { Length: > 0 } token
+            ? new SessionAWSCredentials(keys.AccessKeyId, keys.SecretAccessKey, token)
+            : new BasicAWSCredentials(keys.AccessKeyId, keys.SecretAccessKey);
+        var parameters = new AWSSigV4Parameters
+        {
+            Credentials = awsCredentials,
+            Region = RegionEndpoint.GetBySystemName(region),
+            Service = service,
+            // True in both modes: the signer then hashes Content, or takes a supplied
+            // x-amz-content-sha256 (UNSIGNED-PAYLOAD) verbatim without reading any body.
+            SignPayload = true,
+            // The injected clock, so tests pin X-Amz-Date and the proxy's time is the one used everywhere.
+            SignedAt = _time.GetUtcNow().UtcDateTime,
+        };
+
+        var result = AWSSigV4Signer.Sign(signing, parameters);
+        foreach (var (name, value) in result.Headers)
+        {
+            RemoveRequestHeader(proxyRequest, name);
+            proxyRequest.Headers.TryAddWithoutValidation(name, value);
+        }
+    }
+
+    /// <summary>
+    /// Removes a request header wherever the forwarder put it: a name such as <c>Authorization</c>
+    /// cannot be asked of content headers (it throws), but an unknown <c>X-Amz-*</c> may sit there.
+    /// </summary>
+    private static void RemoveRequestHeader(HttpRequestMessage request, string name)
+    {
+        request.Headers.Remove(name);
+        if (request.Content is { } content && content.Headers.NonValidated.Contains(name))
+        {
+            content.Headers.Remove(name);
+        }
+    }
+
+    /// <summary>
+    /// Adds the headers to sign, each as the single value that goes on the wire: a header with
+    /// several values is collapsed to one comma-joined line first, so what is signed is exactly what
+    /// is sent (SigV4 canonical headers: trimmed, inner runs of spaces kept to one by the signer).
+    /// </summary>
+    private static void CollectSignedHeaders(System.Net.Http.Headers.HttpHeaders headers, IDictionary<string, string> signed)
+    {
+        List<(string Name, string Value)>? collapsed = null;
+        foreach (var (name, values) in headers.NonValidated)
+        {
+            if (!IsSignedHeader(name))
+            {
+                continue;
+            }
+
+            string value;
+            if (values.Count == 1)
+            {
+                value = values.ToString();
+            }
+            else
+            {
+                var parts = new string[values.Count];
+                var i = 0;
+                foreach (var v in values)
+                {
+                    parts[i++] = v.Trim();
+                }
+
+                value = string.Join(',', parts);
+                (collapsed ??= []).Add((name, value));
+            }
+
+            signed[name.ToLowerInvariant()] = value.Trim();
+        }
+
+        if (collapsed is not null)
+        {
+            foreach (var (name, value) in collapsed)
+            {
+                headers.Remove(name);
+                headers.TryAddWithoutValidation(name, value);
+            }
+        }
+    }
+
+    private static bool IsSignedHeader(string name) =>
+        name.StartsWith("x-amz-", StringComparison.OrdinalIgnoreCase)
+        || name.Equals("Content-Type", StringComparison.OrdinalIgnoreCase)
+        || name.Equals("Content-MD5", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>
+    /// Reads the body to hash it, up to <see cref="MaxBodyBytes"/>, and replaces the request's content
+    /// with the bytes read (the original stream can be read once only).
+    /// </summary>
+    private async Task<byte[]> ReadBodyAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+    {
+        var content = request.Content;
+        if (content is null)
+        {
+            return [];
+        }
+
+        if (content.Headers.ContentLength > MaxBodyBytes)
+        {
+            throw new PayloadTooLargeException(MaxBodyBytes);
+        }
+
+        using var buffer = new BoundedBuffer(MaxBodyBytes);
+        await content.CopyToAsync(buffer, cancellationToken).ConfigureAwait(false);
+        if (buffer.Exceeded)
+        {
+            // Checked here, not only thrown from Write: the forwarder's content reports a failed
+            // write to its destination through its own completion task and returns normally, which
+            // would leave a truncated body to sign.
+            throw new PayloadTooLargeException(MaxBodyBytes);
+        }
+        var body = buffer.ToArray();
+
+        var replacement = new ByteArrayContent(body);
+        foreach (var (name, values) in content.Headers.NonValidated)
+        {
+            if (!name.Equals("Content-Length", StringComparison.OrdinalIgnoreCase))
+            {
+                foreach (var value in values)
+                {
+                    replacement.Headers.TryAddWithoutValidation(name, value);
+                }
+            }
+        }
+
+        replacement.Headers.ContentLength = body.Length;
+        request.Content = replacement;
+        content.Dispose();
+        return body;
+    }
+
+    /// <summary>Rewrites the query to SigV4's canonical encoding, keeping the parameters' order.</summary>
+    private static Uri WithCanonicalQuery(Uri uri)
+    {
+        var query = uri.Query;
+        if (query.Length <= 1)
+        {
+            return uri;
+        }
+
+        var builder = new StringBuilder(query.Length + 16);
+        foreach (var range in query.AsSpan(1).Split('&'))
+        {
+            var pair = query.AsSpan(1)[range];
+            if (pair.IsEmpty)
+            {
+                continue;
+            }
+
+            if (builder.Length > 0)
+            {
+                builder.Append('&');
+            }
+
+            var eq = pair.IndexOf('=');
+            AppendEncoded(builder, Decode(eq < 0 ? pair : pair[..eq]));
+            if (eq >= 0)
+            {
+                builder.Append('=');
+                AppendEncoded(builder, Decode(pair[(eq + 1)..]));
+            }
+        }
+
+        var canonical = builder.ToString();
+        if (canonical.Length == query.Length - 1 && query.AsSpan(1).SequenceEqual(canonical))
+        {
+            return uri;
+        }
+
+        return new UriBuilder(uri) { Query = canonical }.Uri;
+    }
+
+    private static string Decode(ReadOnlySpan<char> value) => Uri.UnescapeDataString(value.ToString().Replace('+', ' '));
+
+    /// <summary>RFC 3986 section 2.3 unreserved characters stay; every other UTF-8 byte becomes %XX (upper case).</summary>
+    private static void AppendEncoded(StringBuilder builder, string value)
+    {
+        Span<byte> utf8 = stackalloc byte[4];
+        var rest = value.AsSpan();
+        while (!rest.IsEmpty)
+        {
+            var plain = rest.IndexOfAnyExcept(Unreserved);
+            if (plain < 0)
+            {
+                builder.Append(rest);
+                return;
+            }
+
+            builder.Append(rest[..plain]);
+            rest = rest[plain..];
+            Rune.DecodeFromUtf16(rest, out var rune, out var consumed);
+            var written = rune.EncodeToUtf8(utf8);
+            for (var i = 0; i < written; i++)
+            {
+                builder.Append('%').Append(utf8[i].ToString("X2", CultureInfo.InvariantCulture));
+            }
+
+            rest = rest[consumed..];
+        }
+    }
+
+    /// <summary>A write-only memory stream that refuses to grow past its limit.</summary>
+    private sealed class BoundedBuffer(long limit) : MemoryStream
+    {
+        public override void Write(byte[] buffer, int offset, int count)
+        {
+            Check(count);
+            base.Write(buffer, offset, count);
+        }
+
+        public override void Write(ReadOnlySpan<byte> buffer)
+        {
+            Check(buffer.Length);
+            base.Write(buffer);
+        }
+
+        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            Check(buffer.Length);
+            return base.WriteAsync(buffer, cancellationToken);
+        }
+
+        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
+        {
+            Check(count);
+            return base.WriteAsync(buffer, offset, count, cancellationToken);
+        }
+
+        public override void WriteByte(byte value)
+        {
+            Check(1);
+            base.WriteByte(value);
+        }
+
+        public bool Exceeded { get; private set; }
+
+        private void Check(int count)
+        {
+            if (Exceeded || Length + count > limit)
+            {
+                Exceeded = true;
+                throw new PayloadTooLargeException(limit);
+            }
+        }
+    }
+}
+
+/// <summary>The body to sign is larger than <c>MaxBodyBytes</c>: the request is refused with 413, never sent.</summary>
+public sealed class PayloadTooLargeException : Exception
+{
+    public PayloadTooLargeException(long limit)
+        : base("the request body is larger than " + limit.ToString(CultureInfo.InvariantCulture) + " bytes, the most that is buffered to sign it")
+    {
+        Limit = limit;
+    }
+
+    public long Limit { get; }
+}
