@@ -4,7 +4,6 @@ using Amazon.Runtime;
 using Amazon.SecurityToken;
 using Amazon.SecurityToken.Model;
 using Polly;
-using Polly.Retry;
 using SecretlessProxy.Identity;
 
 namespace SecretlessProxy.Credentials;
@@ -36,20 +35,7 @@ public sealed class AwsWebIdentityCredentialSource : ICredentialSource
         _identity = identity;
         _sts = new AmazonSecurityTokenServiceClient(new AnonymousAWSCredentials(), CreateConfig(options, http));
 
-        var builder = new ResiliencePipelineBuilder { TimeProvider = time };
-        if (options.RetryAttempts > 0)
-        {
-            builder.AddRetry(new RetryStrategyOptions
-            {
-                ShouldHandle = new PredicateBuilder().Handle<CredentialFetchException>(static e => e.IsTransient),
-                MaxRetryAttempts = options.RetryAttempts,
-                Delay = options.RetryDelay,
-                BackoffType = DelayBackoffType.Exponential,
-                UseJitter = true,
-            });
-        }
-
-        _retry = builder.Build();
+        _retry = FetchRetry.Create(time, options.RetryAttempts, options.RetryDelay);
     }
 
     public string Kind => "AwsWebIdentity";
@@ -278,7 +264,7 @@ public sealed class AwsWebIdentityCredentialSource : ICredentialSource
             var response = await invoker.SendAsync(request, cancellationToken).ConfigureAwait(false);
             try
             {
-                var body = await ReadLimitedAsync(response.Content, cancellationToken).ConfigureAwait(false);
+                var body = (await BoundedContent.ReadAsync(response.Content, MaxResponseBytes, cancellationToken).ConfigureAwait(false) ?? throw new CredentialFetchException("STS answer is larger than 256 KiB", isTransient: true));
                 var content = new ByteArrayContent(body);
                 foreach (var header in response.Content.Headers)
                 {
@@ -299,23 +285,5 @@ public sealed class AwsWebIdentityCredentialSource : ICredentialSource
             }
         }
 
-        private static async Task<byte[]> ReadLimitedAsync(HttpContent content, CancellationToken cancellationToken)
-        {
-            await using var stream = await content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
-            using var buffer = new MemoryStream();
-            var chunk = new byte[8192];
-            int read;
-            while ((read = await stream.ReadAsync(chunk, cancellationToken).ConfigureAwait(false)) > 0)
-            {
-                if (buffer.Length + read > MaxResponseBytes)
-                {
-                    throw new CredentialFetchException("STS answer is larger than 256 KiB", isTransient: true);
-                }
-
-                buffer.Write(chunk, 0, read);
-            }
-
-            return buffer.ToArray();
-        }
     }
 }

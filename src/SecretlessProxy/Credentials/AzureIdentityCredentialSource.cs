@@ -8,7 +8,6 @@ using Azure.Core.Pipeline;
 using Azure.Identity;
 using Microsoft.Identity.Client;
 using Polly;
-using Polly.Retry;
 using SecretlessProxy.Identity;
 
 namespace SecretlessProxy.Credentials;
@@ -71,20 +70,7 @@ public sealed partial class AzureIdentityCredentialSource : ICredentialSource
         HttpMessageHandler handler = settings.TrustedCaFile is null ? new InvokerHandler(tokenClient) : CreateHandler(settings.TrustedCaFile);
         _credential = create(new ClientOptionsSetup(new HttpClientTransport(handler), settings.Timeout));
 
-        var builder = new ResiliencePipelineBuilder { TimeProvider = time };
-        if (settings.RetryAttempts > 0)
-        {
-            builder.AddRetry(new RetryStrategyOptions
-            {
-                ShouldHandle = new PredicateBuilder().Handle<CredentialFetchException>(static e => e.IsTransient),
-                MaxRetryAttempts = settings.RetryAttempts,
-                Delay = settings.RetryDelay,
-                BackoffType = DelayBackoffType.Exponential,
-                UseJitter = true,
-            });
-        }
-
-        _retry = builder.Build();
+        _retry = FetchRetry.Create(time, settings.RetryAttempts, settings.RetryDelay);
     }
 
     public string Kind { get; }

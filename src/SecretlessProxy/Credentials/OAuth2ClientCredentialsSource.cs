@@ -4,7 +4,6 @@ using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
 using Polly;
-using Polly.Retry;
 using SecretlessProxy.Identity;
 
 namespace SecretlessProxy.Credentials;
@@ -33,20 +32,7 @@ public sealed class OAuth2ClientCredentialsSource : ICredentialSource
         _http = http;
         _time = time;
 
-        var builder = new ResiliencePipelineBuilder { TimeProvider = time };
-        if (options.RetryAttempts > 0)
-        {
-            builder.AddRetry(new RetryStrategyOptions
-            {
-                ShouldHandle = new PredicateBuilder().Handle<CredentialFetchException>(static e => e.IsTransient),
-                MaxRetryAttempts = options.RetryAttempts,
-                Delay = options.RetryDelay,
-                BackoffType = DelayBackoffType.Exponential,
-                UseJitter = true,
-            });
-        }
-
-        _retry = builder.Build();
+        _retry = FetchRetry.Create(time, options.RetryAttempts, options.RetryDelay);
     }
 
     public string Kind => "OAuth2ClientCredentials";
@@ -103,7 +89,7 @@ public sealed class OAuth2ClientCredentialsSource : ICredentialSource
             byte[] body;
             try
             {
-                body = await ReadLimitedAsync(response.Content, timeout.Token).ConfigureAwait(false);
+                body = (await BoundedContent.ReadAsync(response.Content, MaxResponseBytes, timeout.Token).ConfigureAwait(false) ?? throw new CredentialFetchException("token endpoint answer is larger than 256 KiB", isTransient: true));
             }
             catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
             {
@@ -232,25 +218,6 @@ public sealed class OAuth2ClientCredentialsSource : ICredentialSource
         SecretFile.EnsurePrintable(accessToken, "the access token");
         var lifetime = expiresIn is { } seconds ? TimeSpan.FromSeconds(Math.Min(seconds, TimeSpan.FromDays(365).TotalSeconds)) : _options.DefaultLifetime;
         return new Credential(accessToken, username, requestedAt, requestedAt + lifetime);
-    }
-
-    private static async Task<byte[]> ReadLimitedAsync(HttpContent content, CancellationToken cancellationToken)
-    {
-        await using var stream = await content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
-        using var buffer = new MemoryStream();
-        var chunk = new byte[8192];
-        int read;
-        while ((read = await stream.ReadAsync(chunk, cancellationToken).ConfigureAwait(false)) > 0)
-        {
-            if (buffer.Length + read > MaxResponseBytes)
-            {
-                throw new CredentialFetchException("token endpoint answer is larger than 256 KiB", isTransient: true);
-            }
-
-            buffer.Write(chunk, 0, read);
-        }
-
-        return buffer.ToArray();
     }
 
     /// <summary>

@@ -2,7 +2,6 @@ using System.Collections.Frozen;
 using System.Net.Http.Headers;
 using System.Text.Json;
 using Polly;
-using Polly.Retry;
 using SecretlessProxy.Identity;
 
 namespace SecretlessProxy.Credentials;
@@ -47,20 +46,7 @@ public sealed class OAuth2TokenExchangeSource : ICredentialSource
         _time = time;
         _identity = identity;
 
-        var builder = new ResiliencePipelineBuilder { TimeProvider = time };
-        if (settings.RetryAttempts > 0)
-        {
-            builder.AddRetry(new RetryStrategyOptions
-            {
-                ShouldHandle = new PredicateBuilder().Handle<CredentialFetchException>(static e => e.IsTransient),
-                MaxRetryAttempts = settings.RetryAttempts,
-                Delay = settings.RetryDelay,
-                BackoffType = DelayBackoffType.Exponential,
-                UseJitter = true,
-            });
-        }
-
-        _retry = builder.Build();
+        _retry = FetchRetry.Create(time, settings.RetryAttempts, settings.RetryDelay);
     }
 
     public string Kind => "OAuth2TokenExchange";
@@ -104,7 +90,7 @@ public sealed class OAuth2TokenExchangeSource : ICredentialSource
             byte[] body;
             try
             {
-                body = await ReadLimitedAsync(response.Content, timeout.Token).ConfigureAwait(false);
+                body = (await BoundedContent.ReadAsync(response.Content, MaxResponseBytes, timeout.Token).ConfigureAwait(false) ?? throw new CredentialFetchException("token exchange endpoint answer is larger than 256 KiB", isTransient: true));
             }
             catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
             {
@@ -242,25 +228,6 @@ public sealed class OAuth2TokenExchangeSource : ICredentialSource
         SecretFile.EnsurePrintable(accessToken, "the access token");
         var lifetime = expiresIn is { } seconds ? TimeSpan.FromSeconds(Math.Min(seconds, TimeSpan.FromDays(365).TotalSeconds)) : _settings.DefaultLifetime;
         return new Credential(accessToken, username, requestedAt, requestedAt + lifetime);
-    }
-
-    private static async Task<byte[]> ReadLimitedAsync(HttpContent content, CancellationToken cancellationToken)
-    {
-        await using var stream = await content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
-        using var buffer = new MemoryStream();
-        var chunk = new byte[8192];
-        int read;
-        while ((read = await stream.ReadAsync(chunk, cancellationToken).ConfigureAwait(false)) > 0)
-        {
-            if (buffer.Length + read > MaxResponseBytes)
-            {
-                throw new CredentialFetchException("token exchange endpoint answer is larger than 256 KiB", isTransient: true);
-            }
-
-            buffer.Write(chunk, 0, read);
-        }
-
-        return buffer.ToArray();
     }
 
     /// <summary>The RFC 6749 section 5.2 <c>error</c> code when it is a known one; <c>error_description</c> is never read.</summary>

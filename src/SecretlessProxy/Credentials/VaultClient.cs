@@ -74,7 +74,7 @@ internal sealed class VaultClient
         try
         {
             using var response = await Client().SendAsync(request, timeout.Token).ConfigureAwait(false);
-            var bytes = await ReadLimitedAsync(response.Content, action, timeout.Token).ConfigureAwait(false);
+            var bytes = (await BoundedContent.ReadAsync(response.Content, MaxResponseBytes, timeout.Token).ConfigureAwait(false) ?? throw new CredentialFetchException(Prefix(action) + "the answer is larger than 256 KiB", isTransient: true));
             return new Reply((int)response.StatusCode, bytes);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
@@ -190,25 +190,6 @@ internal sealed class VaultClient
         };
         handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, chain, errors) => Forwarding.UpstreamClientFactory.ValidateWithExtraTrust(trust, certificate, chain, errors);
         return new HttpMessageInvoker(handler);
-    }
-
-    private async Task<byte[]> ReadLimitedAsync(HttpContent content, string action, CancellationToken cancellationToken)
-    {
-        await using var stream = await content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
-        using var buffer = new MemoryStream();
-        var chunk = new byte[8192];
-        int read;
-        while ((read = await stream.ReadAsync(chunk, cancellationToken).ConfigureAwait(false)) > 0)
-        {
-            if (buffer.Length + read > MaxResponseBytes)
-            {
-                throw new CredentialFetchException(Prefix(action) + "the answer is larger than 256 KiB", isTransient: true);
-            }
-
-            buffer.Write(chunk, 0, read);
-        }
-
-        return buffer.ToArray();
     }
 
     /// <summary>A status and the raw answer; the body may hold a secret and is never printed.</summary>

@@ -2,7 +2,6 @@ using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Polly;
-using Polly.Retry;
 using SecretlessProxy.Identity;
 
 namespace SecretlessProxy.Credentials;
@@ -56,20 +55,7 @@ public sealed partial class VaultCredentialSource : ICredentialSource
         _identity = identity;
         _logger = logger ?? NullLogger.Instance;
 
-        var builder = new ResiliencePipelineBuilder { TimeProvider = time };
-        if (settings.RetryAttempts > 0)
-        {
-            builder.AddRetry(new RetryStrategyOptions
-            {
-                ShouldHandle = new PredicateBuilder().Handle<CredentialFetchException>(static e => e.IsTransient),
-                MaxRetryAttempts = settings.RetryAttempts,
-                Delay = settings.RetryDelay,
-                BackoffType = DelayBackoffType.Exponential,
-                UseJitter = true,
-            });
-        }
-
-        _retry = builder.Build();
+        _retry = FetchRetry.Create(time, settings.RetryAttempts, settings.RetryDelay);
     }
 
     public string Kind => "Vault";

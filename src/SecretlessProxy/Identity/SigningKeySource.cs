@@ -187,7 +187,8 @@ internal sealed partial class SigningKeySource
                 return (null, "HTTP " + status);
             }
 
-            return (await ReadLimitedAsync(response.Content, timeout.Token).ConfigureAwait(false), null);
+            var body = await Credentials.BoundedContent.ReadAsync(response.Content, MaxResponseBytes, timeout.Token).ConfigureAwait(false);
+            return body is null ? (null, "answer is larger than " + (MaxResponseBytes / 1024) + " KiB") : (body, null);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
@@ -196,10 +197,6 @@ internal sealed partial class SigningKeySource
         catch (HttpRequestException ex)
         {
             return (null, "request failed (" + ex.HttpRequestError + ")");
-        }
-        catch (InvalidDataException)
-        {
-            return (null, "answer is larger than " + (MaxResponseBytes / 1024) + " KiB");
         }
     }
 
@@ -279,25 +276,6 @@ internal sealed partial class SigningKeySource
         }
 
         return keys.Count == 0 ? (null, "the key set has no RSA or EC signing keys") : (keys, null);
-    }
-
-    private static async Task<byte[]> ReadLimitedAsync(HttpContent content, CancellationToken cancellationToken)
-    {
-        await using var stream = await content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
-        using var buffer = new MemoryStream();
-        var chunk = new byte[8192];
-        int read;
-        while ((read = await stream.ReadAsync(chunk, cancellationToken).ConfigureAwait(false)) > 0)
-        {
-            if (buffer.Length + read > MaxResponseBytes)
-            {
-                throw new InvalidDataException();
-            }
-
-            buffer.Write(chunk, 0, read);
-        }
-
-        return buffer.ToArray();
     }
 
     /// <summary>A URL as messages show it: no user info, no query (either could carry a secret).</summary>
