@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Logging;
 using SecretlessProxy.Identity;
 
 namespace SecretlessProxy.Configuration;
@@ -12,10 +13,13 @@ public sealed class ConfigLoader
     private readonly TimeProvider _time;
     private readonly HttpMessageInvoker _tokenClient;
     private readonly WorkloadIdentityAccessor _identity;
+    private readonly ILoggerFactory _loggerFactory;
 
     /// <param name="identity">The running proxy's identity, for sources that present it; a fresh one when only validating.</param>
-    public ConfigLoader(TimeProvider time, HttpMessageInvoker tokenClient, WorkloadIdentityAccessor? identity = null)
+    /// <param name="loggerFactory">Loggers for compiled sources that log on their own (Vault lease renewal and revocation).</param>
+    public ConfigLoader(TimeProvider time, HttpMessageInvoker tokenClient, WorkloadIdentityAccessor? identity = null, ILoggerFactory? loggerFactory = null)
     {
+        _loggerFactory = loggerFactory ?? Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance;
         _time = time;
         _tokenClient = tokenClient;
         _identity = identity ?? new WorkloadIdentityAccessor();
@@ -77,7 +81,7 @@ public sealed class ConfigLoader
 
         // Schema and semantic checks may both flag one key (a missing Url, say); both messages are
         // kept, since each says something the other does not.
-        var snapshot = new SnapshotCompiler(_time, _tokenClient, baseDirectory, checkFiles, _identity).Compile(options, errors);
+        var snapshot = new SnapshotCompiler(_time, _tokenClient, baseDirectory, checkFiles, _identity, _loggerFactory).Compile(options, errors);
         if (snapshot is not null)
         {
             snapshot = snapshot.WithCredentialFingerprints(name => Fingerprint(configuration.GetSection(SecretlessProxyOptions.SectionName + ":Credentials:" + name)));

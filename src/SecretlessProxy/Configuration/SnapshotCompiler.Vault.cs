@@ -151,8 +151,7 @@ public sealed partial class SnapshotCompiler
         var settings = new VaultSettings(
             address!, authMount!, c.Role!, dynamic, configuredPath!, readPath!, dynamic ? null : c.Field, caFile,
             readInterval, timeout, retryAttempts, retryDelay, c.Username, usernameFile);
-        // TODO(lead): pass a logger once the compiler has a logger factory (renewal and revocation are logged there).
-        return new VaultCredentialSource(settings, _tokenClient, _time, _identity);
+        return new VaultCredentialSource(settings, _tokenClient, _time, _identity, Microsoft.Extensions.Logging.LoggerFactoryExtensions.CreateLogger<VaultCredentialSource>(_loggerFactory));
     }
 
     private static bool HoldsPemCertificate(string path)

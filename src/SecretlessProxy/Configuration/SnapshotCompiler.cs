@@ -30,11 +30,13 @@ public sealed partial class SnapshotCompiler
     private readonly string _baseDirectory;
     private readonly bool _checkFiles;
     private readonly WorkloadIdentityAccessor _identity;
+    private readonly Microsoft.Extensions.Logging.ILoggerFactory _loggerFactory;
 
     /// <param name="baseDirectory">Relative file paths are resolved against it (the config file's folder).</param>
     /// <param name="checkFiles">Whether referenced secret files must exist now.</param>
-    public SnapshotCompiler(TimeProvider time, HttpMessageInvoker tokenClient, string baseDirectory, bool checkFiles = true, WorkloadIdentityAccessor? identity = null)
+    public SnapshotCompiler(TimeProvider time, HttpMessageInvoker tokenClient, string baseDirectory, bool checkFiles = true, WorkloadIdentityAccessor? identity = null, Microsoft.Extensions.Logging.ILoggerFactory? loggerFactory = null)
     {
+        _loggerFactory = loggerFactory ?? Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance;
         _identity = identity ?? new WorkloadIdentityAccessor();
         _time = time;
         _tokenClient = tokenClient;

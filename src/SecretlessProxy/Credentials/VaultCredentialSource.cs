@@ -4,6 +4,8 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Polly;
 using SecretlessProxy.Identity;
 
+using SecretlessProxy.Telemetry;
+
 namespace SecretlessProxy.Credentials;
 
 /// <summary>
@@ -26,14 +28,14 @@ namespace SecretlessProxy.Credentials;
 public sealed partial class VaultCredentialSource : ICredentialSource
 {
     // Local until the lead adds them to EventIds (range 160-179).
-    private const int LoggedInEvent = 160;
-    private const int LoginAgainEvent = 161;
-    private const int LeaseIssuedEvent = 162;
-    private const int LeaseRenewedEvent = 163;
-    private const int LeaseRenewalShortEvent = 164;
-    private const int LeaseRenewalFailedEvent = 165;
-    private const int LeaseRevokedEvent = 166;
-    private const int LeaseRevokeFailedEvent = 167;
+    private const int LoggedInEvent = EventIds.VaultLoggedIn;
+    private const int LoginAgainEvent = EventIds.VaultLoginAgain;
+    private const int LeaseIssuedEvent = EventIds.VaultLeaseIssued;
+    private const int LeaseRenewedEvent = EventIds.VaultLeaseRenewed;
+    private const int LeaseRenewalShortEvent = EventIds.VaultLeaseRenewalShort;
+    private const int LeaseRenewalFailedEvent = EventIds.VaultLeaseRenewalFailed;
+    private const int LeaseRevokedEvent = EventIds.VaultLeaseRevoked;
+    private const int LeaseRevokeFailedEvent = EventIds.VaultLeaseRevokeFailed;
 
     private readonly VaultSettings _settings;
     private readonly VaultClient _client;

@@ -25,6 +25,7 @@ public sealed partial class ConfigReloader : IAsyncDisposable
     private readonly ProxyAppOptions _options;
     private readonly HttpMessageInvoker _tokenClient;
     private readonly WorkloadIdentityAccessor _identityAccessor;
+    private readonly ILoggerFactory _sourceLoggers;
     private readonly ProxyState _state;
     private readonly Func<TokenFileIdentitySettings, TokenFileIdentity> _identityFactory;
     private readonly ILogger _logger;
@@ -36,12 +37,13 @@ public sealed partial class ConfigReloader : IAsyncDisposable
     private byte[]? _loadedHash;
     private int _disposed;
 
-    public ConfigReloader(string configPath, ProxyAppOptions options, HttpMessageInvoker tokenClient, WorkloadIdentityAccessor identityAccessor, ProxyState state, Func<TokenFileIdentitySettings, TokenFileIdentity> identityFactory, ILogger<ConfigReloader> logger)
+    public ConfigReloader(string configPath, ProxyAppOptions options, HttpMessageInvoker tokenClient, WorkloadIdentityAccessor identityAccessor, ILoggerFactory sourceLoggers, ProxyState state, Func<TokenFileIdentitySettings, TokenFileIdentity> identityFactory, ILogger<ConfigReloader> logger)
     {
         _configPath = Path.GetFullPath(configPath);
         _options = options;
         _tokenClient = tokenClient;
         _identityAccessor = identityAccessor;
+        _sourceLoggers = sourceLoggers;
         _state = state;
         _identityFactory = identityFactory;
         _logger = logger;
@@ -151,7 +153,7 @@ public sealed partial class ConfigReloader : IAsyncDisposable
     private async Task<ReloadStatus> LoadAndApplyAsync()
     {
         {
-            var loaded = await new ConfigLoader(_options.TimeProvider, _tokenClient, _identityAccessor).LoadAsync(_configPath, overrides: _options.ConfigOverrides).ConfigureAwait(false);
+            var loaded = await new ConfigLoader(_options.TimeProvider, _tokenClient, _identityAccessor, _sourceLoggers).LoadAsync(_configPath, overrides: _options.ConfigOverrides).ConfigureAwait(false);
             var now = _options.TimeProvider.GetUtcNow();
             if (!loaded.IsValid)
             {

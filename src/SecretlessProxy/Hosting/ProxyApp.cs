@@ -72,16 +72,17 @@ public sealed partial class ProxyApp : IAsyncDisposable
         var tokenClient = HttpClients.CreateTokenClient();
         HttpMessageInvoker? upstreamClient = null;
         var identity = new WorkloadIdentityAccessor();
+        var sourceLoggers = new DeferredLoggerFactory();
         try
         {
-            var loaded = await new ConfigLoader(options.TimeProvider, tokenClient, identity).LoadAsync(configPath, overrides: options.ConfigOverrides).ConfigureAwait(false);
+            var loaded = await new ConfigLoader(options.TimeProvider, tokenClient, identity, sourceLoggers).LoadAsync(configPath, overrides: options.ConfigOverrides).ConfigureAwait(false);
             if (!loaded.IsValid)
             {
                 throw new InvalidConfigurationException(loaded.Errors);
             }
 
             upstreamClient = HttpClients.CreateUpstreamClient(loaded.Snapshot!.TrustedCaFile);
-            var app = Build(configPath, loaded, options, tokenClient, upstreamClient, identity);
+            var app = Build(configPath, loaded, options, tokenClient, upstreamClient, identity, sourceLoggers);
             await app.StartCoreAsync(cancellationToken).ConfigureAwait(false);
             return app;
         }
@@ -93,7 +94,7 @@ public sealed partial class ProxyApp : IAsyncDisposable
         }
     }
 
-    private static ProxyApp Build(string configPath, ConfigLoadResult loaded, ProxyAppOptions options, HttpMessageInvoker tokenClient, HttpMessageInvoker upstreamClient, WorkloadIdentityAccessor identityAccessor)
+    private static ProxyApp Build(string configPath, ConfigLoadResult loaded, ProxyAppOptions options, HttpMessageInvoker tokenClient, HttpMessageInvoker upstreamClient, WorkloadIdentityAccessor identityAccessor, DeferredLoggerFactory sourceLoggers)
     {
         var snapshot = loaded.Snapshot!;
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
@@ -180,6 +181,7 @@ public sealed partial class ProxyApp : IAsyncDisposable
             options,
             tokenClient,
             identityAccessor,
+            sourceLoggers,
             sp.GetRequiredService<ProxyState>(),
             sp.GetRequiredService<Func<TokenFileIdentitySettings, TokenFileIdentity>>(),
             sp.GetRequiredService<ILogger<ConfigReloader>>()));
@@ -195,6 +197,8 @@ public sealed partial class ProxyApp : IAsyncDisposable
         builder.Services.AddSingleton<ForwardProxyConnectionHandler>();
 
         var app = builder.Build();
+        // Sources compiled before the host existed log through the host's logging from now on.
+        sourceLoggers.Attach(app.Services.GetRequiredService<ILoggerFactory>());
         var proxy = app.Services.GetRequiredService<ProxyRequestHandler>();
         var admin = app.Services.GetRequiredService<AdminRequestHandler>();
 

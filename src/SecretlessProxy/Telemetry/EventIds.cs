@@ -32,6 +32,15 @@ internal static class EventIds
     public const int IdentityKeysFetched = 52;
     public const int IdentityKeysFetchFailed = 53;
 
+    public const int VaultLoggedIn = 160;
+    public const int VaultLoginAgain = 161;
+    public const int VaultLeaseIssued = 162;
+    public const int VaultLeaseRenewed = 163;
+    public const int VaultLeaseRenewalShort = 164;
+    public const int VaultLeaseRenewalFailed = 165;
+    public const int VaultLeaseRevoked = 166;
+    public const int VaultLeaseRevokeFailed = 167;
+
     public const int CallerResolved = 60;
     public const int CallerUnresolved = 61;
 

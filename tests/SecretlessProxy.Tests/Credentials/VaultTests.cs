@@ -261,6 +261,13 @@ public sealed class VaultTests : IDisposable
         // The superseded lease is left to run out (requests that took it may be in flight): no revoke yet.
         Assert.Empty(_vault.Requests("/v1/sys/leases/revoke"));
         Assert.Single(_vault.Logins());
+
+        // Operators see the lease's life in the proxy's own log (by lease id, never a password).
+        var events = proxy.Logs.Entries.Where(e => e.Category.EndsWith("VaultCredentialSource", StringComparison.Ordinal)).Select(e => e.EventId.Id).ToArray();
+        Assert.Contains(160, events);
+        Assert.Equal(2, events.Count(id => id == 162));
+        Assert.Contains(163, events);
+        Assert.Contains(164, events);
     }
 
     [Fact]
