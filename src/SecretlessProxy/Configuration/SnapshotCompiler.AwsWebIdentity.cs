@@ -41,6 +41,12 @@ public sealed partial class SnapshotCompiler
             errors.Add(new(key + ":StsUrl", "'" + WithoutUserInfo(c.StsUrl) + "' is not an absolute http or https URL without user info, query or fragment"));
             stsUrl = null;
         }
+        else if (stsUrl is { Scheme: "http", IsLoopback: false })
+        {
+            // The call carries the workload token: in the clear only to this host.
+            errors.Add(new(key + ":StsUrl", "'" + stsUrl + "' must be https (http only for loopback): the request carries the workload token"));
+            stsUrl = null;
+        }
 
         if (c.Region is null)
         {

@@ -15,8 +15,8 @@ public sealed partial class SnapshotCompiler
             errors.Add(new(key + ":AuthMethod", "needs the workload identity: configure SecretlessProxy:Identity (Vault is logged in to with the workload token)"));
         }
 
-        // https is expected. http is accepted because on a sidecar-to-Vault hop inside one pod or a
-        // service mesh, TLS may be the mesh's job: securing that hop is the operator's decision.
+        // https, or http to this host only: the hop carries the workload token, the Vault token and
+        // dynamic passwords. (A mesh that adds TLS to plain http would need an explicit opt-in; not built.)
         Uri? address = null;
         if (string.IsNullOrWhiteSpace(c.Address))
         {
@@ -26,6 +26,10 @@ public sealed partial class SnapshotCompiler
                  !string.IsNullOrEmpty(address.UserInfo) || !string.IsNullOrEmpty(address.Query) || !string.IsNullOrEmpty(address.Fragment))
         {
             errors.Add(new(key + ":Address", "'" + WithoutUserInfo(c.Address) + "' is not an absolute http or https URL without user info, query or fragment"));
+        }
+        else if (address is { Scheme: "http", IsLoopback: false })
+        {
+            errors.Add(new(key + ":Address", "'" + WithoutUserInfo(c.Address) + "' must be https (http only for loopback): the hop carries the workload token, the Vault token and secrets"));
         }
 
         string? defaultMount = null;

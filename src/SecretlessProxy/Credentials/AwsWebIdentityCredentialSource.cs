@@ -110,8 +110,10 @@ public sealed class AwsWebIdentityCredentialSource : ICredentialSource
         var expiresAt = expiration.Kind == DateTimeKind.Unspecified
             ? new DateTimeOffset(DateTime.SpecifyKind(expiration, DateTimeKind.Utc))
             : new DateTimeOffset(expiration.ToUniversalTime());
+        // The keys live only in AwsSessionCredentials, for the signer; the plain secret slot holds a
+        // marker, so no bearer-style injector could ever put the secret access key on the wire.
         return new Credential(
-            keys.SecretAccessKey,
+            "aws-sigv4-keys",
             username: null,
             requestedAt,
             expiresAt,
