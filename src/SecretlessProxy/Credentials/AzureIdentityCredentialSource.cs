@@ -50,7 +50,8 @@ public sealed partial class AzureIdentityCredentialSource : ICredentialSource
         "invalid_scope", "invalid_target", "access_denied", "temporarily_unavailable", "server_error",
     };
 
-    private readonly TokenCredential _credential;
+    private readonly Func<TokenCredential> _createCredential;
+    private volatile TokenCredential _credential;
     private readonly TokenRequestContext _request;
     private readonly TimeProvider _time;
     private readonly TimeSpan _timeout;
@@ -68,12 +69,21 @@ public sealed partial class AzureIdentityCredentialSource : ICredentialSource
         _request = new TokenRequestContext([.. settings.Scopes]);
 
         HttpMessageHandler handler = settings.TrustedCaFile is null ? new InvokerHandler(tokenClient) : CreateHandler(settings.TrustedCaFile);
-        _credential = create(new ClientOptionsSetup(new HttpClientTransport(handler), settings.Timeout));
+        var setup = new ClientOptionsSetup(new HttpClientTransport(handler), settings.Timeout);
+        _createCredential = () => create(setup);
+        _credential = _createCredential();
 
         _retry = FetchRetry.Create(time, settings.RetryAttempts, settings.RetryDelay);
     }
 
     public string Kind { get; }
+
+    /// <summary>A revoked token must not come back from MSAL's cache: a fresh SDK credential starts with an empty one.</summary>
+    public ValueTask OnRevokedAsync(CancellationToken cancellationToken)
+    {
+        _credential = _createCredential();
+        return ValueTask.CompletedTask;
+    }
 
     /// <summary>Federated workload identity: the workload token is the client assertion (RFC 7523) for the Entra app <paramref name="clientId"/>.</summary>
     public static AzureIdentityCredentialSource ForWorkloadIdentity(string tenantId, string clientId, Uri authorityHost, Settings settings, WorkloadIdentityAccessor identity, HttpMessageInvoker tokenClient, TimeProvider time) =>

@@ -101,7 +101,21 @@ public sealed class CredentialCache : IDisposable
         }
 
         entry.Invalidate();
+        _ = RevokeAtSourceQuietlyAsync(entry.Definition.Source);
         return true;
+    }
+
+    private static async Task RevokeAtSourceQuietlyAsync(ICredentialSource source)
+    {
+        try
+        {
+            using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            await source.OnRevokedAsync(bound.Token).ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            // Best effort by contract; the cached value is already gone.
+        }
     }
 
     /// <summary>The current entries by name; a reload's <see cref="Apply"/> replaces the whole map.</summary>

@@ -21,4 +21,12 @@ public interface ICredentialSource
     /// failures are for the source to log, never to throw.
     /// </summary>
     ValueTask ReleaseAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+    /// <summary>
+    /// An operator revoked the cached value (admin <c>POST /credentials/{name}/revoke</c>): the next
+    /// fetch must yield a new credential, not the same one from a cache the source keeps (MSAL's
+    /// token cache, a renewable Vault lease), and what can be revoked at the issuer is. Best effort,
+    /// never throws.
+    /// </summary>
+    ValueTask OnRevokedAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
 }

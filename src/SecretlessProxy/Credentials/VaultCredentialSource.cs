@@ -47,6 +47,7 @@ public sealed partial class VaultCredentialSource : ICredentialSource
 
     private VaultToken? _token;
     private Lease? _lease;
+    private volatile bool _released;
     private readonly List<Lease> _superseded = [];
 
     public VaultCredentialSource(VaultSettings settings, HttpMessageInvoker http, TimeProvider time, WorkloadIdentityAccessor identity, ILogger? logger = null)
@@ -65,13 +66,17 @@ public sealed partial class VaultCredentialSource : ICredentialSource
     public async Task<Credential> FetchAsync(CancellationToken cancellationToken) =>
         await _retry.ExecuteAsync(static (self, ct) => new ValueTask<Credential>(self.FetchOnceAsync(ct)), this, cancellationToken).ConfigureAwait(false);
 
-    /// <summary>Revokes the current lease and every superseded one still alive; never throws.</summary>
+    /// <summary>
+    /// Revokes the current lease and every superseded one still alive; never throws. Afterwards the
+    /// source issues nothing more (a fetch still running revokes what it gets at once).
+    /// </summary>
     public async ValueTask ReleaseAsync(CancellationToken cancellationToken)
     {
         List<Lease> leases;
         VaultToken? token;
         lock (_gate)
         {
+            _released = true;
             leases = [.. _superseded];
             if (_lease is not null)
             {
@@ -83,6 +88,29 @@ public sealed partial class VaultCredentialSource : ICredentialSource
             token = _token;
         }
 
+        await RevokeLeasesAsync(leases, token, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>An operator revoked the credential: the current lease is revoked at Vault and never renewed, so the next fetch issues a new user.</summary>
+    public async ValueTask OnRevokedAsync(CancellationToken cancellationToken)
+    {
+        Lease? lease;
+        VaultToken? token;
+        lock (_gate)
+        {
+            lease = _lease;
+            _lease = null;
+            token = _token;
+        }
+
+        if (lease is not null)
+        {
+            await RevokeLeasesAsync([lease], token, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private async Task RevokeLeasesAsync(List<Lease> leases, VaultToken? token, CancellationToken cancellationToken)
+    {
         var now = _time.GetUtcNow();
         foreach (var lease in leases)
         {
@@ -125,6 +153,11 @@ public sealed partial class VaultCredentialSource : ICredentialSource
 
     private async Task<Credential> FetchOnceAsync(CancellationToken cancellationToken)
     {
+        if (_released)
+        {
+            throw new CredentialFetchException("the credential was released (the proxy is stopping or a reload dropped it)", isTransient: false);
+        }
+
         if (!_settings.Dynamic)
         {
             return await ReadKvAsync(cancellationToken).ConfigureAwait(false);
@@ -235,15 +268,28 @@ public sealed partial class VaultCredentialSource : ICredentialSource
         var asked = seconds > 0 ? TimeSpan.FromSeconds(Math.Min(seconds, TimeSpan.FromDays(365).TotalSeconds)) : _settings.ReadInterval;
         var expiresAt = Earliest(issuedAt + asked, token.ExpiresAt);
         var lease = new Lease(leaseId, username, password, asked, seconds > 0 && renewable && leaseId.Length > 0, expiresAt, token.ExpiresAt);
+        bool released;
         lock (_gate)
         {
-            if (_lease is not null)
+            released = _released;
+            if (!released)
             {
-                _superseded.RemoveAll(l => l.ExpiresAt <= issuedAt);
-                _superseded.Add(_lease);
-            }
+                if (_lease is not null)
+                {
+                    _superseded.RemoveAll(l => l.ExpiresAt <= issuedAt);
+                    _superseded.Add(_lease);
+                }
 
-            _lease = lease;
+                _lease = lease;
+            }
+        }
+
+        if (released)
+        {
+            // Issued while the source was being released: give it back at once rather than leave a
+            // live database user nobody will ever revoke.
+            await RevokeLeasesAsync([lease], token, cancellationToken).ConfigureAwait(false);
+            throw new CredentialFetchException("the credential was released (the proxy is stopping or a reload dropped it)", isTransient: false);
         }
 
         Log.LeaseIssued(_logger, leaseId, _settings.ConfiguredPath, username, asked.TotalSeconds, lease.Renewable);

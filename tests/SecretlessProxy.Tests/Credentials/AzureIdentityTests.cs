@@ -209,6 +209,22 @@ public sealed class AzureIdentityTests : IDisposable
     }
 
     [Fact]
+    public async Task An_admin_revoke_gets_a_new_token_instead_of_msals_cached_one()
+    {
+        ServeTokens(expiresIn: 3599);
+        await using var proxy = await StartAsync();
+        using var admin = new HttpClient();
+        Assert.Equal(HttpStatusCode.OK, (await proxy.GetAsync("api", "/container/a")).Response.StatusCode);
+
+        Assert.Equal(HttpStatusCode.OK, (await admin.PostAsync(new Uri(proxy.App.AdminUri, "/credentials/storage-token/revoke"), null)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await proxy.GetAsync("api", "/container/b")).Response.StatusCode);
+
+        Assert.Equal(2, TokenRequests);
+        var tokens = _issued.ToArray();
+        Assert.Equal(["Bearer " + tokens[0], "Bearer " + tokens[1]], UpstreamAuthorizations());
+    }
+
+    [Fact]
     public async Task Entra_error_gives_503_with_the_aadsts_code_and_nothing_of_the_body()
     {
         RespondError(400, new JsonObject

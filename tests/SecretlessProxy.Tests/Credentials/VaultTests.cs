@@ -325,6 +325,27 @@ public sealed class VaultTests : IDisposable
     }
 
     [Fact]
+    public async Task An_admin_revoke_revokes_the_lease_at_vault_and_the_next_request_gets_a_new_user()
+    {
+        DynamicCredential();
+        _vault.Dynamic("database/creds/orders", ttl: 600);
+        _vault.Renewals(600);
+        await using var proxy = await StartAsync();
+        using var admin = new HttpClient();
+        Assert.Equal(HttpStatusCode.OK, (await proxy.GetAsync("api", "/v1/a")).Response.StatusCode);
+
+        Assert.Equal(HttpStatusCode.OK, (await admin.PostAsync(new Uri(proxy.App.AdminUri, "/credentials/vault/revoke"), null)).StatusCode);
+        await WaitUntilAsync(() => _vault.Requests("/v1/sys/leases/revoke").Count == 1);
+        Assert.Equal(HttpStatusCode.OK, (await proxy.GetAsync("api", "/v1/b")).Response.StatusCode);
+
+        // Revoked at Vault, never renewed: a new lease, a new user.
+        Assert.Equal(_vault.LeaseIds[0], FakeVault.BodyOf(Assert.Single(_vault.Requests("/v1/sys/leases/revoke"))).GetProperty("lease_id").GetString());
+        Assert.Empty(_vault.Requests("/v1/sys/leases/renew"));
+        Assert.Equal(2, _vault.Requests("/v1/database/creds/orders").Count);
+        Assert.Equal([Basic(_vault.Usernames[0], _vault.Passwords[0]), Basic(_vault.Usernames[1], _vault.Passwords[1])], Upstream("Authorization"));
+    }
+
+    [Fact]
     public async Task Dynamic_lease_is_revoked_when_the_proxy_is_disposed()
     {
         DynamicCredential();
