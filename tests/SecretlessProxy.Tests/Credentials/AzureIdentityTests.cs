@@ -365,21 +365,29 @@ public sealed class AzureIdentityTests : IDisposable
         Assert.Contains(errors, e => e.Key == "SecretlessProxy:Credentials:mi:Scopes" && e.Message.Contains("exactly one scope"));
     }
 
-    [Fact]
-    public async Task Managed_identity_token_from_the_app_service_endpoint_reaches_the_upstream()
+    [Theory]
+    [InlineData("serves")]
+    [InlineData("fails")]
+    [InlineData("expires")]
+    public async Task Managed_identity_token_from_the_app_service_endpoint_reaches_the_upstream(string scenario)
     {
         // ManagedIdentityCredential reads IDENTITY_ENDPOINT/IDENTITY_HEADER from the process
         // environment, so the proxy runs as a child process with its own.
         using var endpoint = WireMockFactory.Start();
         var header = "identity-header-" + Guid.NewGuid().ToString("N");
-        var token = "eyJ0eXAiOiJKV1Qi.managed-" + Guid.NewGuid().ToString("N");
-        var expiresOn = DateTimeOffset.UtcNow.AddHours(1).ToUnixTimeSeconds();
+        var marker = "eyJ0eXAiOiJKV1Qi.managed-" + Guid.NewGuid().ToString("N");
+        var token = marker + "-1";
+        var issued = 0;
+        // A token that expires within seconds (scenario "expires") makes the proxy fetch again on the real clock.
+        var lifetime = scenario == "expires" ? TimeSpan.FromSeconds(4) : TimeSpan.FromHours(1);
         endpoint.Given(Request.Create().WithPath("/msi/token").UsingGet())
-            .RespondWith(Response.Create().WithStatusCode(200).WithHeader("Content-Type", "application/json")
-                .WithBody(new JsonObject
+            .RespondWith(scenario == "fails"
+                ? Response.Create().WithStatusCode(500).WithBody("{\"error\":\"internal\",\"token\":\"" + marker + "\"}")
+                : Response.Create().WithStatusCode(200).WithHeader("Content-Type", "application/json")
+                .WithBody(_ => new JsonObject
                 {
-                    ["access_token"] = token,
-                    ["expires_on"] = expiresOn.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                    ["access_token"] = marker + "-" + Interlocked.Increment(ref issued),
+                    ["expires_on"] = DateTimeOffset.UtcNow.Add(lifetime).ToUnixTimeSeconds().ToString(System.Globalization.CultureInfo.InvariantCulture),
                     ["resource"] = "https://storage.azure.com",
                     ["token_type"] = "Bearer",
                     ["client_id"] = ClientId,
@@ -434,9 +442,29 @@ public sealed class AzureIdentityTests : IDisposable
 
                 var body = response is null ? "(no response)" : await response.Content.ReadAsStringAsync();
                 _output.WriteLine(body);
+                if (scenario == "fails")
+                {
+                    // A failing source: 503 to the app, the upstream never called, nothing of the answer echoed.
+                    Assert.Equal(HttpStatusCode.ServiceUnavailable, response?.StatusCode);
+                    Assert.Contains("credential-unavailable", body);
+                    Assert.DoesNotContain(marker, body);
+                    Assert.Empty(_upstream.LogEntries);
+                    return;
+                }
+
                 Assert.Equal(HttpStatusCode.OK, response?.StatusCode);
+                if (scenario == "expires")
+                {
+                    // Past the first token's expiry a new one is fetched and sent; the expired one never is.
+                    await Task.Delay(lifetime + TimeSpan.FromSeconds(1));
+                    Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("http://127.0.0.1:" + listenerPort + "/container/blob.txt")).StatusCode);
+                    Assert.Equal(2, endpoint.LogEntries.Count());
+                    Assert.Equal(["Bearer " + marker + "-1", "Bearer " + marker + "-2"], UpstreamAuthorizations());
+                    return;
+                }
 
                 var msi = Assert.Single(endpoint.LogEntries).RequestMessage;
+                token = marker + "-1";
                 _output.WriteLine(msi.Url);
                 Assert.Equal(header, msi.Headers!.First(h => h.Key.Equals("X-IDENTITY-HEADER", StringComparison.OrdinalIgnoreCase)).Value.Single());
                 Assert.Equal("https://storage.azure.com", msi.Query!["resource"].Single());
@@ -453,7 +481,7 @@ public sealed class AzureIdentityTests : IDisposable
                 await process.WaitForExitAsync();
                 var emitted = string.Join("\n", output);
                 _output.WriteLine(emitted);
-                Assert.DoesNotContain(token, emitted);
+                Assert.DoesNotContain(marker, emitted);
                 Assert.DoesNotContain(header, emitted);
             }
         }
