@@ -17,7 +17,6 @@ namespace SecretlessProxy.Credentials;
 /// </summary>
 public sealed class AwsWebIdentityCredentialSource : ICredentialSource
 {
-    private const int MaxResponseBytes = 256 * 1024;
 
     private readonly AwsWebIdentityOptions _options;
     private readonly TimeProvider _time;
@@ -250,42 +249,9 @@ public sealed class AwsWebIdentityCredentialSource : ICredentialSource
     {
         public override HttpClient CreateHttpClient(IClientConfig clientConfig) =>
             // The handler is shared and outlives the SDK's clients; timeouts come from our token.
-            new(new InvokerHandler(invoker), disposeHandler: false) { Timeout = System.Threading.Timeout.InfiniteTimeSpan };
+            new(new BoundedInvokerHandler(invoker, "STS"), disposeHandler: false) { Timeout = System.Threading.Timeout.InfiniteTimeSpan };
 
         public override bool DisposeHttpClientsAfterUse(IClientConfig clientConfig) => false;
     }
 
-    /// <summary>
-    /// Sends through the proxy's invoker and reads the answer into memory under a size limit, inside
-    /// the fetch's timeout: the SDK would otherwise read an unbounded body after the headers.
-    /// </summary>
-    private sealed class InvokerHandler(HttpMessageInvoker invoker) : HttpMessageHandler
-    {
-        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
-        {
-            var response = await invoker.SendAsync(request, cancellationToken).ConfigureAwait(false);
-            try
-            {
-                var body = (await BoundedContent.ReadAsync(response.Content, MaxResponseBytes, cancellationToken).ConfigureAwait(false) ?? throw new CredentialFetchException("STS answer is larger than 256 KiB", isTransient: true));
-                var content = new ByteArrayContent(body);
-                foreach (var header in response.Content.Headers)
-                {
-                    if (!string.Equals(header.Key, "Content-Length", StringComparison.OrdinalIgnoreCase))
-                    {
-                        content.Headers.TryAddWithoutValidation(header.Key, header.Value);
-                    }
-                }
-
-                response.Content.Dispose();
-                response.Content = content;
-                return response;
-            }
-            catch
-            {
-                response.Dispose();
-                throw;
-            }
-        }
-
-    }
 }

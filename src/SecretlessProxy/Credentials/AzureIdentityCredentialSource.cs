@@ -68,7 +68,10 @@ public sealed partial class AzureIdentityCredentialSource : ICredentialSource
         _usernameFile = settings.UsernameFile;
         _request = new TokenRequestContext([.. settings.Scopes]);
 
-        HttpMessageHandler handler = settings.TrustedCaFile is null ? new InvokerHandler(tokenClient) : CreateHandler(settings.TrustedCaFile);
+        // Every answer is read under a bound (Azure.Core would read any body whole).
+        HttpMessageHandler handler = settings.TrustedCaFile is null
+            ? new BoundedInvokerHandler(tokenClient, "Microsoft Entra")
+            : new BoundedInvokerHandler(new HttpMessageInvoker(CreateHandler(settings.TrustedCaFile)), "Microsoft Entra", ownsInvoker: true);
         var setup = new ClientOptionsSetup(new HttpClientTransport(handler), settings.Timeout);
         _createCredential = () => create(setup);
         _credential = _createCredential();
@@ -260,15 +263,4 @@ public sealed partial class AzureIdentityCredentialSource : ICredentialSource
         }
     }
 
-    /// <summary>Lets the SDK's <see cref="HttpClientTransport"/> send through the proxy's shared token client.</summary>
-    private sealed class InvokerHandler(HttpMessageInvoker invoker) : HttpMessageHandler
-    {
-        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) =>
-            invoker.SendAsync(request, cancellationToken);
-
-        protected override void Dispose(bool disposing)
-        {
-            // The token client belongs to the proxy, not to this source.
-        }
-    }
 }

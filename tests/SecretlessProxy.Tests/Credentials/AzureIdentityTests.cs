@@ -225,6 +225,21 @@ public sealed class AzureIdentityTests : IDisposable
     }
 
     [Fact]
+    public async Task An_endless_answer_from_entra_is_cut_at_the_bound_and_gives_503()
+    {
+        // 2 MiB of JSON: read under the 256 KiB bound, never whole.
+        RespondError(200, "{\"access_token\":\"" + new string('a', 2 * 1024 * 1024) + "\",\"expires_in\":3600}");
+        await using var proxy = await StartAsync();
+
+        var (response, body) = await proxy.GetAsync("api", "/container/a");
+
+        var detail = ProblemDetail(response, body);
+        _output.WriteLine(detail);
+        Assert.Contains("storage-token", detail);
+        Assert.Empty(_upstream.LogEntries);
+    }
+
+    [Fact]
     public async Task Entra_error_gives_503_with_the_aadsts_code_and_nothing_of_the_body()
     {
         RespondError(400, new JsonObject
