@@ -80,6 +80,16 @@ public sealed class AwsWebIdentityCredentialSource : ICredentialSource
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
+            // Our own transport's verdict (an answer over the size bound) may come back wrapped by the
+            // SDK: keep its message and transience rather than calling it a failed STS call.
+            for (var inner = ex; inner is not null; inner = inner.InnerException)
+            {
+                if (inner is CredentialFetchException own)
+                {
+                    throw new CredentialFetchException(own.Message, own.IsTransient);
+                }
+            }
+
             throw Describe(ex);
         }
 
