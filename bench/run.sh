@@ -337,11 +337,20 @@ cold_tokens=$(wc -l < "$work/up/token.log")
 stop_proxy
 
 m() { echo ${1} | tr ' ' '\n' | median; }
+# The machine is shared: when the direct call's rounds disagree by more than 25%, something else was
+# using the cores and the ratios are not comparable with other runs. Said in the results, not hidden.
+spread() { echo ${1} | tr ' ' '\n' | awk 'NF { if (min == "" || $1 < min) min = $1; if ($1 > max) max = $1 } END { if (min > 0) printf "%.2f", max / min; else print "0" }'; }
+direct_spread=$(spread "${rps[direct]}")
+noisy=$(awk -v s="$direct_spread" 'BEGIN { print (s > 1.25) ? 1 : 0 }')
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b+0 == 0) print "-"; else printf "%.2f", a/b }'; }
 {
   echo
   echo "### $(date -u +%Y-%m-%dT%H:%MZ): $label"
   echo
+  if [ "$noisy" = 1 ]; then
+    echo "**NOISY RUN, not comparable:** the direct call's req/s varied ${direct_spread}x between rounds (limit 1.25x): another load shared the cores. Only errors, token calls and RSS below are usable."
+    echo
+  fi
   echo "Machine: $machine. Load: \`wrk -t1 -c$CONNECTIONS -d${DURATION}s --latency\` after ${PRIME} s of priming load per server and a ${WARMUP} s warm-up per run, variants interleaved, $ROUNDS rounds, medians shown; wrk, upstream, proxy and peer share the cores. Proxy environment: ${PROXY_ENV:-none}."
   echo
   echo "| variant | req/s | p50 ms | p99 ms | CPU µs/req (proxy process) | RSS under load MB | errors |"
