@@ -482,7 +482,9 @@ public sealed class AwsSigV4Tests : IAsyncLifetime
 
     private async Task<FakeS3.Received> SendAsync(HttpRequestMessage request)
     {
-        using var client = new HttpClient(new SocketsHttpHandler { UseProxy = false, AllowAutoRedirect = false });
+        // No propagation of its own: other tests' tracing in this process would otherwise rewrite the
+        // traceparent this test sets (that rewrite is simulated explicitly by afterSigning).
+        using var client = new HttpClient(new SocketsHttpHandler { UseProxy = false, AllowAutoRedirect = false, ActivityHeadersPropagator = null });
         using var response = await client.SendAsync(request);
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.True(_upstream.Requests.TryDequeue(out var received));
