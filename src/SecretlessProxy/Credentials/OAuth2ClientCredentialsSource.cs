@@ -2,7 +2,6 @@ using System.Net;
 using System.Collections.Frozen;
 using System.Net.Http.Headers;
 using System.Text;
-using System.Text.Json;
 using Polly;
 using SecretlessProxy.Identity;
 
@@ -104,13 +103,13 @@ public sealed class OAuth2ClientCredentialsSource : ICredentialSource
             if (status is < 200 or > 299)
             {
                 var transient = status is 408 or 429 or >= 500;
-                var code = TryReadErrorCode(body);
+                var code = OAuth2TokenResponse.TryReadErrorCode(body, KnownErrorCodes);
                 throw new CredentialFetchException(
                     "token endpoint answered " + status + (code is null ? string.Empty : " (" + code + ")"),
                     transient);
             }
 
-            return ParseToken(body, requestedAt, username);
+            return OAuth2TokenResponse.Read(body, Endpoint).ToCredential(Endpoint, _options.DefaultLifetime, username, requestedAt);
         }
     }
 
@@ -164,88 +163,9 @@ public sealed class OAuth2ClientCredentialsSource : ICredentialSource
         return request;
     }
 
-    private Credential ParseToken(byte[] body, DateTimeOffset requestedAt, string? username)
-    {
-        string? accessToken = null;
-        double? expiresIn = null;
-        try
-        {
-            using var doc = JsonDocument.Parse(body);
-            if (doc.RootElement.ValueKind != JsonValueKind.Object)
-            {
-                throw new CredentialFetchException("token endpoint answered JSON that is not an object", isTransient: true);
-            }
-
-            foreach (var property in doc.RootElement.EnumerateObject())
-            {
-                if (property.NameEquals("access_token") && property.Value.ValueKind == JsonValueKind.String)
-                {
-                    accessToken = property.Value.GetString();
-                }
-                else if (property.NameEquals("expires_in"))
-                {
-                    // Some servers send the number as a string.
-                    if (property.Value.ValueKind == JsonValueKind.Number && property.Value.TryGetDouble(out var n))
-                    {
-                        expiresIn = n;
-                    }
-                    else if (property.Value.ValueKind == JsonValueKind.String && double.TryParse(property.Value.GetString(), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var s))
-                    {
-                        expiresIn = s;
-                    }
-                    else
-                    {
-                        throw new CredentialFetchException("token endpoint answered an expires_in that is not a number", isTransient: true);
-                    }
-                }
-            }
-        }
-        catch (JsonException)
-        {
-            throw new CredentialFetchException("token endpoint answered something that is not JSON", isTransient: true);
-        }
-
-        if (string.IsNullOrEmpty(accessToken))
-        {
-            throw new CredentialFetchException("token endpoint answer has no access_token", isTransient: true);
-        }
-
-        if (expiresIn is { } e && (double.IsNaN(e) || e <= 0))
-        {
-            throw new CredentialFetchException("token endpoint issued a token with a non-positive expires_in", isTransient: false);
-        }
-
-        SecretFile.EnsurePrintable(accessToken, "the access token");
-        var lifetime = expiresIn is { } seconds ? TimeSpan.FromSeconds(Math.Min(seconds, TimeSpan.FromDays(365).TotalSeconds)) : _options.DefaultLifetime;
-        return new Credential(accessToken, username, requestedAt, requestedAt + lifetime);
-    }
-
-    /// <summary>
-    /// The RFC 6749 section 5.2 <c>error</c> code is a fixed vocabulary and safe to report when it is
-    /// one of the known codes; the free-text <c>error_description</c> is never read.
-    /// </summary>
-    private static string? TryReadErrorCode(byte[] body)
-    {
-        try
-        {
-            using var doc = JsonDocument.Parse(body);
-            if (doc.RootElement.ValueKind == JsonValueKind.Object &&
-                doc.RootElement.TryGetProperty("error", out var error) &&
-                error.ValueKind == JsonValueKind.String &&
-                error.GetString() is { } code &&
-                KnownErrorCodes.Contains(code))
-            {
-                return code;
-            }
-        }
-        catch (JsonException)
-        {
-        }
-
-        return null;
-    }
-
     // Only codes from RFC 6749 section 5.2 and RFC 8707 are echoed: a free-form value could be anything.
+    private const string Endpoint = "token endpoint";
+
     private static readonly FrozenSet<string> KnownErrorCodes = new[]
     {
         "invalid_request", "invalid_client", "invalid_grant", "unauthorized_client", "unsupported_grant_type",

@@ -1,6 +1,5 @@
 using System.Collections.Frozen;
 using System.Net.Http.Headers;
-using System.Text.Json;
 using Polly;
 using SecretlessProxy.Identity;
 
@@ -26,6 +25,8 @@ public sealed class OAuth2TokenExchangeSource : ICredentialSource
 
     // RFC 6749 section 5.2 and RFC 8693 section 2.2.2 (invalid_target): a fixed vocabulary, safe to
     // report. Anything else the server puts in "error" could be free text and is dropped.
+    private const string Endpoint = "token exchange endpoint";
+
     private static readonly FrozenSet<string> KnownErrorCodes = new[]
     {
         "invalid_request", "invalid_client", "invalid_grant", "unauthorized_client", "unsupported_grant_type",
@@ -104,7 +105,7 @@ public sealed class OAuth2TokenExchangeSource : ICredentialSource
             var code = (int)response.StatusCode;
             if (code is < 200 or > 299)
             {
-                var error = TryReadErrorCode(body);
+                var error = OAuth2TokenResponse.TryReadErrorCode(body, KnownErrorCodes);
                 throw new CredentialFetchException(
                     "token exchange endpoint answered " + code + (error is null ? string.Empty : " (" + error + ")"),
                     isTransient: code is 408 or 429 or >= 500);
@@ -162,94 +163,18 @@ public sealed class OAuth2TokenExchangeSource : ICredentialSource
     /// <summary>RFC 8693 section 2.2.1: access_token and issued_token_type, token_type, expires_in.</summary>
     private Credential ParseToken(byte[] body, DateTimeOffset requestedAt, string? username)
     {
-        string? accessToken = null;
-        string? issuedTokenType = null;
-        double? expiresIn = null;
-        try
-        {
-            using var doc = JsonDocument.Parse(body);
-            if (doc.RootElement.ValueKind != JsonValueKind.Object)
-            {
-                throw new CredentialFetchException("token exchange endpoint answered JSON that is not an object", isTransient: true);
-            }
-
-            foreach (var property in doc.RootElement.EnumerateObject())
-            {
-                if (property.NameEquals("access_token") && property.Value.ValueKind == JsonValueKind.String)
-                {
-                    accessToken = property.Value.GetString();
-                }
-                else if (property.NameEquals("issued_token_type") && property.Value.ValueKind == JsonValueKind.String)
-                {
-                    issuedTokenType = property.Value.GetString();
-                }
-                else if (property.NameEquals("expires_in"))
-                {
-                    // Some servers send the number as a string.
-                    if (property.Value.ValueKind == JsonValueKind.Number && property.Value.TryGetDouble(out var n))
-                    {
-                        expiresIn = n;
-                    }
-                    else if (property.Value.ValueKind == JsonValueKind.String && double.TryParse(property.Value.GetString(), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var s))
-                    {
-                        expiresIn = s;
-                    }
-                    else
-                    {
-                        throw new CredentialFetchException("token exchange endpoint answered an expires_in that is not a number", isTransient: true);
-                    }
-                }
-            }
-        }
-        catch (JsonException)
-        {
-            throw new CredentialFetchException("token exchange endpoint answered something that is not JSON", isTransient: true);
-        }
-
-        if (string.IsNullOrEmpty(accessToken))
-        {
-            throw new CredentialFetchException("token exchange endpoint answer has no access_token", isTransient: true);
-        }
+        var response = OAuth2TokenResponse.Read(body, Endpoint);
 
         // issued_token_type is required by RFC 8693, but some servers omit it; when present it must be
         // what was asked for, or the injected value would be a different kind of token (an ID token, say).
         // The received value is not echoed: it is the server's text.
-        if (_settings.RequestedTokenType is not null && issuedTokenType is not null &&
-            !string.Equals(issuedTokenType, _settings.RequestedTokenType, StringComparison.Ordinal))
+        if (_settings.RequestedTokenType is not null && response.IssuedTokenType is not null &&
+            !string.Equals(response.IssuedTokenType, _settings.RequestedTokenType, StringComparison.Ordinal))
         {
-            throw new CredentialFetchException("token exchange endpoint issued a token of another type than RequestedTokenType", isTransient: false);
+            throw new CredentialFetchException(Endpoint + " issued a token of another type than RequestedTokenType", isTransient: false);
         }
 
-        if (expiresIn is { } e && (double.IsNaN(e) || e <= 0))
-        {
-            throw new CredentialFetchException("token exchange endpoint issued a token with a non-positive expires_in", isTransient: false);
-        }
-
-        SecretFile.EnsurePrintable(accessToken, "the access token");
-        var lifetime = expiresIn is { } seconds ? TimeSpan.FromSeconds(Math.Min(seconds, TimeSpan.FromDays(365).TotalSeconds)) : _settings.DefaultLifetime;
-        return new Credential(accessToken, username, requestedAt, requestedAt + lifetime);
-    }
-
-    /// <summary>The RFC 6749 section 5.2 <c>error</c> code when it is a known one; <c>error_description</c> is never read.</summary>
-    private static string? TryReadErrorCode(byte[] body)
-    {
-        try
-        {
-            using var doc = JsonDocument.Parse(body);
-            if (doc.RootElement.ValueKind == JsonValueKind.Object &&
-                doc.RootElement.TryGetProperty("error", out var error) &&
-                error.ValueKind == JsonValueKind.String &&
-                error.GetString() is { } code &&
-                KnownErrorCodes.Contains(code))
-            {
-                return code;
-            }
-        }
-        catch (JsonException)
-        {
-        }
-
-        return null;
+        return response.ToCredential(Endpoint, _settings.DefaultLifetime, username, requestedAt);
     }
 
     /// <summary>The validated settings of one token exchange credential.</summary>
