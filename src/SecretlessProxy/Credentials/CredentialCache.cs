@@ -81,9 +81,12 @@ public sealed class CredentialCache : IDisposable
     private CredentialEntry NewEntry(CredentialDefinition definition) => new(definition, _time, _logger, _metrics, _stopping.Token);
 
     /// <summary>Returns a valid credential or throws <see cref="CredentialUnavailableException"/>.</summary>
-    public ValueTask<CredentialLease> GetAsync(string name, CancellationToken cancellationToken)
+    public ValueTask<CredentialLease> GetAsync(string name, CancellationToken cancellationToken) => GetFrom(_entries, name, cancellationToken);
+
+    /// <summary>The lookup for one set of entries (the current one, or a request's generation).</summary>
+    internal static ValueTask<CredentialLease> GetFrom(IReadOnlyDictionary<string, CredentialEntry> entries, string name, CancellationToken cancellationToken)
     {
-        if (!_entries.TryGetValue(name, out var entry))
+        if (!entries.TryGetValue(name, out var entry))
         {
             // Validation rejects policies that name unknown credentials; this is a guard, not a path.
             throw new CredentialUnavailableException(name, "no such credential is configured");

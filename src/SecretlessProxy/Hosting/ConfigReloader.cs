@@ -152,36 +152,34 @@ public sealed partial class ConfigReloader : IAsyncDisposable
 
     private async Task<ReloadStatus> LoadAndApplyAsync()
     {
+        var loaded = await new ConfigLoader(_options.TimeProvider, _tokenClient, _identityAccessor, _sourceLoggers).LoadAsync(_configPath, overrides: _options.ConfigOverrides).ConfigureAwait(false);
+        var now = _options.TimeProvider.GetUtcNow();
+        if (!loaded.IsValid)
         {
-            var loaded = await new ConfigLoader(_options.TimeProvider, _tokenClient, _identityAccessor, _sourceLoggers).LoadAsync(_configPath, overrides: _options.ConfigOverrides).ConfigureAwait(false);
-            var now = _options.TimeProvider.GetUtcNow();
-            if (!loaded.IsValid)
-            {
-                return Reject(now, loaded.Errors.Select(e => e.Key + ": " + e.Message).ToArray());
-            }
-
-            var next = loaded.Snapshot!;
-            var current = _state.Snapshot;
-            var restartOnly = RestartOnlyChanges(current, next);
-            if (restartOnly.Count > 0)
-            {
-                return Reject(now, restartOnly);
-            }
-
-            var identity = _state.Identity;
-            if (!SameIdentitySettings(current.Identity, next.Identity))
-            {
-                identity = next.Identity is null ? null : _identityFactory(next.Identity);
-            }
-
-            var status = new ReloadStatus(now, ReloadStatus.Applied, []);
-            // A replaced identity is disposed at once: one still in use by a request answers with its
-            // last status after Dispose, it does not throw.
-            _state.Swap(next, identity, status, out var dropped)?.Dispose();
-
-            Log.Reloaded(_logger, _configPath, next.Policies.Policies.Count, next.Credentials.Count, dropped.Count == 0 ? "none" : string.Join(", ", dropped));
-            return status;
+            return Reject(now, loaded.Errors.Select(e => e.Key + ": " + e.Message).ToArray());
         }
+
+        var next = loaded.Snapshot!;
+        var current = _state.Snapshot;
+        var restartOnly = RestartOnlyChanges(current, next);
+        if (restartOnly.Count > 0)
+        {
+            return Reject(now, restartOnly);
+        }
+
+        var identity = _state.Identity;
+        if (!SameIdentitySettings(current.Identity, next.Identity))
+        {
+            identity = next.Identity is null ? null : _identityFactory(next.Identity);
+        }
+
+        var status = new ReloadStatus(now, ReloadStatus.Applied, []);
+        // A replaced identity is disposed at once: one still in use by a request answers with its
+        // last status after Dispose, it does not throw.
+        _state.Swap(next, identity, status, out var dropped)?.Dispose();
+
+        Log.Reloaded(_logger, _configPath, next.Policies.Policies.Count, next.Credentials.Count, dropped.Count == 0 ? "none" : string.Join(", ", dropped));
+        return status;
     }
 
     private ReloadStatus Reject(DateTimeOffset now, IReadOnlyList<string> reasons)

@@ -27,8 +27,5 @@ internal sealed class ProxyGeneration
 
     /// <summary>Returns a valid credential of this version or throws <see cref="CredentialUnavailableException"/>.</summary>
     public ValueTask<CredentialLease> GetCredentialAsync(string name, CancellationToken cancellationToken) =>
-        Credentials.TryGetValue(name, out var entry)
-            ? entry.GetAsync(cancellationToken)
-            // Validation rejects policies that name unknown credentials; this is a guard, not a path.
-            : throw new CredentialUnavailableException(name, "no such credential is configured");
+        CredentialCache.GetFrom(Credentials, name, cancellationToken);
 }
