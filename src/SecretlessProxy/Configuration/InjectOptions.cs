@@ -15,4 +15,10 @@ public sealed class InjectOptions
 
     /// <summary>Sign the request with AWS Signature Version 4 using the credential's temporary keys.</summary>
     public AwsSigV4Options? AwsSigV4 { get; set; }
+
+    /// <summary>
+    /// Log in to a database in its connection handshake (a Postgres listener). The credential is the
+    /// listener's; a policy with this injection only authorizes the connection.
+    /// </summary>
+    public bool? DatabaseLogin { get; set; }
 }

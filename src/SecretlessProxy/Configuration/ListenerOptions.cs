@@ -4,14 +4,18 @@ public sealed class ListenerOptions
 {
     /// <summary>
     /// <c>Route</c>: requests to this listener go to <see cref="Upstream"/>. <c>Forward</c>: an
-    /// HTTP_PROXY-style forward proxy (absolute-form requests and CONNECT tunnels).
+    /// HTTP_PROXY-style forward proxy (absolute-form requests and CONNECT tunnels). <c>Postgres</c>:
+    /// PostgreSQL connections, logged in upstream with <see cref="Credential"/>.
     /// </summary>
     public string? Mode { get; set; }
 
     /// <summary>The address the listener binds, for example <c>http://127.0.0.1:8081</c>.</summary>
     public string? Url { get; set; }
 
-    /// <summary>Route mode: the origin every request is forwarded to; it is also the destination that policy matches.</summary>
+    /// <summary>
+    /// Route mode: the origin every request is forwarded to; it is also the destination that policy
+    /// matches. Postgres mode: the database server as <c>host:port</c>.
+    /// </summary>
     public string? Upstream { get; set; }
 
     /// <summary>Overrides the global <c>Unmatched</c> for this listener.</summary>
@@ -25,4 +29,13 @@ public sealed class ListenerOptions
 
     /// <summary>With <see cref="RecordQuery"/>: parameters whose values are replaced by REDACTED.</summary>
     public string[]? RedactQueryParameters { get; set; }
+
+    /// <summary>Postgres mode: the credential that logs in upstream (its user name and its secret as the password).</summary>
+    public string? Credential { get; set; }
+
+    /// <summary>Postgres mode: TLS toward the database server.</summary>
+    public DatabaseTlsOptions? Tls { get; set; }
+
+    /// <summary>Postgres mode: how long connecting to and logging in at the database may take. Default 10 s.</summary>
+    public TimeSpan? HandshakeTimeout { get; set; }
 }

@@ -87,7 +87,7 @@ public sealed partial class SnapshotCompiler
 
         foreach (var (name, listener) in options.Listeners)
         {
-            var compiled = CompileListener(name, listener, unmatched, injectedQueryParameters, errors);
+            var compiled = CompileListener(name, listener, unmatched, injectedQueryParameters, credentialOptions, errors);
             if (compiled is not null)
             {
                 listeners[name] = compiled;
@@ -95,6 +95,7 @@ public sealed partial class SnapshotCompiler
         }
 
         CheckPortConflicts(admin, listeners.Values, errors);
+        CheckDatabasePolicies(listeners.Values, policies, errors);
 
         var localCa = CompileLocalCa(options.LocalCa, listeners.Values.Any(l => l.Mode == ListenerMode.Forward), errors);
         var trustedCaFile = options.Upstreams.TrustedCaFile is null ? null : RequireFile(options.Upstreams.TrustedCaFile, Root + ":Upstreams:TrustedCaFile", errors);
@@ -108,15 +109,22 @@ public sealed partial class SnapshotCompiler
         return new ProxySnapshot(admin, listeners, credentials, new PolicySet(policies.OrderBy(p => p.Name, StringComparer.Ordinal).ToArray()), localCa, trustedCaFile, audit, identity, labels);
     }
 
-    private ListenerDefinition? CompileListener(string name, ListenerOptions listener, UnmatchedBehavior globalUnmatched, IReadOnlyList<string> injectedQueryParameters, List<ConfigError> errors)
+    private ListenerDefinition? CompileListener(string name, ListenerOptions listener, UnmatchedBehavior globalUnmatched, IReadOnlyList<string> injectedQueryParameters, Dictionary<string, CredentialOptions> credentials, List<ConfigError> errors)
     {
         var key = Root + ":Listeners:" + name;
         var ok = true;
         if (!Enum.TryParse<ListenerMode>(listener.Mode, ignoreCase: true, out var mode) || !Enum.IsDefined(mode) || int.TryParse(listener.Mode, out _))
         {
-            errors.Add(new(key + ":Mode", listener.Mode is null ? "is required (Route or Forward)" : "'" + listener.Mode + "' is not a listener mode; expected Route or Forward"));
+            errors.Add(new(key + ":Mode", listener.Mode is null ? "is required (Route, Forward or Postgres)" : "'" + listener.Mode + "' is not a listener mode; expected Route, Forward or Postgres"));
             ok = false;
         }
+
+        if (ok && mode == ListenerMode.Postgres)
+        {
+            return CompileDatabaseListener(name, key, mode, listener, globalUnmatched, credentials, errors);
+        }
+
+        ReportDatabaseOnlyKeys(key, listener, errors);
 
         var bind = listener.Url?.StartsWith("unix:", StringComparison.OrdinalIgnoreCase) == true
             ? ParseUnixUrl(listener.Url, key + ":Url", errors)
@@ -502,7 +510,12 @@ public sealed partial class SnapshotCompiler
         }
 
         CredentialOptions? credential = null;
-        if (string.IsNullOrWhiteSpace(p.Credential))
+        var databaseLogin = p.Inject.DatabaseLogin == true;
+        if (databaseLogin && p.Credential is null)
+        {
+            // The Postgres listener names its login credential; this policy only authorizes the connection.
+        }
+        else if (string.IsNullOrWhiteSpace(p.Credential))
         {
             errors.Add(new(key + ":Credential", "is required: the name of an entry under Credentials"));
         }
@@ -518,16 +531,21 @@ public sealed partial class SnapshotCompiler
         }
 
         // A credential that did not compile leaves the snapshot invalid; its kind is never read then.
-        return new CompiledPolicy(name, hosts, ports, methods, prefix, p.Credential!, sourceKinds.GetValueOrDefault(p.Credential!, "unknown"), injection!, conditions);
+        return new CompiledPolicy(name, hosts, ports, methods, prefix, p.Credential ?? string.Empty, p.Credential is null ? string.Empty : sourceKinds.GetValueOrDefault(p.Credential, "unknown"), injection!, conditions);
     }
 
     private static InjectionRule? CompileInjection(string key, InjectOptions inject, CredentialOptions? credential, IReadOnlyList<string>? matchHosts, TimeProvider time, List<ConfigError> errors)
     {
-        var kinds = (inject.Header is not null ? 1 : 0) + (inject.Basic == true ? 1 : 0) + (inject.Query is not null ? 1 : 0) + (inject.AwsSigV4 is not null ? 1 : 0);
+        var kinds = (inject.Header is not null ? 1 : 0) + (inject.Basic == true ? 1 : 0) + (inject.Query is not null ? 1 : 0) + (inject.AwsSigV4 is not null ? 1 : 0) + (inject.DatabaseLogin == true ? 1 : 0);
         if (kinds != 1)
         {
-            errors.Add(new(key, kinds == 0 ? "say how to inject: Header with Format, Basic: true, Query, or AwsSigV4" : "give only one of Header, Basic, Query and AwsSigV4"));
+            errors.Add(new(key, kinds == 0 ? "say how to inject: Header with Format, Basic: true, Query, AwsSigV4, or DatabaseLogin: true" : "give only one of Header, Basic, Query, AwsSigV4 and DatabaseLogin"));
             return null;
+        }
+
+        if (inject.DatabaseLogin == true)
+        {
+            return DatabaseLoginInjector.Instance;
         }
 
         if (inject.AwsSigV4 is not null)

@@ -132,6 +132,17 @@ internal sealed partial class ProxyRequestHandler
                 feature = new ForwardingFeature(listener.Name, started, rule: null, credential: null);
                 break;
 
+            case DecisionKind.Allow when decision.Policy!.Injection is Injection.DatabaseLoginInjector:
+                // Such a policy names no HTTP injection; sending the request on would add nothing and
+                // let the app reach the host on a policy never written for HTTP.
+                var reason = "policy '" + decision.Policy.Name + "' authorizes database connections only";
+                Log.Denied(_logger, listener.Name, destination.Method, destination.Host, destination.Port, destination.Path, reason);
+                activity?.SetTag(ProxyTelemetry.Tags.Policy, decision.Policy.Name);
+                Audit(activity, listener.Name, destination, "deny", reason, decision.Policy, "denied", who);
+                await ProblemResponse.WriteAsync(context, StatusCodes.Status403Forbidden, "policy-denied", "Denied by policy", reason, activity?.TraceId.ToString()).ConfigureAwait(false);
+                SetStatus(activity, context);
+                return;
+
             default:
                 var policy = decision.Policy!;
                 if (activity is not null)

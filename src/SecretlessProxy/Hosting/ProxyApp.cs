@@ -17,6 +17,7 @@ using SecretlessProxy.Credentials;
 using SecretlessProxy.Forwarding;
 using SecretlessProxy.Identity;
 using SecretlessProxy.Listeners;
+using SecretlessProxy.Listeners.Postgres;
 using SecretlessProxy.Telemetry;
 
 namespace SecretlessProxy.Hosting;
@@ -134,7 +135,16 @@ public sealed partial class ProxyApp : IAsyncDisposable
                             return next(connection);
                         };
                     });
-                    if (listener.Mode == ListenerMode.Forward)
+                    if (listener.Mode == ListenerMode.Postgres)
+                    {
+                        // A raw TCP protocol: the handler owns the connection and never hands it to HTTP.
+                        listen.Use(_ =>
+                        {
+                            var handler = listen.ApplicationServices.GetRequiredService<PostgresConnectionHandler>();
+                            return connection => handler.OnConnectionAsync(connection, listener.Name);
+                        });
+                    }
+                    else if (listener.Mode == ListenerMode.Forward)
                     {
                         // Cleartext requests (CONNECT, absolute-form) are HTTP/1.1; inside an intercepted
                         // tunnel, ALPN chooses HTTP/2 or HTTP/1.1 (see TunnelTlsFeature).
@@ -195,6 +205,14 @@ public sealed partial class ProxyApp : IAsyncDisposable
             sp.GetRequiredService<ILogger<ProxyRequestHandler>>()));
         builder.Services.AddSingleton<AdminRequestHandler>();
         builder.Services.AddSingleton<ForwardProxyConnectionHandler>();
+        builder.Services.AddSingleton<PostgresCancelRegistry>();
+        builder.Services.AddSingleton(sp => new PostgresConnectionHandler(
+            sp.GetRequiredService<ProxyState>(),
+            sp.GetRequiredService<PostgresCancelRegistry>(),
+            sp.GetRequiredService<ProxyMetrics>(),
+            sp.GetRequiredService<AuditLog>(),
+            options.TimeProvider,
+            sp.GetRequiredService<ILogger<PostgresConnectionHandler>>()));
 
         var app = builder.Build();
         // Sources compiled before the host existed log through the host's logging from now on.
@@ -226,7 +244,7 @@ public sealed partial class ProxyApp : IAsyncDisposable
         foreach (var (name, endpoint) in _listenerEndpoints)
         {
             var listener = State.Snapshot.Listeners[name];
-            Log.ListenerBound(logger, name, listener.Mode.ToString(), endpoint.EndPoint.ToString()!, listener.Upstream?.ToString() ?? "the destination each request names");
+            Log.ListenerBound(logger, name, listener.Mode.ToString(), endpoint.EndPoint.ToString()!, listener.Upstream?.ToString() ?? (listener.Database is { } db ? db.Host + ":" + db.Port : "the destination each request names"));
         }
 
         Log.Started(logger, AdminEndPoint.ToString(), _listenerEndpoints.Count, State.Snapshot.Policies.Policies.Count, State.Snapshot.Credentials.Count);

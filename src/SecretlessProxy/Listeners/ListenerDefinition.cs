@@ -7,8 +7,9 @@ namespace SecretlessProxy.Listeners;
 /// <summary>A validated listener: where it binds and, in route mode, where its requests go.</summary>
 public sealed class ListenerDefinition
 {
-    public ListenerDefinition(string name, ListenerMode mode, EndPoint bindEndPoint, Uri? upstream, UnmatchedBehavior unmatched, QueryRedactor? queryRecording = null, IReadOnlyList<int>? allowedConnectPorts = null)
+    public ListenerDefinition(string name, ListenerMode mode, EndPoint bindEndPoint, Uri? upstream, UnmatchedBehavior unmatched, QueryRedactor? queryRecording = null, IReadOnlyList<int>? allowedConnectPorts = null, DatabaseListenerSettings? database = null)
     {
+        Database = database;
         QueryRecording = queryRecording;
         AllowedConnectPorts = allowedConnectPorts ?? [443];
         Name = name;
@@ -39,4 +40,7 @@ public sealed class ListenerDefinition
 
     /// <summary>Null unless the listener opted in to recording query strings on spans.</summary>
     public QueryRedactor? QueryRecording { get; }
+
+    /// <summary>Postgres mode only: the database server and the login credential.</summary>
+    public DatabaseListenerSettings? Database { get; }
 }

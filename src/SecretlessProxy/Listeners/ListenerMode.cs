@@ -10,4 +10,10 @@ public enum ListenerMode
     /// and CONNECT tunnels that are intercepted with the local CA when a policy can match the host.
     /// </summary>
     Forward,
+
+    /// <summary>
+    /// PostgreSQL wire protocol: the app connects with no password and the proxy logs in to the
+    /// configured database server with a just-in-time credential, then splices bytes.
+    /// </summary>
+    Postgres,
 }

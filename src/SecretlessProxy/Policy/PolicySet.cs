@@ -6,7 +6,11 @@ public sealed class PolicySet
     public PolicySet(IReadOnlyList<CompiledPolicy> policies)
     {
         Policies = policies;
+        UsesCaller = policies.Any(p => p.Conditions.Caller is not null);
     }
+
+    /// <summary>Whether any policy has a Caller condition, so deciding needs the attested calling process.</summary>
+    public bool UsesCaller { get; }
 
     public IReadOnlyList<CompiledPolicy> Policies { get; }
 

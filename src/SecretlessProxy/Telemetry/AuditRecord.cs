@@ -24,7 +24,8 @@ public sealed record AuditRecord(
     string Path,
     string? TraceId,
     Caller? Caller = null,
-    string? IdentitySubject = null)
+    string? IdentitySubject = null,
+    string? DatabaseUser = null)
 {
     public void WriteTo(Utf8JsonWriter writer)
     {
@@ -70,6 +71,12 @@ public sealed record AuditRecord(
             writer.WriteStartObject("identity");
             writer.WriteString("subject", IdentitySubject);
             writer.WriteEndObject();
+        }
+
+        if (DatabaseUser is not null)
+        {
+            // A database connection: the user the proxy logged in as (the database is the path).
+            writer.WriteString("databaseUser", DatabaseUser);
         }
 
         WriteOptional(writer, "traceId", TraceId);

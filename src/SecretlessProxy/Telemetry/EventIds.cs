@@ -46,4 +46,11 @@ internal static class EventIds
 
     public const int CredentialFetched = 20;
     public const int CredentialFetchFailed = 21;
+
+    public const int DatabaseConnected = 70;
+    public const int DatabaseConnectionRefused = 71;
+    public const int DatabaseClientRejected = 72;
+    public const int DatabaseCancelForwarded = 73;
+    public const int DatabaseCancelIgnored = 74;
+    public const int DatabaseCancelFailed = 75;
 }

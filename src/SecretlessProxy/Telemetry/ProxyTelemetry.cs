@@ -38,6 +38,11 @@ public static class ProxyTelemetry
         public const string CallerExecutable = "secretless.caller.executable";
         public const string CallerExecutableSha256 = "secretless.caller.executable.sha256";
         public const string IdentitySubject = "secretless.identity.subject";
+        public const string DatabaseSystem = "db.system.name";
+        public const string DatabaseNamespace = "db.namespace";
+        public const string DatabaseUser = "secretless.database.user";
+        public const string DatabaseAuthMethod = "secretless.database.auth_method";
+        public const string HandshakeDuration = "secretless.handshake.duration_ms";
     }
 
     /// <summary>Who called: the attested process (absent when unknown) and the workload identity's subject.</summary>
@@ -69,6 +74,22 @@ public static class ProxyTelemetry
     {
         var activity = Source.StartActivity("secretless.proxy", ActivityKind.Internal);
         activity?.SetTag(Tags.Listener, listener);
+        return activity;
+    }
+
+    /// <summary>One span per database connection, from accept to the end of the login handshake.</summary>
+    public static Activity? StartDatabaseConnection(string listener, in Policy.RequestDestination destination, string database)
+    {
+        var activity = Source.StartActivity("secretless.database.connection", ActivityKind.Internal);
+        if (activity is not null)
+        {
+            activity.SetTag(Tags.Listener, listener);
+            activity.SetTag(Tags.DatabaseSystem, "postgresql");
+            activity.SetTag(Tags.DatabaseNamespace, database);
+            activity.SetTag(Tags.ServerAddress, destination.Host);
+            activity.SetTag(Tags.ServerPort, destination.Port);
+        }
+
         return activity;
     }
 

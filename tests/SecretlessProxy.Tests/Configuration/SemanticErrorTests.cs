@@ -264,7 +264,7 @@ public sealed class SemanticErrorTests : IDisposable
 
         var result = await _config.ValidateAsync();
 
-        AssertProblem(result, LegacyPolicy + ":Inject", "give only one of Header, Basic, Query and AwsSigV4");
+        AssertProblem(result, LegacyPolicy + ":Inject", "give only one of Header, Basic, Query, AwsSigV4 and DatabaseLogin");
         AssertOnlyKeys(result, LegacyPolicy + ":Inject");
     }
 

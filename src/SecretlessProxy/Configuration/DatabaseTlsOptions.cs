@@ -1,0 +1,19 @@
+namespace SecretlessProxy.Configuration;
+
+/// <summary>TLS from the proxy to a database server (the app's side is loopback).</summary>
+public sealed class DatabaseTlsOptions
+{
+    /// <summary>
+    /// <c>VerifyFull</c> (default): TLS, the server's chain and name verified against the system store
+    /// plus <see cref="CaFile"/>. <c>Require</c>: TLS without verifying the server (encryption only).
+    /// <c>Disable</c>: no TLS; the password then crosses the network only as the server's
+    /// authentication method protects it.
+    /// </summary>
+    public string? Mode { get; set; }
+
+    /// <summary>Extra CA certificates (PEM) trusted for the database server.</summary>
+    public string? CaFile { get; set; }
+
+    /// <summary>The name to verify in the server's certificate, when it differs from the Upstream host.</summary>
+    public string? ServerName { get; set; }
+}

@@ -1,0 +1,22 @@
+using SecretlessProxy.Credentials;
+
+namespace SecretlessProxy.Injection;
+
+/// <summary>
+/// The credential goes into a database's login handshake (see <c>Listeners/Postgres</c>), not into
+/// an HTTP request. A policy with this injection authorizes database connections only: an HTTP
+/// request it matches is refused before anything is sent, so it never reaches <see cref="Apply"/>.
+/// </summary>
+public sealed class DatabaseLoginInjector : InjectionRule
+{
+    public static readonly DatabaseLoginInjector Instance = new();
+
+    private DatabaseLoginInjector()
+    {
+    }
+
+    public override string Kind => "database-login";
+
+    public override void Apply(HttpRequestMessage proxyRequest, Credential credential) =>
+        throw new InvalidOperationException("a DatabaseLogin policy cannot inject into an HTTP request");
+}

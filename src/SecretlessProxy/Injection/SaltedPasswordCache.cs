@@ -1,0 +1,58 @@
+using System.Security.Cryptography;
+using System.Text;
+
+namespace SecretlessProxy.Injection;
+
+/// <summary>
+/// Remembers the last SCRAM SaltedPassword (PBKDF2 of the password) per login credential. A server
+/// sends the same salt and iteration count for a role on every login, so a new connection costs one
+/// HMAC round instead of 4096 PBKDF2 iterations: this is where the proxy beats a client that logs in
+/// itself. A rotated password or a changed salt simply misses. Held in memory only, like the password.
+/// </summary>
+internal sealed class SaltedPasswordCache
+{
+    private Entry? _last;
+
+    public byte[] Get(string password, byte[] salt, int iterations)
+    {
+        var last = Volatile.Read(ref _last);
+        if (last is not null && last.Iterations == iterations && string.Equals(last.Password, password, StringComparison.Ordinal) && last.Salt.AsSpan().SequenceEqual(salt))
+        {
+            return last.SaltedPassword;
+        }
+
+        var salted = Rfc2898DeriveBytes.Pbkdf2(Prepare(password), salt, iterations, HashAlgorithmName.SHA256, 32);
+        Volatile.Write(ref _last, new Entry(password, salt, iterations, salted));
+        return salted;
+    }
+
+    /// <summary>
+    /// PostgreSQL applies SASLprep (RFC 4013) to the password and falls back to the raw bytes when
+    /// that fails. For ASCII passwords (what generated credentials are) SASLprep is the identity;
+    /// otherwise NFKC, SASLprep's normalisation step, is the close approximation used here.
+    /// </summary>
+    private static byte[] Prepare(string password)
+    {
+        foreach (var ch in password)
+        {
+            if (ch > 0x7E || ch < 0x20)
+            {
+                return Encoding.UTF8.GetBytes(password.Normalize(NormalizationForm.FormKC));
+            }
+        }
+
+        return Encoding.UTF8.GetBytes(password);
+    }
+
+    // A class, not a record: a record's generated ToString would print the password.
+    private sealed class Entry(string password, byte[] salt, int iterations, byte[] saltedPassword)
+    {
+        public string Password { get; } = password;
+
+        public byte[] Salt { get; } = salt;
+
+        public int Iterations { get; } = iterations;
+
+        public byte[] SaltedPassword { get; } = saltedPassword;
+    }
+}

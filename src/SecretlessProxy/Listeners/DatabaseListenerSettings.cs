@@ -1,0 +1,38 @@
+using System.Security.Cryptography.X509Certificates;
+
+namespace SecretlessProxy.Listeners;
+
+/// <summary>
+/// A database listener's fixed upstream: where the server is, how to reach it securely, and which
+/// credential logs in. The destination comes from here, never from the app's startup message.
+/// </summary>
+public sealed class DatabaseListenerSettings
+{
+    public DatabaseListenerSettings(string host, int port, string credentialName, DatabaseTlsMode tlsMode, X509Certificate2Collection? extraTrust, string serverName, TimeSpan handshakeTimeout)
+    {
+        Host = host;
+        Port = port;
+        CredentialName = credentialName;
+        TlsMode = tlsMode;
+        ExtraTrust = extraTrust;
+        ServerName = serverName;
+        HandshakeTimeout = handshakeTimeout;
+    }
+
+    public string Host { get; }
+
+    public int Port { get; }
+
+    public string CredentialName { get; }
+
+    public DatabaseTlsMode TlsMode { get; }
+
+    /// <summary>CAs trusted besides the system store (the listener's <c>Tls:CaFile</c>).</summary>
+    public X509Certificate2Collection? ExtraTrust { get; }
+
+    /// <summary>The name the server's certificate must carry (and the SNI sent).</summary>
+    public string ServerName { get; }
+
+    /// <summary>Bounds connecting, TLS and login at the server, so a stalled server cannot hold the app's connection forever.</summary>
+    public TimeSpan HandshakeTimeout { get; }
+}

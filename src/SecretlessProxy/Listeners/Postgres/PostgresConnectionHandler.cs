@@ -1,0 +1,495 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.IO.Pipelines;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.Logging;
+using SecretlessProxy.Credentials;
+using SecretlessProxy.Hosting;
+using SecretlessProxy.Identity;
+using SecretlessProxy.Injection;
+using SecretlessProxy.Configuration;
+using SecretlessProxy.Policy;
+using SecretlessProxy.Telemetry;
+
+namespace SecretlessProxy.Listeners.Postgres;
+
+/// <summary>
+/// A Postgres listener's connections, below HTTP. Toward the app the proxy is a PostgreSQL server
+/// that asks for no password; toward the database it is a client that logs in with the listener's
+/// credential. Policy decides once per connection (caller, identity, database), the login happens,
+/// the server's ParameterStatus, BackendKeyData (replaced by the proxy's own, for cancellation) and
+/// ReadyForQuery reach the app, and from then on bytes are spliced both ways without parsing.
+/// </summary>
+internal sealed partial class PostgresConnectionHandler
+{
+    private readonly ProxyState _state;
+    private readonly PostgresCancelRegistry _cancels;
+    private readonly ProxyMetrics _metrics;
+    private readonly AuditLog _audit;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly ConcurrentDictionary<string, SaltedPasswordCache> _saltedPasswords = new(StringComparer.OrdinalIgnoreCase);
+
+    public PostgresConnectionHandler(ProxyState state, PostgresCancelRegistry cancels, ProxyMetrics metrics, AuditLog audit, TimeProvider time, ILogger<PostgresConnectionHandler> logger)
+    {
+        _state = state;
+        _cancels = cancels;
+        _metrics = metrics;
+        _audit = audit;
+        _time = time;
+        _logger = logger;
+    }
+
+    public async Task OnConnectionAsync(ConnectionContext connection, string listenerName)
+    {
+        var input = connection.Transport.Input;
+        var output = connection.Transport.Output;
+        var generation = _state.Current;
+        if (!generation.Snapshot.Listeners.TryGetValue(listenerName, out var listener) || listener.Database is not { } db)
+        {
+            // Removed or re-purposed by a reload while the socket still accepts: fail closed.
+            await WriteErrorAsync(output, "08004", "listener '" + listenerName + "' is not configured", CancellationToken.None).ConfigureAwait(false);
+            return;
+        }
+
+        using var handshake = CancellationTokenSource.CreateLinkedTokenSource(connection.ConnectionClosed);
+        handshake.CancelAfter(db.HandshakeTimeout);
+        PostgresStartupMessage? startup;
+        try
+        {
+            startup = await ReadStartupAsync(input, output, listener.Name, db, handshake.Token).ConfigureAwait(false);
+        }
+        catch (PostgresProtocolException ex)
+        {
+            Log.ClientRejected(_logger, listener.Name, ex.Message);
+            await WriteErrorAsync(output, ex.SqlState, ex.Message, CancellationToken.None).ConfigureAwait(false);
+            return;
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException or ConnectionResetException)
+        {
+            // The app went away (or stalled past the handshake timeout) before a startup message.
+            return;
+        }
+
+        if (startup is null)
+        {
+            return;
+        }
+
+        ServerConnection? server = null;
+        var registered = 0;
+        try
+        {
+            (server, registered) = await EstablishAsync(connection, generation, listener, db, startup, handshake.Token).ConfigureAwait(false);
+            if (server is not { } session)
+            {
+                return;
+            }
+
+            await SpliceAsync(connection, session.Stream).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (registered != 0)
+            {
+                _cancels.Unregister(registered);
+            }
+
+            if (server is { } s)
+            {
+                await s.Stream.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Decide, fetch the credential, connect, log in, and hand the app the server's session
+    /// parameters. Returns the server connection, or null when the app was sent an error.
+    /// </summary>
+    private async Task<(ServerConnection? Server, int CancelKey)> EstablishAsync(ConnectionContext connection, ProxyGeneration generation, ListenerDefinition listener, DatabaseListenerSettings db, PostgresStartupMessage startup, CancellationToken cancellationToken)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var output = connection.Transport.Output;
+        var snapshot = generation.Snapshot;
+        var database = startup.Database ?? string.Empty;
+        var destination = DatabaseDestination.For(db, database);
+        using var activity = ProxyTelemetry.StartDatabaseConnection(listener.Name, destination, database);
+
+        // Attesting the calling process scans /proc (milliseconds) and only a Caller condition or the
+        // audit trail reads it; a pool opening connections should not pay for it otherwise.
+        var caller = snapshot.Policies.UsesCaller || snapshot.Audit.Sink != AuditSink.None
+            ? connection.Features.Get<CallerFeature>()?.Caller ?? Caller.Unknown
+            : Caller.Unknown;
+        IdentityStatus? identityStatus = null;
+        if (generation.Identity is { } workloadIdentity)
+        {
+            identityStatus = await workloadIdentity.GetAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        var decision = snapshot.Policies.Evaluate(destination, UnmatchedBehavior.Deny, new PolicyContext(caller, identityStatus?.Identity, _time.GetUtcNow()));
+        var policy = decision.Policy;
+        var outcome = new ConnectionOutcome(this, activity, listener.Name, destination, caller, identityStatus?.Identity, started);
+        if (activity is not null)
+        {
+            activity.SetTag(ProxyTelemetry.Tags.Decision, decision.Name);
+            ProxyTelemetry.TagCaller(activity, caller, identityStatus?.Identity);
+            if (policy is not null)
+            {
+                activity.SetTag(ProxyTelemetry.Tags.Policy, policy.Name);
+            }
+        }
+
+        if ((decision.AwaitsIdentity || decision.Kind == DecisionKind.Allow) && identityStatus is { IsValid: false })
+        {
+            await outcome.RefuseAsync(output, "deny", decision.Policy, "identity-unavailable", "57P03", "the workload identity is not valid: " + identityStatus.FailureReason).ConfigureAwait(false);
+            return default;
+        }
+
+        if (decision.Kind != DecisionKind.Allow)
+        {
+            await outcome.RefuseAsync(output, "deny", policy, "denied", "28000", "denied by policy: " + decision.Reason).ConfigureAwait(false);
+            return default;
+        }
+
+        if (policy!.Injection is not DatabaseLoginInjector)
+        {
+            await outcome.RefuseAsync(output, "deny", policy, "denied", "28000", "denied by policy: policy '" + policy.Name + "' injects " + policy.Injection.Kind + " into HTTP requests; a database connection needs a policy with Inject DatabaseLogin").ConfigureAwait(false);
+            return default;
+        }
+
+        activity?.SetTag(ProxyTelemetry.Tags.CredentialName, db.CredentialName);
+        CredentialLease lease;
+        try
+        {
+            lease = await generation.GetCredentialAsync(db.CredentialName, cancellationToken).ConfigureAwait(false);
+        }
+        catch (CredentialUnavailableException ex)
+        {
+            await outcome.RefuseAsync(output, "allow", policy, "credential-unavailable", "57P03", "credential '" + ex.CredentialName + "' is unavailable: " + ex.Reason, db.CredentialName).ConfigureAwait(false);
+            return default;
+        }
+
+        var credential = lease.Credential;
+        var source = generation.Credentials.TryGetValue(db.CredentialName, out var entry) ? entry.Definition.Source.Kind : "unknown";
+        activity?.SetTag(ProxyTelemetry.Tags.CredentialSource, source);
+        activity?.SetTag(ProxyTelemetry.Tags.CredentialCache, lease.OutcomeName);
+        activity?.SetTag(ProxyTelemetry.Tags.Injection, DatabaseLoginInjector.Instance.Kind);
+        if (credential.ExpiresAt is { } expires && expires <= _time.GetUtcNow())
+        {
+            // The cache never hands out an expired value; this guards the moment between its check and the wire.
+            await outcome.RefuseAsync(output, "allow", policy, "credential-unavailable", "57P03", "credential '" + db.CredentialName + "' expired before the login", db.CredentialName, source).ConfigureAwait(false);
+            return default;
+        }
+
+        if (credential.Username is not { Length: > 0 } user)
+        {
+            await outcome.RefuseAsync(output, "allow", policy, "credential-unavailable", "57P03", "credential '" + db.CredentialName + "' has no user name to log in with", db.CredentialName, source).ConfigureAwait(false);
+            return default;
+        }
+
+        activity?.SetTag(ProxyTelemetry.Tags.DatabaseUser, user);
+        outcome.User = user;
+        ServerConnection server = default;
+        try
+        {
+            server = await PostgresServerConnector.ConnectAsync(db, cancellationToken).ConfigureAwait(false);
+            var reader = new PostgresBackendReader(server.Stream);
+            await server.Stream.WriteAsync(UpstreamStartup(startup, user, database), cancellationToken).ConfigureAwait(false);
+            var cache = _saltedPasswords.GetOrAdd(listener.Name, static _ => new SaltedPasswordCache());
+            var method = await PostgresAuthenticator.AuthenticateAsync(server.Stream, reader, user, credential.Secret, server.ServerCertificate, cache, cancellationToken).ConfigureAwait(false);
+            activity?.SetTag(ProxyTelemetry.Tags.DatabaseAuthMethod, method);
+
+            // The app asked for a newer protocol or for options: answer as a 3.0 server would.
+            if (startup.MinorVersion > 0 || startup.ProtocolOptions.Count > 0)
+            {
+                await output.WriteAsync(PostgresWire.NegotiateProtocolVersion(0, startup.ProtocolOptions), cancellationToken).ConfigureAwait(false);
+            }
+
+            await output.WriteAsync(PostgresWire.AuthenticationOk(), cancellationToken).ConfigureAwait(false);
+            var cancelKey = await RelayUntilReadyAsync(reader, output, listener.Name, cancellationToken).ConfigureAwait(false);
+            await outcome.ConnectedAsync(policy, db.CredentialName, source, database).ConfigureAwait(false);
+            _metrics.Injection(policy.Name, db.CredentialName, DatabaseLoginInjector.Instance.Kind);
+            return (server, cancelKey);
+        }
+        catch (Exception ex) when (ex is PostgresProtocolException or OperationCanceledException or IOException)
+        {
+            if (server.Stream is not null)
+            {
+                await server.Stream.DisposeAsync().ConfigureAwait(false);
+            }
+
+            if (ex is PostgresProtocolException p)
+            {
+                var message = p.Outcome == "login-failed"
+                    ? "the proxy's login to " + db.Host + ":" + db.Port + " as \"" + user + "\" with credential '" + db.CredentialName + "' failed: " + Truncate(p.Message)
+                    : Truncate(p.Message);
+                await outcome.RefuseAsync(output, "allow", policy, p.Outcome, p.SqlState, message, db.CredentialName, source).ConfigureAwait(false);
+            }
+            else if (!connection.ConnectionClosed.IsCancellationRequested)
+            {
+                var message = ex is OperationCanceledException
+                    ? "connecting and logging in to the database server " + db.Host + ":" + db.Port + " took longer than " + db.HandshakeTimeout.TotalSeconds + " s"
+                    : "the connection to the database server " + db.Host + ":" + db.Port + " failed during login";
+                await outcome.RefuseAsync(output, "allow", policy, "upstream-failed", "08006", message, db.CredentialName, source).ConfigureAwait(false);
+            }
+            else
+            {
+                outcome.Abandoned(policy, db.CredentialName, source);
+            }
+
+            return default;
+        }
+    }
+
+    /// <summary>
+    /// Relays ParameterStatus, notices and ReadyForQuery; replaces BackendKeyData with the proxy's own
+    /// key data (registered for cancellation). Returns the registered process id (0 when the server sent none).
+    /// </summary>
+    private async Task<int> RelayUntilReadyAsync(PostgresBackendReader reader, PipeWriter output, string listener, CancellationToken cancellationToken)
+    {
+        var registered = 0;
+        try
+        {
+            while (true)
+            {
+                var message = await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+                switch (message.Type)
+                {
+                    case PostgresWire.BackendKeyDataType when message.Payload.Length == 8 && registered == 0:
+                        var serverPid = BinaryPrimitives.ReadInt32BigEndian(message.Payload);
+                        var serverKey = BinaryPrimitives.ReadInt32BigEndian(message.Payload[4..]);
+                        var (pid, key) = _cancels.Register(listener, serverPid, serverKey);
+                        registered = pid;
+                        await output.WriteAsync(PostgresWire.BackendKeyData(pid, key), cancellationToken).ConfigureAwait(false);
+                        break;
+                    case PostgresWire.BackendKeyDataType:
+                        throw new PostgresProtocolException("08P01", "the database server sent unexpected BackendKeyData");
+                    case PostgresWire.ErrorResponseType:
+                        // A FATAL after authentication (database does not exist, too many connections):
+                        // the server's own words are for the app and hold no credential.
+                        var fields = PostgresWire.ReadFields(message.Payload);
+                        throw new PostgresProtocolException(fields.GetValueOrDefault('C', "08006"), fields.GetValueOrDefault('M', "the database server refused the session"), "session-refused");
+                    case PostgresWire.ReadyForQueryType:
+                        await output.WriteAsync(message.Frame, cancellationToken).ConfigureAwait(false);
+                        return registered;
+                    default:
+                        await output.WriteAsync(message.Frame, cancellationToken).ConfigureAwait(false);
+                        break;
+                }
+            }
+        }
+        catch
+        {
+            if (registered != 0)
+            {
+                _cancels.Unregister(registered);
+            }
+
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Bytes both ways until either side closes. No message is parsed: after login the proxy has
+    /// nothing more to decide, and parsing would only cost throughput.
+    /// </summary>
+    private static async Task SpliceAsync(ConnectionContext connection, Stream server)
+    {
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(connection.ConnectionClosed);
+        var toServer = CopyToServerAsync(connection.Transport.Input, server, stop.Token);
+        var toApp = CopyToAppAsync(server, connection.Transport.Output, stop.Token);
+        await Task.WhenAny(toServer, toApp).ConfigureAwait(false);
+        await stop.CancelAsync().ConfigureAwait(false);
+        await server.DisposeAsync().ConfigureAwait(false);
+        try
+        {
+            await Task.WhenAll(toServer, toApp).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException or ObjectDisposedException or ConnectionResetException)
+        {
+        }
+    }
+
+    private static async Task CopyToServerAsync(PipeReader app, Stream server, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await app.CopyToAsync(server, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException or ObjectDisposedException or ConnectionResetException)
+        {
+        }
+    }
+
+    private static async Task CopyToAppAsync(Stream server, PipeWriter app, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await server.CopyToAsync(app, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException or ObjectDisposedException or ConnectionResetException)
+        {
+        }
+    }
+
+    /// <summary>
+    /// Reads startup-phase packets: answers SSLRequest and GSSENCRequest with 'N' (the app's side
+    /// is loopback), serves a CancelRequest, and returns the StartupMessage. Null when the
+    /// connection was a cancel or closed.
+    /// </summary>
+    private async Task<PostgresStartupMessage?> ReadStartupAsync(PipeReader input, PipeWriter output, string listener, DatabaseListenerSettings db, CancellationToken cancellationToken)
+    {
+        var negotiated = false;
+        while (true)
+        {
+            var read = await input.ReadAtLeastAsync(4, cancellationToken).ConfigureAwait(false);
+            if (read.Buffer.Length < 4)
+            {
+                input.AdvanceTo(read.Buffer.End);
+                if (read.Buffer.Length == 0)
+                {
+                    return null;
+                }
+
+                throw new PostgresProtocolException("08P01", "incomplete startup packet");
+            }
+
+            var length = ReadInt32(read.Buffer);
+            if (length is < 8 or > PostgresWire.MaxStartupPacketLength)
+            {
+                input.AdvanceTo(read.Buffer.Start);
+                throw new PostgresProtocolException("08P01", "invalid startup packet length " + length + " (at most " + PostgresWire.MaxStartupPacketLength + " bytes)");
+            }
+
+            input.AdvanceTo(read.Buffer.Start);
+            read = await input.ReadAtLeastAsync(length, cancellationToken).ConfigureAwait(false);
+            if (read.Buffer.Length < length)
+            {
+                input.AdvanceTo(read.Buffer.End);
+                throw new PostgresProtocolException("08P01", "incomplete startup packet");
+            }
+
+            var packet = read.Buffer.Slice(0, length);
+            var code = ReadInt32(packet.Slice(4));
+            var payload = packet.Slice(8);
+            switch (code)
+            {
+                case PostgresWire.SslRequestCode or PostgresWire.GssEncRequestCode when length == 8 && !negotiated:
+                    input.AdvanceTo(packet.End);
+                    negotiated = code == PostgresWire.SslRequestCode;
+                    await output.WriteAsync(new[] { (byte)'N' }, cancellationToken).ConfigureAwait(false);
+                    continue;
+
+                case PostgresWire.CancelRequestCode when length == 16:
+                    var pid = ReadInt32(payload);
+                    var key = ReadInt32(payload.Slice(4));
+                    input.AdvanceTo(packet.End);
+                    await CancelAsync(listener, db, pid, key, cancellationToken).ConfigureAwait(false);
+                    return null;
+
+                case var version when version >> 16 == 3:
+                    var startup = PostgresStartupMessage.TryParse(version, payload, out var error);
+                    input.AdvanceTo(packet.End);
+                    if (startup is null)
+                    {
+                        throw new PostgresProtocolException("08P01", "invalid startup packet: " + error);
+                    }
+
+                    if (startup["replication"] is { } replication && !string.Equals(replication, "false", StringComparison.OrdinalIgnoreCase) && replication != "0")
+                    {
+                        throw new PostgresProtocolException("0A000", "replication connections are not proxied");
+                    }
+
+                    if (startup.Database is null)
+                    {
+                        throw new PostgresProtocolException("08P01", "the startup message names no database and no user");
+                    }
+
+                    return startup;
+
+                default:
+                    input.AdvanceTo(packet.End);
+                    throw new PostgresProtocolException("0A000", "unsupported frontend protocol " + (code >> 16) + "." + (code & 0xFFFF) + ": the proxy speaks 3.0");
+            }
+        }
+    }
+
+    /// <summary>
+    /// A CancelRequest carries no login: it is honoured only for key data this proxy issued, and
+    /// sent to the server with the server's own key. The app gets no answer either way, as from a server.
+    /// </summary>
+    private async Task CancelAsync(string listener, DatabaseListenerSettings db, int pid, int key, CancellationToken cancellationToken)
+    {
+        if (!_cancels.TryResolve(listener, pid, key, out var serverPid, out var serverKey))
+        {
+            Log.CancelIgnored(_logger, listener);
+            return;
+        }
+
+        try
+        {
+            var server = await PostgresServerConnector.ConnectAsync(db, cancellationToken).ConfigureAwait(false);
+            await using (server.Stream.ConfigureAwait(false))
+            {
+                var payload = new byte[8];
+                BinaryPrimitives.WriteInt32BigEndian(payload, serverPid);
+                BinaryPrimitives.WriteInt32BigEndian(payload.AsSpan(4), serverKey);
+                await server.Stream.WriteAsync(PostgresWire.StartupPacket(PostgresWire.CancelRequestCode, payload), cancellationToken).ConfigureAwait(false);
+                await server.Stream.FlushAsync(cancellationToken).ConfigureAwait(false);
+                // The server closes the connection once it has read the request.
+                var sink = new byte[1];
+                _ = await server.Stream.ReadAsync(sink, cancellationToken).ConfigureAwait(false);
+            }
+
+            Log.CancelForwarded(_logger, listener, db.Host, db.Port);
+        }
+        catch (Exception ex) when (ex is PostgresProtocolException or IOException or OperationCanceledException)
+        {
+            Log.CancelFailed(_logger, listener, ex.Message);
+        }
+    }
+
+    /// <summary>The app's startup parameters, with the credential's user and the resolved database.</summary>
+    private static byte[] UpstreamStartup(PostgresStartupMessage startup, string user, string database)
+    {
+        var payload = new ArrayBufferWriter<byte>();
+        PostgresWire.WriteCString(payload, "user");
+        PostgresWire.WriteCString(payload, user);
+        PostgresWire.WriteCString(payload, "database");
+        PostgresWire.WriteCString(payload, database);
+        foreach (var (name, value) in startup.Parameters)
+        {
+            if (name is not ("user" or "database"))
+            {
+                PostgresWire.WriteCString(payload, name);
+                PostgresWire.WriteCString(payload, value);
+            }
+        }
+
+        payload.Write<byte>([0]);
+        return PostgresWire.StartupPacket(PostgresWire.ProtocolVersion3, payload.WrittenSpan);
+    }
+
+    private static int ReadInt32(ReadOnlySequence<byte> buffer)
+    {
+        Span<byte> word = stackalloc byte[4];
+        buffer.Slice(0, 4).CopyTo(word);
+        return BinaryPrimitives.ReadInt32BigEndian(word);
+    }
+
+    private static string Truncate(string message) => message.Length <= 500 ? message : message[..500] + "...";
+
+    private static async Task WriteErrorAsync(PipeWriter output, string sqlState, string message, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await output.WriteAsync(PostgresWire.ErrorResponse("FATAL", sqlState, message), cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or OperationCanceledException or ConnectionResetException or InvalidOperationException)
+        {
+            // The app is gone; there is nobody to tell.
+        }
+    }
+}

@@ -1,0 +1,94 @@
+using System.Net;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Security.Authentication;
+using System.Security.Cryptography.X509Certificates;
+using SecretlessProxy.Forwarding;
+
+namespace SecretlessProxy.Listeners.Postgres;
+
+/// <summary>
+/// Opens the proxy's own connection to the database server: TCP, then TLS by the PostgreSQL
+/// SSLRequest negotiation (a one-byte 'S' or 'N' answer before the TLS handshake), verified as the
+/// listener's Tls settings say. A server that declines TLS when TLS is required is not used.
+/// </summary>
+internal static class PostgresServerConnector
+{
+    public static async Task<ServerConnection> ConnectAsync(DatabaseListenerSettings settings, CancellationToken cancellationToken)
+    {
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        try
+        {
+            try
+            {
+                await socket.ConnectAsync(new DnsEndPoint(settings.Host, settings.Port), cancellationToken).ConfigureAwait(false);
+            }
+            catch (SocketException ex)
+            {
+                throw new PostgresProtocolException("08006", "could not connect to the database server " + settings.Host + ":" + settings.Port + " (" + ex.SocketErrorCode + ")", "upstream-unreachable");
+            }
+
+            var network = new NetworkStream(socket, ownsSocket: true);
+            if (settings.TlsMode == DatabaseTlsMode.Disable)
+            {
+                return new ServerConnection(network, null);
+            }
+
+            await network.WriteAsync(PostgresWire.StartupPacket(PostgresWire.SslRequestCode, []), cancellationToken).ConfigureAwait(false);
+            var answer = new byte[1];
+            try
+            {
+                await network.ReadExactlyAsync(answer, cancellationToken).ConfigureAwait(false);
+            }
+            catch (EndOfStreamException)
+            {
+                await network.DisposeAsync().ConfigureAwait(false);
+                throw new PostgresProtocolException("08006", "the database server closed the connection when asked for TLS", "upstream-tls-failed");
+            }
+
+            if (answer[0] != (byte)'S')
+            {
+                await network.DisposeAsync().ConfigureAwait(false);
+                throw new PostgresProtocolException("08006", answer[0] == (byte)'N'
+                    ? "the database server does not offer TLS, and the listener requires it (Tls Mode " + settings.TlsMode + ")"
+                    : "the database server answered the TLS request with an unexpected byte", "upstream-tls-failed");
+            }
+
+            var tls = new SslStream(network, leaveInnerStreamOpen: false);
+            try
+            {
+                await tls.AuthenticateAsClientAsync(
+                    new SslClientAuthenticationOptions
+                    {
+                        TargetHost = settings.ServerName,
+                        RemoteCertificateValidationCallback = ValidatorFor(settings),
+                        CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
+                    },
+                    cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is AuthenticationException or IOException)
+            {
+                await tls.DisposeAsync().ConfigureAwait(false);
+                throw new PostgresProtocolException("08006", "TLS with the database server " + settings.Host + ":" + settings.Port + " failed: " + ex.Message, "upstream-tls-failed");
+            }
+
+            return new ServerConnection(tls, tls.RemoteCertificate);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
+    private static RemoteCertificateValidationCallback? ValidatorFor(DatabaseListenerSettings settings) => settings.TlsMode switch
+    {
+        // Require: encryption against passive listeners only, as libpq's sslmode=require without a root cert.
+        DatabaseTlsMode.Require => static (_, _, _, _) => true,
+        _ when settings.ExtraTrust is { Count: > 0 } trust => (_, certificate, chain, errors) => UpstreamClientFactory.ValidateWithExtraTrust(trust, certificate, chain, errors),
+        _ => null,
+    };
+}
+
+/// <summary>The proxy's connection to the database server, and its certificate when TLS is on (for SCRAM channel binding).</summary>
+internal readonly record struct ServerConnection(Stream Stream, X509Certificate? ServerCertificate);
