@@ -3,6 +3,7 @@
 #   bench/run.sh            route mode throughput/latency/CPU/RSS + cold start, appended to RESULTS.md
 #   bench/run.sh soak       bounded soak (SOAK_SECONDS, default 120): errors and RSS growth
 #   bench/run.sh forward    forward mode: plain http via HTTP_PROXY, intercepted HTTPS vs mitmproxy, tunnel and leaf costs
+#   bench/run.sh pg [direct] PostgreSQL with pgbench, direct vs the Postgres listener (bench/pgbench.sh; markdown on stdout)
 #   BENCH_LABEL="what changed" bench/run.sh   labels the run in RESULTS.md
 # Not a test: CI does not run it. Every process it starts listens on 127.0.0.1 and is stopped on exit.
 set -euo pipefail
@@ -18,6 +19,7 @@ ROUNDS=${ROUNDS:-3}
 CONNECTIONS=${CONNECTIONS:-32}
 SOAK_SECONDS=${SOAK_SECONDS:-120}
 label=${BENCH_LABEL:-unlabelled run}
+if [ "$mode" = pg ]; then exec bash bench/pgbench.sh "${@:2}"; fi
 
 need=()
 command -v wrk >/dev/null || need+=(wrk)

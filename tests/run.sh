@@ -16,6 +16,10 @@ command -v kubectl >/dev/null || need+=(kubectl)
 # AWS SigV4 tests: Debian's awscli as the unmodified client, botocore's signer as the independent check.
 [ -x /usr/bin/aws ] || need+=(awscli)
 /usr/bin/python3 -c 'import botocore' 2>/dev/null || need+=(python3-botocore)
+# PostgreSQL tests and bench/pgbench.sh: a real server 15 (initdb, pg_ctl, postgres, pgbench) and psql.
+# The tests start their own server in a temp folder; Debian's service is never started.
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
+[ -x /usr/bin/psql ] || need+=(postgresql-client)
 if [ ${#need[@]} -gt 0 ]; then
   log "installing ${need[*]}"
   if [ "$(id -u)" = 0 ]; then
