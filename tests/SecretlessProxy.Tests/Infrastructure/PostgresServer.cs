@@ -18,13 +18,13 @@ public sealed class PostgresCollection : ICollectionFixture<PostgresServer>
 /// <see cref="TestPki"/> certificate, listening on 127.0.0.1 at a free port, with a database
 /// <c>orders</c> (table <see cref="Table"/>) and three login roles, one per password method:
 /// <see cref="ScramUser"/> (SCRAM-SHA-256), <see cref="Md5User"/> (stored and checked as MD5) and
-/// <see cref="CleartextUser"/> (<c>password</c> auth, i.e. cleartext on the wire, only without TLS).
+/// <see cref="CleartextUser"/> (<c>password</c> auth, i.e. cleartext inside the connection).
 /// Use as a class or collection fixture (xunit calls <see cref="InitializeAsync"/>) or through
 /// <see cref="StartAsync"/>. When the binaries are missing, <see cref="Available"/> is false with a
 /// <see cref="UnavailableReason"/>, except with CI=true, where start throws.
 /// </summary>
 /// <remarks>
-/// pg_hba.conf (first match wins): unix socket trust (setup only); TLS: md5user md5, everyone else
+/// pg_hba.conf (first match wins): unix socket trust (setup only); TLS: md5user md5, cleartextuser password, everyone else
 /// scram-sha-256; without TLS: cleartextuser password, md5user md5, everyone else scram-sha-256.
 /// </remarks>
 public sealed class PostgresServer : IAsyncLifetime, IAsyncDisposable
@@ -184,6 +184,7 @@ public sealed class PostgresServer : IAsyncLifetime, IAsyncDisposable
             # TYPE    DATABASE USER            ADDRESS       METHOD
             local     all      all                           trust
             hostssl   all      {Md5User}         127.0.0.1/32  md5
+            hostssl   all      {CleartextUser}   127.0.0.1/32  password
             hostssl   all      all             127.0.0.1/32  scram-sha-256
             hostnossl all      {CleartextUser}   127.0.0.1/32  password
             hostnossl all      {Md5User}         127.0.0.1/32  md5

@@ -55,6 +55,19 @@ public sealed class TestConfig : IDisposable
         return this;
     }
 
+    /// <summary>A Postgres listener on 127.0.0.1:0 logging in to <paramref name="upstream"/> (host:port) with <paramref name="credential"/>.</summary>
+    public TestConfig PostgresListener(string name, string upstream, string credential, JsonObject? tls = null)
+    {
+        var listener = new JsonObject { ["Mode"] = "Postgres", ["Url"] = "tcp://127.0.0.1:0", ["Upstream"] = upstream, ["Credential"] = credential };
+        if (tls is not null)
+        {
+            listener["Tls"] = tls;
+        }
+
+        _section["Listeners"]![name] = listener;
+        return this;
+    }
+
     public TestConfig Credential(string name, JsonObject definition)
     {
         _section["Credentials"]![name] = definition;
