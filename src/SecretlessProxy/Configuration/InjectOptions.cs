@@ -15,4 +15,7 @@ public sealed class InjectOptions
 
     /// <summary>Sign the request with AWS Signature Version 4 using the credential's temporary keys.</summary>
     public AwsSigV4Options? AwsSigV4 { get; set; }
+
+    /// <summary>Present a TLS client certificate to the upstream; the certificate is the credential.</summary>
+    public ClientCertificateOptions? ClientCertificate { get; set; }
 }

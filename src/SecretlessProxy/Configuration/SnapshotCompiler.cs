@@ -441,7 +441,7 @@ public sealed partial class SnapshotCompiler
         return new OAuth2ClientCredentialsSource(options, _tokenClient, _time, workloadAssertion ? _identity : null);
     }
 
-    private static CompiledPolicy? CompilePolicy(string name, PolicyOptions p, Dictionary<string, CredentialOptions> credentials, Dictionary<string, string> sourceKinds, PolicyConditions? conditions, TimeProvider time, List<ConfigError> errors)
+    private CompiledPolicy? CompilePolicy(string name, PolicyOptions p, Dictionary<string, CredentialOptions> credentials, Dictionary<string, string> sourceKinds, PolicyConditions? conditions, TimeProvider time, List<ConfigError> errors)
     {
         var key = Root + ":Policies:" + name;
         var start = errors.Count;
@@ -502,7 +502,11 @@ public sealed partial class SnapshotCompiler
         }
 
         CredentialOptions? credential = null;
-        if (string.IsNullOrWhiteSpace(p.Credential))
+        if (p.Inject.ClientCertificate is not null)
+        {
+            // Checked with the certificate (SnapshotCompiler.ClientCertificate.cs).
+        }
+        else if (string.IsNullOrWhiteSpace(p.Credential))
         {
             errors.Add(new(key + ":Credential", "is required: the name of an entry under Credentials"));
         }
@@ -511,10 +515,17 @@ public sealed partial class SnapshotCompiler
             errors.Add(new(key + ":Credential", "names unknown credential '" + p.Credential + "'"));
         }
 
-        var injection = CompileInjection(key + ":Inject", p.Inject, credential, p.Match.Hosts, time, errors);
+        var injection = p.Inject.ClientCertificate is not null
+            ? CompileClientCertificate(key, p, errors)
+            : CompileInjection(key + ":Inject", p.Inject, credential, p.Match.Hosts, time, errors);
         if (errors.Count > start || conditions is null)
         {
             return null;
+        }
+
+        if (injection is ClientCertificateInjector certificate)
+        {
+            return new CompiledPolicy(name, hosts, ports, methods, prefix, p.Inject.ClientCertificate!.CertFile!, ClientCertificateSource, certificate, conditions);
         }
 
         // A credential that did not compile leaves the snapshot invalid; its kind is never read then.

@@ -46,4 +46,7 @@ internal static class EventIds
 
     public const int CredentialFetched = 20;
     public const int CredentialFetchFailed = 21;
+
+    public const int ClientCertificateLoaded = 190;
+    public const int ClientCertificateReloadFailed = 191;
 }

@@ -38,6 +38,10 @@ public static class ProxyTelemetry
         public const string CallerExecutable = "secretless.caller.executable";
         public const string CallerExecutableSha256 = "secretless.caller.executable.sha256";
         public const string IdentitySubject = "secretless.identity.subject";
+
+        /// <summary>The client certificate current when the request was sent (a pooled connection may have presented its predecessor).</summary>
+        public const string ClientCertificateSubject = "secretless.client_certificate.subject";
+        public const string ClientCertificateThumbprint = "secretless.client_certificate.thumbprint";
     }
 
     /// <summary>Who called: the attested process (absent when unknown) and the workload identity's subject.</summary>
