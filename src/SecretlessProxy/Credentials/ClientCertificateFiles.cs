@@ -50,15 +50,22 @@ internal sealed partial class ClientCertificateFiles : IDisposable
     public bool TryGetCurrent(out X509Certificate2? certificate, out string reason)
     {
         var timestamp = _time.GetTimestamp();
-        if (_current is null || timestamp >= Volatile.Read(ref _nextStat))
+        if (timestamp >= Volatile.Read(ref _nextStat))
         {
-            // One caller re-reads; the others go on with what is loaded.
-            if (_refreshing.TryEnter())
+            if (_current is null)
             {
+                // Nothing to present yet: wait for the caller that is reading the files.
+                lock (_refreshing)
+                {
+                    RefreshIfDue(timestamp);
+                }
+            }
+            else if (_refreshing.TryEnter())
+            {
+                // One caller re-reads; the others go on with what is loaded.
                 try
                 {
-                    Volatile.Write(ref _nextStat, timestamp + (long)(StatInterval.TotalSeconds * _time.TimestampFrequency));
-                    Refresh();
+                    RefreshIfDue(timestamp);
                 }
                 finally
                 {
@@ -87,6 +94,17 @@ internal sealed partial class ClientCertificateFiles : IDisposable
         certificate = current.Certificate;
         reason = string.Empty;
         return true;
+    }
+
+    private void RefreshIfDue(long timestamp)
+    {
+        if (timestamp < Volatile.Read(ref _nextStat))
+        {
+            return;
+        }
+
+        Volatile.Write(ref _nextStat, timestamp + (long)(StatInterval.TotalSeconds * _time.TimestampFrequency));
+        Refresh();
     }
 
     private void Refresh()
