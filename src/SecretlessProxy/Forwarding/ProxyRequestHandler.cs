@@ -156,7 +156,7 @@ internal sealed partial class ProxyRequestHandler
                         Audit(activity, listener.Name, destination, decision.Name, decision.Reason, policy, "credential-unavailable", who);
                         activity?.SetTag(ProxyTelemetry.Tags.Outcome, "credential-unavailable");
                         activity?.AddEvent(new ActivityEvent("secretless.credential.unavailable", tags: new ActivityTagsCollection { [ProxyTelemetry.Tags.Reason] = unavailable.Reason }));
-                        await ProblemResponse.WriteAsync(context, StatusCodes.Status503ServiceUnavailable, unavailable.Type, unavailable.Title, unavailable.Detail, activity?.TraceId.ToString()).ConfigureAwait(false);
+                        await ProblemResponse.WriteAsync(context, unavailable.Status, unavailable.Type, unavailable.Title, unavailable.Detail, activity?.TraceId.ToString()).ConfigureAwait(false);
                         SetStatus(activity, context);
                         return;
                     }
