@@ -21,4 +21,7 @@ public sealed class InjectOptions
     /// listener's; a policy with this injection only authorizes the connection.
     /// </summary>
     public bool? DatabaseLogin { get; set; }
+
+    /// <summary>Present a TLS client certificate to the upstream; the certificate is the credential.</summary>
+    public ClientCertificateOptions? ClientCertificate { get; set; }
 }

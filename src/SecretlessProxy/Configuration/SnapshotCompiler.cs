@@ -449,7 +449,7 @@ public sealed partial class SnapshotCompiler
         return new OAuth2ClientCredentialsSource(options, _tokenClient, _time, workloadAssertion ? _identity : null);
     }
 
-    private static CompiledPolicy? CompilePolicy(string name, PolicyOptions p, Dictionary<string, CredentialOptions> credentials, Dictionary<string, string> sourceKinds, PolicyConditions? conditions, TimeProvider time, List<ConfigError> errors)
+    private CompiledPolicy? CompilePolicy(string name, PolicyOptions p, Dictionary<string, CredentialOptions> credentials, Dictionary<string, string> sourceKinds, PolicyConditions? conditions, TimeProvider time, List<ConfigError> errors)
     {
         var key = Root + ":Policies:" + name;
         var start = errors.Count;
@@ -510,8 +510,11 @@ public sealed partial class SnapshotCompiler
         }
 
         CredentialOptions? credential = null;
-        var databaseLogin = p.Inject.DatabaseLogin == true;
-        if (databaseLogin && p.Credential is null)
+        if (p.Inject.ClientCertificate is not null)
+        {
+            // Checked with the certificate (SnapshotCompiler.ClientCertificate.cs).
+        }
+        else if (p.Inject.DatabaseLogin == true && p.Credential is null)
         {
             // The Postgres listener names its login credential; this policy only authorizes the connection.
         }
@@ -524,10 +527,17 @@ public sealed partial class SnapshotCompiler
             errors.Add(new(key + ":Credential", "names unknown credential '" + p.Credential + "'"));
         }
 
-        var injection = CompileInjection(key + ":Inject", p.Inject, credential, p.Match.Hosts, time, errors);
+        var injection = p.Inject.ClientCertificate is not null
+            ? CompileClientCertificate(key, p, errors)
+            : CompileInjection(key + ":Inject", p.Inject, credential, p.Match.Hosts, time, errors);
         if (errors.Count > start || conditions is null)
         {
             return null;
+        }
+
+        if (injection is ClientCertificateInjector certificate)
+        {
+            return new CompiledPolicy(name, hosts, ports, methods, prefix, p.Inject.ClientCertificate!.CertFile!, ClientCertificateSource, certificate, conditions);
         }
 
         // A credential that did not compile leaves the snapshot invalid; its kind is never read then.
@@ -539,7 +549,7 @@ public sealed partial class SnapshotCompiler
         var kinds = (inject.Header is not null ? 1 : 0) + (inject.Basic == true ? 1 : 0) + (inject.Query is not null ? 1 : 0) + (inject.AwsSigV4 is not null ? 1 : 0) + (inject.DatabaseLogin == true ? 1 : 0);
         if (kinds != 1)
         {
-            errors.Add(new(key, kinds == 0 ? "say how to inject: Header with Format, Basic: true, Query, AwsSigV4, or DatabaseLogin: true" : "give only one of Header, Basic, Query, AwsSigV4 and DatabaseLogin"));
+            errors.Add(new(key, kinds == 0 ? "say how to inject: Header with Format, Basic: true, Query, AwsSigV4, ClientCertificate, or DatabaseLogin: true" : "give only one of Header, Basic, Query, AwsSigV4 and DatabaseLogin"));
             return null;
         }
 

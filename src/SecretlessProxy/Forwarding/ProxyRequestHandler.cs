@@ -5,6 +5,7 @@ using Microsoft.Extensions.Logging;
 using SecretlessProxy.Credentials;
 using SecretlessProxy.Hosting;
 using SecretlessProxy.Identity;
+using SecretlessProxy.Injection;
 using SecretlessProxy.Listeners;
 using SecretlessProxy.Policy;
 using SecretlessProxy.Telemetry;
@@ -23,6 +24,7 @@ internal sealed partial class ProxyRequestHandler
     private readonly ProxyState _state;
     private readonly IHttpForwarder _forwarder;
     private readonly HttpMessageInvoker _upstreamClient;
+    private readonly ClientCertificateClients _certificateClients;
     private readonly CredentialInjectingTransformer _transformer;
     private readonly ForwarderRequestConfig _requestConfig;
     private readonly ProxyMetrics _metrics;
@@ -30,8 +32,9 @@ internal sealed partial class ProxyRequestHandler
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
 
-    public ProxyRequestHandler(ProxyState state, IHttpForwarder forwarder, HttpMessageInvoker upstreamClient, ProxyMetrics metrics, AuditLog audit, TimeProvider time, ILogger<ProxyRequestHandler> logger)
+    public ProxyRequestHandler(ProxyState state, IHttpForwarder forwarder, HttpMessageInvoker upstreamClient, ClientCertificateClients certificateClients, ProxyMetrics metrics, AuditLog audit, TimeProvider time, ILogger<ProxyRequestHandler> logger)
     {
+        _certificateClients = certificateClients;
         _audit = audit;
         _time = time;
         _state = state;
@@ -110,6 +113,7 @@ internal sealed partial class ProxyRequestHandler
 
         _metrics.Request(listener.Name, decision.Policy?.Name, decision.Name);
         ForwardingFeature feature;
+        var upstreamClient = _upstreamClient;
 
         switch (decision.Kind)
         {
@@ -153,6 +157,29 @@ internal sealed partial class ProxyRequestHandler
                     activity.SetTag(ProxyTelemetry.Tags.Injection, policy.Injection.Kind);
                 }
 
+                if (policy.Injection is ClientCertificateInjector certificateRule)
+                {
+                    // The certificate goes in the TLS handshake of the policy's own client's connections.
+                    var certificateClient = UseClientCertificate(policy, certificateRule, destination, activity, out var unavailable);
+                    if (certificateClient is null)
+                    {
+                        Log.CredentialUnavailable(_logger, listener.Name, policy.Name, policy.CredentialName, unavailable.Reason);
+                        Audit(activity, listener.Name, destination, decision.Name, decision.Reason, policy, "credential-unavailable", who);
+                        activity?.SetTag(ProxyTelemetry.Tags.Outcome, "credential-unavailable");
+                        activity?.AddEvent(new ActivityEvent("secretless.credential.unavailable", tags: new ActivityTagsCollection { [ProxyTelemetry.Tags.Reason] = unavailable.Reason }));
+                        await ProblemResponse.WriteAsync(context, unavailable.Status, unavailable.Type, unavailable.Title, unavailable.Detail, activity?.TraceId.ToString()).ConfigureAwait(false);
+                        SetStatus(activity, context);
+                        return;
+                    }
+
+                    upstreamClient = certificateClient.Invoker;
+                    feature = new ForwardingFeature(listener.Name, started, rule: null, credential: null);
+                    _metrics.Injection(policy.Name, policy.CredentialName, policy.Injection.Kind);
+                    Audit(activity, listener.Name, destination, decision.Name, decision.Reason, policy, "forwarded", who);
+                    Log.Allowed(_logger, listener.Name, policy.Name, destination.Method, destination.Host, destination.Port, destination.Path, policy.CredentialName, policy.Injection.Kind);
+                    break;
+                }
+
                 CredentialLease lease;
                 try
                 {
@@ -190,7 +217,7 @@ internal sealed partial class ProxyRequestHandler
         }
 
         context.Features.Set(feature);
-        var error = await _forwarder.SendAsync(context, destinationPrefix, _upstreamClient, _requestConfig, _transformer).ConfigureAwait(false);
+        var error = await _forwarder.SendAsync(context, destinationPrefix, upstreamClient, _requestConfig, _transformer).ConfigureAwait(false);
         if (error != ForwarderError.None)
         {
             if (Injection.AwsSigV4Injector.IsPayloadTooLarge(context.Features.Get<IForwarderErrorFeature>()?.Exception) && !context.Response.HasStarted)
@@ -269,6 +296,39 @@ internal sealed partial class ProxyRequestHandler
         return true;
     }
 
+    /// <summary>
+    /// The client whose connections present the policy's certificate, or null (with the 503 to send)
+    /// when it cannot be presented: the request would go in cleartext (a certificate only exists in
+    /// TLS, and sending the request without it would be a silent downgrade), or there is no valid
+    /// certificate now (expired, unreadable).
+    /// </summary>
+    private ClientCertificateClients.Client? UseClientCertificate(CompiledPolicy policy, ClientCertificateInjector rule, in RequestDestination destination, Activity? activity, out Refusal unavailable)
+    {
+        unavailable = default;
+        if (!string.Equals(destination.Scheme, "https", StringComparison.Ordinal))
+        {
+            var detail = "policy '" + policy.Name + "' presents a TLS client certificate, which needs an https upstream; this request would go to " + destination.Scheme + "://" + destination.Host + ":" + destination.Port + " without TLS";
+            unavailable = new Refusal(StatusCodes.Status503ServiceUnavailable, "client-certificate-needs-https", "Credential cannot be presented", detail, "the upstream is not https");
+            return null;
+        }
+
+        var client = _certificateClients.For(rule);
+        if (!client.Certificate.TryGetCurrent(out var certificate, out var reason))
+        {
+            var detail = "policy '" + policy.Name + "' needs the client certificate '" + policy.CredentialName + "', which is unavailable: " + reason;
+            unavailable = new Refusal(StatusCodes.Status503ServiceUnavailable, "credential-unavailable", "Credential unavailable", detail, reason);
+            return null;
+        }
+
+        if (activity is not null)
+        {
+            activity.SetTag(ProxyTelemetry.Tags.ClientCertificateSubject, certificate!.Subject);
+            activity.SetTag(ProxyTelemetry.Tags.ClientCertificateThumbprint, certificate.Thumbprint);
+        }
+
+        return client;
+    }
+
     /// <summary>One audit record per decision, and the same facts as an event on the request span.</summary>
     private void Audit(Activity? activity, string listener, in RequestDestination destination, string decision, string reason, CompiledPolicy? policy, string outcome, in Who who)
     {
@@ -288,7 +348,7 @@ internal sealed partial class ProxyRequestHandler
         }));
     }
 
-    private readonly record struct Refusal(int Status, string Type, string Title, string Detail);
+    private readonly record struct Refusal(int Status, string Type, string Title, string Detail, string Reason = "");
 
     /// <summary>Who is calling, for the audit record: the attested process and the workload identity.</summary>
     private readonly record struct Who(Caller Caller, WorkloadIdentity? Identity);

@@ -1,6 +1,8 @@
 using System.Net.Security;
 using System.Net.Http;
 using System.Security.Cryptography.X509Certificates;
+using SecretlessProxy.Credentials;
+using Yarp.ReverseProxy.Configuration;
 using Yarp.ReverseProxy.Forwarder;
 
 namespace SecretlessProxy.Forwarding;
@@ -13,12 +15,25 @@ namespace SecretlessProxy.Forwarding;
 /// </summary>
 internal sealed class UpstreamClientFactory : ForwarderHttpClientFactory
 {
-    private readonly X509Certificate2Collection? _extraTrust;
+    /// <summary>
+    /// How long a connection that presents a client certificate is reused: a rotated certificate
+    /// is used by every new connection at once, and pooled connections roll over to it within this.
+    /// </summary>
+    internal static readonly TimeSpan ClientCertificateConnectionLifetime = TimeSpan.FromMinutes(5);
 
-    public UpstreamClientFactory(X509Certificate2Collection? extraTrust)
+    private readonly X509Certificate2Collection? _extraTrust;
+    private readonly ClientCertificateFiles? _clientCertificate;
+
+    public UpstreamClientFactory(X509Certificate2Collection? extraTrust, ClientCertificateFiles? clientCertificate = null)
     {
         _extraTrust = extraTrust;
+        _clientCertificate = clientCertificate;
     }
+
+    /// <summary>The same settings and trust, for a client whose connections present <paramref name="certificate"/>.</summary>
+    public UpstreamClientFactory WithClientCertificate(ClientCertificateFiles certificate) => new(_extraTrust, certificate);
+
+    public HttpMessageInvoker CreateClient() => CreateClient(new ForwarderHttpClientContext { NewConfig = HttpClientConfig.Empty });
 
     protected override void ConfigureHandler(ForwarderHttpClientContext context, SocketsHttpHandler handler)
     {
@@ -26,6 +41,17 @@ internal sealed class UpstreamClientFactory : ForwarderHttpClientFactory
         if (_extraTrust is { Count: > 0 } trust)
         {
             handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, chain, errors) => ValidateWithExtraTrust(trust, certificate, chain, errors);
+        }
+
+        if (_clientCertificate is { } files)
+        {
+            // Asked during each new connection's handshake, so a rotated file is used by the next
+            // connection. Null (expired, unreadable) sends no certificate and the upstream refuses;
+            // the request handler checks first and answers 503 without calling the upstream.
+            handler.SslOptions.LocalCertificateSelectionCallback = (_, _, _, _, _) => files.TryGetCurrent(out var certificate, out _) ? certificate! : null!;
+            // A resumed TLS session would carry the identity of the certificate it was made with.
+            handler.SslOptions.AllowTlsResume = false;
+            handler.PooledConnectionLifetime = ClientCertificateConnectionLifetime;
         }
     }
 

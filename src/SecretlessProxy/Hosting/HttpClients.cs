@@ -2,8 +2,6 @@ using System.Diagnostics;
 using System.Net;
 using System.Security.Cryptography.X509Certificates;
 using SecretlessProxy.Forwarding;
-using Yarp.ReverseProxy.Configuration;
-using Yarp.ReverseProxy.Forwarder;
 
 namespace SecretlessProxy.Hosting;
 
@@ -11,7 +9,10 @@ namespace SecretlessProxy.Hosting;
 internal static class HttpClients
 {
     /// <summary>Upstream requests: YARP's settings plus the injection handler (see <see cref="UpstreamClientFactory"/>).</summary>
-    public static HttpMessageInvoker CreateUpstreamClient(string? trustedCaFile)
+    public static HttpMessageInvoker CreateUpstreamClient(string? trustedCaFile) => CreateUpstreamClientFactory(trustedCaFile).CreateClient();
+
+    /// <summary>The factory behind the upstream client, also for the per-certificate clients (<see cref="ClientCertificateClients"/>).</summary>
+    public static UpstreamClientFactory CreateUpstreamClientFactory(string? trustedCaFile)
     {
         X509Certificate2Collection? trust = null;
         if (trustedCaFile is not null)
@@ -20,7 +21,7 @@ internal static class HttpClients
             trust.ImportFromPemFile(trustedCaFile);
         }
 
-        return new UpstreamClientFactory(trust).CreateClient(new ForwarderHttpClientContext { NewConfig = HttpClientConfig.Empty });
+        return new UpstreamClientFactory(trust);
     }
 
     /// <summary>

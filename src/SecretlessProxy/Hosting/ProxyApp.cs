@@ -82,8 +82,9 @@ public sealed partial class ProxyApp : IAsyncDisposable
                 throw new InvalidConfigurationException(loaded.Errors);
             }
 
-            upstreamClient = HttpClients.CreateUpstreamClient(loaded.Snapshot!.TrustedCaFile);
-            var app = Build(configPath, loaded, options, tokenClient, upstreamClient, identity, sourceLoggers);
+            var upstreamFactory = HttpClients.CreateUpstreamClientFactory(loaded.Snapshot!.TrustedCaFile);
+            upstreamClient = upstreamFactory.CreateClient();
+            var app = Build(configPath, loaded, options, tokenClient, upstreamFactory, upstreamClient, identity, sourceLoggers);
             await app.StartCoreAsync(cancellationToken).ConfigureAwait(false);
             return app;
         }
@@ -95,7 +96,7 @@ public sealed partial class ProxyApp : IAsyncDisposable
         }
     }
 
-    private static ProxyApp Build(string configPath, ConfigLoadResult loaded, ProxyAppOptions options, HttpMessageInvoker tokenClient, HttpMessageInvoker upstreamClient, WorkloadIdentityAccessor identityAccessor, DeferredLoggerFactory sourceLoggers)
+    private static ProxyApp Build(string configPath, ConfigLoadResult loaded, ProxyAppOptions options, HttpMessageInvoker tokenClient, UpstreamClientFactory upstreamFactory, HttpMessageInvoker upstreamClient, WorkloadIdentityAccessor identityAccessor, DeferredLoggerFactory sourceLoggers)
     {
         var snapshot = loaded.Snapshot!;
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
@@ -195,10 +196,18 @@ public sealed partial class ProxyApp : IAsyncDisposable
             sp.GetRequiredService<ProxyState>(),
             sp.GetRequiredService<Func<TokenFileIdentitySettings, TokenFileIdentity>>(),
             sp.GetRequiredService<ILogger<ConfigReloader>>()));
+        builder.Services.AddSingleton(sp =>
+        {
+            // Disposed with the container; a reload retires the clients of certificates no policy names.
+            var clients = new ClientCertificateClients(upstreamFactory, options.TimeProvider, sp.GetRequiredService<ILoggerFactory>());
+            sp.GetRequiredService<ProxyState>().SnapshotChanged += clients.Retain;
+            return clients;
+        });
         builder.Services.AddSingleton(sp => new ProxyRequestHandler(
             sp.GetRequiredService<ProxyState>(),
             sp.GetRequiredService<Yarp.ReverseProxy.Forwarder.IHttpForwarder>(),
             upstreamClient,
+            sp.GetRequiredService<ClientCertificateClients>(),
             sp.GetRequiredService<ProxyMetrics>(),
             sp.GetRequiredService<AuditLog>(),
             options.TimeProvider,

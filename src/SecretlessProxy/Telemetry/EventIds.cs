@@ -53,4 +53,6 @@ internal static class EventIds
     public const int DatabaseCancelForwarded = 73;
     public const int DatabaseCancelIgnored = 74;
     public const int DatabaseCancelFailed = 75;
+    public const int ClientCertificateLoaded = 190;
+    public const int ClientCertificateReloadFailed = 191;
 }

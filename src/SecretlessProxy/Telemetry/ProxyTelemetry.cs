@@ -43,6 +43,10 @@ public static class ProxyTelemetry
         public const string DatabaseUser = "secretless.database.user";
         public const string DatabaseAuthMethod = "secretless.database.auth_method";
         public const string HandshakeDuration = "secretless.handshake.duration_ms";
+
+        /// <summary>The client certificate current when the request was sent (a pooled connection may have presented its predecessor).</summary>
+        public const string ClientCertificateSubject = "secretless.client_certificate.subject";
+        public const string ClientCertificateThumbprint = "secretless.client_certificate.thumbprint";
     }
 
     /// <summary>Who called: the attested process (absent when unknown) and the workload identity's subject.</summary>
