@@ -9,7 +9,7 @@
 # default TPC-B-like script, and a new connection per transaction (-C, select-only).
 # Variables: DURATION (20), ROUNDS (2), PRIME (10, seconds of load per target before the rounds),
 # CLIENTS (8), THREADS (2), SCALE (10), PROXY_BIN (an existing secretless-proxy; else a Release
-# publish), BENCH_LABEL. Progress goes to stderr. Not a test: CI does not run it. Every process it
+# publish), PROXY_ENV (NAME=value words for the proxy's environment), BENCH_LABEL. Progress goes to stderr. Not a test: CI does not run it. Every process it
 # starts listens on 127.0.0.1 and is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,7 +35,8 @@ work=$(mktemp -d /tmp/secretless-pgbench.XXXXXX)
 chmod 755 "$work"
 proxy_pid=""
 cleanup() {
-  if [ -n "$proxy_pid" ]; then kill "$proxy_pid" 2>/dev/null || true; wait "$proxy_pid" 2>/dev/null || true; fi
+  # shellcheck disable=SC2086 # a list of pids
+  if [ -n "$proxy_pid" ]; then kill $proxy_pid 2>/dev/null || true; wait $proxy_pid 2>/dev/null || true; fi
   if [ -f "$work/data/postmaster.pid" ]; then as_pg "$bin/pg_ctl" -D "$work/data" -m immediate -w -t 20 stop >/dev/null 2>&1 || true; fi
   rm -rf "$work"
 }
@@ -128,16 +129,30 @@ JSON
     say "run 'bench/pgbench.sh direct' for the direct half only"
     exit 1
   fi
-  "$proxy" run --config "$work/proxy.json" > "$work/proxy.log" 2>&1 &
-  proxy_pid=$!
-  for _ in $(seq 1 200); do curl -sf "http://127.0.0.1:$ADM/readyz" >/dev/null 2>&1 && break; sleep 0.05; done
-  if ! curl -sf "http://127.0.0.1:$ADM/readyz" >/dev/null 2>&1; then say "proxy did not become ready:"; cat "$work/proxy.log" >&2; exit 1; fi
+  # Two proxies from the same binary and config: the default, and with the runtime's inline socket
+  # completions (the lever for spliced traffic, see bench/RESULTS.md), measured side by side.
+  start_proxy() { # name port admin-port env...
+    local name=$1 port=$2 adm=$3; shift 3
+    sed "s/127.0.0.1:$PX\"/127.0.0.1:$port\"/; s/127.0.0.1:$ADM\"/127.0.0.1:$adm\"/" "$work/proxy.json" > "$work/proxy-$name.json"
+    # shellcheck disable=SC2086 # PROXY_ENV is a list of NAME=value words
+    env ${PROXY_ENV:-} "$@" "$proxy" run --config "$work/proxy-$name.json" > "$work/proxy-$name.log" 2>&1 &
+    echo $! > "$work/proxy-$name.pid"
+  }
+  PX2=$(free_port); ADM2=$(free_port)
+  start_proxy proxy "$PX" "$ADM"
+  start_proxy inline "$PX2" "$ADM2" DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1
+  proxy_pid="$(cat "$work/proxy-proxy.pid") $(cat "$work/proxy-inline.pid")"
+  for adm in "$ADM" "$ADM2"; do
+    for _ in $(seq 1 200); do curl -sf "http://127.0.0.1:$adm/readyz" >/dev/null 2>&1 && break; sleep 0.05; done
+    if ! curl -sf "http://127.0.0.1:$adm/readyz" >/dev/null 2>&1; then say "proxy did not become ready:"; cat "$work"/proxy-*.log >&2; exit 1; fi
+  done
   # Through the proxy: plaintext, no password; the proxy holds the credential.
   proxy_env=(-u PGPASSWORD -u PGHOSTADDR PGPASSFILE=/dev/null PGHOST=127.0.0.1 PGPORT="$PX" PGUSER=bench PGDATABASE=bench PGSSLMODE=disable)
+  inline_env=(-u PGPASSWORD -u PGHOSTADDR PGPASSFILE=/dev/null PGHOST=127.0.0.1 PGPORT="$PX2" PGUSER=bench PGDATABASE=bench PGSSLMODE=disable)
   probe=$(env "${proxy_env[@]}" "$bin/psql" -X -Atc "select current_user, (select ssl from pg_stat_ssl where pid = pg_backend_pid())" 2>&1) \
-    || { say "psql through the proxy failed: $probe"; cat "$work/proxy.log" >&2; exit 1; }
+    || { say "psql through the proxy failed: $probe"; cat "$work/proxy-proxy.log" >&2; exit 1; }
   say "through the proxy, upstream session user|ssl: $probe"
-  targets=(direct proxy)
+  targets=(direct proxy inline)
 else
   targets=(direct)
 fi
@@ -147,16 +162,26 @@ run_pgbench() {
   local target=$1 seconds=$2; shift 2
   local envs=("${direct_env[@]}")
   if [ "$target" = proxy ]; then envs=("${proxy_env[@]}"); fi
+  if [ "$target" = inline ]; then envs=("${inline_env[@]}"); fi
+  local before=0
+  if [ "$target" != direct ]; then before=$(awk '{print $14+$15}' "/proc/$(cat "$work/proxy-$target.pid")/stat"); fi
   if ! env "${envs[@]}" "$bin/pgbench" -n -c "$CLIENTS" -j "$THREADS" -T "$seconds" "$@" > "$work/pgbench.out" 2>&1; then
     say "pgbench against $target failed:"; tail -n 20 "$work/pgbench.out" >&2
-    if [ "$target" = proxy ]; then tail -n 40 "$work/proxy.log" >&2; fi
+    if [ "$target" != direct ]; then tail -n 40 "$work/proxy-$target.log" >&2; fi
     exit 1
   fi
-  local tps lat failed
+  local tps lat failed tx cpu=- t1=0 pid=""
+  if [ "$target" != direct ]; then pid=$(cat "$work/proxy-$target.pid"); fi
   tps=$(awk '/^tps = / {print $3}' "$work/pgbench.out")
   lat=$(awk '/^latency average = / {print $4}' "$work/pgbench.out")
   failed=$(awk -F'[: ]+' '/^number of failed transactions/ {print $5}' "$work/pgbench.out")
-  echo "$tps $lat ${failed:-0}"
+  tx=$(awk -F': ' '/number of transactions actually processed/ {split($2, a, "/"); print a[1]}' "$work/pgbench.out")
+  if [ -n "$pid" ]; then
+    t1=$(awk '{print $14+$15}' "/proc/$pid/stat")
+    # Clock ticks (1/100 s) of the proxy process per transaction, in microseconds.
+    cpu=$(awk -v t=$((t1 - before)) -v n="$tx" -v hz="$(getconf CLK_TCK)" 'BEGIN { if (n > 0) printf "%.1f", t * 1000000 / hz / n; else print "-" }')
+  fi
+  echo "$tps $lat ${failed:-0} $cpu"
 }
 
 declare -A workload=([select]="-S" [tpcb]="" [connect]="-S -C")
@@ -165,15 +190,15 @@ for t in "${targets[@]}"; do
   say "priming $t for ${PRIME}s"
   run_pgbench "$t" "$PRIME" -S >/dev/null
 done
-declare -A tps lat fail
+declare -A tps lat fail cpu
 for round in $(seq 1 "$ROUNDS"); do
   for w in "${names[@]}"; do
     for t in "${targets[@]}"; do
       # shellcheck disable=SC2086 # the workload flags are word lists
       out=$(run_pgbench "$t" "$DURATION" ${workload[$w]})
-      read -r a b c <<< "$out"
-      say "round $round $w $t: $a tps, latency $b ms, failed $c"
-      tps[$w,$t]+="$a "; lat[$w,$t]+="$b "; fail[$w,$t]=$(( ${fail[$w,$t]:-0} + c ))
+      read -r a b c e <<< "$out"
+      say "round $round $w $t: $a tps, latency $b ms, failed $c, proxy cpu $e us/tx"
+      tps[$w,$t]+="$a "; lat[$w,$t]+="$b "; fail[$w,$t]=$(( ${fail[$w,$t]:-0} + c )); cpu[$w,$t]+="$e "
     done
   done
 done
@@ -190,12 +215,22 @@ machine="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /pro
   echo
   echo "Machine: $machine. \`pgbench -c $CLIENTS -j $THREADS -T $DURATION\` on a scale $SCALE database (\`pgbench -i -s $SCALE\`), fsync off; ${PRIME} s select-only priming per target, direct and proxy interleaved, $ROUNDS rounds, medians. Direct: pgbench with TLS verify-full and SCRAM itself. Proxy: pgbench in plaintext with no password to the proxy's Postgres listener, which logs in upstream over verified TLS (SCRAM). pgbench, proxy and server share the cores."
   echo
-  echo "| workload | direct tps | proxy tps | proxy/direct | direct latency ms | proxy latency ms | failed (direct/proxy) |"
-  echo "|---|---|---|---|---|---|---|"
-  for w in "${names[@]}"; do
-    d=$(m "${tps[$w,direct]:-}"); p=$(m "${tps[$w,proxy]:-}")
-    echo "| ${desc[$w]} | $(fmt "$d") | $(fmt "$p") | **$(ratio "$p" "$d")** | $(m "${lat[$w,direct]:-}") | $(m "${lat[$w,proxy]:-}") | ${fail[$w,direct]:-0}/${fail[$w,proxy]:--} |"
-  done
+  if [ "$mode" = compare ]; then
+    echo "Proxy: the default build and the same binary with \`DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1\` (inline), side by side. Proxy CPU is the proxy process's user+system time per transaction (from /proc)."
+    echo
+    echo "| workload | direct tps | proxy tps | proxy/direct | inline tps | inline/direct | latency ms direct / proxy / inline | proxy CPU µs/tx (default / inline) | failed |"
+    echo "|---|---|---|---|---|---|---|---|---|"
+    for w in "${names[@]}"; do
+      d=$(m "${tps[$w,direct]:-}"); p=$(m "${tps[$w,proxy]:-}"); i=$(m "${tps[$w,inline]:-}")
+      echo "| ${desc[$w]} | $(fmt "$d") | $(fmt "$p") | **$(ratio "$p" "$d")** | $(fmt "$i") | **$(ratio "$i" "$d")** | $(m "${lat[$w,direct]:-}") / $(m "${lat[$w,proxy]:-}") / $(m "${lat[$w,inline]:-}") | $(m "${cpu[$w,proxy]:-}") / $(m "${cpu[$w,inline]:-}") | ${fail[$w,direct]:-0}/${fail[$w,proxy]:-0}/${fail[$w,inline]:-0} |"
+    done
+  else
+    echo "| workload | direct tps | direct latency ms | failed |"
+    echo "|---|---|---|---|"
+    for w in "${names[@]}"; do
+      echo "| ${desc[$w]} | $(fmt "$(m "${tps[$w,direct]:-}")") | $(m "${lat[$w,direct]:-}") | ${fail[$w,direct]:-0} |"
+    done
+  fi
   echo
   echo "Command: \`BENCH_LABEL=\"$label\" bench/pgbench.sh${1:+ $1}\`"
 }

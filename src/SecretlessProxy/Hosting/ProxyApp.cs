@@ -112,6 +112,15 @@ public sealed partial class ProxyApp : IAsyncDisposable
 
         var listenerEndpoints = new Dictionary<string, ListenOptions>(StringComparer.OrdinalIgnoreCase);
         ListenOptions? adminEndpoint = null;
+        // With the runtime's inline socket completions on (DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1,
+        // an operator's choice), Kestrel's pipes run inline too, so a spliced database message costs
+        // no thread-pool hop at all (measured: 40 -> 20-30 us of proxy CPU per pgbench transaction).
+        // Off by default: HTTP does more work per request and then queues on the epoll thread.
+        if (Environment.GetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS") == "1")
+        {
+            builder.WebHost.UseSockets(o => o.UnsafePreferInlineScheduling = true);
+        }
+
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
