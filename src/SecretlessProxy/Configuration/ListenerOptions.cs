@@ -36,6 +36,13 @@ public sealed class ListenerOptions
     /// <summary>Postgres mode: TLS toward the database server.</summary>
     public DatabaseTlsOptions? Tls { get; set; }
 
+    /// <summary>
+    /// Postgres mode: answer the app's SSLRequest with TLS, with a certificate from the local CA
+    /// (for the name the app sends as SNI, else the listener's address). Default false: 'N', the
+    /// app's side being loopback.
+    /// </summary>
+    public bool? AcceptTls { get; set; }
+
     /// <summary>Postgres mode: how long connecting to and logging in at the database may take. Default 10 s.</summary>
     public TimeSpan? HandshakeTimeout { get; set; }
 }

@@ -84,7 +84,7 @@ public sealed partial class SnapshotCompiler
             return null;
         }
 
-        var settings = new DatabaseListenerSettings(target.Host, target.Port, listener.Credential!, tlsMode, trust, tls.ServerName ?? target.Host, timeout);
+        var settings = new DatabaseListenerSettings(target.Host, target.Port, listener.Credential!, tlsMode, trust, tls.ServerName ?? target.Host, timeout, listener.AcceptTls == true);
         return new ListenerDefinition(name, mode, bind, upstream: null, globalUnmatched, database: settings);
     }
 
@@ -104,6 +104,11 @@ public sealed partial class SnapshotCompiler
         if (listener.HandshakeTimeout is not null)
         {
             errors.Add(new(key + ":HandshakeTimeout", "applies to Postgres listeners only"));
+        }
+
+        if (listener.AcceptTls is not null)
+        {
+            errors.Add(new(key + ":AcceptTls", "applies to Postgres listeners only"));
         }
     }
 

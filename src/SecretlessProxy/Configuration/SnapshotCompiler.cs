@@ -98,6 +98,14 @@ public sealed partial class SnapshotCompiler
         CheckDatabasePolicies(listeners.Values, policies, errors);
 
         var localCa = CompileLocalCa(options.LocalCa, listeners.Values.Any(l => l.Mode == ListenerMode.Forward), errors);
+        foreach (var listener in listeners.Values)
+        {
+            if (listener.Database is { AcceptTls: true } && options.LocalCa is null)
+            {
+                errors.Add(new(Root + ":Listeners:" + listener.Name + ":AcceptTls", "needs LocalCa: the app's TLS certificate is issued by the local CA"));
+            }
+        }
+
         var trustedCaFile = options.Upstreams.TrustedCaFile is null ? null : RequireFile(options.Upstreams.TrustedCaFile, Root + ":Upstreams:TrustedCaFile", errors);
         var audit = CompileAudit(options.Audit, errors);
 

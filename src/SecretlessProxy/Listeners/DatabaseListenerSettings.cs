@@ -8,8 +8,9 @@ namespace SecretlessProxy.Listeners;
 /// </summary>
 public sealed class DatabaseListenerSettings
 {
-    public DatabaseListenerSettings(string host, int port, string credentialName, DatabaseTlsMode tlsMode, X509Certificate2Collection? extraTrust, string serverName, TimeSpan handshakeTimeout)
+    public DatabaseListenerSettings(string host, int port, string credentialName, DatabaseTlsMode tlsMode, X509Certificate2Collection? extraTrust, string serverName, TimeSpan handshakeTimeout, bool acceptTls = false)
     {
+        AcceptTls = acceptTls;
         Host = host;
         Port = port;
         CredentialName = credentialName;
@@ -35,4 +36,7 @@ public sealed class DatabaseListenerSettings
 
     /// <summary>Bounds connecting, TLS and login at the server, so a stalled server cannot hold the app's connection forever.</summary>
     public TimeSpan HandshakeTimeout { get; }
+
+    /// <summary>Whether the app's SSLRequest is answered with TLS from the local CA.</summary>
+    public bool AcceptTls { get; }
 }

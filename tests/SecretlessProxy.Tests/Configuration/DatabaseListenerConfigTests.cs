@@ -113,6 +113,14 @@ public sealed class DatabaseListenerConfigTests : IDisposable
     }
 
     [Fact]
+    public async Task AcceptTls_needs_the_local_ca()
+    {
+        ListenerNode["AcceptTls"] = true;
+
+        await AssertProblemAsync(Listener + ":AcceptTls: needs LocalCa");
+    }
+
+    [Fact]
     public async Task A_policy_without_a_credential_must_be_a_database_login()
     {
         _config.Policy("api", new JsonObject { ["Match"] = TestConfig.Match(["api.example.com"]), ["Inject"] = new JsonObject { ["Header"] = "X-Key" } });

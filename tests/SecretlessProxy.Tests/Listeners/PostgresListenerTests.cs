@@ -148,6 +148,49 @@ public sealed class PostgresListenerTests
     }
 
     [Fact]
+    public async Task With_AcceptTls_the_app_verifies_the_proxy_against_the_local_ca()
+    {
+        if (Skipped())
+        {
+            return;
+        }
+
+        var (proxy, config, _) = await StartProxyAsync(PostgresServer.ScramUser, _pg.ScramPassword, configure: c =>
+        {
+            c.Section["Listeners"]!["db"]!["AcceptTls"] = true;
+            c.Set("LocalCa", new JsonObject { ["Directory"] = Path.Combine(c.Directory, "ca") });
+        });
+        await using (proxy)
+        using (config)
+        {
+            var localCa = Path.Combine(config.Directory, "ca", "ca.crt");
+            var port = proxy.App.GetListenerEndPoint("db").Port;
+            await using (var connection = new NpgsqlConnection($"Host=localhost;Port={port};Database={PostgresServer.Database};Username=the-app;Pooling=false;Timeout=15;SSL Mode=VerifyFull;Root Certificate={localCa};Gss Encryption Mode=Disable"))
+            {
+                await connection.OpenAsync();
+                Assert.Equal(PostgresServer.ScramUser, await ScalarAsync(connection, "select current_user"));
+            }
+
+            // psql verifying the name it connected to (localhost) against the local CA.
+            var psql = await ExternalClient.RunAsync("/usr/bin/psql", ["-X", "-w", "-Atc", "select 'tls ok'", $"host=localhost hostaddr=127.0.0.1 port={port} dbname=orders user=x sslmode=verify-full sslrootcert={localCa}"], new Dictionary<string, string> { ["PGPASSWORD"] = "" });
+            Assert.True(psql.ExitCode == 0, psql.ToString());
+            Assert.Equal("tls ok", psql.Output.Trim());
+
+            // A client that trusts only the database's CA does not trust the proxy: no silent downgrade.
+            await using (var untrusting = new NpgsqlConnection($"Host=localhost;Port={port};Database={PostgresServer.Database};Username=the-app;Pooling=false;Timeout=15;SSL Mode=VerifyFull;Root Certificate={_pg.CaFile};Gss Encryption Mode=Disable"))
+            {
+                await Assert.ThrowsAnyAsync<Exception>(() => untrusting.OpenAsync());
+            }
+
+            // And plaintext apps still work on the same listener.
+            await using (var plain = new NpgsqlConnection(AppConnectionString(proxy)))
+            {
+                await plain.OpenAsync();
+            }
+        }
+    }
+
+    [Fact]
     public async Task Npgsql_cancel_reaches_the_backend_that_runs_the_query()
     {
         if (Skipped())

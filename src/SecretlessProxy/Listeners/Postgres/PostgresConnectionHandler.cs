@@ -3,6 +3,8 @@ using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.IO.Pipelines;
+using System.Net.Security;
+using System.Security.Authentication;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Logging;
 using SecretlessProxy.Credentials;
@@ -44,44 +46,44 @@ internal sealed partial class PostgresConnectionHandler
 
     public async Task OnConnectionAsync(ConnectionContext connection, string listenerName)
     {
-        var input = connection.Transport.Input;
-        var output = connection.Transport.Output;
         var generation = _state.Current;
         if (!generation.Snapshot.Listeners.TryGetValue(listenerName, out var listener) || listener.Database is not { } db)
         {
             // Removed or re-purposed by a reload while the socket still accepts: fail closed.
-            await WriteErrorAsync(output, "08004", "listener '" + listenerName + "' is not configured", CancellationToken.None).ConfigureAwait(false);
+            await WriteErrorAsync(connection.Transport.Output, "08004", "listener '" + listenerName + "' is not configured", CancellationToken.None).ConfigureAwait(false);
             return;
         }
 
         using var handshake = CancellationTokenSource.CreateLinkedTokenSource(connection.ConnectionClosed);
         handshake.CancelAfter(db.HandshakeTimeout);
-        PostgresStartupMessage? startup;
-        try
-        {
-            startup = await ReadStartupAsync(input, output, listener.Name, db, handshake.Token).ConfigureAwait(false);
-        }
-        catch (PostgresProtocolException ex)
-        {
-            Log.ClientRejected(_logger, listener.Name, ex.Message);
-            await WriteErrorAsync(output, ex.SqlState, ex.Message, CancellationToken.None).ConfigureAwait(false);
-            return;
-        }
-        catch (Exception ex) when (ex is OperationCanceledException or IOException or ConnectionResetException)
-        {
-            // The app went away (or stalled past the handshake timeout) before a startup message.
-            return;
-        }
-
-        if (startup is null)
-        {
-            return;
-        }
-
+        var original = connection.Transport;
+        SslStream? appTls = null;
         ServerConnection? server = null;
         var registered = 0;
         try
         {
+            PostgresStartupMessage? startup;
+            try
+            {
+                startup = await ReadStartupAsync(connection, listener.Name, db, tls => appTls = tls, handshake.Token).ConfigureAwait(false);
+            }
+            catch (PostgresProtocolException ex)
+            {
+                Log.ClientRejected(_logger, listener.Name, ex.Message);
+                await WriteErrorAsync(connection.Transport.Output, ex.SqlState, ex.Message, CancellationToken.None).ConfigureAwait(false);
+                return;
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or IOException or ConnectionResetException or AuthenticationException)
+            {
+                // The app went away, stalled past the handshake timeout, or did not trust the local CA.
+                return;
+            }
+
+            if (startup is null)
+            {
+                return;
+            }
+
             (server, registered) = await EstablishAsync(connection, generation, listener, db, startup, handshake.Token).ConfigureAwait(false);
             if (server is not { } session)
             {
@@ -92,6 +94,12 @@ internal sealed partial class PostgresConnectionHandler
         }
         finally
         {
+            if (appTls is not null)
+            {
+                connection.Transport = original;
+                await appTls.DisposeAsync().ConfigureAwait(false);
+            }
+
             if (registered != 0)
             {
                 _cancels.Unregister(registered);
@@ -335,15 +343,18 @@ internal sealed partial class PostgresConnectionHandler
     }
 
     /// <summary>
-    /// Reads startup-phase packets: answers SSLRequest and GSSENCRequest with 'N' (the app's side
-    /// is loopback), serves a CancelRequest, and returns the StartupMessage. Null when the
-    /// connection was a cancel or closed.
+    /// Reads startup-phase packets: answers SSLRequest with TLS from the local CA when the listener
+    /// accepts TLS (else 'N', the app's side being loopback) and GSSENCRequest with 'N', serves a
+    /// CancelRequest, and returns the StartupMessage. Null when the connection was a cancel or closed.
     /// </summary>
-    private async Task<PostgresStartupMessage?> ReadStartupAsync(PipeReader input, PipeWriter output, string listener, DatabaseListenerSettings db, CancellationToken cancellationToken)
+    private async Task<PostgresStartupMessage?> ReadStartupAsync(ConnectionContext connection, string listener, DatabaseListenerSettings db, Action<SslStream> onTls, CancellationToken cancellationToken)
     {
-        var negotiated = false;
+        var sslAnswered = false;
+        var gssAnswered = false;
         while (true)
         {
+            var input = connection.Transport.Input;
+            var output = connection.Transport.Output;
             var read = await input.ReadAtLeastAsync(4, cancellationToken).ConfigureAwait(false);
             if (read.Buffer.Length < 4)
             {
@@ -376,9 +387,45 @@ internal sealed partial class PostgresConnectionHandler
             var payload = packet.Slice(8);
             switch (code)
             {
-                case PostgresWire.SslRequestCode or PostgresWire.GssEncRequestCode when length == 8 && !negotiated:
+                case PostgresWire.SslRequestCode when length == 8 && !sslAnswered:
+                    // Bytes sent after the SSLRequest but before the handshake would later pass for
+                    // encrypted ones (PostgreSQL's own CVE-2021-23214): refuse them.
+                    if (read.Buffer.Length > length)
+                    {
+                        input.AdvanceTo(packet.End);
+                        throw new PostgresProtocolException("08P01", "received unencrypted data after the SSL request");
+                    }
+
                     input.AdvanceTo(packet.End);
-                    negotiated = code == PostgresWire.SslRequestCode;
+                    sslAnswered = true;
+                    if (db.AcceptTls && _state.Leaves is { } leaves)
+                    {
+                        await output.WriteAsync(new[] { (byte)'S' }, cancellationToken).ConfigureAwait(false);
+                        var tls = new SslStream(new DuplexPipeStream(connection.Transport), leaveInnerStreamOpen: false);
+                        onTls(tls);
+                        var local = (connection.LocalEndPoint as System.Net.IPEndPoint)?.Address.ToString() ?? "localhost";
+                        await tls.AuthenticateAsServerAsync(
+                            (_, hello, _, _) => ValueTask.FromResult(new SslServerAuthenticationOptions
+                            {
+                                // The name the app verifies: "localhost" or the database's own name
+                                // (an app whose hosts file points it here), else the listener's address.
+                                ServerCertificateContext = leaves.GetOrIssue(hello.ServerName is { Length: > 0 } sni && (sni == "localhost" || string.Equals(sni, db.Host, StringComparison.OrdinalIgnoreCase)) ? sni : local),
+                                EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
+                            }),
+                            null,
+                            cancellationToken).ConfigureAwait(false);
+                        connection.Transport = new DuplexPipe(PipeReader.Create(tls), PipeWriter.Create(tls));
+                    }
+                    else
+                    {
+                        await output.WriteAsync(new[] { (byte)'N' }, cancellationToken).ConfigureAwait(false);
+                    }
+
+                    continue;
+
+                case PostgresWire.GssEncRequestCode when length == 8 && !gssAnswered:
+                    input.AdvanceTo(packet.End);
+                    gssAnswered = true;
                     await output.WriteAsync(new[] { (byte)'N' }, cancellationToken).ConfigureAwait(false);
                     continue;
 
