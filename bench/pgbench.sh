@@ -129,8 +129,9 @@ JSON
     say "run 'bench/pgbench.sh direct' for the direct half only"
     exit 1
   fi
-  # Two proxies from the same binary and config: the default, and with the runtime's inline socket
-  # completions (the lever for spliced traffic, see bench/RESULTS.md), measured side by side.
+  # Two proxies from the same binary and config, side by side: the default (a database-only proxy
+  # turns on the runtime's inline socket completions), and the same with them forced off (socket
+  # continuations through the thread pool, as every proxy with an HTTP listener runs).
   start_proxy() { # name port admin-port env...
     local name=$1 port=$2 adm=$3; shift 3
     sed "s/127.0.0.1:$PX\"/127.0.0.1:$port\"/; s/127.0.0.1:$ADM\"/127.0.0.1:$adm\"/" "$work/proxy.json" > "$work/proxy-$name.json"
@@ -140,19 +141,19 @@ JSON
   }
   PX2=$(free_port); ADM2=$(free_port)
   start_proxy proxy "$PX" "$ADM"
-  start_proxy inline "$PX2" "$ADM2" DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1
-  proxy_pid="$(cat "$work/proxy-proxy.pid") $(cat "$work/proxy-inline.pid")"
+  start_proxy pooled "$PX2" "$ADM2" DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=0
+  proxy_pid="$(cat "$work/proxy-proxy.pid") $(cat "$work/proxy-pooled.pid")"
   for adm in "$ADM" "$ADM2"; do
     for _ in $(seq 1 200); do curl -sf "http://127.0.0.1:$adm/readyz" >/dev/null 2>&1 && break; sleep 0.05; done
     if ! curl -sf "http://127.0.0.1:$adm/readyz" >/dev/null 2>&1; then say "proxy did not become ready:"; cat "$work"/proxy-*.log >&2; exit 1; fi
   done
   # Through the proxy: plaintext, no password; the proxy holds the credential.
   proxy_env=(-u PGPASSWORD -u PGHOSTADDR PGPASSFILE=/dev/null PGHOST=127.0.0.1 PGPORT="$PX" PGUSER=bench PGDATABASE=bench PGSSLMODE=disable)
-  inline_env=(-u PGPASSWORD -u PGHOSTADDR PGPASSFILE=/dev/null PGHOST=127.0.0.1 PGPORT="$PX2" PGUSER=bench PGDATABASE=bench PGSSLMODE=disable)
+  pooled_env=(-u PGPASSWORD -u PGHOSTADDR PGPASSFILE=/dev/null PGHOST=127.0.0.1 PGPORT="$PX2" PGUSER=bench PGDATABASE=bench PGSSLMODE=disable)
   probe=$(env "${proxy_env[@]}" "$bin/psql" -X -Atc "select current_user, (select ssl from pg_stat_ssl where pid = pg_backend_pid())" 2>&1) \
     || { say "psql through the proxy failed: $probe"; cat "$work/proxy-proxy.log" >&2; exit 1; }
   say "through the proxy, upstream session user|ssl: $probe"
-  targets=(direct proxy inline)
+  targets=(direct proxy pooled)
 else
   targets=(direct)
 fi
@@ -162,7 +163,7 @@ run_pgbench() {
   local target=$1 seconds=$2; shift 2
   local envs=("${direct_env[@]}")
   if [ "$target" = proxy ]; then envs=("${proxy_env[@]}"); fi
-  if [ "$target" = inline ]; then envs=("${inline_env[@]}"); fi
+  if [ "$target" = pooled ]; then envs=("${pooled_env[@]}"); fi
   local before=0
   if [ "$target" != direct ]; then before=$(awk '{print $14+$15}' "/proc/$(cat "$work/proxy-$target.pid")/stat"); fi
   if ! env "${envs[@]}" "$bin/pgbench" -n -c "$CLIENTS" -j "$THREADS" -T "$seconds" "$@" > "$work/pgbench.out" 2>&1; then
@@ -216,13 +217,13 @@ machine="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /pro
   echo "Machine: $machine. \`pgbench -c $CLIENTS -j $THREADS -T $DURATION\` on a scale $SCALE database (\`pgbench -i -s $SCALE\`), fsync off; ${PRIME} s select-only priming per target, direct and proxy interleaved, $ROUNDS rounds, medians. Direct: pgbench with TLS verify-full and SCRAM itself. Proxy: pgbench in plaintext with no password to the proxy's Postgres listener, which logs in upstream over verified TLS (SCRAM). pgbench, proxy and server share the cores."
   echo
   if [ "$mode" = compare ]; then
-    echo "Proxy: the default build and the same binary with \`DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1\` (inline), side by side. Proxy CPU is the proxy process's user+system time per transaction (from /proc)."
+    echo "Proxy: the published binary as it runs by default (a database-only proxy turns on inline socket completions) and the same binary with \`DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=0\` (pooled: continuations through the thread pool), side by side. Proxy CPU is the proxy process's user+system time per transaction (from /proc)."
     echo
-    echo "| workload | direct tps | proxy tps | proxy/direct | inline tps | inline/direct | latency ms direct / proxy / inline | proxy CPU µs/tx (default / inline) | failed |"
+    echo "| workload | direct tps | proxy tps | proxy/direct | pooled tps | pooled/direct | latency ms direct / proxy / pooled | proxy CPU µs/tx (default / pooled) | failed |"
     echo "|---|---|---|---|---|---|---|---|---|"
     for w in "${names[@]}"; do
-      d=$(m "${tps[$w,direct]:-}"); p=$(m "${tps[$w,proxy]:-}"); i=$(m "${tps[$w,inline]:-}")
-      echo "| ${desc[$w]} | $(fmt "$d") | $(fmt "$p") | **$(ratio "$p" "$d")** | $(fmt "$i") | **$(ratio "$i" "$d")** | $(m "${lat[$w,direct]:-}") / $(m "${lat[$w,proxy]:-}") / $(m "${lat[$w,inline]:-}") | $(m "${cpu[$w,proxy]:-}") / $(m "${cpu[$w,inline]:-}") | ${fail[$w,direct]:-0}/${fail[$w,proxy]:-0}/${fail[$w,inline]:-0} |"
+      d=$(m "${tps[$w,direct]:-}"); p=$(m "${tps[$w,proxy]:-}"); i=$(m "${tps[$w,pooled]:-}")
+      echo "| ${desc[$w]} | $(fmt "$d") | $(fmt "$p") | **$(ratio "$p" "$d")** | $(fmt "$i") | **$(ratio "$i" "$d")** | $(m "${lat[$w,direct]:-}") / $(m "${lat[$w,proxy]:-}") / $(m "${lat[$w,pooled]:-}") | $(m "${cpu[$w,proxy]:-}") / $(m "${cpu[$w,pooled]:-}") | ${fail[$w,direct]:-0}/${fail[$w,proxy]:-0}/${fail[$w,pooled]:-0} |"
     done
   else
     echo "| workload | direct tps | direct latency ms | failed |"

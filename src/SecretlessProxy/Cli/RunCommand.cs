@@ -28,7 +28,7 @@ internal static class RunCommand
                     return await CommandWrapper.RunAsync(path, commandLine, error).ConfigureAwait(false);
                 }
 
-                app = await ProxyApp.StartAsync(path, cancellationToken: cancellationToken).ConfigureAwait(false);
+                app = await ProxyApp.StartAsync(path, new ProxyAppOptions { OwnsProcess = true }, cancellationToken).ConfigureAwait(false);
             }
             catch (InvalidConfigurationException ex)
             {

@@ -4,14 +4,14 @@ namespace SecretlessProxy.Configuration;
 public sealed class DatabaseTlsOptions
 {
     /// <summary>
-    /// <c>VerifyFull</c> (default): TLS, the server's chain and name verified against the system store
-    /// plus <see cref="CaFile"/>. <c>Require</c>: TLS without verifying the server (encryption only).
+    /// <c>VerifyFull</c> (default): TLS, the server's chain and name verified against
+    /// <see cref="CaFile"/> when given (as libpq's sslrootcert), else the system store. <c>Require</c>: TLS without verifying the server (encryption only).
     /// <c>Disable</c>: no TLS; the password then crosses the network only as the server's
     /// authentication method protects it.
     /// </summary>
     public string? Mode { get; set; }
 
-    /// <summary>Extra CA certificates (PEM) trusted for the database server.</summary>
+    /// <summary>The CA certificates (PEM) the database server's chain must end at, instead of the system store.</summary>
     public string? CaFile { get; set; }
 
     /// <summary>The name to verify in the server's certificate, when it differs from the Upstream host.</summary>

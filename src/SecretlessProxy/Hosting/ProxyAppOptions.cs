@@ -26,4 +26,12 @@ public sealed class ProxyAppOptions
 
     /// <summary>Write logs to the console (off in tests that capture logs themselves).</summary>
     public bool ConsoleLogging { get; init; } = true;
+
+    /// <summary>
+    /// This process is the proxy alone (the <c>run</c> command), so it may choose process-wide runtime
+    /// settings: a proxy whose listeners are all database listeners turns on inline socket
+    /// completions (see <see cref="ProxyApp"/>). Off in-process (tests, <c>run --</c>), where the
+    /// process is shared.
+    /// </summary>
+    public bool OwnsProcess { get; init; }
 }

@@ -28,7 +28,7 @@ public sealed class DatabaseListenerSettings
 
     public DatabaseTlsMode TlsMode { get; }
 
-    /// <summary>CAs trusted besides the system store (the listener's <c>Tls:CaFile</c>).</summary>
+    /// <summary>The CAs the server's chain must end at, instead of the system store (the listener's <c>Tls:CaFile</c>).</summary>
     public X509Certificate2Collection? ExtraTrust { get; }
 
     /// <summary>The name the server's certificate must carry (and the SNI sent).</summary>

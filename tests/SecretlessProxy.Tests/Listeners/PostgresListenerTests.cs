@@ -522,6 +522,17 @@ public sealed class PostgresListenerTests
             Assert.Equal("08006", (await Assert.ThrowsAsync<PostgresException>(() => connection.OpenAsync())).SqlState);
         }
 
+        // A CaFile pins the database's CA: another CA's file does not vouch for this server.
+        using var otherCaDirectory = new TestConfig();
+        using var otherCa = new TestPki(otherCaDirectory.Directory);
+        var (pinned, pinnedConfig, _) = await StartProxyAsync(PostgresServer.ScramUser, _pg.ScramPassword, tls: new JsonObject { ["Mode"] = "VerifyFull", ["CaFile"] = otherCa.CaFile });
+        await using (pinned)
+        using (pinnedConfig)
+        {
+            await using var connection = new NpgsqlConnection(AppConnectionString(pinned));
+            Assert.Equal("08006", (await Assert.ThrowsAsync<PostgresException>(() => connection.OpenAsync())).SqlState);
+        }
+
         // Require: encrypted, not verified (as libpq's sslmode=require).
         var (require, requireConfig, _) = await StartProxyAsync(PostgresServer.ScramUser, _pg.ScramPassword, tls: new JsonObject { ["Mode"] = "Require" });
         await using (require)

@@ -127,8 +127,9 @@ internal sealed partial class PostgresConnectionHandler
 
         // Attesting the calling process scans /proc (milliseconds) and only a Caller condition or the
         // audit trail reads it; a pool opening connections should not pay for it otherwise.
-        var caller = snapshot.Policies.UsesCaller || snapshot.Audit.Sink != AuditSink.None
-            ? connection.Features.Get<CallerFeature>()?.Caller ?? Caller.Unknown
+        // The scan is synchronous: off the I/O thread, which with inline completions serves every socket.
+        var caller = (snapshot.Policies.UsesCaller || snapshot.Audit.Sink != AuditSink.None) && connection.Features.Get<CallerFeature>() is { } callerFeature
+            ? await Task.Run(() => callerFeature.Caller, cancellationToken).ConfigureAwait(false)
             : Caller.Unknown;
         IdentityStatus? identityStatus = null;
         if (generation.Identity is { } workloadIdentity)

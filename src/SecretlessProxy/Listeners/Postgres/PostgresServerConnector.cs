@@ -3,7 +3,6 @@ using System.Net.Security;
 using System.Net.Sockets;
 using System.Security.Authentication;
 using System.Security.Cryptography.X509Certificates;
-using SecretlessProxy.Forwarding;
 
 namespace SecretlessProxy.Listeners.Postgres;
 
@@ -61,7 +60,8 @@ internal static class PostgresServerConnector
                     new SslClientAuthenticationOptions
                     {
                         TargetHost = settings.ServerName,
-                        RemoteCertificateValidationCallback = ValidatorFor(settings),
+                        RemoteCertificateValidationCallback = settings.TlsMode == DatabaseTlsMode.Require ? AcceptAny : null,
+                        CertificateChainPolicy = ChainPolicyFor(settings),
                         CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
                     },
                     cancellationToken).ConfigureAwait(false);
@@ -81,13 +81,26 @@ internal static class PostgresServerConnector
         }
     }
 
-    private static RemoteCertificateValidationCallback? ValidatorFor(DatabaseListenerSettings settings) => settings.TlsMode switch
+    /// <summary>Require: encryption against passive listeners only, as libpq's sslmode=require without a root cert.</summary>
+    private static bool AcceptAny(object sender, X509Certificate? certificate, X509Chain? chain, SslPolicyErrors errors) => true;
+
+    /// <summary>
+    /// With a CaFile, the server's chain must end at one of its CAs, as libpq's sslrootcert: the
+    /// database's own CA is pinned rather than added to every public root. SslStream builds the chain
+    /// once with this policy (a validation callback would build it a second time per connection);
+    /// the name is still checked against <see cref="DatabaseListenerSettings.ServerName"/>.
+    /// </summary>
+    private static X509ChainPolicy? ChainPolicyFor(DatabaseListenerSettings settings)
     {
-        // Require: encryption against passive listeners only, as libpq's sslmode=require without a root cert.
-        DatabaseTlsMode.Require => static (_, _, _, _) => true,
-        _ when settings.ExtraTrust is { Count: > 0 } trust => (_, certificate, chain, errors) => UpstreamClientFactory.ValidateWithExtraTrust(trust, certificate, chain, errors),
-        _ => null,
-    };
+        if (settings.TlsMode != DatabaseTlsMode.VerifyFull || settings.ExtraTrust is not { Count: > 0 } trust)
+        {
+            return null;
+        }
+
+        var policy = new X509ChainPolicy { TrustMode = X509ChainTrustMode.CustomRootTrust, RevocationMode = X509RevocationMode.NoCheck };
+        policy.CustomTrustStore.AddRange(trust);
+        return policy;
+    }
 }
 
 /// <summary>The proxy's connection to the database server, and its certificate when TLS is on (for SCRAM channel binding).</summary>
