@@ -67,19 +67,25 @@ created_netns+=("$inet")
 ip link add sl-pod0 netns "$pod" type veth peer name sl-inet0 netns "$inet" || { echo "FAIL veth"; exit 1; }
 ip -n "$pod" addr add 10.250.0.1/30 dev sl-pod0
 ip -n "$inet" addr add 10.250.0.2/30 dev sl-inet0
+# IPv6 too (unique-local addresses of our own), without duplicate address detection's delay.
+ip -n "$pod" addr add fd00:250::1/126 dev sl-pod0 nodad
+ip -n "$inet" addr add fd00:250::2/126 dev sl-inet0 nodad
 for ns in "$pod" "$inet"; do ip -n "$ns" link set lo up; done
 ip -n "$pod" link set sl-pod0 up
 ip -n "$inet" link set sl-inet0 up
 ip netns exec "$pod" iptables -t nat -S >/dev/null 2>&1 || skip "iptables' nat table is unavailable in a network namespace"
+ipv6=true
+ip netns exec "$pod" ip6tables -t nat -S >/dev/null 2>&1 || { ipv6=false; echo "note: ip6tables' nat table is unavailable: IPv6 assertions skipped"; }
+v6flag=$([ "$ipv6" = true ] && echo --ipv6)
 mkdir -p "/etc/netns/$pod"
-printf '127.0.0.1 localhost\n10.250.0.2 api.test plain.test blind.test\n' > "/etc/netns/$pod/hosts"
+printf '127.0.0.1 localhost\n10.250.0.2 api.test plain.test blind.test wrongcert.test\nfd00:250::2 api6.test\n' > "/etc/netns/$pod/hosts"
 in_pod() { ip netns exec "$pod" "$@"; }
 as_proxy() { ip netns exec "$pod" setpriv --reuid=$proxy_uid --regid=$proxy_uid --clear-groups env HOME="$work/home" DOTNET_CLI_TELEMETRY_OPTOUT=1 "$@"; }
 
 # --- the upstream: a test CA, a certificate for its names, HTTPS and HTTP ------------------------
 openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=Pod Test Upstream CA" -keyout "$work/upstream-ca.key" -out "$work/upstream-ca.pem" 2>/dev/null
 openssl req -newkey rsa:2048 -nodes -subj "/CN=api.test" -keyout "$work/upstream.key" -out "$work/upstream.csr" 2>/dev/null
-printf 'subjectAltName=DNS:api.test,DNS:plain.test,DNS:blind.test\n' > "$work/san.ext"
+printf 'subjectAltName=DNS:api.test,DNS:api6.test,DNS:plain.test,DNS:blind.test\n' > "$work/san.ext"
 openssl x509 -req -in "$work/upstream.csr" -CA "$work/upstream-ca.pem" -CAkey "$work/upstream-ca.key" -CAcreateserial -days 1 -extfile "$work/san.ext" -out "$work/upstream.pem" 2>/dev/null
 record="$work/upstream-requests.jsonl"
 : > "$record"
@@ -97,12 +103,13 @@ write_config() { # $1 = Unmatched
 {
   "SecretlessProxy": {
     "Admin": { "Url": "http://127.0.0.1:$admin_port" },
-    "Listeners": { "outbound": { "Mode": "Transparent", "Url": "tcp://127.0.0.1:$listener_port" } },
+    "Listeners": { "outbound": { "Mode": "Transparent", "Url": "tcp://[::]:$listener_port" } },
     "LocalCa": { "Directory": "$work/ca" },
     "Upstreams": { "TrustedCaFile": "$work/upstream-ca.pem" },
     "Credentials": { "api-key": { "Source": "File", "Path": "$work/api-key" } },
     "Policies": {
-      "api-https": { "Match": { "Hosts": [ "api.test" ], "Ports": [ 443 ] }, "Credential": "api-key", "Inject": { "Header": "Authorization", "Format": "Bearer {token}" } },
+      "api-https": { "Match": { "Hosts": [ "api.test", "api6.test" ], "Ports": [ 443 ] }, "Credential": "api-key", "Inject": { "Header": "Authorization", "Format": "Bearer {token}" } },
+      "wrongcert": { "Match": { "Hosts": [ "wrongcert.test" ], "Ports": [ 443 ] }, "Credential": "api-key", "Inject": { "Header": "Authorization", "Format": "Bearer {token}" } },
       "api-http": { "Match": { "Hosts": [ "plain.test" ], "Ports": [ 80 ] }, "Credential": "api-key", "Inject": { "Header": "X-Api-Key", "Format": "{token}" } }
     },
     "Unmatched": "$1"
@@ -152,7 +159,8 @@ count_path() { grep -c "\"path\": \"$1\"" "$record"; }
 # An app request: curl in the pod, as root (so redirected), no proxy settings at all.
 app_curl() { in_pod env -u http_proxy -u https_proxy -u HTTP_PROXY -u HTTPS_PROXY curl -s --max-time 10 "$@"; }
 
-apply_rules() { in_pod "$bin" iptables --apply --proxy-uid "$1" --port $listener_port --redirect-ports 80,443 > "$work/iptables-apply.log" 2>&1; }
+# The listener binds [::] (dual-stack): ip6tables' REDIRECT sends to ::1, iptables' to 127.0.0.1.
+apply_rules() { in_pod "$bin" iptables --apply --proxy-uid "$1" --port $listener_port --redirect-ports 80,443 $v6flag > "$work/iptables-apply.log" 2>&1; }
 
 # === phase 1: rules applied, Unmatched PassThrough ===============================================
 start_proxy PassThrough
@@ -165,7 +173,7 @@ check "without the uid exemption the proxy refuses its own redirected connection
 check "the loop refusal names the missing exemption" bash -c "grep -q 'redirected back to it' '$work/proxy.log'"
 check "iptables --apply with the right uid replaces the rules" apply_rules $proxy_uid
 loops_before=$(grep -c 'would loop' "$work/proxy.log")
-in_pod "$bin" iptables --apply --proxy-uid $proxy_uid --port $listener_port > /dev/null 2>&1
+in_pod "$bin" iptables --apply --proxy-uid $proxy_uid --port $listener_port $v6flag > /dev/null 2>&1
 jumps=$(in_pod iptables -t nat -S OUTPUT | grep -c SECRETLESS_OUTPUT)
 redirects=$(in_pod iptables -t nat -S SECRETLESS_OUTPUT | grep -c REDIRECT)
 check "iptables --apply twice leaves one OUTPUT jump ($jumps) and one REDIRECT ($redirects)" [ "$jumps" = 1 -a "$redirects" = 1 ]
@@ -178,6 +186,18 @@ check "upstream received the SNI/Host api.test from the proxy" [ "$(seen /curl-h
 in_pod env SSL_CERT_FILE="$work/local-ca.pem" /usr/bin/python3 -c 'import urllib.request; print(urllib.request.urlopen("https://api.test/python-https", timeout=10).status)' > "$work/py.out" 2>&1
 check "python3 urllib https://api.test through SNI interception: 200" grep -qx 200 "$work/py.out"
 check "upstream received the injected credential over HTTPS (python3)" [ "$(seen /python-https authorization)" = "Bearer $secret" ]
+
+if [ "$ipv6" = true ]; then
+  status=$(app_curl -6 -o /dev/null -w '%{http_code}' --cacert "$work/local-ca.pem" https://api6.test/curl-https6)
+  check "IPv6: curl https://api6.test through ip6tables and IP6T_SO_ORIGINAL_DST: 200 ($status)" [ "$status" = 200 ]
+  check "IPv6: upstream received the injected credential from the pod's IPv6 address" \
+    [ "$(seen /curl-https6 authorization)" = "Bearer $secret" -a "$(seen /curl-https6 peer)" = "fd00:250::1" ]
+fi
+
+# The upstream's certificate does not name wrongcert.test: the proxy verifies it against the SNI, so an
+# app cannot send a credential to an address of its choosing by naming a host a policy covers.
+status=$(app_curl -o /dev/null -w '%{http_code}' --cacert "$work/local-ca.pem" https://wrongcert.test/wrong-cert)
+check "the upstream certificate is verified against the SNI name: wrongcert.test gets $status, upstream nothing" [ "$status" = 502 -a "$(count_path /wrong-cert)" = 0 ]
 
 status=$(app_curl -o /dev/null -w '%{http_code}' -H "X-Api-Key: $app_header" http://plain.test/curl-http)
 check "curl http://plain.test by its Host: 200 ($status)" [ "$status" = 200 ]
@@ -213,14 +233,14 @@ status=$(app_curl -o /dev/null -w '%{http_code}' --cacert "$work/local-ca.pem" h
 check "Deny: a matched host is still intercepted and injected ($status)" [ "$status" = 200 -a "$(seen /deny-matched authorization)" = "Bearer $secret" ]
 
 # === phase 3: rules removed: direct traffic ======================================================
-in_pod "$bin" iptables --remove --apply > /dev/null 2>&1
-check "iptables --remove deletes the chain and the jump" bash -c "! ip netns exec $pod iptables -t nat -S | grep -q SECRETLESS_OUTPUT"
+in_pod "$bin" iptables --remove --apply $v6flag > /dev/null 2>&1
+check "iptables --remove deletes the chain and the jump" bash -c "! ip netns exec $pod iptables -t nat -S | grep -q SECRETLESS_OUTPUT && ! ip netns exec $pod ip6tables -t nat -S 2>/dev/null | grep -q SECRETLESS_OUTPUT"
 status=$(app_curl -o /dev/null -w '%{http_code}' --cacert "$work/upstream-ca.pem" https://api.test/direct-https)
 check "after --remove the app reaches the upstream directly with its real certificate ($status)" [ "$status" = 200 ]
 check "after --remove nothing is injected (HTTPS)" [ -z "$(seen /direct-https authorization)" ]
 status=$(app_curl -o /dev/null -w '%{http_code}' http://plain.test/direct-http)
 check "after --remove nothing is injected (plain HTTP, $status)" [ "$status" = 200 -a -z "$(seen /direct-http x-api-key)" ]
-in_pod "$bin" iptables --remove --apply > /dev/null 2>&1
+in_pod "$bin" iptables --remove --apply $v6flag > /dev/null 2>&1
 check "iptables --remove twice is harmless" [ $? = 0 ]
 stop_proxy
 

@@ -2,6 +2,7 @@
 recording what each request carried as one JSON line, so the test can tell what the proxy injected."""
 import http.server
 import json
+import socket
 import ssl
 import sys
 import threading
@@ -36,8 +37,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class DualStackServer(http.server.ThreadingHTTPServer):
+    # "::" with IPV6_V6ONLY off accepts IPv4 (as mapped addresses) and IPv6 alike.
+    address_family = socket.AF_INET6
+
+    def server_bind(self):
+        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
+
+
 def serve(port, tls):
-    server = http.server.ThreadingHTTPServer(("0.0.0.0", port), Handler)
+    server = DualStackServer(("::", port), Handler)
     if tls:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(cert, key)
