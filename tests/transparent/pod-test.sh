@@ -89,7 +89,7 @@ printf 'subjectAltName=DNS:api.test,DNS:api6.test,DNS:plain.test,DNS:blind.test\
 openssl x509 -req -in "$work/upstream.csr" -CA "$work/upstream-ca.pem" -CAkey "$work/upstream-ca.key" -CAcreateserial -days 1 -extfile "$work/san.ext" -out "$work/upstream.pem" 2>/dev/null
 record="$work/upstream-requests.jsonl"
 : > "$record"
-ip netns exec "$inet" /usr/bin/python3 "$root/tests/transparent/upstream.py" "$record" "$work/upstream.pem" "$work/upstream.key" 443 80 > "$work/upstream.log" 2>&1 &
+ip netns exec "$inet" /usr/bin/python3 "$root/tests/transparent/upstream.py" "$record" "$work/upstream.pem" "$work/upstream.key" 443 80 2525 > "$work/upstream.log" 2>&1 &
 pids+=($!)
 
 # --- the proxy's files, readable by its uid ------------------------------------------------------
@@ -156,11 +156,36 @@ print("" if value is None else value)
 PY
 }
 count_path() { grep -c "\"path\": \"$1\"" "$record"; }
+# A client of the banner service (neither TLS nor HTTP): $1 = "first" to speak first, "wait" to
+# wait for the server's banner as an SMTP client does. Prints what it received.
+banner_client() { in_pod /usr/bin/python3 - "$1" <<'PY'
+import socket, sys
+s = socket.create_connection(("10.250.0.2", 2525), timeout=5)
+received = b""
+try:
+    if sys.argv[1] == "first":
+        s.sendall(b"PING\n")
+    while b"220" not in received:
+        chunk = s.recv(100)
+        if not chunk:
+            break
+        received += chunk
+    s.sendall(b"QUIT\n")
+    while b"echo QUIT" not in received:
+        chunk = s.recv(100)
+        if not chunk:
+            break
+        received += chunk
+except OSError as e:
+    received += ("error " + type(e).__name__).encode()
+print(received.decode(errors="replace").replace("\n", "|"))
+PY
+}
 # An app request: curl in the pod, as root (so redirected), no proxy settings at all.
 app_curl() { in_pod env -u http_proxy -u https_proxy -u HTTP_PROXY -u HTTPS_PROXY curl -s --max-time 10 "$@"; }
 
 # The listener binds [::] (dual-stack): ip6tables' REDIRECT sends to ::1, iptables' to 127.0.0.1.
-apply_rules() { in_pod "$bin" iptables --apply --proxy-uid "$1" --port $listener_port --redirect-ports 80,443 $v6flag > "$work/iptables-apply.log" 2>&1; }
+apply_rules() { in_pod "$bin" iptables --apply --proxy-uid "$1" --port $listener_port --redirect-ports 80,443,2525 $v6flag > "$work/iptables-apply.log" 2>&1; }
 
 # === phase 1: rules applied, Unmatched PassThrough ===============================================
 start_proxy PassThrough
@@ -173,7 +198,7 @@ check "without the uid exemption the proxy refuses its own redirected connection
 check "the loop refusal names the missing exemption" bash -c "grep -q 'redirected back to it' '$work/proxy.log'"
 check "iptables --apply with the right uid replaces the rules" apply_rules $proxy_uid
 loops_before=$(grep -c 'would loop' "$work/proxy.log")
-in_pod "$bin" iptables --apply --proxy-uid $proxy_uid --port $listener_port $v6flag > /dev/null 2>&1
+in_pod "$bin" iptables --apply --proxy-uid $proxy_uid --port $listener_port --redirect-ports 80,443,2525 $v6flag > /dev/null 2>&1
 jumps=$(in_pod iptables -t nat -S OUTPUT | grep -c SECRETLESS_OUTPUT)
 redirects=$(in_pod iptables -t nat -S SECRETLESS_OUTPUT | grep -c REDIRECT)
 check "iptables --apply twice leaves one OUTPUT jump ($jumps) and one REDIRECT ($redirects)" [ "$jumps" = 1 -a "$redirects" = 1 ]
@@ -213,6 +238,11 @@ check "unmatched TLS: nothing injected" [ -z "$(seen /blind-tls authorization)" 
 status=$(app_curl -o /dev/null -w '%{http_code}' http://blind.test/blind-http)
 check "unmatched plain HTTP passes through with nothing injected ($status)" [ "$status" = 200 -a -z "$(seen /blind-http x-api-key)" ]
 
+out=$(banner_client first)
+check "neither TLS nor HTTP, client speaks first: relayed blind ($out)" grep -q "220 pod-test banner|echo PING|echo QUIT" <<<"$out"
+out=$(banner_client wait)
+check "neither TLS nor HTTP, server speaks first: relayed blind after the client's silence ($out)" grep -q "220 pod-test banner|echo QUIT" <<<"$out"
+
 check "the proxy's own upstream connections were not redirected back (one upstream request per app request)" \
   [ "$(count_path /curl-https)" = 1 -a "$(count_path /curl-http)" = 1 ]
 check "no further loop was refused once the rules exempt the proxy's uid" [ "$(grep -c 'would loop' "$work/proxy.log")" = "$loops_before" ]
@@ -227,6 +257,8 @@ start_proxy Deny
 app_curl -o /dev/null --cacert "$work/upstream-ca.pem" https://blind.test/deny-tls 2>/dev/null
 code=$?
 check "Deny: unmatched TLS is refused (curl exit $code) and never reaches the upstream" [ "$code" != 0 -a "$(count_path /deny-tls)" = 0 ]
+out=$(banner_client first)
+check "Deny: neither TLS nor HTTP is closed, nothing relayed ($out)" bash -c "! grep -q 220 <<<'$out'"
 status=$(app_curl -o /dev/null -w '%{http_code}' http://blind.test/deny-http)
 check "Deny: unmatched plain HTTP gets 403 ($status) and never reaches the upstream" [ "$status" = 403 -a "$(count_path /deny-http)" = 0 ]
 status=$(app_curl -o /dev/null -w '%{http_code}' --cacert "$work/local-ca.pem" https://api.test/deny-matched)

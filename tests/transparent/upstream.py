@@ -3,11 +3,12 @@ recording what each request carried as one JSON line, so the test can tell what 
 import http.server
 import json
 import socket
+import socketserver
 import ssl
 import sys
 import threading
 
-record_path, cert, key, https_port, http_port = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+record_path, cert, key, https_port, http_port, banner_port = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
 lock = threading.Lock()
 
 
@@ -55,5 +56,23 @@ def serve(port, tls):
     server.serve_forever()
 
 
+def serve_banner(port):
+    """Neither TLS nor HTTP, and the server speaks first (like SMTP): a banner, then each line echoed."""
+
+    class Banner(socketserver.StreamRequestHandler):
+        def handle(self):
+            self.wfile.write(b"220 pod-test banner\n")
+            for line in self.rfile:
+                self.wfile.write(b"echo " + line)
+
+    class Server(socketserver.ThreadingTCPServer):
+        address_family = socket.AF_INET6
+        allow_reuse_address = True
+        daemon_threads = True
+
+    Server(("::", port), Banner).serve_forever()
+
+
+threading.Thread(target=serve_banner, args=(banner_port,), daemon=True).start()
 threading.Thread(target=serve, args=(http_port, False), daemon=True).start()
 serve(https_port, True)
