@@ -13,7 +13,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
-bin="$root/src/SecretlessProxy/bin/Release/net10.0/secretless-proxy"
+# The Release build by default; SECRETLESS_PROXY_BIN may name another (a Native AOT publish), readable by uid 1337.
+bin="${SECRETLESS_PROXY_BIN:-$root/src/SecretlessProxy/bin/Release/net10.0/secretless-proxy}"
 pod=pod
 inet=internet
 proxy_uid=1337
