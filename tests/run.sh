@@ -20,6 +20,9 @@ command -v kubectl >/dev/null || need+=(kubectl)
 # The tests start their own server in a temp folder; Debian's service is never started.
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 [ -x /usr/bin/psql ] || need+=(postgresql-client)
+# Transparent mode's pod test: network namespaces (iproute2) and the nat table (iptables).
+command -v iptables >/dev/null || need+=(iptables)
+command -v ip >/dev/null || need+=(iproute2)
 if [ ${#need[@]} -gt 0 ]; then
   log "installing ${need[*]}"
   if [ "$(id -u)" = 0 ]; then
@@ -45,6 +48,9 @@ passed=$(count Passed); failed=$(count Failed); skipped=$(count Skipped)
 if [ "$rc" != 0 ] || [ "$failed" != 0 ] || [ "$passed" = 0 ]; then
   echo "dotnet test failed (exit $rc)"; tail -n 120 /tmp/secretless-test-output.txt; echo "${passed} passed, ${failed} failed, ${skipped} skipped"; exit 1
 fi
+
+log "transparent mode: a pod simulated with network namespaces"
+bash tests/transparent/pod-test.sh
 
 log "published binary: validate and demo"
 out=$(mktemp -d)

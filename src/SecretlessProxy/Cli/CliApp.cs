@@ -12,6 +12,7 @@ public static class CliApp
         root.Subcommands.Add(ValidateCommand.Create(output, error));
         root.Subcommands.Add(DemoCommand.Create(output, error));
         root.Subcommands.Add(CaCommand.Create(output, error));
+        root.Subcommands.Add(IptablesCommand.Create(output, error));
         return root;
     }
 

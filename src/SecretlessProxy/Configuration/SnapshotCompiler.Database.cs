@@ -139,11 +139,11 @@ public sealed partial class SnapshotCompiler
     }
 
     /// <summary><c>tcp://127.0.0.1:5432</c>: an address a raw TCP listener binds.</summary>
-    private static IPEndPoint? ParseTcpBindUrl(string? url, string key, List<ConfigError> errors)
+    private static IPEndPoint? ParseTcpBindUrl(string? url, string key, List<ConfigError> errors, string example = "tcp://127.0.0.1:5432")
     {
         if (url is null || !url.StartsWith("tcp://", StringComparison.OrdinalIgnoreCase))
         {
-            errors.Add(new(key, url is null ? "is required (for example tcp://127.0.0.1:5432)" : "'" + WithoutUserInfo(url) + "' is not a tcp://address:port URL"));
+            errors.Add(new(key, url is null ? "is required (for example " + example + ")" : "'" + WithoutUserInfo(url) + "' is not a tcp://address:port URL"));
             return null;
         }
 

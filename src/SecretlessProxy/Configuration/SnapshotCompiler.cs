@@ -97,7 +97,7 @@ public sealed partial class SnapshotCompiler
         CheckPortConflicts(admin, listeners.Values, errors);
         CheckDatabasePolicies(listeners.Values, policies, errors);
 
-        var localCa = CompileLocalCa(options.LocalCa, listeners.Values.Any(l => l.Mode == ListenerMode.Forward), errors);
+        var localCa = CompileLocalCa(options.LocalCa, LocalCaNeededBy(listeners.Values), errors);
         foreach (var listener in listeners.Values)
         {
             if (listener.Database is { AcceptTls: true } && options.LocalCa is null)
@@ -123,7 +123,7 @@ public sealed partial class SnapshotCompiler
         var ok = true;
         if (!Enum.TryParse<ListenerMode>(listener.Mode, ignoreCase: true, out var mode) || !Enum.IsDefined(mode) || int.TryParse(listener.Mode, out _))
         {
-            errors.Add(new(key + ":Mode", listener.Mode is null ? "is required (Route, Forward or Postgres)" : "'" + listener.Mode + "' is not a listener mode; expected Route, Forward or Postgres"));
+            errors.Add(new(key + ":Mode", listener.Mode is null ? "is required (Route, Forward, Postgres or Transparent)" : "'" + listener.Mode + "' is not a listener mode; expected Route, Forward, Postgres or Transparent"));
             ok = false;
         }
 
@@ -133,6 +133,10 @@ public sealed partial class SnapshotCompiler
         }
 
         ReportDatabaseOnlyKeys(key, listener, errors);
+        if (ok && mode == ListenerMode.Transparent)
+        {
+            return CompileTransparentListener(name, key, listener, globalUnmatched, injectedQueryParameters, errors);
+        }
 
         var bind = listener.Url?.StartsWith("unix:", StringComparison.OrdinalIgnoreCase) == true
             ? ParseUnixUrl(listener.Url, key + ":Url", errors)
@@ -238,14 +242,14 @@ public sealed partial class SnapshotCompiler
         }
     }
 
-    private LocalCaSettings? CompileLocalCa(LocalCaOptions? options, bool needed, List<ConfigError> errors)
+    private LocalCaSettings? CompileLocalCa(LocalCaOptions? options, string? neededBy, List<ConfigError> errors)
     {
         const string key = Root + ":LocalCa";
         if (options is null)
         {
-            if (needed)
+            if (neededBy is not null)
             {
-                errors.Add(new(key, "is required by a Forward listener: give Directory, or CertFile and KeyFile"));
+                errors.Add(new(key, "is required by " + neededBy + ": give Directory, or CertFile and KeyFile"));
             }
 
             return null;

@@ -281,6 +281,24 @@ internal sealed partial class ProxyRequestHandler
             return true;
         }
 
+        if (context.Features.Get<OriginalDestinationFeature>() is { } original)
+        {
+            // Transparent plain HTTP: the Host names the policy host (an HTTP/1.0 request without one
+            // is decided by the address), the connection goes to the original address and port.
+            var hostName = request.Host.HasValue ? request.Host.Host.Trim('[', ']') : original.EndPoint.Address.ToString();
+            destination = new RequestDestination("http", hostName, original.EndPoint.Port, request.Method, path);
+            prefix = original.DestinationPrefix;
+            return true;
+        }
+
+        if (listener.Mode == ListenerMode.Transparent)
+        {
+            destination = default;
+            prefix = string.Empty;
+            refusal = new Refusal(StatusCodes.Status400BadRequest, "not-redirected", "Not a redirected request", "a transparent listener serves connections redirected by iptables");
+            return false;
+        }
+
         // RFC 9112 section 3.2.2: a forward proxy receives the absolute-form target.
         var rawTarget = context.Features.Get<IHttpRequestFeature>()?.RawTarget;
         if (rawTarget is null || !Uri.TryCreate(rawTarget, UriKind.Absolute, out var target) || target.Scheme != "http" || string.IsNullOrEmpty(target.Host) || !string.IsNullOrEmpty(target.UserInfo))

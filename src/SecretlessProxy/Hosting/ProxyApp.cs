@@ -177,6 +177,16 @@ public sealed partial class ProxyApp : IAsyncDisposable
                             return connection => handler.OnConnectionAsync(connection, next, listener.Name);
                         });
                     }
+                    else if (listener.Mode == ListenerMode.Transparent)
+                    {
+                        // As in forward mode: HTTP/1.1 in cleartext, ALPN's choice inside intercepted TLS.
+                        listen.Protocols = HttpProtocols.Http1AndHttp2;
+                        listen.Use(next =>
+                        {
+                            var handler = listen.ApplicationServices.GetRequiredService<TransparentConnectionHandler>();
+                            return connection => handler.OnConnectionAsync(connection, next, listener.Name);
+                        });
+                    }
                 });
             }
 
@@ -234,7 +244,10 @@ public sealed partial class ProxyApp : IAsyncDisposable
             options.TimeProvider,
             sp.GetRequiredService<ILogger<ProxyRequestHandler>>()));
         builder.Services.AddSingleton<AdminRequestHandler>();
+        builder.Services.AddSingleton<TlsInterceptor>();
+        builder.Services.AddSingleton<BlindRelay>();
         builder.Services.AddSingleton<ForwardProxyConnectionHandler>();
+        builder.Services.AddSingleton<TransparentConnectionHandler>();
         builder.Services.AddSingleton<PostgresCancelRegistry>();
         builder.Services.AddSingleton(sp => new PostgresConnectionHandler(
             sp.GetRequiredService<ProxyState>(),

@@ -16,4 +16,11 @@ public enum ListenerMode
     /// configured database server with a just-in-time credential, then splices bytes.
     /// </summary>
     Postgres,
+
+    /// <summary>
+    /// Outbound connections redirected here by iptables (see <c>secretless-proxy iptables</c>): the
+    /// original destination from SO_ORIGINAL_DST, the host from the TLS SNI or the HTTP Host, then
+    /// intercepted, relayed blind or refused as in forward mode.
+    /// </summary>
+    Transparent,
 }

@@ -53,6 +53,11 @@ internal static class EventIds
     public const int DatabaseCancelForwarded = 73;
     public const int DatabaseCancelIgnored = 74;
     public const int DatabaseCancelFailed = 75;
+
+    public const int TransparentRefused = 80;
+    public const int TransparentLoopRefused = 81;
+    public const int TransparentBlind = 82;
+    public const int TransparentHttp = 83;
     public const int ClientCertificateLoaded = 190;
     public const int ClientCertificateReloadFailed = 191;
 }

@@ -1,0 +1,93 @@
+using System.IO.Pipelines;
+using System.Net.Security;
+using System.Security.Authentication;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.Logging;
+using SecretlessProxy.Hosting;
+using SecretlessProxy.Telemetry;
+
+namespace SecretlessProxy.Listeners;
+
+/// <summary>
+/// Terminates a client's TLS with a leaf for the tunnel's host from the local CA and hands the
+/// decrypted connection to Kestrel's HTTP pipeline, where policy runs for every request. Shared by
+/// the Forward listener (after a CONNECT) and the Transparent listener (after peeking a ClientHello).
+/// </summary>
+internal sealed partial class TlsInterceptor
+{
+    private readonly ProxyState _state;
+    private readonly ILogger _logger;
+
+    public TlsInterceptor(ProxyState state, ILogger<TlsInterceptor> logger)
+    {
+        _state = state;
+        _logger = logger;
+    }
+
+    public async Task InterceptAsync(ConnectionContext connection, ConnectionDelegate next, string listenerName, TunnelFeature tunnel)
+    {
+        var leaves = _state.Leaves ?? throw new InvalidOperationException("A listener that intercepts TLS runs without a local CA.");
+        var original = connection.Transport;
+        var tls = new SslStream(new DuplexPipeStream(original), leaveInnerStreamOpen: false);
+        try
+        {
+            // The options are chosen from the ClientHello, so an SNI that names another host fails
+            // the handshake itself (clients send no SNI for IP literals, which is allowed).
+            await tls.AuthenticateAsServerAsync(
+                (_, hello, _, _) =>
+                {
+                    if (!string.IsNullOrEmpty(hello.ServerName) && !string.Equals(hello.ServerName, tunnel.Host, StringComparison.OrdinalIgnoreCase))
+                    {
+                        Log.SniMismatch(_logger, listenerName, tunnel.Host, hello.ServerName);
+                        throw new AuthenticationException("the TLS SNI does not name the tunnel's host");
+                    }
+
+                    return ValueTask.FromResult(new SslServerAuthenticationOptions
+                    {
+                        ServerCertificateContext = leaves.GetOrIssue(tunnel.Host),
+                        ApplicationProtocols = [SslApplicationProtocol.Http2, SslApplicationProtocol.Http11],
+                        EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
+                        ClientCertificateRequired = false,
+                    });
+                },
+                null,
+                connection.ConnectionClosed).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is AuthenticationException or IOException or OperationCanceledException)
+        {
+            // Typically a client that does not trust the local CA: it aborts the handshake, and
+            // nothing is sent anywhere.
+            Log.HandshakeFailed(_logger, listenerName, tunnel.Host, ex.GetType().Name);
+            await tls.DisposeAsync().ConfigureAwait(false);
+            return;
+        }
+
+        Log.Intercepting(_logger, listenerName, tunnel.Host, tunnel.Port);
+        connection.Features.Set(tunnel);
+        var tlsFeature = new TunnelTlsFeature(tls.NegotiatedApplicationProtocol.Protocol);
+        connection.Features.Set<Microsoft.AspNetCore.Http.Features.ITlsConnectionFeature>(tlsFeature);
+        connection.Features.Set<Microsoft.AspNetCore.Server.Kestrel.Core.Features.ITlsApplicationProtocolFeature>(tlsFeature);
+        connection.Transport = new DuplexPipe(PipeReader.Create(tls), PipeWriter.Create(tls));
+        try
+        {
+            await next(connection).ConfigureAwait(false);
+        }
+        finally
+        {
+            connection.Transport = original;
+            await tls.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventIds.TunnelIntercepted, LogLevel.Debug, "Intercepting TLS to {Host}:{Port} on listener {Listener}")]
+        public static partial void Intercepting(ILogger logger, string listener, string host, int port);
+
+        [LoggerMessage(EventIds.TunnelHandshakeFailed, LogLevel.Information, "TLS handshake for {Host} on listener {Listener} failed ({Error}); does the client trust the local CA?")]
+        public static partial void HandshakeFailed(ILogger logger, string listener, string host, string error);
+
+        [LoggerMessage(EventIds.TunnelSniMismatch, LogLevel.Warning, "Closed the tunnel to {Host} on listener {Listener}: the TLS SNI named {Sni}")]
+        public static partial void SniMismatch(ILogger logger, string listener, string host, string sni);
+    }
+}

@@ -1,0 +1,245 @@
+using System.IO.Pipelines;
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Connections.Features;
+using Microsoft.Extensions.Logging;
+using SecretlessProxy.Configuration;
+using SecretlessProxy.Hosting;
+using SecretlessProxy.Identity;
+using SecretlessProxy.Policy;
+using SecretlessProxy.Telemetry;
+using Yarp.ReverseProxy.Utilities.Tls;
+
+namespace SecretlessProxy.Listeners;
+
+/// <summary>
+/// Connection middleware of a Transparent listener, below HTTP. iptables REDIRECTs the app's
+/// outbound connections here; the kernel still knows where each was going (SO_ORIGINAL_DST). The
+/// first bytes decide the rest, before anything leaves: a TLS ClientHello whose SNI some policy can
+/// match is intercepted with the local CA, exactly as a CONNECT in forward mode; plain HTTP goes to
+/// Kestrel, where each request's Host names the policy host; anything else, and TLS no policy can
+/// match, is relayed blind to the original destination under Unmatched PassThrough and closed under
+/// Deny. Upstream connections always go to the original destination's address, never to a DNS
+/// lookup of a name the app chose.
+/// </summary>
+internal sealed partial class TransparentConnectionHandler
+{
+    /// <summary>
+    /// How long the app may stay silent before the connection counts as "not TLS or HTTP": in
+    /// protocols where the server speaks first (SMTP, MySQL) the app waits for the upstream.
+    /// </summary>
+    internal static readonly TimeSpan FirstBytesTimeout = TimeSpan.FromSeconds(1);
+
+    private readonly ProxyState _state;
+    private readonly TlsInterceptor _interceptor;
+    private readonly BlindRelay _relay;
+    private readonly ILogger _logger;
+    private readonly int _ownUid;
+
+    public TransparentConnectionHandler(ProxyState state, TlsInterceptor interceptor, BlindRelay relay, ILogger<TransparentConnectionHandler> logger)
+    {
+        _state = state;
+        _interceptor = interceptor;
+        _relay = relay;
+        _logger = logger;
+        _ownUid = ReadEffectiveUid();
+    }
+
+    public async Task OnConnectionAsync(ConnectionContext connection, ConnectionDelegate next, string listenerName)
+    {
+        var snapshot = _state.Snapshot;
+        if (!snapshot.Listeners.TryGetValue(listenerName, out var listener))
+        {
+            Log.Refused(_logger, listenerName, "-", 0, "the listener is not configured");
+            return;
+        }
+
+        var socket = connection.Features.Get<IConnectionSocketFeature>()?.Socket;
+        if (socket is null || OriginalDestination.Read(socket) is not { } original)
+        {
+            Log.Refused(_logger, listenerName, "-", 0, "the kernel has no original destination for it (not redirected by iptables' nat table)");
+            return;
+        }
+
+        original = Normalize(original);
+        if (LoopReason(connection, snapshot, original) is { } loop)
+        {
+            Log.LoopRefused(_logger, listenerName, original.Address.ToString(), original.Port, loop);
+            return;
+        }
+
+        var peek = await PeekAsync(connection).ConfigureAwait(false);
+        if (peek is not { } first)
+        {
+            return;
+        }
+
+        switch (first.Protocol)
+        {
+            case PeekedProtocol.Http:
+                // Kestrel parses the same bytes; ProxyRequestHandler decides each request by its Host.
+                Log.Http(_logger, listenerName, original.Address.ToString(), original.Port);
+                connection.Features.Set(new OriginalDestinationFeature(original));
+                await next(connection).ConfigureAwait(false);
+                return;
+
+            case PeekedProtocol.Tls:
+                // Without SNI (an IP literal) the address is the host policies match.
+                var host = first.ServerName ?? original.Address.ToString();
+                if (snapshot.Policies.CanMatchHost(host, original.Port))
+                {
+                    await _interceptor.InterceptAsync(connection, next, listenerName, new TunnelFeature(host, original.Port, original.Address)).ConfigureAwait(false);
+                    return;
+                }
+
+                if (listener.Unmatched == UnmatchedBehavior.PassThrough)
+                {
+                    await RelayBlindAsync(connection, listenerName, host, original, next => StillBlind(next, listenerName, host, original.Port)).ConfigureAwait(false);
+                    return;
+                }
+
+                Log.Refused(_logger, listenerName, host, original.Port, "no policy matches the host");
+                // An alert is legal before the handshake, and tells the client why rather than just closing.
+                await connection.Transport.Output.WriteAsync(TlsFrameHelper.CreateAlertFrame(System.Security.Authentication.SslProtocols.Tls12, TlsAlertDescription.AccessDenied), connection.ConnectionClosed).ConfigureAwait(false);
+                await connection.Transport.Output.CompleteAsync().ConfigureAwait(false);
+                return;
+
+            default:
+                var address = original.Address.ToString();
+                if (listener.Unmatched == UnmatchedBehavior.PassThrough)
+                {
+                    await RelayBlindAsync(connection, listenerName, address, original, next => next.Listeners.TryGetValue(listenerName, out var l) && l.Unmatched == UnmatchedBehavior.PassThrough).ConfigureAwait(false);
+                    return;
+                }
+
+                Log.Refused(_logger, listenerName, address, original.Port, "neither TLS nor HTTP, and Unmatched is Deny");
+                return;
+        }
+    }
+
+    /// <summary>The first bytes, left unread in the pipe for whoever handles the connection; null when the client went away.</summary>
+    private static async Task<PeekResult?> PeekAsync(ConnectionContext connection)
+    {
+        var input = connection.Transport.Input;
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(connection.ConnectionClosed);
+        timeout.CancelAfter(FirstBytesTimeout);
+        while (true)
+        {
+            ReadResult read;
+            try
+            {
+                read = await input.ReadAsync(timeout.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!connection.ConnectionClosed.IsCancellationRequested)
+            {
+                return new PeekResult(PeekedProtocol.Other);
+            }
+            catch (OperationCanceledException)
+            {
+                return null;
+            }
+
+            var result = ProtocolPeek.Classify(read.Buffer, read.IsCompleted);
+            if (result.Protocol != PeekedProtocol.NeedMore)
+            {
+                input.AdvanceTo(read.Buffer.Start);
+                return read.Buffer.IsEmpty && read.IsCompleted ? null : result;
+            }
+
+            input.AdvanceTo(read.Buffer.Start, read.Buffer.End);
+        }
+    }
+
+    private async Task RelayBlindAsync(ConnectionContext connection, string listenerName, string host, IPEndPoint original, Func<ProxySnapshot, bool> stillBlind)
+    {
+        using var upstream = new Socket(original.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        try
+        {
+            await upstream.ConnectAsync(original, connection.ConnectionClosed).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is SocketException or OperationCanceledException)
+        {
+            Log.Refused(_logger, listenerName, host, original.Port, "upstream unreachable (" + (ex is SocketException s ? s.SocketErrorCode.ToString() : "client left") + ")");
+            return;
+        }
+
+        Log.RelayingBlind(_logger, listenerName, host, original.Address.ToString(), original.Port);
+        await _relay.RelayAsync(connection, upstream, listenerName, host, original.Port, stillBlind).ConfigureAwait(false);
+    }
+
+    private static bool StillBlind(ProxySnapshot snapshot, string listenerName, string host, int port) =>
+        snapshot.Listeners.TryGetValue(listenerName, out var listener) &&
+        listener.Unmatched == UnmatchedBehavior.PassThrough &&
+        !snapshot.Policies.CanMatchHost(host, port);
+
+    /// <summary>
+    /// Why relaying this connection would send it back into the proxy, or null. A connection made to
+    /// a listener directly (not redirected) names the listener itself; a connection the proxy made
+    /// itself came back because the rules do not exempt the proxy's uid, and following it would
+    /// open connections without end.
+    /// </summary>
+    private string? LoopReason(ConnectionContext connection, ProxySnapshot snapshot, IPEndPoint original)
+    {
+        if (connection.LocalEndPoint is IPEndPoint local && Normalize(local).Equals(original))
+        {
+            return "it was made to the listener itself";
+        }
+
+        foreach (var endPoint in snapshot.Listeners.Values.Select(l => l.BindEndPoint).OfType<IPEndPoint>().Append(snapshot.AdminEndPoint))
+        {
+            var bound = Normalize(endPoint);
+            if (bound.Port == original.Port && (bound.Address.Equals(original.Address) || bound.Address.Equals(IPAddress.Any) || bound.Address.Equals(IPAddress.IPv6Any)))
+            {
+                return "its original destination is the proxy's own endpoint " + bound;
+            }
+        }
+
+        if (_ownUid >= 0 && connection.RemoteEndPoint is IPEndPoint client &&
+            ProcNetTcp.Find("/proc", Normalize(client), original) is { Inode: not 0 } row && row.Uid == _ownUid)
+        {
+            return "the proxy's own upstream connection was redirected back to it (exempt the proxy's uid: secretless-proxy iptables --proxy-uid " + _ownUid + ")";
+        }
+
+        return null;
+    }
+
+    private static IPEndPoint Normalize(IPEndPoint endPoint) =>
+        endPoint.Address.IsIPv4MappedToIPv6 ? new IPEndPoint(endPoint.Address.MapToIPv4(), endPoint.Port) : endPoint;
+
+    /// <summary>The proxy's effective uid from <c>/proc/self/status</c> ("Uid: real effective saved fs"); -1 when unknown.</summary>
+    private static int ReadEffectiveUid()
+    {
+        try
+        {
+            foreach (var line in File.ReadLines("/proc/self/status"))
+            {
+                if (line.StartsWith("Uid:", StringComparison.Ordinal))
+                {
+                    var fields = line.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries);
+                    return fields.Length > 2 && int.TryParse(fields[2], out var uid) ? uid : -1;
+                }
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+        }
+
+        return -1;
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventIds.TransparentRefused, LogLevel.Information, "Refused a redirected connection to {Host}:{Port} on listener {Listener}: {Reason}")]
+        public static partial void Refused(ILogger logger, string listener, string host, int port, string reason);
+
+        [LoggerMessage(EventIds.TransparentLoopRefused, LogLevel.Warning, "Refused a connection to {Address}:{Port} on listener {Listener} that would loop: {Reason}")]
+        public static partial void LoopRefused(ILogger logger, string listener, string address, int port, string reason);
+
+        [LoggerMessage(EventIds.TransparentBlind, LogLevel.Information, "Relaying a redirected connection to {Host} ({Address}:{Port}) on listener {Listener} blind")]
+        public static partial void RelayingBlind(ILogger logger, string listener, string host, string address, int port);
+
+        [LoggerMessage(EventIds.TransparentHttp, LogLevel.Debug, "Redirected plain HTTP to {Address}:{Port} on listener {Listener}: deciding each request by its Host")]
+        public static partial void Http(ILogger logger, string listener, string address, int port);
+    }
+}
