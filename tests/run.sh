@@ -67,9 +67,11 @@ if grep -q "demo-token-\|demo-secret-" "$out/demo.txt"; then echo "demo printed 
 
 log "Kubernetes manifests render"
 if command -v kubectl >/dev/null; then
-  kubectl kustomize deploy/kubernetes > "$out/rendered.yaml"
-  grep -q "restartPolicy: Always" "$out/rendered.yaml"
-  echo "rendered $(grep -c '^kind:' "$out/rendered.yaml") objects"
+  for k in deploy/kubernetes deploy/kubernetes/overlays/explicit deploy/kubernetes/overlays/transparent; do
+    kubectl kustomize "$k" > "$out/rendered.yaml"
+    grep -q "restartPolicy: Always" "$out/rendered.yaml"
+    echo "$k: rendered $(grep -c '^kind:' "$out/rendered.yaml") objects"
+  done
 else
   echo "kubectl unavailable: manifests not rendered"; exit 1
 fi

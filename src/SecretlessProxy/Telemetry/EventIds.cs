@@ -53,6 +53,10 @@ internal static class EventIds
     public const int DatabaseCancelForwarded = 73;
     public const int DatabaseCancelIgnored = 74;
     public const int DatabaseCancelFailed = 75;
+    public const int ShutdownRequested = 90;
+    public const int Draining = 91;
+    public const int Stopped = 92;
+
     public const int ClientCertificateLoaded = 190;
     public const int ClientCertificateReloadFailed = 191;
 }
