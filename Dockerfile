@@ -15,6 +15,7 @@ COPY src/SecretlessProxy/SecretlessProxy.csproj src/SecretlessProxy/
 RUN dotnet restore src/SecretlessProxy/SecretlessProxy.csproj
 
 COPY src/ src/
+# The same publish command as tests/run.sh (which CI runs), so the image holds the binary the tests checked.
 RUN dotnet publish src/SecretlessProxy/SecretlessProxy.csproj -c Release -o /app \
     && rm -f /app/*.dbg
 
