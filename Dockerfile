@@ -15,12 +15,16 @@ COPY src/SecretlessProxy/SecretlessProxy.csproj src/SecretlessProxy/
 RUN dotnet restore src/SecretlessProxy/SecretlessProxy.csproj
 
 COPY src/ src/
+# The same publish command as tests/run.sh (which CI runs), so the image holds the binary the tests checked.
 RUN dotnet publish src/SecretlessProxy/SecretlessProxy.csproj -c Release -o /app \
     && rm -f /app/*.dbg
 
 # ---- runtime ----------------------------------------------------------------
 # The binary is self-contained (Native AOT): only the native dependencies are needed.
 FROM mcr.microsoft.com/dotnet/runtime-deps:10.0 AS runtime
+# `secretless-proxy iptables --apply` (the transparent overlay's init container, same image) runs
+# the iptables/ip6tables tools; the nf_tables backend needs only NET_ADMIN.
+RUN apt-get update && apt-get install -y --no-install-recommends iptables && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY --from=build /app ./
 

@@ -38,15 +38,17 @@ log "build"
 dotnet build SecretlessProxy.sln -c Release -warnaserror -nologo -v quiet
 
 log "unit and functional tests"
+# A file of this run's own: several checkouts may run this script at once on one machine.
+testlog=$(mktemp /tmp/secretless-test-output.XXXXXX)
 set +e
-dotnet test SecretlessProxy.sln -c Release --no-build -nologo --logger "console;verbosity=normal" > /tmp/secretless-test-output.txt 2>&1
+dotnet test SecretlessProxy.sln -c Release --no-build -nologo --logger "console;verbosity=normal" > "$testlog" 2>&1
 rc=$?
 set -e
-grep -E "^\s+(Failed|Skipped) |^\s+(Total tests|Passed|Failed|Skipped):|error" /tmp/secretless-test-output.txt || true
-count() { grep -E "^\s+$1: " /tmp/secretless-test-output.txt | tail -n 1 | grep -oE "[0-9]+" || echo 0; }
+grep -E "^\s+(Failed|Skipped) |^\s+(Total tests|Passed|Failed|Skipped):|error" "$testlog" || true
+count() { grep -E "^\s+$1: " "$testlog" | tail -n 1 | grep -oE "[0-9]+" || echo 0; }
 passed=$(count Passed); failed=$(count Failed); skipped=$(count Skipped)
 if [ "$rc" != 0 ] || [ "$failed" != 0 ] || [ "$passed" = 0 ]; then
-  echo "dotnet test failed (exit $rc)"; tail -n 120 /tmp/secretless-test-output.txt; echo "${passed} passed, ${failed} failed, ${skipped} skipped"; exit 1
+  echo "dotnet test failed (exit $rc)"; tail -n 120 "$testlog"; echo "${passed} passed, ${failed} failed, ${skipped} skipped"; exit 1
 fi
 
 log "transparent mode: a pod simulated with network namespaces"
@@ -73,9 +75,11 @@ if grep -q "demo-token-\|demo-secret-" "$out/demo.txt"; then echo "demo printed 
 
 log "Kubernetes manifests render"
 if command -v kubectl >/dev/null; then
-  kubectl kustomize deploy/kubernetes > "$out/rendered.yaml"
-  grep -q "restartPolicy: Always" "$out/rendered.yaml"
-  echo "rendered $(grep -c '^kind:' "$out/rendered.yaml") objects"
+  for k in deploy/kubernetes deploy/kubernetes/overlays/explicit deploy/kubernetes/overlays/transparent; do
+    kubectl kustomize "$k" > "$out/rendered.yaml"
+    grep -q "restartPolicy: Always" "$out/rendered.yaml"
+    echo "$k: rendered $(grep -c '^kind:' "$out/rendered.yaml") objects"
+  done
 else
   echo "kubectl unavailable: manifests not rendered"; exit 1
 fi

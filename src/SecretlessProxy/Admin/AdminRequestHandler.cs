@@ -1,5 +1,7 @@
 using System.Text.Json;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using SecretlessProxy.Hosting;
 using SecretlessProxy.Telemetry;
 
@@ -8,21 +10,25 @@ namespace SecretlessProxy.Admin;
 /// <summary>
 /// The admin port: <c>/healthz</c> (process alive), <c>/readyz</c> (listeners bound and config
 /// loaded, with the last reload's outcome), <c>/credentials</c> (state and timing per credential,
-/// never a value), <c>/decisions</c>, and from loopback <c>POST /reload</c> and
-/// <c>POST /credentials/{name}/revoke</c>. <c>/metrics</c>
+/// never a value), <c>/decisions</c>, and from loopback <c>POST /reload</c>,
+/// <c>POST /credentials/{name}/revoke</c> and <c>POST /quitquitquit</c>. <c>/metrics</c>
 /// is served before this handler by the OpenTelemetry Prometheus middleware.
 /// </summary>
-internal sealed class AdminRequestHandler
+internal sealed partial class AdminRequestHandler
 {
     private readonly ProxyState _state;
     private readonly AuditLog _audit;
     private readonly ConfigReloader _reloader;
+    private readonly IHostApplicationLifetime _lifetime;
+    private readonly ILogger<AdminRequestHandler> _logger;
 
-    public AdminRequestHandler(ProxyState state, AuditLog audit, ConfigReloader reloader)
+    public AdminRequestHandler(ProxyState state, AuditLog audit, ConfigReloader reloader, IHostApplicationLifetime lifetime, ILogger<AdminRequestHandler> logger)
     {
         _state = state;
         _audit = audit;
         _reloader = reloader;
+        _lifetime = lifetime;
+        _logger = logger;
     }
 
     public Task HandleAsync(HttpContext context)
@@ -36,6 +42,11 @@ internal sealed class AdminRequestHandler
         if (HttpMethods.IsPost(context.Request.Method) && path == "/reload")
         {
             return ReloadAsync(context);
+        }
+
+        if (path == "/quitquitquit")
+        {
+            return QuitAsync(context);
         }
 
         if (!HttpMethods.IsGet(context.Request.Method) && !HttpMethods.IsHead(context.Request.Method))
@@ -86,6 +97,43 @@ internal sealed class AdminRequestHandler
 
         var status = await _reloader.ReloadAsync(context.RequestAborted).ConfigureAwait(false);
         await WriteJsonAsync(context, status.IsRejected ? 422 : 200, w => WriteReload(w, status)).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// <c>POST /quitquitquit</c> (the name Envoy, Istio and the Cloud SQL Auth Proxy use): stops the
+    /// proxy as SIGTERM would, for a Job whose app is done, or a sidecar that is not a native one.
+    /// The answer goes out first; then readiness turns 503, the listeners stop accepting and the
+    /// requests in flight get <c>Shutdown:DrainTimeout</c> to finish. Loopback only, POST only (a
+    /// GET from a browser or a crawler must not stop anything).
+    /// </summary>
+    private async Task QuitAsync(HttpContext context)
+    {
+        if (!HttpMethods.IsPost(context.Request.Method))
+        {
+            context.Response.StatusCode = StatusCodes.Status405MethodNotAllowed;
+            context.Response.Headers.Allow = "POST";
+            return;
+        }
+
+        if (!FromLoopback(context))
+        {
+            await WriteJsonAsync(context, 403, w => w.WriteString("error", "quitquitquit is accepted from loopback only")).ConfigureAwait(false);
+            return;
+        }
+
+        Log.ShutdownRequested(_logger, context.Connection.RemoteIpAddress?.ToString() ?? "unknown");
+        // After the response is on the wire: stopping waits for this request like any other in flight.
+        context.Response.OnCompleted(() =>
+        {
+            _lifetime.StopApplication();
+            return Task.CompletedTask;
+        });
+        var drain = _state.Snapshot.DrainTimeout;
+        await WriteJsonAsync(context, 200, w =>
+        {
+            w.WriteString("status", "stopping");
+            w.WriteString("drainTimeout", drain.ToString("c", System.Globalization.CultureInfo.InvariantCulture));
+        }).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -206,5 +254,11 @@ internal sealed class AdminRequestHandler
         {
             await context.Response.Body.WriteAsync(buffer.WrittenMemory, context.RequestAborted).ConfigureAwait(false);
         }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventIds.ShutdownRequested, LogLevel.Information, "POST /quitquitquit from {Remote}: stopping")]
+        public static partial void ShutdownRequested(ILogger logger, string remote);
     }
 }

@@ -19,7 +19,17 @@ public static class CliApp
     public static Task<int> InvokeAsync(string[] args, TextWriter output, TextWriter error, CancellationToken cancellationToken = default)
     {
         var parse = Create(output, error).Parse(args);
-        return parse.InvokeAsync(new InvocationConfiguration { Output = output, Error = error }, cancellationToken);
+        // `run` handles SIGTERM and Ctrl-C itself (the host drains for Shutdown:DrainTimeout; a
+        // wrapped command is left to stop on its own terms). System.CommandLine's handler would
+        // end the process two seconds after the signal, cutting the drain short.
+        var ownsSignals = parse.CommandResult.Command.Name == "run";
+        var invocation = new InvocationConfiguration { Output = output, Error = error };
+        if (ownsSignals)
+        {
+            invocation.ProcessTerminationTimeout = null;
+        }
+
+        return parse.InvokeAsync(invocation, cancellationToken);
     }
 
     /// <summary>Prints each configuration problem as "Key: message", one per line, after a heading.</summary>

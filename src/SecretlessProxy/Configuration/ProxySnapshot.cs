@@ -12,8 +12,9 @@ namespace SecretlessProxy.Configuration;
 /// </summary>
 public sealed class ProxySnapshot
 {
-    public ProxySnapshot(IPEndPoint adminEndPoint, IReadOnlyDictionary<string, ListenerDefinition> listeners, IReadOnlyList<CredentialDefinition> credentials, PolicySet policies, LocalCaSettings? localCa = null, string? trustedCaFile = null, AuditSettings? audit = null, TokenFileIdentitySettings? identity = null, IReadOnlyDictionary<string, string>? labels = null)
+    public ProxySnapshot(IPEndPoint adminEndPoint, IReadOnlyDictionary<string, ListenerDefinition> listeners, IReadOnlyList<CredentialDefinition> credentials, PolicySet policies, LocalCaSettings? localCa = null, string? trustedCaFile = null, AuditSettings? audit = null, TokenFileIdentitySettings? identity = null, IReadOnlyDictionary<string, string>? labels = null, TimeSpan? drainTimeout = null)
     {
+        DrainTimeout = drainTimeout ?? ShutdownOptions.DefaultDrainTimeout;
         Identity = identity;
         Labels = labels ?? new Dictionary<string, string>();
         Audit = audit ?? AuditSettings.Default;
@@ -43,11 +44,14 @@ public sealed class ProxySnapshot
 
     /// <summary>The same snapshot with each credential's <see cref="CredentialDefinition.Fingerprint"/> set.</summary>
     internal ProxySnapshot WithCredentialFingerprints(Func<string, string> fingerprint) =>
-        new(AdminEndPoint, Listeners, Credentials.Select(c => c with { Fingerprint = fingerprint(c.Name) }).ToArray(), Policies, LocalCa, TrustedCaFile, Audit, Identity, Labels);
+        new(AdminEndPoint, Listeners, Credentials.Select(c => c with { Fingerprint = fingerprint(c.Name) }).ToArray(), Policies, LocalCa, TrustedCaFile, Audit, Identity, Labels, DrainTimeout);
 
     /// <summary>The workload identity token settings; null when the proxy has no identity of its own.</summary>
     public TokenFileIdentitySettings? Identity { get; }
 
     /// <summary>Where this proxy runs (env, cluster): policies' Labels compare against these.</summary>
     public IReadOnlyDictionary<string, string> Labels { get; }
+
+    /// <summary>How long in-flight requests may finish when the proxy stops (<c>Shutdown:DrainTimeout</c>).</summary>
+    public TimeSpan DrainTimeout { get; }
 }

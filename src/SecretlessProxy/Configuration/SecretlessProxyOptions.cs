@@ -27,6 +27,8 @@ public sealed class SecretlessProxyOptions
 
     public IdentityOptions? Identity { get; set; }
 
+    public ShutdownOptions Shutdown { get; set; } = new();
+
     /// <summary>Where this proxy runs (<c>env</c>, <c>cluster</c>): compared with policies' <c>Labels</c>.</summary>
     public Dictionary<string, string> Labels { get; set; } = new(StringComparer.Ordinal);
 

@@ -108,13 +108,14 @@ public sealed partial class SnapshotCompiler
 
         var trustedCaFile = options.Upstreams.TrustedCaFile is null ? null : RequireFile(options.Upstreams.TrustedCaFile, Root + ":Upstreams:TrustedCaFile", errors);
         var audit = CompileAudit(options.Audit, errors);
+        var drainTimeout = Positive(options.Shutdown.DrainTimeout, ShutdownOptions.DefaultDrainTimeout, Root + ":Shutdown:DrainTimeout", errors);
 
         if (errors.Count > start || admin is null)
         {
             return null;
         }
 
-        return new ProxySnapshot(admin, listeners, credentials, new PolicySet(policies.OrderBy(p => p.Name, StringComparer.Ordinal).ToArray()), localCa, trustedCaFile, audit, identity, labels);
+        return new ProxySnapshot(admin, listeners, credentials, new PolicySet(policies.OrderBy(p => p.Name, StringComparer.Ordinal).ToArray()), localCa, trustedCaFile, audit, identity, labels, drainTimeout);
     }
 
     private ListenerDefinition? CompileListener(string name, ListenerOptions listener, UnmatchedBehavior globalUnmatched, IReadOnlyList<string> injectedQueryParameters, Dictionary<string, CredentialOptions> credentials, List<ConfigError> errors)

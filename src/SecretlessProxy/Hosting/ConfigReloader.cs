@@ -236,6 +236,12 @@ public sealed partial class ConfigReloader : IAsyncDisposable
             reasons.Add(SecretlessProxyOptions.SectionName + ":Audit" + restart);
         }
 
+        if (current.DrainTimeout != next.DrainTimeout)
+        {
+            // The host reads its shutdown timeout once, when it is built.
+            reasons.Add(SecretlessProxyOptions.SectionName + ":Shutdown:DrainTimeout" + restart);
+        }
+
         return reasons;
     }
 

@@ -64,7 +64,14 @@ public sealed partial class ProxyApp : IAsyncDisposable
 
     public Uri AdminUri => ToUri(AdminEndPoint);
 
-    /// <summary>Completes when the host stops (Ctrl-C, SIGTERM, or <see cref="StopAsync"/>).</summary>
+    /// <summary>Cancelled when stopping begins (SIGTERM, Ctrl-C, <c>POST /quitquitquit</c>), before the listeners close.</summary>
+    public CancellationToken Stopping => _app.Lifetime.ApplicationStopping;
+
+    /// <summary>
+    /// Completes when the host has stopped (Ctrl-C, SIGTERM, <c>POST /quitquitquit</c>, or
+    /// <see cref="StopAsync"/>): the listeners closed and the requests in flight drained, for up to
+    /// <c>Shutdown:DrainTimeout</c>.
+    /// </summary>
     public Task WaitForShutdownAsync(CancellationToken cancellationToken = default) => _app.WaitForShutdownAsync(cancellationToken);
 
     /// <summary>Loads and validates <paramref name="configPath"/>, then binds every listener.</summary>
@@ -201,6 +208,9 @@ public sealed partial class ProxyApp : IAsyncDisposable
             });
         });
 
+        // Stopping (SIGTERM, Ctrl-C, POST /quitquitquit): Kestrel stops accepting at once and lets
+        // requests in flight finish for this long, then aborts them.
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = snapshot.DrainTimeout);
         builder.Services.AddHttpForwarder();
         builder.Services.AddSingleton<ProxyMetrics>();
         builder.Services.AddSingleton(sp => new AuditLog(snapshot.Audit, sp.GetRequiredService<ILogger<AuditLog>>()));
@@ -292,6 +302,13 @@ public sealed partial class ProxyApp : IAsyncDisposable
 
         Log.Started(logger, AdminEndPoint.ToString(), _listenerEndpoints.Count, State.Snapshot.Policies.Policies.Count, State.Snapshot.Credentials.Count);
         Reloader.Start();
+        // Runs before the server stops: /readyz says 503 while the listeners close and requests drain.
+        _app.Lifetime.ApplicationStopping.Register(() =>
+        {
+            State.MarkNotReady("draining");
+            Log.Draining(logger, State.Snapshot.DrainTimeout);
+        });
+        _app.Lifetime.ApplicationStopped.Register(() => Log.Stopped(logger));
         State.MarkReady();
     }
 
@@ -488,5 +505,11 @@ public sealed partial class ProxyApp : IAsyncDisposable
 
         [LoggerMessage(EventIds.ProxyStarted, LogLevel.Information, "SecretlessProxy started: admin on {AdminEndPoint}, {ListenerCount} listener(s), {PolicyCount} polic(ies), {CredentialCount} credential(s)")]
         public static partial void Started(ILogger logger, string adminEndPoint, int listenerCount, int policyCount, int credentialCount);
+
+        [LoggerMessage(EventIds.Draining, LogLevel.Information, "SecretlessProxy stopping: not ready, no new connections, draining requests in flight for up to {DrainTimeout}")]
+        public static partial void Draining(ILogger logger, TimeSpan drainTimeout);
+
+        [LoggerMessage(EventIds.Stopped, LogLevel.Information, "SecretlessProxy stopped")]
+        public static partial void Stopped(ILogger logger);
     }
 }

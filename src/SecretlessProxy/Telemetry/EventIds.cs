@@ -58,6 +58,11 @@ internal static class EventIds
     public const int TransparentLoopRefused = 81;
     public const int TransparentBlind = 82;
     public const int TransparentHttp = 83;
+
+    public const int ShutdownRequested = 90;
+    public const int Draining = 91;
+    public const int Stopped = 92;
+
     public const int ClientCertificateLoaded = 190;
     public const int ClientCertificateReloadFailed = 191;
 }

@@ -29,7 +29,8 @@ public sealed class ExampleConfigTests : IDisposable
         var examples = RepoPaths.ExampleConfigs();
 
         Assert.Contains("deploy/examples/contract.json", examples);
-        Assert.Contains("deploy/kubernetes/appsettings.json", examples);
+        Assert.Contains("deploy/kubernetes/base/appsettings.json", examples);
+        Assert.Contains("deploy/kubernetes/overlays/explicit/appsettings.json", examples);
     }
 
     [Theory]

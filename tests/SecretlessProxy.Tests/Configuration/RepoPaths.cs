@@ -24,7 +24,8 @@ public static class RepoPaths
     public static IReadOnlyList<string> ExampleConfigs()
     {
         var examples = Directory.GetFiles(Combine("deploy", "examples"), "*.json")
-            .Append(Combine("deploy", "kubernetes", "appsettings.json"))
+            .Append(Combine("deploy", "kubernetes", "base", "appsettings.json"))
+            .Append(Combine("deploy", "kubernetes", "overlays", "explicit", "appsettings.json"))
             .Select(p => Path.GetRelativePath(Root, p).Replace('\\', '/'))
             .Order(StringComparer.Ordinal)
             .ToArray();

@@ -91,10 +91,12 @@ public sealed class CredentialLifecycleTests : IDisposable
         var first = Assert.Single(_tokens.IssuedTokens);
 
         // Past 80% of the lifetime, still valid: requests are served from cache while one refresh runs.
+        var firstExpiry = proxy.App.State.Cache.GetStatuses().Single().ExpiresAt;
         _time.Advance(TimeSpan.FromSeconds(85));
         var during = await Task.WhenAll(Enumerable.Range(0, 50).Select(i => proxy.GetAsync("api", "/v1/b" + i)));
         Assert.All(during, r => Assert.Equal(HttpStatusCode.OK, r.Response.StatusCode));
-        await WaitUntilAsync(() => _tokens.IssuedTokens.Count == 2);
+        // The endpoint issuing the token is not yet the cache holding it: wait for the new expiry.
+        await WaitUntilAsync(() => _tokens.IssuedTokens.Count == 2 && proxy.App.State.Cache.GetStatuses().Single().ExpiresAt > firstExpiry);
 
         var (response, _) = await proxy.GetAsync("api", "/v1/c");
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);

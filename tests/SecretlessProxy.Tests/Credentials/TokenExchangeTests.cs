@@ -194,9 +194,11 @@ public sealed class TokenExchangeTests : IDisposable
         await using var proxy = await StartAsync();
         Assert.Equal(HttpStatusCode.OK, (await proxy.GetAsync("api", "/storage/a")).Response.StatusCode);
 
+        var firstExpiry = proxy.App.State.Cache.GetStatuses().Single().ExpiresAt;
         _time.Advance(TimeSpan.FromSeconds(85));
         Assert.Equal(HttpStatusCode.OK, (await proxy.GetAsync("api", "/storage/b")).Response.StatusCode);
-        await WaitUntilAsync(() => _issued.Count == 2);
+        // The endpoint issuing the token is not yet the cache holding it: wait for the new expiry.
+        await WaitUntilAsync(() => _issued.Count == 2 && proxy.App.State.Cache.GetStatuses().Single().ExpiresAt > firstExpiry);
         Assert.Equal(HttpStatusCode.OK, (await proxy.GetAsync("api", "/storage/c")).Response.StatusCode);
 
         var auth = UpstreamAuthorizations();
