@@ -112,32 +112,6 @@ public sealed partial class SnapshotCompiler
         }
     }
 
-    /// <summary>
-    /// A DatabaseLogin policy that names a credential must name the one the listener logs in with:
-    /// otherwise the policy would read as if it chose the login, which it does not.
-    /// </summary>
-    private static void CheckDatabasePolicies(IEnumerable<ListenerDefinition> listeners, IEnumerable<CompiledPolicy> policies, List<ConfigError> errors)
-    {
-        foreach (var listener in listeners)
-        {
-            if (listener.Database is not { } db)
-            {
-                continue;
-            }
-
-            var destination = DatabaseDestination.For(db, database: string.Empty);
-            foreach (var policy in policies)
-            {
-                if (policy.Injection is DatabaseLoginInjector && policy.CredentialName.Length > 0 &&
-                    !string.Equals(policy.CredentialName, db.CredentialName, StringComparison.OrdinalIgnoreCase) &&
-                    policy.Ports?.Contains(db.Port) != false && policy.Hosts.Any(h => h.Matches(db.Host)))
-                {
-                    errors.Add(new(Root + ":Policies:" + policy.Name + ":Credential", "names '" + policy.CredentialName + "', but listener '" + listener.Name + "' logs in to " + destination.Host + ":" + destination.Port + " with '" + db.CredentialName + "'; leave Credential out or name the listener's"));
-                }
-            }
-        }
-    }
-
     /// <summary><c>tcp://127.0.0.1:5432</c>: an address a raw TCP listener binds.</summary>
     private static IPEndPoint? ParseTcpBindUrl(string? url, string key, List<ConfigError> errors, string example = "tcp://127.0.0.1:5432")
     {

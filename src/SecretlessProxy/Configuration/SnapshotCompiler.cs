@@ -95,7 +95,6 @@ public sealed partial class SnapshotCompiler
         }
 
         CheckPortConflicts(admin, listeners.Values, errors);
-        CheckDatabasePolicies(listeners.Values, policies, errors);
 
         var localCa = CompileLocalCa(options.LocalCa, LocalCaNeededBy(listeners.Values), errors);
         foreach (var listener in listeners.Values)

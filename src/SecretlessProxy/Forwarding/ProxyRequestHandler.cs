@@ -111,7 +111,8 @@ internal sealed partial class ProxyRequestHandler
             return;
         }
 
-        _metrics.Request(listener.Name, decision.Policy?.Name, decision.Name);
+        // A database-only policy that matched an HTTP request refuses it below: counted as a denial.
+        _metrics.Request(listener.Name, decision.Policy?.Name, decision is { Kind: DecisionKind.Allow, Policy.Injection: DatabaseLoginInjector } ? "deny" : decision.Name);
         ForwardingFeature feature;
         var upstreamClient = _upstreamClient;
 

@@ -3,6 +3,7 @@ using System.Buffers.Binary;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
+using SecretlessProxy.Listeners;
 using SecretlessProxy.Listeners.Postgres;
 
 namespace SecretlessProxy.Injection;
@@ -24,9 +25,13 @@ internal static class PostgresAuthenticator
 
     /// <summary>Runs the authentication exchange up to AuthenticationOk and returns the method used (for spans).</summary>
     /// <exception cref="PostgresProtocolException">The server refused the login, asked for an unsupported method, or misbehaved.</exception>
-    public static async Task<string> AuthenticateAsync(Stream server, PostgresBackendReader reader, string user, string password, X509Certificate? serverCertificate, SaltedPasswordCache cache, CancellationToken cancellationToken)
+    public static async Task<string> AuthenticateAsync(Stream server, PostgresBackendReader reader, string user, string password, X509Certificate? serverCertificate, DatabaseTlsMode tlsMode, SaltedPasswordCache cache, CancellationToken cancellationToken)
     {
         var tls = serverCertificate is not null;
+        // The server picks the method. Without a verified server (Require: any certificate) whoever
+        // answers could ask for the password in cleartext, or for an MD5 response to a salt of its
+        // choosing; SCRAM gives neither away, so only a verified server gets the other methods.
+        var verified = tls && tlsMode == DatabaseTlsMode.VerifyFull;
         ScramSha256Client? scram = null;
         var scramVerified = false;
         var method = "trust";
@@ -64,10 +69,15 @@ internal static class PostgresAuthenticator
 
                     return method;
 
+                case AuthCleartext or AuthMd5 when scram is not null:
+                    throw new PostgresProtocolException("28000", "the database server switched from SCRAM to another authentication method mid-login; the proxy refuses", "login-failed");
+
                 case AuthCleartext:
-                    if (!tls)
+                    if (!verified)
                     {
-                        throw new PostgresProtocolException("28000", "the database server asked for the password in cleartext over a connection without TLS; the proxy refuses (use Tls Mode Require or VerifyFull, or scram-sha-256 in pg_hba.conf)", "login-failed");
+                        throw new PostgresProtocolException("28000", tls
+                            ? "the database server asked for the password in cleartext, and its certificate is not verified (Tls Mode Require); the proxy refuses (use VerifyFull, or scram-sha-256 in pg_hba.conf)"
+                            : "the database server asked for the password in cleartext over a connection without TLS; the proxy refuses (use Tls Mode VerifyFull, or scram-sha-256 in pg_hba.conf)", "login-failed");
                     }
 
                     method = "password";
@@ -75,9 +85,17 @@ internal static class PostgresAuthenticator
                     break;
 
                 case AuthMd5 when payload.Length >= 8:
+                    if (tls && !verified)
+                    {
+                        throw new PostgresProtocolException("28000", "the database server asked for an MD5 response, and its certificate is not verified (Tls Mode Require); the proxy refuses (use VerifyFull, or scram-sha-256 in pg_hba.conf)", "login-failed");
+                    }
+
                     method = "md5";
                     await SendAsync(server, PasswordMessage(Md5Response(user, password, payload.Slice(4, 4))), cancellationToken).ConfigureAwait(false);
                     break;
+
+                case AuthSasl when scram is not null:
+                    throw new PostgresProtocolException("08P01", "the database server started SASL twice", "login-failed");
 
                 case AuthSasl:
                     var mechanisms = ReadMechanisms(payload[4..]);
@@ -96,7 +114,7 @@ internal static class PostgresAuthenticator
                     byte[] final;
                     try
                     {
-                        final = scram.ClientFinalMessage(Encoding.UTF8.GetString(payload[4..]), password, cache);
+                        final = await scram.ClientFinalMessageAsync(Encoding.UTF8.GetString(message.Payload[4..]), password, cache).ConfigureAwait(false);
                     }
                     catch (FormatException ex)
                     {

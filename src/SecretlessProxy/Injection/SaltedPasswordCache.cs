@@ -13,14 +13,18 @@ internal sealed class SaltedPasswordCache
 {
     private Entry? _last;
 
-    public byte[] Get(string password, byte[] salt, int iterations)
+    /// <summary>The cached SaltedPassword for exactly this password, salt and iteration count, or null.</summary>
+    public byte[]? TryGet(string password, byte[] salt, int iterations)
     {
         var last = Volatile.Read(ref _last);
-        if (last is not null && last.Iterations == iterations && string.Equals(last.Password, password, StringComparison.Ordinal) && last.Salt.AsSpan().SequenceEqual(salt))
-        {
-            return last.SaltedPassword;
-        }
+        return last is not null && last.Iterations == iterations && string.Equals(last.Password, password, StringComparison.Ordinal) && last.Salt.AsSpan().SequenceEqual(salt)
+            ? last.SaltedPassword
+            : null;
+    }
 
+    /// <summary>Computes the SaltedPassword (PBKDF2-HMAC-SHA-256) and remembers it.</summary>
+    public byte[] Compute(string password, byte[] salt, int iterations)
+    {
         var salted = Rfc2898DeriveBytes.Pbkdf2(Prepare(password), salt, iterations, HashAlgorithmName.SHA256, 32);
         Volatile.Write(ref _last, new Entry(password, salt, iterations, salted));
         return salted;

@@ -39,7 +39,7 @@ internal sealed class ScramSha256Client
 
     /// <summary>Answers the server-first message with the client-final message (the proof).</summary>
     /// <exception cref="FormatException">The server's message is malformed or its nonce does not extend ours.</exception>
-    public byte[] ClientFinalMessage(string serverFirst, string password, SaltedPasswordCache cache)
+    public async ValueTask<byte[]> ClientFinalMessageAsync(string serverFirst, string password, SaltedPasswordCache cache)
     {
         string? nonce = null;
         string? salt = null;
@@ -83,7 +83,10 @@ internal sealed class ScramSha256Client
         }
 
         var saltBytes = Convert.FromBase64String(salt);
-        var saltedPassword = cache.Get(password, saltBytes, iterations);
+        var saltedPassword = cache.TryGet(password, saltBytes, iterations)
+            // A miss costs thousands of PBKDF2 rounds: off the I/O thread, which (with inline
+            // completions) also carries every other spliced connection.
+            ?? await Task.Run(() => cache.Compute(password, saltBytes, iterations)).ConfigureAwait(false);
 
         var cbindInput = _channelBinding is null
             ? Encoding.ASCII.GetBytes(_gs2Header)

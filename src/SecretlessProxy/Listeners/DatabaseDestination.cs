@@ -11,6 +11,8 @@ public static class DatabaseDestination
 {
     public const string Method = "CONNECT";
 
+    public const string Scheme = "postgres";
+
     public static RequestDestination For(DatabaseListenerSettings settings, string database) =>
-        new("postgres", settings.Host, settings.Port, Method, "/" + database);
+        new(Scheme, settings.Host, settings.Port, Method, "/" + database);
 }

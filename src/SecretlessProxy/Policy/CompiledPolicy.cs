@@ -75,6 +75,13 @@ public sealed class CompiledPolicy
             return null;
         }
 
+        // A database connection's path is "/" + its name, and names have no hierarchy: "/orders"
+        // must not also admit "orders_admin", so for databases the prefix names one exactly.
+        if (PathPrefix.Length > 0 && destination.Scheme == Listeners.DatabaseDestination.Scheme && destination.Path.Length != PathPrefix.Length)
+        {
+            return null;
+        }
+
         PolicySpecificity? best = null;
         foreach (var host in Hosts)
         {

@@ -53,6 +53,7 @@ internal static class EventIds
     public const int DatabaseCancelForwarded = 73;
     public const int DatabaseCancelIgnored = 74;
     public const int DatabaseCancelFailed = 75;
+    public const int DatabaseLoginError = 76;
 
     public const int TransparentRefused = 80;
     public const int TransparentLoopRefused = 81;

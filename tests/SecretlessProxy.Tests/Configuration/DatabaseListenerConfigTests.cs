@@ -46,13 +46,14 @@ public sealed class DatabaseListenerConfigTests : IDisposable
     }
 
     [Fact]
-    public async Task A_policy_may_name_the_listener_credential_but_not_another()
+    public async Task A_database_policy_may_name_a_credential_and_then_applies_to_the_listener_that_logs_in_with_it()
     {
+        // Two listeners on one server (read-only and admin logins) are told apart by the policy's credential.
         _config.Policy("orders-db", new JsonObject { ["Match"] = TestConfig.Match(["db.internal"]), ["Credential"] = "orders-db-login", ["Inject"] = new JsonObject { ["DatabaseLogin"] = true } });
         Assert.Equal(0, (await ValidateAsync()).Exit);
 
-        _config.Section["Policies"]!["orders-db"]!["Credential"] = "api-key";
-        await AssertProblemAsync("SecretlessProxy:Policies:orders-db:Credential: names 'api-key', but listener 'orders-db' logs in to db.internal:5432 with 'orders-db-login'");
+        _config.Section["Policies"]!["orders-db"]!["Credential"] = "no-such-login";
+        await AssertProblemAsync("SecretlessProxy:Policies:orders-db:Credential: names unknown credential 'no-such-login'");
     }
 
     [Theory]

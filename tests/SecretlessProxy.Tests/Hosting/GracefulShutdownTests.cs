@@ -223,6 +223,11 @@ public sealed class GracefulShutdownTests : IDisposable
         {
             return true;
         }
+        catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionReset)
+        {
+            // Caught in the listen backlog as the listener closed: reset, not yet refused; look again.
+            return false;
+        }
     }, "new connections to " + endPoint + " to be refused");
 
     private static async Task Eventually(Func<Task<bool>> condition, string what)

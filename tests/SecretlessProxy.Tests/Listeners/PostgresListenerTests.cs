@@ -428,6 +428,14 @@ public sealed class PostgresListenerTests
                 Assert.Contains("denied by policy: no policy matches", error.MessageText);
             }
 
+            // "/orders" names one database: a name that merely starts with it is not covered.
+            await using (var longer = new NpgsqlConnection(AppConnectionString(proxy, database: "orders_admin")))
+            {
+                var error = await Assert.ThrowsAsync<PostgresException>(() => longer.OpenAsync());
+                Assert.Equal("28000", error.SqlState);
+                Assert.Contains("no policy matches", error.MessageText);
+            }
+
             // A policy covers it, but for another uid than this test process's.
             await using (var wrongCaller = new NpgsqlConnection(AppConnectionString(proxy, database: "postgres")))
             {
@@ -437,9 +445,58 @@ public sealed class PostgresListenerTests
             }
 
             var outcomes = proxy.Spans.Where(s => s.DisplayName == "secretless.database.connection").Select(s => (string)s.GetTagItem("secretless.outcome")!).ToArray();
-            Assert.Equal(["connected", "denied", "denied"], outcomes);
+            Assert.Equal(["connected", "denied", "denied", "denied"], outcomes);
             // A denied connection never fetched the credential for itself, nor reached the server as that user.
             Assert.All(proxy.Spans.Where(s => (string?)s.GetTagItem("secretless.outcome") == "denied"), s => Assert.Null(s.GetTagItem("secretless.database.user")));
+        }
+    }
+
+    [Fact]
+    public async Task A_policy_for_another_login_credential_does_not_admit_this_listener()
+    {
+        if (Skipped())
+        {
+            return;
+        }
+
+        var (proxy, config, _) = await StartProxyAsync(PostgresServer.ScramUser, _pg.ScramPassword, policy: new JsonObject
+        {
+            ["Match"] = TestConfig.Match([_pg.ServerName], ports: [_pg.Port]),
+            ["Credential"] = "admin-login",
+            ["Inject"] = new JsonObject { ["DatabaseLogin"] = true },
+        }, configure: c => c.Credential("admin-login", new JsonObject { ["Source"] = "File", ["Path"] = c.SecretFile("admin-password", "unused"), ["Username"] = "postgres" }));
+        await using (proxy)
+        using (config)
+        {
+            await using var connection = new NpgsqlConnection(AppConnectionString(proxy));
+            var error = await Assert.ThrowsAsync<PostgresException>(() => connection.OpenAsync());
+            Assert.Equal("28000", error.SqlState);
+            Assert.Contains("is for logins with credential 'admin-login', and this listener logs in with 'db-login'", error.MessageText);
+        }
+    }
+
+    [Fact]
+    public async Task Without_a_verified_server_the_proxy_answers_only_scram()
+    {
+        if (Skipped())
+        {
+            return;
+        }
+
+        // Tls Mode Require accepts any certificate, so whoever answers could ask for the password in
+        // cleartext or an MD5 response to its own salt: both are refused; SCRAM (tested above) works.
+        foreach (var (user, password, method) in new[] { (PostgresServer.Md5User, _pg.Md5Password, "an MD5 response"), (PostgresServer.CleartextUser, _pg.CleartextPassword, "the password in cleartext") })
+        {
+            var (proxy, config, _) = await StartProxyAsync(user, password, tls: new JsonObject { ["Mode"] = "Require" });
+            await using (proxy)
+            using (config)
+            {
+                await using var connection = new NpgsqlConnection(AppConnectionString(proxy));
+                var error = await Assert.ThrowsAsync<PostgresException>(() => connection.OpenAsync());
+                Assert.Equal("28000", error.SqlState);
+                Assert.Contains("asked for " + method + ", and its certificate is not verified", error.MessageText);
+                await proxy.AssertNoSecretEmittedAsync();
+            }
         }
     }
 

@@ -28,11 +28,10 @@ internal sealed partial class PostgresConnectionHandler
         public void Abandoned(CompiledPolicy? policy, string credentialName, string credentialSource) =>
             Record("allow", "the app closed the connection during the handshake", policy, "client-aborted", credentialName, credentialSource);
 
-        public Task ConnectedAsync(CompiledPolicy policy, string credentialName, string credentialSource, string database)
+        public void Connected(CompiledPolicy policy, string credentialName, string credentialSource, string database)
         {
             Record("allow", policy.AllowDecision.Reason, policy, "connected", credentialName, credentialSource);
             Log.Connected(handler._logger, listener, destination.Host, destination.Port, database, User ?? "", policy.Name, credentialName, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
-            return Task.CompletedTask;
         }
 
         private void Record(string decision, string reason, CompiledPolicy? policy, string outcome, string? credentialName, string? credentialSource)
@@ -64,16 +63,20 @@ internal sealed partial class PostgresConnectionHandler
         [LoggerMessage(EventIds.DatabaseConnectionRefused, LogLevel.Information, "Refused a connection on listener {Listener} to {Host}:{Port}{Path} ({Outcome}): {Reason}")]
         public static partial void ConnectionRefused(ILogger logger, string listener, string host, int port, string path, string outcome, string reason);
 
-        [LoggerMessage(EventIds.DatabaseClientRejected, LogLevel.Information, "Rejected a client on listener {Listener}: {Reason}")]
+        // Debug: any local process can send these for free, so they must not flood the log.
+        [LoggerMessage(EventIds.DatabaseClientRejected, LogLevel.Debug, "Rejected a client on listener {Listener}: {Reason}")]
         public static partial void ClientRejected(ILogger logger, string listener, string reason);
 
         [LoggerMessage(EventIds.DatabaseCancelForwarded, LogLevel.Debug, "Forwarded a cancel request from listener {Listener} to {Host}:{Port}")]
         public static partial void CancelForwarded(ILogger logger, string listener, string host, int port);
 
-        [LoggerMessage(EventIds.DatabaseCancelIgnored, LogLevel.Information, "Ignored a cancel request on listener {Listener}: no session of this proxy has that key")]
+        [LoggerMessage(EventIds.DatabaseCancelIgnored, LogLevel.Debug, "Ignored a cancel request on listener {Listener}: no session of this proxy has that key")]
         public static partial void CancelIgnored(ILogger logger, string listener);
 
         [LoggerMessage(EventIds.DatabaseCancelFailed, LogLevel.Warning, "A cancel request on listener {Listener} could not be delivered: {Reason}")]
         public static partial void CancelFailed(ILogger logger, string listener, string reason);
+
+        [LoggerMessage(EventIds.DatabaseLoginError, LogLevel.Warning, "Logging in on listener {Listener} to {Host}:{Port} failed unexpectedly: {Error}")]
+        public static partial void LoginError(ILogger logger, string listener, string host, int port, string error);
     }
 }

@@ -84,7 +84,24 @@ internal sealed partial class PostgresConnectionHandler
                 return;
             }
 
-            (server, registered) = await EstablishAsync(connection, generation, listener, db, startup, handshake.Token).ConfigureAwait(false);
+            try
+            {
+                (server, registered) = await EstablishAsync(connection, generation, listener, db, startup, handshake.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!connection.ConnectionClosed.IsCancellationRequested)
+            {
+                // The handshake timeout ran out while the workload identity or the credential was
+                // still being fetched (a slow issuer): a clean, transient error rather than a reset.
+                Log.ClientRejected(_logger, listener.Name, "the login did not complete within the handshake timeout");
+                await WriteErrorAsync(connection.Transport.Output, "57P03", "the proxy could not log in within " + db.HandshakeTimeout.TotalSeconds + " s: the credential or the workload identity is still being fetched", CancellationToken.None).ConfigureAwait(false);
+                return;
+            }
+            catch (OperationCanceledException)
+            {
+                // The app went away mid-handshake.
+                return;
+            }
+
             if (server is not { } session)
             {
                 return;
@@ -168,6 +185,14 @@ internal sealed partial class PostgresConnectionHandler
             return default;
         }
 
+        // A policy that names a credential is for the listener that logs in with it: two listeners
+        // on one database server (a read-only and an admin login) are told apart this way.
+        if (policy.CredentialName.Length > 0 && !string.Equals(policy.CredentialName, db.CredentialName, StringComparison.OrdinalIgnoreCase))
+        {
+            await outcome.RefuseAsync(output, "deny", policy, "denied", "28000", "denied by policy: policy '" + policy.Name + "' is for logins with credential '" + policy.CredentialName + "', and this listener logs in with '" + db.CredentialName + "'").ConfigureAwait(false);
+            return default;
+        }
+
         activity?.SetTag(ProxyTelemetry.Tags.CredentialName, db.CredentialName);
         CredentialLease lease;
         try
@@ -207,7 +232,7 @@ internal sealed partial class PostgresConnectionHandler
             var reader = new PostgresBackendReader(server.Stream);
             await server.Stream.WriteAsync(UpstreamStartup(startup, user, database), cancellationToken).ConfigureAwait(false);
             var cache = _saltedPasswords.GetOrAdd(listener.Name, static _ => new SaltedPasswordCache());
-            var method = await PostgresAuthenticator.AuthenticateAsync(server.Stream, reader, user, credential.Secret, server.ServerCertificate, cache, cancellationToken).ConfigureAwait(false);
+            var method = await PostgresAuthenticator.AuthenticateAsync(server.Stream, reader, user, credential.Secret, server.ServerCertificate, db.TlsMode, cache, cancellationToken).ConfigureAwait(false);
             activity?.SetTag(ProxyTelemetry.Tags.DatabaseAuthMethod, method);
 
             // The app asked for a newer protocol or for options: answer as a 3.0 server would.
@@ -218,12 +243,14 @@ internal sealed partial class PostgresConnectionHandler
 
             await output.WriteAsync(PostgresWire.AuthenticationOk(), cancellationToken).ConfigureAwait(false);
             var cancelKey = await RelayUntilReadyAsync(reader, output, listener.Name, cancellationToken).ConfigureAwait(false);
-            await outcome.ConnectedAsync(policy, db.CredentialName, source, database).ConfigureAwait(false);
+            outcome.Connected(policy, db.CredentialName, source, database);
             _metrics.Injection(policy.Name, db.CredentialName, DatabaseLoginInjector.Instance.Kind);
             return (server, cancelKey);
         }
-        catch (Exception ex) when (ex is PostgresProtocolException or OperationCanceledException or IOException)
+        catch (Exception ex)
         {
+            // Every way out of the login, expected or not, closes the server connection here: the
+            // caller only owns a connection this method returned.
             if (server.Stream is not null)
             {
                 await server.Stream.DisposeAsync().ConfigureAwait(false);
@@ -235,6 +262,11 @@ internal sealed partial class PostgresConnectionHandler
                     ? "the proxy's login to " + db.Host + ":" + db.Port + " as \"" + user + "\" with credential '" + db.CredentialName + "' failed: " + Truncate(p.Message)
                     : Truncate(p.Message);
                 await outcome.RefuseAsync(output, "allow", policy, p.Outcome, p.SqlState, message, db.CredentialName, source).ConfigureAwait(false);
+            }
+            else if (ex is not (OperationCanceledException or IOException))
+            {
+                Log.LoginError(_logger, listener.Name, db.Host, db.Port, ex.GetType().Name);
+                await outcome.RefuseAsync(output, "allow", policy, "proxy-error", "08006", "the proxy failed while logging in to " + db.Host + ":" + db.Port + " (" + ex.GetType().Name + ")", db.CredentialName, source).ConfigureAwait(false);
             }
             else if (!connection.ConnectionClosed.IsCancellationRequested)
             {

@@ -31,7 +31,7 @@ internal sealed class PostgresStartupMessage
     /// The database the app asked for; like the server, the user name the app gave when it named
     /// none (the app's view of "my default database").
     /// </summary>
-    public string? Database => this["database"] is { Length: > 0 } db ? db : this["user"];
+    public string? Database => this["database"] is { Length: > 0 } db ? db : this["user"] is { Length: > 0 } user ? user : null;
 
     /// <summary>Parses the payload after the length and version words; null with a reason when it is malformed.</summary>
     public static PostgresStartupMessage? TryParse(int version, ReadOnlySequence<byte> payload, out string? error)
