@@ -359,12 +359,7 @@ internal sealed partial class ProxyRequestHandler
             destination.Scheme, destination.Host, destination.Port, destination.Method, destination.Path, activity?.TraceId.ToString(),
             who.Caller, who.Identity?.Subject);
         _audit.Record(record);
-        activity?.AddEvent(new ActivityEvent("secretless.decision", tags: new ActivityTagsCollection
-        {
-            [ProxyTelemetry.Tags.Decision] = decision,
-            [ProxyTelemetry.Tags.Reason] = reason,
-            [ProxyTelemetry.Tags.Outcome] = outcome,
-        }));
+        ProxyTelemetry.AddDecisionEvent(activity, decision, reason, outcome);
     }
 
     private readonly record struct Refusal(int Status, string Type, string Title, string Detail, string Reason = "");

@@ -8,14 +8,14 @@ namespace SecretlessProxy.Listeners;
 /// </summary>
 public sealed class DatabaseListenerSettings
 {
-    public DatabaseListenerSettings(string host, int port, string credentialName, DatabaseTlsMode tlsMode, X509Certificate2Collection? extraTrust, string serverName, TimeSpan handshakeTimeout, bool acceptTls = false)
+    public DatabaseListenerSettings(string host, int port, string credentialName, DatabaseTlsMode tlsMode, X509Certificate2Collection? trustedCas, string serverName, TimeSpan handshakeTimeout, bool acceptTls = false)
     {
         AcceptTls = acceptTls;
         Host = host;
         Port = port;
         CredentialName = credentialName;
         TlsMode = tlsMode;
-        ExtraTrust = extraTrust;
+        TrustedCas = trustedCas;
         ServerName = serverName;
         HandshakeTimeout = handshakeTimeout;
     }
@@ -29,7 +29,7 @@ public sealed class DatabaseListenerSettings
     public DatabaseTlsMode TlsMode { get; }
 
     /// <summary>The CAs the server's chain must end at, instead of the system store (the listener's <c>Tls:CaFile</c>).</summary>
-    public X509Certificate2Collection? ExtraTrust { get; }
+    public X509Certificate2Collection? TrustedCas { get; }
 
     /// <summary>The name the server's certificate must carry (and the SNI sent).</summary>
     public string ServerName { get; }

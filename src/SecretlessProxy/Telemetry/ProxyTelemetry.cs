@@ -74,6 +74,15 @@ public static class ProxyTelemetry
         }
     }
 
+    /// <summary>The decision as an event on the request or connection span (the same facts as its audit record).</summary>
+    public static void AddDecisionEvent(Activity? activity, string decision, string reason, string outcome) =>
+        activity?.AddEvent(new ActivityEvent("secretless.decision", tags: new ActivityTagsCollection
+        {
+            [Tags.Decision] = decision,
+            [Tags.Reason] = reason,
+            [Tags.Outcome] = outcome,
+        }));
+
     public static Activity? StartRequest(string listener)
     {
         var activity = Source.StartActivity("secretless.proxy", ActivityKind.Internal);

@@ -46,12 +46,7 @@ internal sealed partial class PostgresConnectionHandler
                 decision == "allow" ? credentialSource : null, outcome,
                 destination.Scheme, destination.Host, destination.Port, destination.Method, destination.Path, activity?.TraceId.ToString(),
                 caller, identity?.Subject, User));
-            activity?.AddEvent(new ActivityEvent("secretless.decision", tags: new ActivityTagsCollection
-            {
-                [ProxyTelemetry.Tags.Decision] = decision,
-                [ProxyTelemetry.Tags.Reason] = reason,
-                [ProxyTelemetry.Tags.Outcome] = outcome,
-            }));
+            ProxyTelemetry.AddDecisionEvent(activity, decision, reason, outcome);
         }
     }
 

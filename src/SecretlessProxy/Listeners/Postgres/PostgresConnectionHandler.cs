@@ -339,8 +339,8 @@ internal sealed partial class PostgresConnectionHandler
     private static async Task SpliceAsync(ConnectionContext connection, Stream server)
     {
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(connection.ConnectionClosed);
-        var toServer = CopyToServerAsync(connection.Transport.Input, server, stop.Token);
-        var toApp = CopyToAppAsync(server, connection.Transport.Output, stop.Token);
+        var toServer = connection.Transport.Input.CopyToAsync(server, stop.Token);
+        var toApp = server.CopyToAsync(connection.Transport.Output, stop.Token);
         await Task.WhenAny(toServer, toApp).ConfigureAwait(false);
         await stop.CancelAsync().ConfigureAwait(false);
         await server.DisposeAsync().ConfigureAwait(false);
@@ -350,28 +350,7 @@ internal sealed partial class PostgresConnectionHandler
         }
         catch (Exception ex) when (ex is OperationCanceledException or IOException or ObjectDisposedException or ConnectionResetException)
         {
-        }
-    }
-
-    private static async Task CopyToServerAsync(PipeReader app, Stream server, CancellationToken cancellationToken)
-    {
-        try
-        {
-            await app.CopyToAsync(server, cancellationToken).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (ex is OperationCanceledException or IOException or ObjectDisposedException or ConnectionResetException)
-        {
-        }
-    }
-
-    private static async Task CopyToAppAsync(Stream server, PipeWriter app, CancellationToken cancellationToken)
-    {
-        try
-        {
-            await server.CopyToAsync(app, cancellationToken).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (ex is OperationCanceledException or IOException or ObjectDisposedException or ConnectionResetException)
-        {
+            // Either side closing (or the cancel above) ends both copies; that is the normal end.
         }
     }
 

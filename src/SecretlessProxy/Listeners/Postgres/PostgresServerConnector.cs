@@ -92,7 +92,7 @@ internal static class PostgresServerConnector
     /// </summary>
     private static X509ChainPolicy? ChainPolicyFor(DatabaseListenerSettings settings)
     {
-        if (settings.TlsMode != DatabaseTlsMode.VerifyFull || settings.ExtraTrust is not { Count: > 0 } trust)
+        if (settings.TlsMode != DatabaseTlsMode.VerifyFull || settings.TrustedCas is not { Count: > 0 } trust)
         {
             return null;
         }
