@@ -1,4 +1,6 @@
+using Microsoft.AspNetCore.Http;
 using SecretlessProxy.Credentials;
+using SecretlessProxy.Policy;
 
 namespace SecretlessProxy.Injection;
 
@@ -24,6 +26,14 @@ public abstract class InjectionRule
         Apply(proxyRequest, credential);
         return ValueTask.CompletedTask;
     }
+
+    /// <summary>
+    /// A reason to refuse this request before any credential goes on the wire, or null. For
+    /// injectors whose credential also authorizes what the request names besides its own target
+    /// (a signed <c>x-amz-copy-source</c> reads another object): the request handler calls it after
+    /// the policy allowed <paramref name="destination"/> and answers 403 with the reason.
+    /// </summary>
+    public virtual string? RefuseRequest(HttpRequest request, in RequestDestination destination, string pathPrefix) => null;
 
     /// <summary>
     /// Removes a header from whichever collection may hold it: .NET keeps content headers
