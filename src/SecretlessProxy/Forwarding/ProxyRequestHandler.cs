@@ -66,6 +66,11 @@ internal sealed partial class ProxyRequestHandler
             return;
         }
 
+        if (context.Features.Get<OriginalDestinationFeature>() is { } originalDestination && request.Host.HasValue)
+        {
+            target = target with { Destination = await VerifyTransparentHostAsync(originalDestination, target.Destination, request.Host.Host, snapshot.Policies, context.RequestAborted).ConfigureAwait(false) };
+        }
+
         if (target.PathProblem != RequestTargetProblem.None && snapshot.Policies.CanMatchHost(target.Destination.Host, target.Destination.Port))
         {
             // Refused rather than normalised: whatever reading the proxy chose, some upstream reads
@@ -73,11 +78,6 @@ internal sealed partial class ProxyRequestHandler
             // no policy covers carries no credential and passes as sent.
             await RefuseAsync(context, activity, listener.Name, new Refusal(StatusCodes.Status400BadRequest, "ambiguous-path", "Ambiguous request path", RequestPathInspector.Describe(target.PathProblem))).ConfigureAwait(false);
             return;
-        }
-
-        if (context.Features.Get<OriginalDestinationFeature>() is { } originalDestination && request.Host.HasValue)
-        {
-            target = target with { Destination = await VerifyTransparentHostAsync(originalDestination, target.Destination, request.Host.Host, snapshot.Policies, context.RequestAborted).ConfigureAwait(false) };
         }
 
         var destination = target.Destination;
@@ -429,6 +429,12 @@ internal sealed partial class ProxyRequestHandler
     /// </summary>
     private static Refusal? RefusalOfCredentialedRequest(HttpRequest request, CompiledPolicy policy, in ResolvedTarget target)
     {
+        if (target.PathProblem != RequestTargetProblem.None)
+        {
+            // Refused above wherever a policy covers the host; this holds it should that ever change.
+            return new Refusal(StatusCodes.Status400BadRequest, "ambiguous-path", "Ambiguous request path", RequestPathInspector.Describe(target.PathProblem));
+        }
+
         if (target.HasEncodedSlash && !policy.AllowEncodedSlashes)
         {
             return new Refusal(StatusCodes.Status400BadRequest, "ambiguous-path", "Ambiguous request path", RequestPathInspector.Describe(RequestTargetProblem.EncodedSlash) + " (policy '" + policy.Name + "': Match:AllowEncodedSlashes)");
