@@ -145,9 +145,10 @@ public sealed partial class ProxyApp : IAsyncDisposable
             kestrel.AddServerHeader = false;
             // Kestrel's request-head timeout is server-wide: the strictest HTTP listener's
             // HandshakeTimeout, read at start, so no listener waits longer for a head than it asked.
-            if (snapshot.Listeners.Values.Where(l => l.Mode != ListenerMode.Postgres).Select(l => l.Limits.HandshakeTimeout).DefaultIfEmpty().Min() is { } headTimeout && headTimeout > TimeSpan.Zero)
+            var httpListeners = snapshot.Listeners.Values.Where(l => l.Mode != ListenerMode.Postgres).ToList();
+            if (httpListeners.Count > 0)
             {
-                kestrel.Limits.RequestHeadersTimeout = headTimeout;
+                kestrel.Limits.RequestHeadersTimeout = httpListeners.Min(l => l.Limits.HandshakeTimeout);
             }
 
             foreach (var listener in snapshot.Listeners.Values)
