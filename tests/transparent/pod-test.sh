@@ -108,7 +108,7 @@ write_config() { # $1 = Unmatched
 {
   "SecretlessProxy": {
     "Admin": { "Url": "http://127.0.0.1:$admin_port" },
-    "Listeners": { "outbound": { "Mode": "Transparent", "Url": "tcp://[::]:$listener_port" } },
+    "Listeners": { "outbound": { "Mode": "Transparent", "Url": "tcp://[::]:$listener_port", "HandshakeTimeout": "00:00:03" } },
     "LocalCa": { "Directory": "$work/ca" },
     "Upstreams": { "TrustedCaFile": "$work/upstream-ca.pem" },
     "Credentials": { "api-key": { "Source": "File", "Path": "$work/api-key" } },
@@ -215,9 +215,35 @@ check "curl https://api.test through SNI interception: 200 ($status)" [ "$status
 check "upstream received the injected credential over HTTPS (curl)" [ "$(seen /curl-https authorization)" = "Bearer $secret" ]
 check "upstream received the SNI/Host api.test from the proxy" [ "$(seen /curl-https host)" = "api.test" ]
 
+# A half-open client: its ClientHello for an intercepted host, then silence. The proxy closes it
+# after the listener's HandshakeTimeout (3 s here) while serving the others.
+in_pod /usr/bin/python3 - > "$work/stalled.out" 2>&1 <<'PY' &
+import socket, ssl
+ctx = ssl.create_default_context()
+incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+tls = ctx.wrap_bio(incoming, outgoing, server_hostname="api.test")
+try:
+    tls.do_handshake()
+except ssl.SSLWantReadError:
+    pass
+s = socket.create_connection(("10.250.0.2", 443), timeout=30)
+s.sendall(outgoing.read())
+try:
+    while s.recv(4096):
+        pass
+    print("closed")
+except ConnectionResetError:
+    print("closed")
+except socket.timeout:
+    print("still open after 30 s")
+PY
+stalled_pid=$!
 in_pod env SSL_CERT_FILE="$work/local-ca.pem" /usr/bin/python3 -c 'import urllib.request; print(urllib.request.urlopen("https://api.test/python-https", timeout=10).status)' > "$work/py.out" 2>&1
 check "python3 urllib https://api.test through SNI interception: 200" grep -qx 200 "$work/py.out"
 check "upstream received the injected credential over HTTPS (python3)" [ "$(seen /python-https authorization)" = "Bearer $secret" ]
+wait "$stalled_pid"
+check "a ClientHello followed by silence is closed ($(cat "$work/stalled.out"))" grep -qx closed "$work/stalled.out"
+check "the closed half-open handshake is logged" bash -c "grep -q 'the TLS handshake for api.test did not complete' '$work/proxy.log'"
 
 if [ "$ipv6" = true ]; then
   status=$(app_curl -6 -o /dev/null -w '%{http_code}' --cacert "$work/local-ca.pem" https://api6.test/curl-https6)

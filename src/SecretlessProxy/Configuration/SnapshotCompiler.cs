@@ -185,8 +185,9 @@ public sealed partial class SnapshotCompiler
             errors.Add(new(key + ":RedactQueryParameters", "has no effect unless RecordQuery is true"));
         }
 
+        var limits = CompileListenerLimits(key, listener, errors);
         var destinationKnown = upstream is not null || mode == ListenerMode.Forward;
-        return ok && bind is not null && destinationKnown ? new ListenerDefinition(name, mode, bind, upstream, unmatched, queryRecording, connectPorts) : null;
+        return ok && bind is not null && destinationKnown ? new ListenerDefinition(name, mode, bind, upstream, unmatched, queryRecording, connectPorts, limits: limits) : null;
     }
 
     private static Uri? CompileUpstream(string key, string? upstreamText, List<ConfigError> errors)

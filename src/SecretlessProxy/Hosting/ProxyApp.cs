@@ -143,6 +143,14 @@ public sealed partial class ProxyApp : IAsyncDisposable
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
+            // Kestrel's request-head timeout is server-wide: the strictest HTTP listener's
+            // HandshakeTimeout, read at start, so no listener waits longer for a head than it asked.
+            var httpListeners = snapshot.Listeners.Values.Where(l => l.Mode != ListenerMode.Postgres).ToList();
+            if (httpListeners.Count > 0)
+            {
+                kestrel.Limits.RequestHeadersTimeout = httpListeners.Min(l => l.Limits.HandshakeTimeout);
+            }
+
             foreach (var listener in snapshot.Listeners.Values)
             {
                 var feature = new ListenerFeature(listener.Name);
@@ -154,6 +162,12 @@ public sealed partial class ProxyApp : IAsyncDisposable
                 kestrel.Listen(listener.BindEndPoint, listen =>
                 {
                     listenerEndpoints[listener.Name] = listen;
+                    // First: a connection over the listener's MaxConnections costs nothing more.
+                    listen.Use(next =>
+                    {
+                        var limiter = listen.ApplicationServices.GetRequiredService<ConnectionLimiter>();
+                        return connection => limiter.OnConnectionAsync(connection, next, listener.Name);
+                    });
                     listen.Use(next =>
                     {
                         var callers = listen.ApplicationServices.GetRequiredService<LoopbackCallerResolver>();
@@ -181,6 +195,14 @@ public sealed partial class ProxyApp : IAsyncDisposable
                         listen.Use(next =>
                         {
                             var handler = listen.ApplicationServices.GetRequiredService<ForwardProxyConnectionHandler>();
+                            return connection => handler.OnConnectionAsync(connection, next, listener.Name);
+                        });
+                    }
+                    else if (listener.Mode == ListenerMode.Route)
+                    {
+                        listen.Use(next =>
+                        {
+                            var handler = listen.ApplicationServices.GetRequiredService<RouteConnectionHandler>();
                             return connection => handler.OnConnectionAsync(connection, next, listener.Name);
                         });
                     }
@@ -254,16 +276,20 @@ public sealed partial class ProxyApp : IAsyncDisposable
             options.TimeProvider,
             sp.GetRequiredService<ILogger<ProxyRequestHandler>>()));
         builder.Services.AddSingleton<AdminRequestHandler>();
+        builder.Services.AddSingleton(sp => new ConnectionRefusals(sp.GetRequiredService<ProxyMetrics>(), options.TimeProvider, sp.GetRequiredService<ILogger<ConnectionRefusals>>()));
+        builder.Services.AddSingleton<ConnectionLimiter>();
+        builder.Services.AddSingleton(sp => new RouteConnectionHandler(sp.GetRequiredService<ProxyState>(), sp.GetRequiredService<ConnectionRefusals>(), options.TimeProvider));
         builder.Services.AddSingleton<TlsInterceptor>();
         builder.Services.AddSingleton<BlindRelay>();
-        builder.Services.AddSingleton<ForwardProxyConnectionHandler>();
-        builder.Services.AddSingleton<TransparentConnectionHandler>();
+        builder.Services.AddSingleton(sp => ActivatorUtilities.CreateInstance<ForwardProxyConnectionHandler>(sp, options.TimeProvider));
+        builder.Services.AddSingleton(sp => ActivatorUtilities.CreateInstance<TransparentConnectionHandler>(sp, options.TimeProvider));
         builder.Services.AddSingleton<PostgresCancelRegistry>();
         builder.Services.AddSingleton(sp => new PostgresConnectionHandler(
             sp.GetRequiredService<ProxyState>(),
             sp.GetRequiredService<PostgresCancelRegistry>(),
             sp.GetRequiredService<ProxyMetrics>(),
             sp.GetRequiredService<AuditLog>(),
+            sp.GetRequiredService<ConnectionRefusals>(),
             options.TimeProvider,
             sp.GetRequiredService<ILogger<PostgresConnectionHandler>>()));
 

@@ -65,6 +65,9 @@ internal static class EventIds
     public const int Stopped = 92;
 
     public const int RequestRefused = 280;
+    public const int ConnectionRefused = 320;
+    public const int HandshakeTimedOut = 321;
+
     public const int ClientCertificateLoaded = 190;
     public const int ClientCertificateReloadFailed = 191;
 }
