@@ -40,7 +40,9 @@ internal sealed partial class AdminRequestHandler
 
     public Task HandleAsync(HttpContext context)
     {
-        if (context.Features.Get<ListenerFeature>() is { ServesProbesOnly: true })
+        // Only a connection the admin endpoint accepted gets the full set; anything else (the probe
+        // endpoint, or a connection no endpoint marked) gets what may face the network.
+        if (context.Features.Get<ListenerFeature>() is not { IsAdmin: true, ServesProbesOnly: false })
         {
             return ProbeAsync(context);
         }
