@@ -48,7 +48,7 @@ public sealed partial class SnapshotCompiler
     {
         var start = errors.Count;
         var unmatched = ParseUnmatched(options.Unmatched, Root + ":Unmatched", errors) ?? UnmatchedBehavior.Deny;
-        var admin = ParseBindUrl(options.Admin.Url ?? AdminOptions.DefaultUrl, Root + ":Admin:Url", errors);
+        var admin = CompileAdmin(options.Admin, errors);
 
         var credentialOptions = new Dictionary<string, CredentialOptions>(options.Credentials, StringComparer.OrdinalIgnoreCase);
         var credentials = new List<CredentialDefinition>();
@@ -277,12 +277,17 @@ public sealed partial class SnapshotCompiler
         return new LocalCaSettings(null, RequireFile(options.CertFile, key + ":CertFile", errors), RequireFile(options.KeyFile, key + ":KeyFile", errors), lifetime);
     }
 
-    private static void CheckPortConflicts(IPEndPoint? admin, IEnumerable<ListenerDefinition> listeners, List<ConfigError> errors)
+    private static void CheckPortConflicts(AdminSettings? admin, IEnumerable<ListenerDefinition> listeners, List<ConfigError> errors)
     {
         var seen = new Dictionary<int, string>();
-        if (admin is { Port: > 0 })
+        if (admin?.EndPoint is IPEndPoint { Port: > 0 } adminEndPoint)
         {
-            seen[admin.Port] = Root + ":Admin:Url";
+            seen[adminEndPoint.Port] = Root + ":Admin:Url";
+        }
+
+        if (admin?.ProbeEndPoint is { Port: > 0 } probe)
+        {
+            seen.TryAdd(probe.Port, Root + ":Admin:ProbeUrl");
         }
 
         foreach (var listener in listeners)

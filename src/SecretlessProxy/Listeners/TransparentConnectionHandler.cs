@@ -203,7 +203,7 @@ internal sealed partial class TransparentConnectionHandler
             return "it was made to the listener itself";
         }
 
-        foreach (var endPoint in snapshot.Listeners.Values.Select(l => l.BindEndPoint).OfType<IPEndPoint>().Append(snapshot.AdminEndPoint))
+        foreach (var endPoint in snapshot.Listeners.Values.Select(l => l.BindEndPoint).Append(snapshot.AdminEndPoint).Append(snapshot.Admin.ProbeEndPoint).OfType<IPEndPoint>())
         {
             var bound = Normalize(endPoint);
             if (bound.Port == original.Port && (bound.Address.Equals(original.Address) || bound.Address.Equals(IPAddress.Any) || bound.Address.Equals(IPAddress.IPv6Any)))

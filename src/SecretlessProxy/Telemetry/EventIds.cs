@@ -67,6 +67,9 @@ internal static class EventIds
     public const int RequestRefused = 280;
     public const int ConnectionRefused = 320;
     public const int HandshakeTimedOut = 321;
+    public const int AdminCallAuthorized = 340;
+    public const int AdminCallRefused = 341;
+    public const int AdminTokenUnavailable = 342;
 
     public const int ClientCertificateLoaded = 190;
     public const int ClientCertificateReloadFailed = 191;
