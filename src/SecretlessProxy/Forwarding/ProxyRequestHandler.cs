@@ -158,6 +158,18 @@ internal sealed partial class ProxyRequestHandler
                     activity.SetTag(ProxyTelemetry.Tags.Injection, policy.Injection.Kind);
                 }
 
+                // What the injector's credential would also authorize besides the matched target
+                // (a signed x-amz-copy-source reads another object): refused before any credential is fetched.
+                if (policy.Injection.RefuseRequest(request, destination, policy.PathPrefix) is { } injectorRefusal)
+                {
+                    var refusalReason = "policy '" + policy.Name + "' does not allow this request: " + injectorRefusal;
+                    Log.Denied(_logger, listener.Name, destination.Method, destination.Host, destination.Port, destination.Path, refusalReason);
+                    Audit(activity, listener.Name, destination, "deny", refusalReason, policy, "denied", who);
+                    await ProblemResponse.WriteAsync(context, StatusCodes.Status403Forbidden, "policy-denied", "Denied by policy", refusalReason, activity?.TraceId.ToString()).ConfigureAwait(false);
+                    SetStatus(activity, context);
+                    return;
+                }
+
                 if (policy.Injection is ClientCertificateInjector certificateRule)
                 {
                     // The certificate goes in the TLS handshake of the policy's own client's connections.
