@@ -513,7 +513,8 @@ public sealed class PostgresListenerTests
             _output.WriteLine(error.Severity + " " + error.SqlState + " " + error.MessageText);
             Assert.Equal("FATAL", error.Severity);
             Assert.Equal("28000", error.SqlState);
-            Assert.Contains("policy orders-admin does not allow this request: its Caller condition does not allow the calling process's uid", error.MessageText);
+            // "does not allow the calling process's uid" (or, were this process not attested, "needs an attested calling process").
+            Assert.Contains("denied by policy: policy orders-admin does not allow this request: its Caller condition", error.MessageText);
         }
 
         await using (var reader = new NpgsqlConnection(ConnectionString("reader")))
