@@ -694,6 +694,12 @@ public sealed partial class SnapshotCompiler
                     continue;
                 }
 
+                // DatabaseLogin policies for different logins never compete (PolicySet.EvaluateLogin).
+                if (a.Injection is DatabaseLoginInjector && b.Injection is DatabaseLoginInjector && !string.Equals(a.CredentialName, b.CredentialName, StringComparison.OrdinalIgnoreCase))
+                {
+                    continue;
+                }
+
                 if (a.Methods is not null && !a.Methods.Intersect(b.Methods!).Any())
                 {
                     continue;

@@ -124,7 +124,10 @@ internal sealed partial class ProxyRequestHandler
         }
 
         // A database-only policy that matched an HTTP request refuses it below: counted as a denial.
-        _metrics.Request(listener.Name, decision.Policy?.Name, decision is { Kind: DecisionKind.Allow, Policy.Injection: DatabaseLoginInjector } ? "deny" : decision.Name);
+        // A credentialed request the policy matched but that cannot carry the credential is refused
+        // below, and counted as a denial like it.
+        var unsafeRequest = decision is { Kind: DecisionKind.Allow, Policy: { Injection: not DatabaseLoginInjector } allowed } ? RefusalOfCredentialedRequest(request, allowed, target) : null;
+        _metrics.Request(listener.Name, decision.Policy?.Name, unsafeRequest is not null || decision is { Kind: DecisionKind.Allow, Policy.Injection: DatabaseLoginInjector } ? "deny" : decision.Name);
         ForwardingFeature feature;
         var upstreamClient = _upstreamClient;
 
@@ -170,12 +173,12 @@ internal sealed partial class ProxyRequestHandler
                     activity.SetTag(ProxyTelemetry.Tags.Injection, policy.Injection.Kind);
                 }
 
-                if (RefusalOfCredentialedRequest(request, policy, target) is { } unsafeRequest)
+                if (unsafeRequest is { } refused)
                 {
-                    Log.Denied(_logger, listener.Name, destination.Method, destination.Host, destination.Port, destination.Path, unsafeRequest.Detail);
-                    activity?.SetTag(ProxyTelemetry.Tags.Reason, unsafeRequest.Detail);
-                    Audit(activity, listener.Name, destination, "deny", unsafeRequest.Detail, policy, "refused-" + unsafeRequest.Status, who);
-                    await ProblemResponse.WriteAsync(context, unsafeRequest.Status, unsafeRequest.Type, unsafeRequest.Title, unsafeRequest.Detail, activity?.TraceId.ToString()).ConfigureAwait(false);
+                    Log.Denied(_logger, listener.Name, destination.Method, destination.Host, destination.Port, destination.Path, refused.Detail);
+                    activity?.SetTag(ProxyTelemetry.Tags.Reason, refused.Detail);
+                    Audit(activity, listener.Name, destination, "deny", refused.Detail, policy, "refused-" + refused.Status, who);
+                    await ProblemResponse.WriteAsync(context, refused.Status, refused.Type, refused.Title, refused.Detail, activity?.TraceId.ToString()).ConfigureAwait(false);
                     SetStatus(activity, context);
                     return;
                 }
@@ -448,7 +451,7 @@ internal sealed partial class ProxyRequestHandler
 
         if (policy.Injection.RefuseRequest(request, target.Destination, policy.PathPrefix) is { } reason)
         {
-            return new Refusal(StatusCodes.Status403Forbidden, "policy-denied", "Denied by policy", "policy '" + policy.Name + "': " + reason);
+            return new Refusal(StatusCodes.Status403Forbidden, "policy-denied", "Denied by policy", "policy '" + policy.Name + "' does not allow this request: " + reason);
         }
 
         return null;

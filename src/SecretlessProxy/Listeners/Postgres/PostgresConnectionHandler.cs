@@ -164,7 +164,9 @@ internal sealed partial class PostgresConnectionHandler
             identityStatus = await workloadIdentity.GetAsync(cancellationToken).ConfigureAwait(false);
         }
 
-        var decision = snapshot.Policies.Evaluate(destination, UnmatchedBehavior.Deny, new PolicyContext(caller, identityStatus?.Identity, _time.GetUtcNow()));
+        // Only the policies for this listener's login decide (PolicySet.EvaluateLogin): a caller refused
+        // by the admin login's policies never falls through to a wider policy written for another login.
+        var decision = snapshot.Policies.EvaluateLogin(destination, db.CredentialName, new PolicyContext(caller, identityStatus?.Identity, _time.GetUtcNow()));
         var policy = decision.Policy;
         var outcome = new ConnectionOutcome(this, activity, listener.Name, destination, caller, identityStatus?.Identity, started);
         if (activity is not null)
@@ -192,14 +194,6 @@ internal sealed partial class PostgresConnectionHandler
         if (policy!.Injection is not DatabaseLoginInjector)
         {
             await outcome.RefuseAsync(output, "deny", policy, "denied", "28000", "denied by policy: policy '" + policy.Name + "' injects " + policy.Injection.Kind + " into HTTP requests; a database connection needs a policy with Inject DatabaseLogin").ConfigureAwait(false);
-            return default;
-        }
-
-        // A policy that names a credential is for the listener that logs in with it: two listeners
-        // on one database server (a read-only and an admin login) are told apart this way.
-        if (policy.CredentialName.Length > 0 && !string.Equals(policy.CredentialName, db.CredentialName, StringComparison.OrdinalIgnoreCase))
-        {
-            await outcome.RefuseAsync(output, "deny", policy, "denied", "28000", "denied by policy: policy '" + policy.Name + "' is for logins with credential '" + policy.CredentialName + "', and this listener logs in with '" + db.CredentialName + "'").ConfigureAwait(false);
             return default;
         }
 
