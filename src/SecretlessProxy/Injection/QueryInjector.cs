@@ -47,4 +47,8 @@ public sealed class QueryInjector : InjectionRule
         var target = new UriBuilder(uri) { Query = builder.ToString() };
         proxyRequest.RequestUri = target.Uri;
     }
+
+    /// <summary>The secret, and the percent-encoded form the query carries.</summary>
+    internal override IEnumerable<string> WireForms(Credential credential) =>
+        [credential.Secret, Uri.EscapeDataString(credential.Secret)];
 }
