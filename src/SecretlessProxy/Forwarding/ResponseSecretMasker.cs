@@ -99,6 +99,12 @@ internal sealed class ResponseSecretMasker
         List<KeyValuePair<string, StringValues>>? changed = null;
         foreach (var (name, values) in headers)
         {
+            if (string.Equals(name, "Content-Length", StringComparison.OrdinalIgnoreCase))
+            {
+                // Framing, not an echo: a numeric value that happened to match must not break it.
+                continue;
+            }
+
             var isUrl = rewriteUrls && QueryParameter is not null && IsUrlHeader(name);
             string?[]? replaced = null;
             for (var i = 0; i < values.Count; i++)

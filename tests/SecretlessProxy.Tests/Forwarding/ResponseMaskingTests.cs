@@ -116,6 +116,26 @@ public sealed class ResponseMaskingTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_value_split_between_two_reads_is_masked_and_only_its_possible_start_is_held_back()
+    {
+        await using var proxy = await StartAsync();
+        using var request = new HttpRequestMessage(HttpMethod.Get, proxy.Listener("app", "/bearer/echo/split"));
+        using var response = await proxy.Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        await using var body = await response.Content.ReadAsStreamAsync();
+
+        // The upstream has sent "before Bearer <first half of the value>" and waits: the app gets the
+        // bytes that cannot start the value, and the proxy holds back the half it cannot yet judge.
+        var first = new byte["before Bearer ".Length];
+        await body.ReadExactlyAsync(first);
+        Assert.Equal("before Bearer ", Encoding.UTF8.GetString(first));
+        _upstream.ReleaseSplit();
+        var rest = await new StreamReader(body).ReadToEndAsync();
+
+        Assert.Equal(Masked(_secret) + " after\n", rest);
+        Assert.Equal(_upstream.LastBody.Length, first.Length + Encoding.UTF8.GetByteCount(rest));
+    }
+
+    [Fact]
     public async Task Basic_credentials_are_masked_in_their_encoded_form_and_as_the_decoded_password()
     {
         await using var proxy = await StartAsync();

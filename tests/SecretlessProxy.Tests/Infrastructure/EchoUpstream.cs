@@ -21,12 +21,16 @@ namespace SecretlessProxy.Tests.Infrastructure;
 /// flushed (chunked; <c>?length=1</c> sets Content-Length first).</item>
 /// <item><c>/echo/basic</c>: the decoded Basic user and password in the body.</item>
 /// <item><c>/echo/gzip</c>: the same body as <c>/echo/body</c>, gzip-compressed.</item>
+/// <item><c>/echo/split</c>: <c>before {credential} after</c>, sent up to the middle of the
+/// credential, then the rest only once the test calls <see cref="ReleaseSplit"/>: the proxy has
+/// surely read the value in two pieces.</item>
 /// </list>
 /// <see cref="LastBody"/> holds the exact bytes of the last body it sent.
 /// </summary>
 public sealed class EchoUpstream : IAsyncDisposable
 {
     private readonly WebApplication _app;
+    private readonly TaskCompletionSource _splitRelease = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     private EchoUpstream(WebApplication app)
     {
@@ -38,6 +42,9 @@ public sealed class EchoUpstream : IAsyncDisposable
     public int Port => new Uri(Url).Port;
 
     public byte[] LastBody { get; private set; } = [];
+
+    /// <summary>Lets <c>/echo/split</c> send the rest of its body.</summary>
+    public void ReleaseSplit() => _splitRelease.TrySetResult();
 
     public static async Task<EchoUpstream> StartAsync(X509Certificate2? certificate = null)
     {
@@ -96,6 +103,17 @@ public sealed class EchoUpstream : IAsyncDisposable
                 await WriteAsync(response, Encoding.UTF8.GetBytes("user=" + pair[..colon] + "\npassword=" + pair[(colon + 1)..] + "\n"), contentLength: false);
                 break;
 
+            case "/echo/split":
+                var split = Encoding.UTF8.GetBytes("before " + credential + " after\n");
+                var middle = "before ".Length + (credential.Length / 2);
+                LastBody = split;
+                response.ContentType = "text/plain";
+                await response.Body.WriteAsync(split.AsMemory(0, middle));
+                await response.Body.FlushAsync();
+                await _splitRelease.Task;
+                await response.Body.WriteAsync(split.AsMemory(middle));
+                break;
+
             case "/echo/gzip":
                 using (var compressed = new MemoryStream())
                 {
@@ -134,5 +152,9 @@ public sealed class EchoUpstream : IAsyncDisposable
         }
     }
 
-    public ValueTask DisposeAsync() => _app.DisposeAsync();
+    public ValueTask DisposeAsync()
+    {
+        ReleaseSplit();
+        return _app.DisposeAsync();
+    }
 }
