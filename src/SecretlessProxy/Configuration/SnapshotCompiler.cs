@@ -520,6 +520,41 @@ public sealed partial class SnapshotCompiler
         {
             errors.Add(new(key + ":Match:PathPrefix", "must start with '/'"));
         }
+        else if (prefix.Length > 0 && Forwarding.RequestPathInspector.Inspect(prefix).Problem is not (Forwarding.RequestTargetProblem.None or Forwarding.RequestTargetProblem.EncodedSlash) and var prefixProblem)
+        {
+            // The prefix is compared with decoded request paths, which never hold these.
+            errors.Add(new(key + ":Match:PathPrefix", "is ambiguous: " + Forwarding.RequestPathInspector.Describe(prefixProblem)));
+        }
+
+        string[]? schemes = null;
+        if (p.Match.Schemes is { Length: > 0 })
+        {
+            schemes = new string[p.Match.Schemes.Length];
+            for (var i = 0; i < schemes.Length; i++)
+            {
+                schemes[i] = (p.Match.Schemes[i] ?? string.Empty).ToLowerInvariant();
+                if (schemes[i] is not ("http" or "https"))
+                {
+                    errors.Add(new(key + ":Match:Schemes:" + i, "'" + p.Match.Schemes[i] + "' is not http or https"));
+                }
+            }
+
+            if (p.Inject.DatabaseLogin == true)
+            {
+                errors.Add(new(key + ":Match:Schemes", "does not apply to a DatabaseLogin policy (it matches database connections, not HTTP requests)"));
+            }
+        }
+
+        if (p.PassRoutingHeaders is { Length: > 0 })
+        {
+            for (var i = 0; i < p.PassRoutingHeaders.Length; i++)
+            {
+                if (!Forwarding.RoutingOverrideHeaders.Names.Contains(p.PassRoutingHeaders[i] ?? string.Empty))
+                {
+                    errors.Add(new(key + ":PassRoutingHeaders:" + i, "'" + p.PassRoutingHeaders[i] + "' is not a routing-override header the proxy removes; other headers pass anyway"));
+                }
+            }
+        }
 
         CredentialOptions? credential = null;
         if (p.Inject.ClientCertificate is not null)
@@ -549,11 +584,11 @@ public sealed partial class SnapshotCompiler
 
         if (injection is ClientCertificateInjector certificate)
         {
-            return new CompiledPolicy(name, hosts, ports, methods, prefix, p.Inject.ClientCertificate!.CertFile!, ClientCertificateSource, certificate, conditions);
+            return new CompiledPolicy(name, hosts, ports, methods, prefix, p.Inject.ClientCertificate!.CertFile!, ClientCertificateSource, certificate, conditions, schemes, p.Match.AllowEncodedSlashes == true, p.PassRoutingHeaders);
         }
 
         // A credential that did not compile leaves the snapshot invalid; its kind is never read then.
-        return new CompiledPolicy(name, hosts, ports, methods, prefix, p.Credential ?? string.Empty, p.Credential is null ? string.Empty : sourceKinds.GetValueOrDefault(p.Credential, "unknown"), injection!, conditions);
+        return new CompiledPolicy(name, hosts, ports, methods, prefix, p.Credential ?? string.Empty, p.Credential is null ? string.Empty : sourceKinds.GetValueOrDefault(p.Credential, "unknown"), injection!, conditions, schemes, p.Match.AllowEncodedSlashes == true, p.PassRoutingHeaders);
     }
 
     private static InjectionRule? CompileInjection(string key, InjectOptions inject, CredentialOptions? credential, IReadOnlyList<string>? matchHosts, TimeProvider time, List<ConfigError> errors)
@@ -659,6 +694,11 @@ public sealed partial class SnapshotCompiler
                 }
 
                 if (a.Ports is not null && !a.Ports.Intersect(b.Ports!).Any())
+                {
+                    continue;
+                }
+
+                if ((a.Schemes ?? ["http", "https"]).Intersect(b.Schemes ?? ["http", "https"]).Any() is false)
                 {
                     continue;
                 }

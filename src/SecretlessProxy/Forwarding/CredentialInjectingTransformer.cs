@@ -2,7 +2,6 @@ using System.Diagnostics;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
-using SecretlessProxy.Listeners;
 using SecretlessProxy.Telemetry;
 using Yarp.ReverseProxy.Forwarder;
 
@@ -27,17 +26,17 @@ internal sealed class CredentialInjectingTransformer : HttpTransformer
     public override async ValueTask TransformRequestAsync(HttpContext httpContext, HttpRequestMessage proxyRequest, string destinationPrefix, CancellationToken cancellationToken)
     {
         await base.TransformRequestAsync(httpContext, proxyRequest, destinationPrefix, cancellationToken).ConfigureAwait(false);
-        if (httpContext.Request.Host.HasValue &&
-            (httpContext.Features.Get<OriginalDestinationFeature>() is not null || httpContext.Features.Get<TunnelFeature>() is { UpstreamAddress: not null }))
-        {
-            // Transparent mode sends to the original address, so the URL holds an IP; the app's Host
-            // (checked against the SNI in a tunnel) stays the Host, and SocketsHttpHandler takes the
-            // TLS SNI and the name it verifies in the upstream's certificate from it.
-            proxyRequest.Headers.Host = httpContext.Request.Host.Value;
-        }
-
         if (httpContext.Features.Get<ForwardingFeature>() is { } feature)
         {
+            // The URL and Host policy matched, not YARP's re-encoding of the decoded path (which turned
+            // "..%2f" into "..%252f") nor the app's Host (which chose the SNI and certificate name).
+            proxyRequest.RequestUri = feature.Outbound.Uri;
+            proxyRequest.Headers.Host = feature.Outbound.Host;
+            if (feature.PassRoutingHeaders is { } passed)
+            {
+                RoutingOverrideHeaders.Remove(proxyRequest, passed);
+            }
+
             proxyRequest.Options.Set(CredentialInjectionHandler.FeatureKey, feature);
             _metrics.AddedLatency(feature.Listener, Stopwatch.GetElapsedTime(feature.StartTimestamp));
         }

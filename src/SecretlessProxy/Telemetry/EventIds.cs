@@ -64,6 +64,7 @@ internal static class EventIds
     public const int Draining = 91;
     public const int Stopped = 92;
 
+    public const int RequestRefused = 280;
     public const int ClientCertificateLoaded = 190;
     public const int ClientCertificateReloadFailed = 191;
 
