@@ -41,7 +41,7 @@ internal sealed partial class ProxyRequestHandler
         _forwarder = forwarder;
         _upstreamClient = upstreamClient;
         _metrics = metrics;
-        _transformer = new CredentialInjectingTransformer(metrics);
+        _transformer = new CredentialInjectingTransformer(metrics, logger);
         _logger = logger;
         _requestConfig = new ForwarderRequestConfig { ActivityTimeout = TimeSpan.FromSeconds(100) };
     }

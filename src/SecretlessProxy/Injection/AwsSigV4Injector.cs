@@ -219,6 +219,15 @@ public sealed class AwsSigV4Injector : InjectionRule
     }
 
     /// <summary>
+    /// Only the session token, which goes on the wire as <c>X-Amz-Security-Token</c> and is a bearer
+    /// credential for the session (S3's <c>SignatureDoesNotMatch</c> error shows it in its
+    /// <c>CanonicalRequest</c>). The secret access key is never sent, only a signature derived from
+    /// it, which is valid for that one request; the access key id is not secret.
+    /// </summary>
+    internal override IEnumerable<string> WireForms(Credential credential) =>
+        credential.Aws?.SessionToken is { Length: > 0 } token ? [token] : [];
+
+    /// <summary>
     /// Removes a request header wherever the forwarder put it: a name such as <c>Authorization</c>
     /// cannot be asked of content headers (it throws), but an unknown <c>X-Amz-*</c> may sit there.
     /// </summary>

@@ -52,4 +52,8 @@ public sealed class QueryInjector : InjectionRule
         var q = text.IndexOf('?');
         proxyRequest.RequestUri = new Uri((q < 0 ? text : text[..q]) + "?" + builder, in Verbatim);
     }
+
+    /// <summary>The secret, and the percent-encoded form the query carries.</summary>
+    internal override IEnumerable<string> WireForms(Credential credential) =>
+        [credential.Secret, Uri.EscapeDataString(credential.Secret)];
 }

@@ -73,4 +73,6 @@ internal static class EventIds
 
     public const int ClientCertificateLoaded = 190;
     public const int ClientCertificateReloadFailed = 191;
+
+    public const int ResponseMaskingSecretTooShort = 300;
 }
