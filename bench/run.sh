@@ -5,6 +5,7 @@
 #   bench/run.sh forward    forward mode: plain http via HTTP_PROXY, intercepted HTTPS vs mitmproxy, tunnel and leaf costs
 #   bench/run.sh pg [direct] PostgreSQL with pgbench, direct vs the Postgres listener (bench/pgbench.sh; markdown on stdout)
 #   BENCH_LABEL="what changed" bench/run.sh   labels the run in RESULTS.md
+#   BASELINE_REF=<git ref> bench/run.sh      route mode also runs the proxy built from that ref, side by side
 # Not a test: CI does not run it. Every process it starts listens on 127.0.0.1 and is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,6 +38,7 @@ cleanup() {
   [ -f "$work/up.pid" ] && kill "$(cat "$work/up.pid")" 2>/dev/null || true
   [ -f "$work/rp.pid" ] && kill "$(cat "$work/rp.pid")" 2>/dev/null || true
   sleep 0.3; rm -rf "$work"
+  git -C "$root" worktree prune 2>/dev/null || true
 }
 trap cleanup EXIT
 
@@ -45,6 +47,16 @@ UP=$(free_port); RP=$(free_port); PX=$(free_port); ADM=$(free_port)
 
 echo "publishing Release build"
 dotnet publish src/SecretlessProxy/SecretlessProxy.csproj -c Release -o "$work/app" -nologo -v quiet >/dev/null
+# The same code at another commit, for "what did this change cost" measured in the same run.
+BASELINE_REF=${BASELINE_REF:-}
+baseline_label=""
+if [ -n "$BASELINE_REF" ] && [ "$mode" = route ]; then
+  echo "publishing the baseline $BASELINE_REF"
+  git worktree add --detach "$work/baseline-src" "$BASELINE_REF" >/dev/null 2>&1
+  dotnet publish "$work/baseline-src/src/SecretlessProxy/SecretlessProxy.csproj" -c Release -o "$work/baseline" -nologo -v quiet >/dev/null
+  baseline_label="$(git log -1 --format='%h %s' "$BASELINE_REF" | cut -c1-80)"
+  git worktree remove --force "$work/baseline-src"
+fi
 
 # Upstream: nginx answering "ok", plus a static OAuth2 token endpoint whose calls are logged (to count them).
 mkdir -p "$work/up" "$work/rp"
@@ -64,6 +76,7 @@ http {
       default_type application/json;
       return 200 '{"access_token":"bench-token-0123456789abcdef","token_type":"Bearer","expires_in":3600}';
     }
+    location = /kb4/bench { default_type text/plain; return 200 "$(head -c 4096 /dev/zero | tr '\0' 'x')"; }
     location / { default_type text/plain; return 200 "ok"; }
   }
 }
@@ -111,6 +124,16 @@ cat > "$work/proxy.json" <<JSON
   }
 }
 JSON
+
+UPB=$(free_port); ADMB=$(free_port)
+sed -e "s/127.0.0.1:$PX\"/127.0.0.1:$UPB\"/" -e "s/127.0.0.1:$ADM\"/127.0.0.1:$ADMB\"/" "$work/proxy.json" > "$work/baseline.json"
+baseline_pid=""
+start_baseline() {
+  env ${PROXY_ENV:-} "$work/baseline/secretless-proxy" run --config "$work/baseline.json" > "$work/baseline.log" 2>&1 &
+  baseline_pid=$!; pids+=("$baseline_pid")
+  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$ADMB/readyz" >/dev/null 2>&1 && return 0; sleep 0.05; done
+  echo "baseline proxy did not start"; cat "$work/baseline.log"; exit 1
+}
 
 proxy_pid=""
 start_proxy() {
@@ -288,21 +311,33 @@ LUA
   exit 0
 fi
 
-# Route mode, interleaved A B C A B C after a warm-up of each.
+# Route mode, interleaved A B C A B C after a warm-up of each. "-4k" variants fetch a 4 KB body
+# (the response masker scans identity-encoded bodies; "ok" is shorter than any masked value).
 start_proxy
+variants="direct proxy nginx direct-4k proxy-4k"
+primes="http://127.0.0.1:$UP/prime http://127.0.0.1:$PX/prime http://127.0.0.1:$RP/prime"
+if [ -n "$BASELINE_REF" ]; then
+  start_baseline
+  variants="direct proxy baseline nginx direct-4k proxy-4k baseline-4k"
+  primes="$primes http://127.0.0.1:$UPB/prime"
+fi
 sleep 1
 idle_rss=$(( $(rss_kb "$proxy_pid") / 1024 ))
 curl -sf "http://127.0.0.1:$PX/warm" >/dev/null
-for url in "http://127.0.0.1:$UP/prime" "http://127.0.0.1:$PX/prime" "http://127.0.0.1:$RP/prime"; do
+for url in $primes; do
   wrk -t1 -c"$CONNECTIONS" -d"${PRIME}s" "$url" >/dev/null 2>&1
 done
 declare -A rps p50 p99 cpu rss errs
 for round in $(seq 1 "$ROUNDS"); do
-  for variant in direct proxy nginx; do
+  for variant in $variants; do
     case $variant in
       direct) url="http://127.0.0.1:$UP/bench"; watch="" ;;
       proxy)  url="http://127.0.0.1:$PX/bench"; watch="$proxy_pid" ;;
+      baseline) url="http://127.0.0.1:$UPB/bench"; watch="$baseline_pid" ;;
       nginx)  url="http://127.0.0.1:$RP/bench"; watch="$(nginx_rp_pids)" ;;
+      direct-4k) url="http://127.0.0.1:$UP/kb4/bench"; watch="" ;;
+      proxy-4k) url="http://127.0.0.1:$PX/kb4/bench"; watch="$proxy_pid" ;;
+      baseline-4k) url="http://127.0.0.1:$UPB/kb4/bench"; watch="$baseline_pid" ;;
     esac
     read -r r a b _n e c m <<< "$(measure "$url" $watch)"
     echo "round $round $variant: $r req/s, p50 $a ms, p99 $b ms, errors $e, cpu/req $c us, max rss $m MB"
@@ -310,6 +345,7 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 tokens_after_load=$(wc -l < "$work/up/token.log")
+[ -n "$baseline_pid" ] && { kill "$baseline_pid" 2>/dev/null || true; wait "$baseline_pid" 2>/dev/null || true; }
 
 # p99 at half of the proxy's maximum rate: wrk's delay() paces each connection.
 max_proxy=$(echo ${rps[proxy]} | tr ' ' '\n' | median)
@@ -357,17 +393,21 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b+0 == 0) print "-"; else printf 
   echo
   echo "| variant | req/s | p50 ms | p99 ms | CPU µs/req (proxy process) | RSS under load MB | errors |"
   echo "|---|---|---|---|---|---|---|"
-  for v in direct proxy nginx; do
-    echo "| $v | $(m "${rps[$v]}") | $(m "${p50[$v]}") | $(m "${p99[$v]}") | $( [ $v = direct ] && echo - || m "${cpu[$v]}") | $( [ $v = direct ] && echo - || m "${rss[$v]}") | $(echo ${errs[$v]} | tr ' ' '\n' | awk '{n+=$1} END {print n}') |"
+  for v in $variants; do
+    echo "| $v | $(m "${rps[$v]}") | $(m "${p50[$v]}") | $(m "${p99[$v]}") | $( [[ $v = direct* ]] && echo - || m "${cpu[$v]}") | $( [[ $v = direct* ]] && echo - || m "${rss[$v]}") | $(echo ${errs[$v]} | tr ' ' '\n' | awk '{n+=$1} END {print n}') |"
   done
   echo
+  if [ -n "$BASELINE_REF" ]; then
+    echo "- baseline = the same bench on \`$BASELINE_REF\` ($baseline_label). proxy/baseline req/s: **$(ratio "$(m "${rps[proxy]}")" "$(m "${rps[baseline]}")")**, p99 **$(ratio "$(m "${p99[proxy]}")" "$(m "${p99[baseline]}")")**, CPU per request **$(ratio "$(m "${cpu[proxy]}")" "$(m "${cpu[baseline]}")")**; 4 KB body: req/s **$(ratio "$(m "${rps[proxy-4k]}")" "$(m "${rps[baseline-4k]}")")**, p99 **$(ratio "$(m "${p99[proxy-4k]}")" "$(m "${p99[baseline-4k]}")")**, CPU per request **$(ratio "$(m "${cpu[proxy-4k]}")" "$(m "${cpu[baseline-4k]}")")**"
+  fi
+  echo "- 4 KB body, proxy/direct req/s: **$(ratio "$(m "${rps[proxy-4k]}")" "$(m "${rps[direct-4k]}")")**"
   echo "- proxy/direct req/s: **$(ratio "$(m "${rps[proxy]}")" "$(m "${rps[direct]}")")**; proxy/nginx req/s: **$(ratio "$(m "${rps[proxy]}")" "$(m "${rps[nginx]}")")**; proxy/nginx CPU per request: **$(ratio "$(m "${cpu[proxy]}")" "$(m "${cpu[nginx]}")")**"
   echo "- proxy RSS idle ${idle_rss} MB, under load $(m "${rss[proxy]}") MB"
   echo "- at half the proxy's maximum rate (~${half} req/s paced): p99 direct $(m "${hp99[direct]}") ms, proxy $(m "${hp99[proxy]}") ms, added $(awk -v a="$(m "${hp99[proxy]}")" -v b="$(m "${hp99[direct]}")" 'BEGIN { printf "%.3f", a-b }') ms"
   echo "- token endpoint calls during the whole load: ${tokens_after_load} (cached credential)"
   echo "- cold start: ${COLD_N} concurrent first requests on a fresh proxy: ${cold_ok} answered 200 in ${cold_ms} ms, token endpoint calls: **${cold_tokens}**"
   echo
-  echo "Command: \`BENCH_LABEL=\"$label\" bench/run.sh\`"
+  echo "Command: \`${BASELINE_REF:+BASELINE_REF=$BASELINE_REF }BENCH_LABEL=\"$label\" bench/run.sh\`"
 } | tee "$work/section.md"
 
 append_results
