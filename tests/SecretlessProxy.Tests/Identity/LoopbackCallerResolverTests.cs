@@ -149,6 +149,56 @@ public sealed partial class LoopbackCallerResolverTests : IDisposable
         Assert.Same(attested, rechecked);
         Assert.Single(_logs.Entries, e => e.EventId.Id == EventIds.CallerResolved);
         Assert.DoesNotContain(_logs.Entries, e => e.EventId.Id == EventIds.CallerChanged);
+
+        // Rough cost of the per-request check (printed, not asserted).
+        var timings = new List<double>();
+        for (var i = 0; i < 100; i++)
+        {
+            var started = Stopwatch.GetTimestamp();
+            Assert.Same(attested, _resolver.Recheck(attested));
+            timings.Add(Stopwatch.GetElapsedTime(started).TotalMicroseconds);
+        }
+
+        timings.Sort();
+        _output.WriteLine("Recheck: min " + timings[0].ToString("F1") + " us, median " + timings[50].ToString("F1") + " us, max " + timings[^1].ToString("F1") + " us");
+    }
+
+    [Fact]
+    public async Task A_unix_socket_peer_that_execs_another_binary_after_it_was_attested_is_its_uid_alone()
+    {
+        const string Python = "/usr/bin/python3";
+        var path = Path.Combine(_temp, "exec.sock");
+        using var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        listener.Bind(new UnixDomainSocketEndPoint(path));
+        listener.Listen();
+        const string Script = """
+            import os, socket, sys
+            s = socket.socket(socket.AF_UNIX)
+            s.connect(sys.argv[1])
+            s.recv(1)
+            os.set_inheritable(s.fileno(), True)
+            os.execv('/usr/bin/sleep', ['sleep', '60'])
+            """;
+        var client = Started(CallerClient.Start(Python, "-c", Script, path));
+        using var timeout = new CancellationTokenSource(AcceptBound);
+        var accepted = Kept(await listener.AcceptAsync(timeout.Token));
+        var attested = _resolver.AttestUnixPeer(accepted);
+        AssertIsProcess(attested.Caller, client.Pid, CallerClient.RealPath(Python));
+        Assert.Same(attested, _resolver.Recheck(attested));
+
+        await accepted.SendAsync(new byte[] { 1 });
+        while (new FileInfo("/proc/" + client.Pid + "/exe").LinkTarget != "/usr/bin/sleep")
+        {
+            await Task.Delay(20, timeout.Token);
+        }
+
+        var rechecked = _resolver.Recheck(attested);
+
+        Assert.Equal(attested.Caller.Uid, rechecked.Caller.Uid);
+        Assert.Null(rechecked.Caller.Pid);
+        Assert.Null(rechecked.Caller.Executable);
+        var changed = Assert.Single(_logs.Entries, e => e.EventId.Id == EventIds.CallerChanged);
+        Assert.Contains("the peer process exited or now runs another executable", changed.Message, StringComparison.Ordinal);
     }
 
     [Fact]
