@@ -40,8 +40,9 @@ ENV HOME=/tmp \
 # Non-root (same UID the Kubernetes manifests pin with runAsUser).
 USER 65532:65532
 
-# Admin endpoint (/healthz, /readyz); listener ports come from the configuration.
-EXPOSE 9901
+# The probe endpoint (/healthz, /readyz, /metrics) where Admin:ProbeUrl puts it, as the Kubernetes
+# manifests do; the admin endpoint (9901) is loopback only, and listener ports come from the configuration.
+EXPOSE 9902
 
 ENTRYPOINT ["/app/secretless-proxy"]
 CMD ["run", "--config", "/etc/secretless-proxy/appsettings.json"]

@@ -68,18 +68,22 @@ created_netns+=("$inet")
 ip link add sl-pod0 netns "$pod" type veth peer name sl-inet0 netns "$inet" || { echo "FAIL veth"; exit 1; }
 ip -n "$pod" addr add 10.250.0.1/30 dev sl-pod0
 ip -n "$inet" addr add 10.250.0.2/30 dev sl-inet0
+# A second upstream address no policy host resolves to: the "address the app picks" of the
+# plaintext-to-chosen-address attack.
+ip -n "$inet" addr add 10.250.0.5/32 dev sl-inet0
 # IPv6 too (unique-local addresses of our own), without duplicate address detection's delay.
 ip -n "$pod" addr add fd00:250::1/126 dev sl-pod0 nodad
 ip -n "$inet" addr add fd00:250::2/126 dev sl-inet0 nodad
 for ns in "$pod" "$inet"; do ip -n "$ns" link set lo up; done
 ip -n "$pod" link set sl-pod0 up
 ip -n "$inet" link set sl-inet0 up
+ip -n "$pod" route add 10.250.0.5/32 dev sl-pod0
 ip netns exec "$pod" iptables -t nat -S >/dev/null 2>&1 || skip "iptables' nat table is unavailable in a network namespace"
 ipv6=true
 ip netns exec "$pod" ip6tables -t nat -S >/dev/null 2>&1 || { ipv6=false; echo "note: ip6tables' nat table is unavailable: IPv6 assertions skipped"; }
 v6flag=$([ "$ipv6" = true ] && echo --ipv6)
 mkdir -p "/etc/netns/$pod"
-printf '127.0.0.1 localhost\n10.250.0.2 api.test plain.test blind.test wrongcert.test\nfd00:250::2 api6.test\n' > "/etc/netns/$pod/hosts"
+printf '127.0.0.1 localhost\n10.250.0.2 api.test plain.test blind.test wrongcert.test corpus.test\nfd00:250::2 api6.test\n' > "/etc/netns/$pod/hosts"
 in_pod() { ip netns exec "$pod" "$@"; }
 as_proxy() { ip netns exec "$pod" setpriv --reuid=$proxy_uid --regid=$proxy_uid --clear-groups env HOME="$work/home" DOTNET_CLI_TELEMETRY_OPTOUT=1 "$@"; }
 
@@ -104,14 +108,16 @@ write_config() { # $1 = Unmatched
 {
   "SecretlessProxy": {
     "Admin": { "Url": "http://127.0.0.1:$admin_port" },
-    "Listeners": { "outbound": { "Mode": "Transparent", "Url": "tcp://[::]:$listener_port" } },
+    "Listeners": { "outbound": { "Mode": "Transparent", "Url": "tcp://[::]:$listener_port", "HandshakeTimeout": "00:00:03" } },
     "LocalCa": { "Directory": "$work/ca" },
     "Upstreams": { "TrustedCaFile": "$work/upstream-ca.pem" },
     "Credentials": { "api-key": { "Source": "File", "Path": "$work/api-key" } },
     "Policies": {
       "api-https": { "Match": { "Hosts": [ "api.test", "api6.test" ], "Ports": [ 443 ] }, "Credential": "api-key", "Inject": { "Header": "Authorization", "Format": "Bearer {token}" } },
       "wrongcert": { "Match": { "Hosts": [ "wrongcert.test" ], "Ports": [ 443 ] }, "Credential": "api-key", "Inject": { "Header": "Authorization", "Format": "Bearer {token}" } },
-      "api-http": { "Match": { "Hosts": [ "plain.test" ], "Ports": [ 80 ] }, "Credential": "api-key", "Inject": { "Header": "X-Api-Key", "Format": "{token}" } }
+      "api-http": { "Match": { "Hosts": [ "plain.test" ], "Ports": [ 80 ], "Schemes": [ "http" ] }, "Credential": "api-key", "Inject": { "Header": "X-Api-Key", "Format": "{token}" } },
+      "corpus-api": { "Match": { "Hosts": [ "corpus.test" ], "Ports": [ 80 ], "Schemes": [ "http" ], "PathPrefix": "/v1/" }, "Credential": "api-key", "Inject": { "Header": "X-Api-Key", "Format": "{token}" } },
+      "corpus-files": { "Match": { "Hosts": [ "corpus.test" ], "Ports": [ 80 ], "Schemes": [ "http" ], "PathPrefix": "/files/", "AllowEncodedSlashes": true }, "Credential": "api-key", "Inject": { "Header": "X-Api-Key", "Format": "{token}" } }
     },
     "Unmatched": "$1"
   }
@@ -209,9 +215,35 @@ check "curl https://api.test through SNI interception: 200 ($status)" [ "$status
 check "upstream received the injected credential over HTTPS (curl)" [ "$(seen /curl-https authorization)" = "Bearer $secret" ]
 check "upstream received the SNI/Host api.test from the proxy" [ "$(seen /curl-https host)" = "api.test" ]
 
+# A half-open client: its ClientHello for an intercepted host, then silence. The proxy closes it
+# after the listener's HandshakeTimeout (3 s here) while serving the others.
+in_pod /usr/bin/python3 - > "$work/stalled.out" 2>&1 <<'PY' &
+import socket, ssl
+ctx = ssl.create_default_context()
+incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+tls = ctx.wrap_bio(incoming, outgoing, server_hostname="api.test")
+try:
+    tls.do_handshake()
+except ssl.SSLWantReadError:
+    pass
+s = socket.create_connection(("10.250.0.2", 443), timeout=30)
+s.sendall(outgoing.read())
+try:
+    while s.recv(4096):
+        pass
+    print("closed")
+except ConnectionResetError:
+    print("closed")
+except socket.timeout:
+    print("still open after 30 s")
+PY
+stalled_pid=$!
 in_pod env SSL_CERT_FILE="$work/local-ca.pem" /usr/bin/python3 -c 'import urllib.request; print(urllib.request.urlopen("https://api.test/python-https", timeout=10).status)' > "$work/py.out" 2>&1
 check "python3 urllib https://api.test through SNI interception: 200" grep -qx 200 "$work/py.out"
 check "upstream received the injected credential over HTTPS (python3)" [ "$(seen /python-https authorization)" = "Bearer $secret" ]
+wait "$stalled_pid"
+check "a ClientHello followed by silence is closed ($(cat "$work/stalled.out"))" grep -qx closed "$work/stalled.out"
+check "the closed half-open handshake is logged" bash -c "grep -q 'the TLS handshake for api.test did not complete' '$work/proxy.log'"
 
 if [ "$ipv6" = true ]; then
   status=$(app_curl -6 -o /dev/null -w '%{http_code}' --cacert "$work/local-ca.pem" https://api6.test/curl-https6)
@@ -230,6 +262,15 @@ check "curl http://plain.test by its Host: 200 ($status)" [ "$status" = 200 ]
 check "upstream received the injected credential over plain HTTP (Host plain.test)" [ "$(seen /curl-http x-api-key)" = "$secret" ]
 in_pod /usr/bin/python3 -c 'import urllib.request; print(urllib.request.urlopen("http://plain.test/python-http", timeout=10).status)' > "$work/py2.out" 2>&1
 check "upstream received the injected credential over plain HTTP (python3)" [ "$(seen /python-http x-api-key)" = "$secret" ]
+
+# Plaintext to an address the app picks: the Host names a policy's host, the connection goes to an
+# address that name does not resolve to. The credential is not sent (the destination is the address).
+status=$(app_curl -o /dev/null -w '%{http_code}' -H "Host: plain.test" http://10.250.0.5/chosen-v4)
+check "plain HTTP to an address plain.test does not resolve to: no credential ($status)" [ "$status" = 200 -a "$(count_path /chosen-v4)" = 1 -a -z "$(seen /chosen-v4 x-api-key)" ]
+if [ "$ipv6" = true ]; then
+  status=$(app_curl -6 -o /dev/null -w '%{http_code}' -H "Host: plain.test" "http://[fd00:250::2]/chosen-v6")
+  check "IPv6: plain HTTP to an address plain.test does not resolve to: no credential ($status)" [ "$status" = 200 -a "$(count_path /chosen-v6)" = 1 -a -z "$(seen /chosen-v6 x-api-key)" ]
+fi
 
 status=$(app_curl -o /dev/null -w '%{http_code}' --cacert "$work/upstream-ca.pem" https://blind.test/blind-tls)
 check "unmatched TLS (blind.test) passes blind: curl trusting only the upstream's CA gets 200 ($status)" [ "$status" = 200 ]
@@ -264,6 +305,21 @@ status=$(app_curl -o /dev/null -w '%{http_code}' http://blind.test/deny-http)
 check "Deny: unmatched plain HTTP gets 403 ($status) and never reaches the upstream" [ "$status" = 403 -a "$(count_path /deny-http)" = 0 ]
 status=$(app_curl -o /dev/null -w '%{http_code}' --cacert "$work/local-ca.pem" https://api.test/deny-matched)
 check "Deny: a matched host is still intercepted and injected ($status)" [ "$status" = 200 -a "$(seen /deny-matched authorization)" = "Bearer $secret" ]
+
+# The hostile-request corpus of the unit tests, through the Transparent listener (plain HTTP).
+corpus_failures=0
+while IFS=$'\t' read -r expect target what; do
+  case "$expect" in ''|'#'*) continue ;; esac
+  before=$(grep -c . "$record")
+  status=$(app_curl --path-as-is -o /dev/null -w '%{http_code}' --request-target "$target" http://corpus.test/)
+  after=$(grep -c . "$record")
+  leaked=$(tail -n +$((before + 1)) "$record" | grep -cF "$secret")
+  case "$expect" in
+    ok) [ "$status" = 200 ] && [ $((after - before)) = 1 ] && [ "$(tail -n 1 "$record" | /usr/bin/python3 -c 'import json,sys; e=json.load(sys.stdin); print(e["path"] + " " + str(e["x-api-key"]))')" = "$target $secret" ] || { corpus_failures=$((corpus_failures + 1)); echo "corpus: $target ($what): expected 200 with the credential, got $status"; } ;;
+    *) [ "$status" = "$expect" ] && [ "$after" = "$before" ] || { corpus_failures=$((corpus_failures + 1)); echo "corpus: $target ($what): expected $expect and nothing upstream, got $status, $((after - before)) upstream request(s), $leaked with the credential"; } ;;
+  esac
+done < "$root/tests/SecretlessProxy.Tests/Forwarding/hostile-requests.tsv"
+check "the hostile-request corpus through the Transparent listener: every case as expected ($corpus_failures failed)" [ "$corpus_failures" = 0 ]
 
 # === phase 3: rules removed: direct traffic ======================================================
 in_pod "$bin" iptables --remove --apply $v6flag > /dev/null 2>&1

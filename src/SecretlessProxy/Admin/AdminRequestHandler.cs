@@ -2,51 +2,62 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using SecretlessProxy.Configuration;
+using SecretlessProxy.Forwarding;
 using SecretlessProxy.Hosting;
+using SecretlessProxy.Listeners;
 using SecretlessProxy.Telemetry;
 
 namespace SecretlessProxy.Admin;
 
 /// <summary>
-/// The admin port: <c>/healthz</c> (process alive), <c>/readyz</c> (listeners bound and config
-/// loaded, with the last reload's outcome), <c>/credentials</c> (state and timing per credential,
-/// never a value), <c>/decisions</c>, and from loopback <c>POST /reload</c>,
-/// <c>POST /credentials/{name}/revoke</c> and <c>POST /quitquitquit</c>. <c>/metrics</c>
-/// is served before this handler by the OpenTelemetry Prometheus middleware.
+/// The admin endpoints. On <c>Admin:Url</c> (loopback or a Unix socket): <c>/healthz</c> (process
+/// alive), <c>/readyz</c> (listeners bound and config loaded, with the last reload's outcome),
+/// <c>/credentials</c> (state and timing per credential, never a value), <c>/decisions</c>, and
+/// <c>POST /reload</c> and <c>POST /credentials/{name}/revoke</c> for a caller
+/// <see cref="AdminAuthorizer"/> accepts, and <c>POST /quitquitquit</c> from loopback. On
+/// <c>Admin:ProbeUrl</c> (which may face the pod network): <c>/healthz</c> and <c>/readyz</c> only.
+/// <c>/metrics</c> is served on both before this handler, by the OpenTelemetry Prometheus middleware.
 /// </summary>
 internal sealed partial class AdminRequestHandler
 {
     private readonly ProxyState _state;
     private readonly AuditLog _audit;
     private readonly ConfigReloader _reloader;
+    private readonly AdminAuthorizer _authorizer;
     private readonly IHostApplicationLifetime _lifetime;
     private readonly ILogger<AdminRequestHandler> _logger;
 
-    public AdminRequestHandler(ProxyState state, AuditLog audit, ConfigReloader reloader, IHostApplicationLifetime lifetime, ILogger<AdminRequestHandler> logger)
+    public AdminRequestHandler(ProxyState state, AuditLog audit, ConfigReloader reloader, AdminAuthorizer authorizer, IHostApplicationLifetime lifetime, ILogger<AdminRequestHandler> logger)
     {
         _state = state;
         _audit = audit;
         _reloader = reloader;
+        _authorizer = authorizer;
         _lifetime = lifetime;
         _logger = logger;
     }
 
     public Task HandleAsync(HttpContext context)
     {
+        // Only a connection the admin endpoint accepted gets the full set; anything else (the probe
+        // endpoint, or a connection no endpoint marked) gets what may face the network.
+        if (context.Features.Get<ListenerFeature>() is not { IsAdmin: true, ServesProbesOnly: false })
+        {
+            return ProbeAsync(context);
+        }
+
         var path = context.Request.Path.Value ?? string.Empty;
-        if (HttpMethods.IsPost(context.Request.Method) && path.StartsWith("/credentials/", StringComparison.Ordinal) && path.EndsWith("/revoke", StringComparison.Ordinal))
-        {
-            return RevokeAsync(context, path["/credentials/".Length..^"/revoke".Length]);
-        }
-
-        if (HttpMethods.IsPost(context.Request.Method) && path == "/reload")
-        {
-            return ReloadAsync(context);
-        }
-
         if (path == "/quitquitquit")
         {
             return QuitAsync(context);
+        }
+
+        if (HttpMethods.IsPost(context.Request.Method))
+        {
+            // Every POST but /quitquitquit changes state (or may, in a later version): authorised
+            // first, so an unknown path tells an unauthorised caller nothing either.
+            return PostAsync(context, path);
         }
 
         if (!HttpMethods.IsGet(context.Request.Method) && !HttpMethods.IsHead(context.Request.Method))
@@ -56,9 +67,9 @@ internal sealed partial class AdminRequestHandler
             return Task.CompletedTask;
         }
 
-        return context.Request.Path.Value switch
+        return path switch
         {
-            "/healthz" => WriteJsonAsync(context, 200, w => w.WriteString("status", "alive")),
+            "/healthz" => HealthAsync(context),
             "/readyz" => ReadyAsync(context),
             "/credentials" => CredentialsAsync(context),
             "/decisions" => DecisionsAsync(context),
@@ -67,34 +78,86 @@ internal sealed partial class AdminRequestHandler
     }
 
     /// <summary>
-    /// <c>POST /credentials/{name}/revoke</c>: drops the cached value at once, so the next request
-    /// fetches a new one. Accepted from loopback only: the admin port may face the pod network
-    /// (for probes), and changing state is for the operator inside the pod.
+    /// The probe endpoint: what the kubelet and a metrics scraper need and nothing that names a
+    /// destination, a caller or a credential, since every pod that can reach the pod IP can call it.
     /// </summary>
-    private Task RevokeAsync(HttpContext context, string name)
+    private Task ProbeAsync(HttpContext context)
     {
-        if (!FromLoopback(context))
+        if (HttpMethods.IsGet(context.Request.Method) || HttpMethods.IsHead(context.Request.Method))
         {
-            return WriteJsonAsync(context, 403, w => w.WriteString("error", "revocation is accepted from loopback only"));
+            switch (context.Request.Path.Value)
+            {
+                case "/healthz":
+                    return HealthAsync(context);
+                case "/readyz":
+                    return ReadyAsync(context);
+            }
         }
 
-        return _state.Cache.Revoke(name)
-            ? WriteJsonAsync(context, 200, w => w.WriteString("revoked", name))
-            : WriteJsonAsync(context, 404, w => w.WriteString("error", "no credential named '" + name + "'"));
+        return WriteJsonAsync(context, 404, w => w.WriteString("error", "not found; this endpoint serves /healthz, /readyz and /metrics only"));
     }
 
-    /// <summary>
-    /// <c>POST /reload</c>: loads and validates the config file now. 200 with the outcome when applied,
-    /// 422 with every reason when rejected (the running version keeps serving). Loopback only.
-    /// </summary>
-    private async Task ReloadAsync(HttpContext context)
+    private static Task HealthAsync(HttpContext context) => WriteJsonAsync(context, 200, w => w.WriteString("status", "alive"));
+
+    private async Task PostAsync(HttpContext context, string path)
     {
-        if (!FromLoopback(context))
+        var admin = _state.Snapshot.Admin;
+        if (!FromLocal(context, admin))
         {
-            await WriteJsonAsync(context, 403, w => w.WriteString("error", "reload is accepted from loopback only")).ConfigureAwait(false);
+            await ProblemResponse.WriteAsync(context, 403, "admin-not-local", "Admin call refused", "state-changing admin calls are accepted on loopback or the admin Unix socket only").ConfigureAwait(false);
             return;
         }
 
+        if (await _authorizer.AuthorizeAsync(context, admin).ConfigureAwait(false) is { } refusal)
+        {
+            if (refusal.Challenge)
+            {
+                // RFC 6750 section 3: a 401 names the scheme; error="invalid_token" when one was sent.
+                // Set as the headers go out: the problem writer clears the response before writing.
+                var challenge = refusal.Type == "admin-token-invalid"
+                    ? "Bearer realm=\"secretless-proxy-admin\", error=\"invalid_token\""
+                    : "Bearer realm=\"secretless-proxy-admin\"";
+                context.Response.OnStarting(() =>
+                {
+                    context.Response.Headers.WWWAuthenticate = challenge;
+                    return Task.CompletedTask;
+                });
+            }
+
+            await ProblemResponse.WriteAsync(context, refusal.Status, refusal.Type, refusal.Title, refusal.Detail).ConfigureAwait(false);
+            return;
+        }
+
+        if (path.StartsWith("/credentials/", StringComparison.Ordinal) && path.EndsWith("/revoke", StringComparison.Ordinal) && path.Length >= "/credentials/".Length + "/revoke".Length)
+        {
+            await RevokeAsync(context, path["/credentials/".Length..^"/revoke".Length]).ConfigureAwait(false);
+        }
+        else if (path == "/reload")
+        {
+            await ReloadAsync(context).ConfigureAwait(false);
+        }
+        else
+        {
+            await WriteJsonAsync(context, 404, w => w.WriteString("error", "not found; POST /reload, /credentials/{name}/revoke or /quitquitquit")).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// <c>POST /credentials/{name}/revoke</c>: drops the cached value at once, so the next request
+    /// fetches a new one. Authorised by <see cref="PostAsync"/>.
+    /// </summary>
+    private Task RevokeAsync(HttpContext context, string name) =>
+        _state.Cache.Revoke(name)
+            ? WriteJsonAsync(context, 200, w => w.WriteString("revoked", name))
+            : WriteJsonAsync(context, 404, w => w.WriteString("error", "no credential named '" + name + "'"));
+
+    /// <summary>
+    /// <c>POST /reload</c>: loads and validates the config file now. 200 with the outcome when applied,
+    /// 422 with every reason when rejected (the running version keeps serving). Authorised by
+    /// <see cref="PostAsync"/>.
+    /// </summary>
+    private async Task ReloadAsync(HttpContext context)
+    {
         var status = await _reloader.ReloadAsync(context.RequestAborted).ConfigureAwait(false);
         await WriteJsonAsync(context, status.IsRejected ? 422 : 200, w => WriteReload(w, status)).ConfigureAwait(false);
     }
@@ -103,8 +166,8 @@ internal sealed partial class AdminRequestHandler
     /// <c>POST /quitquitquit</c> (the name Envoy, Istio and the Cloud SQL Auth Proxy use): stops the
     /// proxy as SIGTERM would, for a Job whose app is done, or a sidecar that is not a native one.
     /// The answer goes out first; then readiness turns 503, the listeners stop accepting and the
-    /// requests in flight get <c>Shutdown:DrainTimeout</c> to finish. Loopback only, POST only (a
-    /// GET from a browser or a crawler must not stop anything).
+    /// requests in flight get <c>Shutdown:DrainTimeout</c> to finish. Loopback (or the admin Unix
+    /// socket) only, no token, POST only (a GET from a browser or a crawler must not stop anything).
     /// </summary>
     private async Task QuitAsync(HttpContext context)
     {
@@ -115,13 +178,17 @@ internal sealed partial class AdminRequestHandler
             return;
         }
 
-        if (!FromLoopback(context))
+        // Open to every local caller without a token, by design: a Job's app ends its plain-container
+        // sidecar this way and should need no secret to do it. Stopping takes the proxy's service
+        // away but reveals nothing and changes no policy or credential; the admin endpoint is never
+        // bound beyond loopback or a Unix socket (see SnapshotCompiler.Admin).
+        if (!FromLocal(context, _state.Snapshot.Admin))
         {
             await WriteJsonAsync(context, 403, w => w.WriteString("error", "quitquitquit is accepted from loopback only")).ConfigureAwait(false);
             return;
         }
 
-        Log.ShutdownRequested(_logger, context.Connection.RemoteIpAddress?.ToString() ?? "unknown");
+        Log.ShutdownRequested(_logger, context.Connection.RemoteIpAddress?.ToString() ?? "the admin unix socket");
         // After the response is on the wire: stopping waits for this request like any other in flight.
         context.Response.OnCompleted(() =>
         {
@@ -177,9 +244,14 @@ internal sealed partial class AdminRequestHandler
         w.WriteEndArray();
     }
 
-    private static bool FromLoopback(HttpContext context) =>
-        context.Connection.RemoteIpAddress is { } remote &&
-        (System.Net.IPAddress.IsLoopback(remote) || (remote.IsIPv4MappedToIPv6 && System.Net.IPAddress.IsLoopback(remote.MapToIPv4())));
+    /// <summary>
+    /// A loopback peer, or a peer of the admin Unix socket (which has no IP address). Configuration
+    /// already keeps the admin endpoint off other addresses; this holds should that ever change.
+    /// </summary>
+    private static bool FromLocal(HttpContext context, AdminSettings admin) =>
+        context.Connection.RemoteIpAddress is { } remote
+            ? System.Net.IPAddress.IsLoopback(remote) || (remote.IsIPv4MappedToIPv6 && System.Net.IPAddress.IsLoopback(remote.MapToIPv4()))
+            : admin.EndPoint is System.Net.Sockets.UnixDomainSocketEndPoint;
 
     private Task CredentialsAsync(HttpContext context) => WriteJsonAsync(context, 200, w =>
     {

@@ -17,4 +17,12 @@ public sealed class AwsSigV4Options
 
     /// <summary>Largest body hashed when the payload is signed; a larger one gets 413. Default 10 MiB.</summary>
     public long? MaxBodyBytes { get; set; }
+
+    /// <summary>
+    /// The upstream takes the bucket as the first path segment (an S3-compatible server on a custom
+    /// host name), so <c>x-amz-copy-source</c> is checked as <c>/bucket/key</c> against
+    /// <c>PathPrefix</c>. Without it only AWS S3 names, IP addresses and <c>localhost</c> say where
+    /// the bucket is, and copy sources to any other host are refused.
+    /// </summary>
+    public bool? PathStyle { get; set; }
 }

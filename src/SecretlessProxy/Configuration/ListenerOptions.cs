@@ -43,6 +43,13 @@ public sealed class ListenerOptions
     /// </summary>
     public bool? AcceptTls { get; set; }
 
-    /// <summary>Postgres mode: how long connecting to and logging in at the database may take. Default 10 s.</summary>
+    /// <summary>
+    /// Every mode: how long a new connection may take to get from accept to its first HTTP request
+    /// (CONNECT head, intercepted TLS handshake, transparent first bytes) or, in Postgres mode, to a
+    /// logged-in session (startup, TLS, connecting and logging in at the database). Default 10 s.
+    /// </summary>
     public TimeSpan? HandshakeTimeout { get; set; }
+
+    /// <summary>Every mode: connections open at once on this listener; one more is refused. Default 1024.</summary>
+    public int? MaxConnections { get; set; }
 }

@@ -10,4 +10,13 @@ public sealed class MatchOptions
     public string[]? Methods { get; set; }
 
     public string? PathPrefix { get; set; }
+
+    /// <summary>
+    /// <c>http</c> and/or <c>https</c>. Omitted: https only where the app picks the scheme (Forward,
+    /// Transparent); a Route listener's upstream scheme is the operator's.
+    /// </summary>
+    public string[]? Schemes { get; set; }
+
+    /// <summary>Forward paths with encoded slashes (<c>%2F</c>) byte-exact instead of refusing them (S3 keys, GitLab project paths).</summary>
+    public bool? AllowEncodedSlashes { get; set; }
 }

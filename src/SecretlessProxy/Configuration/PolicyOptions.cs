@@ -17,4 +17,10 @@ public sealed class PolicyOptions
 
     /// <summary>Each must equal the proxy's top-level label of the same name, or the policy does not apply.</summary>
     public Dictionary<string, string>? Labels { get; set; }
+
+    /// <summary>
+    /// Routing-override headers (X-HTTP-Method-Override, X-Forwarded-Host, ...) the app may send to an
+    /// upstream that needs them. Every other one is removed from requests that carry a credential.
+    /// </summary>
+    public string[]? PassRoutingHeaders { get; set; }
 }

@@ -12,7 +12,7 @@ namespace SecretlessProxy.Configuration;
 /// </summary>
 public sealed class ProxySnapshot
 {
-    public ProxySnapshot(IPEndPoint adminEndPoint, IReadOnlyDictionary<string, ListenerDefinition> listeners, IReadOnlyList<CredentialDefinition> credentials, PolicySet policies, LocalCaSettings? localCa = null, string? trustedCaFile = null, AuditSettings? audit = null, TokenFileIdentitySettings? identity = null, IReadOnlyDictionary<string, string>? labels = null, TimeSpan? drainTimeout = null)
+    public ProxySnapshot(AdminSettings admin, IReadOnlyDictionary<string, ListenerDefinition> listeners, IReadOnlyList<CredentialDefinition> credentials, PolicySet policies, LocalCaSettings? localCa = null, string? trustedCaFile = null, AuditSettings? audit = null, TokenFileIdentitySettings? identity = null, IReadOnlyDictionary<string, string>? labels = null, TimeSpan? drainTimeout = null)
     {
         DrainTimeout = drainTimeout ?? ShutdownOptions.DefaultDrainTimeout;
         Identity = identity;
@@ -20,13 +20,17 @@ public sealed class ProxySnapshot
         Audit = audit ?? AuditSettings.Default;
         LocalCa = localCa;
         TrustedCaFile = trustedCaFile;
-        AdminEndPoint = adminEndPoint;
+        Admin = admin;
         Listeners = listeners;
         Credentials = credentials;
         Policies = policies;
     }
 
-    public IPEndPoint AdminEndPoint { get; }
+    /// <summary>The admin and probe endpoints and who may change state through them.</summary>
+    public AdminSettings Admin { get; }
+
+    /// <summary>Where the admin endpoint is bound: a loopback address or a Unix socket.</summary>
+    public EndPoint AdminEndPoint => Admin.EndPoint;
 
     public IReadOnlyDictionary<string, ListenerDefinition> Listeners { get; }
 
@@ -44,7 +48,7 @@ public sealed class ProxySnapshot
 
     /// <summary>The same snapshot with each credential's <see cref="CredentialDefinition.Fingerprint"/> set.</summary>
     internal ProxySnapshot WithCredentialFingerprints(Func<string, string> fingerprint) =>
-        new(AdminEndPoint, Listeners, Credentials.Select(c => c with { Fingerprint = fingerprint(c.Name) }).ToArray(), Policies, LocalCa, TrustedCaFile, Audit, Identity, Labels, DrainTimeout);
+        new(Admin, Listeners, Credentials.Select(c => c with { Fingerprint = fingerprint(c.Name) }).ToArray(), Policies, LocalCa, TrustedCaFile, Audit, Identity, Labels, DrainTimeout);
 
     /// <summary>The workload identity token settings; null when the proxy has no identity of its own.</summary>
     public TokenFileIdentitySettings? Identity { get; }

@@ -49,6 +49,18 @@ public sealed partial class SnapshotCompiler
             errors.Add(new(sigKey + ":SignPayload", "false (UNSIGNED-PAYLOAD) is accepted by S3 only; '" + service + "' needs the payload signed"));
         }
 
-        return errors.Count > start ? null : new AwsSigV4Injector(service, region, options.SignPayload, maxBodyBytes, time);
+        if (options.PathStyle == true && matchHosts is not null)
+        {
+            for (var i = 0; i < matchHosts.Count; i++)
+            {
+                // A virtual-hosted AWS name puts the bucket in the host: reading the path as bucket/key there would check the wrong thing.
+                if (AwsHostNames.TryGetS3Bucket(matchHosts[i].TrimStart('*', '.'), out var bucket) && (bucket is not null || matchHosts[i].StartsWith('*')))
+                {
+                    errors.Add(new(sigKey + ":PathStyle", "host '" + matchHosts[i] + "' (Match:Hosts:" + i + ") is a virtual-hosted S3 name, where the bucket is in the host, not the path"));
+                }
+            }
+        }
+
+        return errors.Count > start ? null : new AwsSigV4Injector(service, region, options.SignPayload, maxBodyBytes, time, options.PathStyle == true);
     }
 }

@@ -78,14 +78,14 @@ public sealed partial class SnapshotCompiler
             errors.Add(new(key + ":Tls:ServerName", "'" + tls.ServerName + "' is not a host name"));
         }
 
-        var timeout = Positive(listener.HandshakeTimeout, TimeSpan.FromSeconds(10), key + ":HandshakeTimeout", errors);
+        var limits = CompileListenerLimits(key, listener, errors);
         if (errors.Count > start || bind is null || upstream is not { } target)
         {
             return null;
         }
 
-        var settings = new DatabaseListenerSettings(target.Host, target.Port, listener.Credential!, tlsMode, trust, tls.ServerName ?? target.Host, timeout, listener.AcceptTls == true);
-        return new ListenerDefinition(name, mode, bind, upstream: null, globalUnmatched, database: settings);
+        var settings = new DatabaseListenerSettings(target.Host, target.Port, listener.Credential!, tlsMode, trust, tls.ServerName ?? target.Host, limits.HandshakeTimeout, listener.AcceptTls == true);
+        return new ListenerDefinition(name, mode, bind, upstream: null, globalUnmatched, database: settings, limits: limits);
     }
 
     /// <summary>Keys only a database listener reads, so a Route or Forward listener that sets them is told so.</summary>
@@ -99,11 +99,6 @@ public sealed partial class SnapshotCompiler
         if (listener.Tls is not null)
         {
             errors.Add(new(key + ":Tls", "applies to Postgres listeners only; HTTP upstreams use Upstreams:TrustedCaFile"));
-        }
-
-        if (listener.HandshakeTimeout is not null)
-        {
-            errors.Add(new(key + ":HandshakeTimeout", "applies to Postgres listeners only"));
         }
 
         if (listener.AcceptTls is not null)

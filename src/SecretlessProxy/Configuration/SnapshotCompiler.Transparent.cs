@@ -36,9 +36,10 @@ public sealed partial class SnapshotCompiler
             errors.Add(new(key + ":RedactQueryParameters", "has no effect unless RecordQuery is true"));
         }
 
+        var limits = CompileListenerLimits(key, listener, errors);
         return errors.Count > start || bind is null
             ? null
-            : new ListenerDefinition(name, ListenerMode.Transparent, bind, upstream: null, unmatched, queryRecording);
+            : new ListenerDefinition(name, ListenerMode.Transparent, bind, upstream: null, unmatched, queryRecording, limits: limits);
     }
 
     /// <summary>The listener kind that needs a local CA to mint leaves for intercepted TLS, for the error when LocalCa is missing; null when none does.</summary>

@@ -48,7 +48,7 @@ public sealed partial class SnapshotCompiler
     {
         var start = errors.Count;
         var unmatched = ParseUnmatched(options.Unmatched, Root + ":Unmatched", errors) ?? UnmatchedBehavior.Deny;
-        var admin = ParseBindUrl(options.Admin.Url ?? AdminOptions.DefaultUrl, Root + ":Admin:Url", errors);
+        var admin = CompileAdmin(options.Admin, errors);
 
         var credentialOptions = new Dictionary<string, CredentialOptions>(options.Credentials, StringComparer.OrdinalIgnoreCase);
         var credentials = new List<CredentialDefinition>();
@@ -185,8 +185,9 @@ public sealed partial class SnapshotCompiler
             errors.Add(new(key + ":RedactQueryParameters", "has no effect unless RecordQuery is true"));
         }
 
+        var limits = CompileListenerLimits(key, listener, errors);
         var destinationKnown = upstream is not null || mode == ListenerMode.Forward;
-        return ok && bind is not null && destinationKnown ? new ListenerDefinition(name, mode, bind, upstream, unmatched, queryRecording, connectPorts) : null;
+        return ok && bind is not null && destinationKnown ? new ListenerDefinition(name, mode, bind, upstream, unmatched, queryRecording, connectPorts, limits: limits) : null;
     }
 
     private static Uri? CompileUpstream(string key, string? upstreamText, List<ConfigError> errors)
@@ -276,12 +277,17 @@ public sealed partial class SnapshotCompiler
         return new LocalCaSettings(null, RequireFile(options.CertFile, key + ":CertFile", errors), RequireFile(options.KeyFile, key + ":KeyFile", errors), lifetime);
     }
 
-    private static void CheckPortConflicts(IPEndPoint? admin, IEnumerable<ListenerDefinition> listeners, List<ConfigError> errors)
+    private static void CheckPortConflicts(AdminSettings? admin, IEnumerable<ListenerDefinition> listeners, List<ConfigError> errors)
     {
         var seen = new Dictionary<int, string>();
-        if (admin is { Port: > 0 })
+        if (admin?.EndPoint is IPEndPoint { Port: > 0 } adminEndPoint)
         {
-            seen[admin.Port] = Root + ":Admin:Url";
+            seen[adminEndPoint.Port] = Root + ":Admin:Url";
+        }
+
+        if (admin?.ProbeEndPoint is { Port: > 0 } probe)
+        {
+            seen.TryAdd(probe.Port, Root + ":Admin:ProbeUrl");
         }
 
         foreach (var listener in listeners)
@@ -520,6 +526,41 @@ public sealed partial class SnapshotCompiler
         {
             errors.Add(new(key + ":Match:PathPrefix", "must start with '/'"));
         }
+        else if (prefix.Length > 0 && Forwarding.RequestPathInspector.Inspect(prefix).Problem is not (Forwarding.RequestTargetProblem.None or Forwarding.RequestTargetProblem.EncodedSlash) and var prefixProblem)
+        {
+            // The prefix is compared with decoded request paths, which never hold these.
+            errors.Add(new(key + ":Match:PathPrefix", "is ambiguous: " + Forwarding.RequestPathInspector.Describe(prefixProblem)));
+        }
+
+        string[]? schemes = null;
+        if (p.Match.Schemes is { Length: > 0 })
+        {
+            schemes = new string[p.Match.Schemes.Length];
+            for (var i = 0; i < schemes.Length; i++)
+            {
+                schemes[i] = (p.Match.Schemes[i] ?? string.Empty).ToLowerInvariant();
+                if (schemes[i] is not ("http" or "https"))
+                {
+                    errors.Add(new(key + ":Match:Schemes:" + i, "'" + p.Match.Schemes[i] + "' is not http or https"));
+                }
+            }
+
+            if (p.Inject.DatabaseLogin == true)
+            {
+                errors.Add(new(key + ":Match:Schemes", "does not apply to a DatabaseLogin policy (it matches database connections, not HTTP requests)"));
+            }
+        }
+
+        if (p.PassRoutingHeaders is { Length: > 0 })
+        {
+            for (var i = 0; i < p.PassRoutingHeaders.Length; i++)
+            {
+                if (!Forwarding.RoutingOverrideHeaders.Names.Contains(p.PassRoutingHeaders[i] ?? string.Empty))
+                {
+                    errors.Add(new(key + ":PassRoutingHeaders:" + i, "'" + p.PassRoutingHeaders[i] + "' is not a routing-override header the proxy removes; other headers pass anyway"));
+                }
+            }
+        }
 
         CredentialOptions? credential = null;
         if (p.Inject.ClientCertificate is not null)
@@ -549,11 +590,11 @@ public sealed partial class SnapshotCompiler
 
         if (injection is ClientCertificateInjector certificate)
         {
-            return new CompiledPolicy(name, hosts, ports, methods, prefix, p.Inject.ClientCertificate!.CertFile!, ClientCertificateSource, certificate, conditions);
+            return new CompiledPolicy(name, hosts, ports, methods, prefix, p.Inject.ClientCertificate!.CertFile!, ClientCertificateSource, certificate, conditions, schemes, p.Match.AllowEncodedSlashes == true, p.PassRoutingHeaders);
         }
 
         // A credential that did not compile leaves the snapshot invalid; its kind is never read then.
-        return new CompiledPolicy(name, hosts, ports, methods, prefix, p.Credential ?? string.Empty, p.Credential is null ? string.Empty : sourceKinds.GetValueOrDefault(p.Credential, "unknown"), injection!, conditions);
+        return new CompiledPolicy(name, hosts, ports, methods, prefix, p.Credential ?? string.Empty, p.Credential is null ? string.Empty : sourceKinds.GetValueOrDefault(p.Credential, "unknown"), injection!, conditions, schemes, p.Match.AllowEncodedSlashes == true, p.PassRoutingHeaders);
     }
 
     private static InjectionRule? CompileInjection(string key, InjectOptions inject, CredentialOptions? credential, IReadOnlyList<string>? matchHosts, TimeProvider time, List<ConfigError> errors)
@@ -653,12 +694,23 @@ public sealed partial class SnapshotCompiler
                     continue;
                 }
 
+                // DatabaseLogin policies for different logins never compete (PolicySet.EvaluateLogin).
+                if (a.Injection is DatabaseLoginInjector && b.Injection is DatabaseLoginInjector && !string.Equals(a.CredentialName, b.CredentialName, StringComparison.OrdinalIgnoreCase))
+                {
+                    continue;
+                }
+
                 if (a.Methods is not null && !a.Methods.Intersect(b.Methods!).Any())
                 {
                     continue;
                 }
 
                 if (a.Ports is not null && !a.Ports.Intersect(b.Ports!).Any())
+                {
+                    continue;
+                }
+
+                if ((a.Schemes ?? ["http", "https"]).Intersect(b.Schemes ?? ["http", "https"]).Any() is false)
                 {
                     continue;
                 }

@@ -5,17 +5,19 @@ namespace SecretlessProxy.Forwarding;
 
 /// <summary>
 /// Per-request state handed from the request handler to the transformer and the injection handler:
-/// when the request arrived (for the added-latency metric), its listener, and what to inject
-/// (absent for pass-through).
+/// when the request arrived (for the added-latency metric), its listener, the request as it goes on
+/// the wire (decided on before policy ran), and what to inject (absent for pass-through).
 /// </summary>
 internal sealed class ForwardingFeature
 {
-    public ForwardingFeature(string listener, long startTimestamp, InjectionRule? rule, Credential? credential)
+    public ForwardingFeature(string listener, long startTimestamp, InjectionRule? rule, Credential? credential, OutboundRequest outbound, IReadOnlyList<string>? passRoutingHeaders)
     {
         Listener = listener;
         StartTimestamp = startTimestamp;
         Rule = rule;
         Credential = credential;
+        Outbound = outbound;
+        PassRoutingHeaders = passRoutingHeaders;
     }
 
     public string Listener { get; }
@@ -25,4 +27,13 @@ internal sealed class ForwardingFeature
     public InjectionRule? Rule { get; }
 
     public Credential? Credential { get; }
+
+    /// <summary>The URL and Host the policy matched; the transformer sends exactly these.</summary>
+    public OutboundRequest Outbound { get; }
+
+    /// <summary>
+    /// Null when the request carries no credential (pass-through: the app's headers go on as sent);
+    /// otherwise the routing-override headers the policy lets through, every other one removed.
+    /// </summary>
+    public IReadOnlyList<string>? PassRoutingHeaders { get; }
 }

@@ -41,7 +41,7 @@ internal sealed partial class ProxyRequestHandler
         _forwarder = forwarder;
         _upstreamClient = upstreamClient;
         _metrics = metrics;
-        _transformer = new CredentialInjectingTransformer(metrics);
+        _transformer = new CredentialInjectingTransformer(metrics, logger);
         _logger = logger;
         _requestConfig = new ForwarderRequestConfig { ActivityTimeout = TimeSpan.FromSeconds(100) };
     }
@@ -60,22 +60,34 @@ internal sealed partial class ProxyRequestHandler
         var started = Stopwatch.GetTimestamp();
         using var activity = ProxyTelemetry.StartRequest(listener.Name);
         var request = context.Request;
-        if (!TryResolveDestination(context, listener, out var destination, out var destinationPrefix, out var refusal))
+        if (!TryResolveTarget(context, listener, out var target, out var refusal))
         {
-            activity?.SetTag(ProxyTelemetry.Tags.Decision, "refused");
-            var requestPath = request.Path.HasValue ? request.Path.Value! : "/";
-            Audit(activity, listener.Name, new RequestDestination(string.Empty, request.Host.Host, request.Host.Port ?? 0, request.Method, requestPath), "refused", refusal.Title, null, "refused-" + refusal.Status, new Who(context.Features.Get<CallerFeature>()?.Caller ?? Caller.Unknown, null));
-            await ProblemResponse.WriteAsync(context, refusal.Status, refusal.Type, refusal.Title, refusal.Detail, activity?.TraceId.ToString()).ConfigureAwait(false);
-            SetStatus(activity, context);
+            await RefuseAsync(context, activity, listener.Name, refusal).ConfigureAwait(false);
             return;
         }
 
+        if (context.Features.Get<OriginalDestinationFeature>() is { } originalDestination && request.Host.HasValue)
+        {
+            target = target with { Destination = await VerifyTransparentHostAsync(originalDestination, target.Destination, request.Host.Host, snapshot.Policies, context.RequestAborted).ConfigureAwait(false) };
+        }
+
+        if (target.PathProblem != RequestTargetProblem.None && snapshot.Policies.CanMatchHost(target.Destination.Host, target.Destination.Port))
+        {
+            // Refused rather than normalised: whatever reading the proxy chose, some upstream reads
+            // another, and a credential would go to a path the policy never matched. Traffic to hosts
+            // no policy covers carries no credential and passes as sent.
+            await RefuseAsync(context, activity, listener.Name, new Refusal(StatusCodes.Status400BadRequest, "ambiguous-path", "Ambiguous request path", RequestPathInspector.Describe(target.PathProblem))).ConfigureAwait(false);
+            return;
+        }
+
+        var destination = target.Destination;
         if (activity is not null)
         {
             activity.SetTag(ProxyTelemetry.Tags.HttpMethod, destination.Method);
             activity.SetTag(ProxyTelemetry.Tags.ServerAddress, destination.Host);
             activity.SetTag(ProxyTelemetry.Tags.ServerPort, destination.Port);
             activity.SetTag(ProxyTelemetry.Tags.UrlPath, destination.Path);
+            activity.SetTag(ProxyTelemetry.Tags.UrlScheme, destination.Scheme);
             if (listener.QueryRecording is { } recording && request.QueryString.HasValue)
             {
                 activity.SetTag(ProxyTelemetry.Tags.UrlQuery, recording.Redact(request.QueryString.Value!));
@@ -112,7 +124,10 @@ internal sealed partial class ProxyRequestHandler
         }
 
         // A database-only policy that matched an HTTP request refuses it below: counted as a denial.
-        _metrics.Request(listener.Name, decision.Policy?.Name, decision is { Kind: DecisionKind.Allow, Policy.Injection: DatabaseLoginInjector } ? "deny" : decision.Name);
+        // A credentialed request the policy matched but that cannot carry the credential is refused
+        // below, and counted as a denial like it.
+        var unsafeRequest = decision is { Kind: DecisionKind.Allow, Policy: { Injection: not DatabaseLoginInjector } allowed } ? RefusalOfCredentialedRequest(request, allowed, target) : null;
+        _metrics.Request(listener.Name, decision.Policy?.Name, unsafeRequest is not null || decision is { Kind: DecisionKind.Allow, Policy.Injection: DatabaseLoginInjector } ? "deny" : decision.Name);
         ForwardingFeature feature;
         var upstreamClient = _upstreamClient;
 
@@ -134,7 +149,7 @@ internal sealed partial class ProxyRequestHandler
             case DecisionKind.PassThrough:
                 Log.PassedThrough(_logger, listener.Name, destination.Method, destination.Host, destination.Port, destination.Path);
                 Audit(activity, listener.Name, destination, decision.Name, decision.Reason, null, "forwarded", who);
-                feature = new ForwardingFeature(listener.Name, started, rule: null, credential: null);
+                feature = new ForwardingFeature(listener.Name, started, rule: null, credential: null, target.Outbound, passRoutingHeaders: null);
                 break;
 
             case DecisionKind.Allow when decision.Policy!.Injection is Injection.DatabaseLoginInjector:
@@ -158,6 +173,16 @@ internal sealed partial class ProxyRequestHandler
                     activity.SetTag(ProxyTelemetry.Tags.Injection, policy.Injection.Kind);
                 }
 
+                if (unsafeRequest is { } refused)
+                {
+                    Log.Denied(_logger, listener.Name, destination.Method, destination.Host, destination.Port, destination.Path, refused.Detail);
+                    activity?.SetTag(ProxyTelemetry.Tags.Reason, refused.Detail);
+                    Audit(activity, listener.Name, destination, "deny", refused.Detail, policy, "refused-" + refused.Status, who);
+                    await ProblemResponse.WriteAsync(context, refused.Status, refused.Type, refused.Title, refused.Detail, activity?.TraceId.ToString()).ConfigureAwait(false);
+                    SetStatus(activity, context);
+                    return;
+                }
+
                 if (policy.Injection is ClientCertificateInjector certificateRule)
                 {
                     // The certificate goes in the TLS handshake of the policy's own client's connections.
@@ -174,7 +199,7 @@ internal sealed partial class ProxyRequestHandler
                     }
 
                     upstreamClient = certificateClient.Invoker;
-                    feature = new ForwardingFeature(listener.Name, started, rule: null, credential: null);
+                    feature = new ForwardingFeature(listener.Name, started, rule: null, credential: null, target.Outbound, policy.PassRoutingHeaders);
                     _metrics.Injection(policy.Name, policy.CredentialName, policy.Injection.Kind);
                     Audit(activity, listener.Name, destination, decision.Name, decision.Reason, policy, "forwarded", who);
                     Log.Allowed(_logger, listener.Name, policy.Name, destination.Method, destination.Host, destination.Port, destination.Path, policy.CredentialName, policy.Injection.Kind);
@@ -210,7 +235,7 @@ internal sealed partial class ProxyRequestHandler
                 }
 
                 activity?.SetTag(ProxyTelemetry.Tags.CredentialCache, lease.OutcomeName);
-                feature = new ForwardingFeature(listener.Name, started, policy.Injection, lease.Credential);
+                feature = new ForwardingFeature(listener.Name, started, policy.Injection, lease.Credential, target.Outbound, policy.PassRoutingHeaders);
                 _metrics.Injection(policy.Name, policy.CredentialName, policy.Injection.Kind);
                 Audit(activity, listener.Name, destination, decision.Name, decision.Reason, policy, "forwarded", who);
                 Log.Allowed(_logger, listener.Name, policy.Name, destination.Method, destination.Host, destination.Port, destination.Path, policy.CredentialName, lease.OutcomeName);
@@ -218,7 +243,7 @@ internal sealed partial class ProxyRequestHandler
         }
 
         context.Features.Set(feature);
-        var error = await _forwarder.SendAsync(context, destinationPrefix, upstreamClient, _requestConfig, _transformer).ConfigureAwait(false);
+        var error = await _forwarder.SendAsync(context, target.Prefix, upstreamClient, _requestConfig, _transformer).ConfigureAwait(false);
         if (error != ForwarderError.None)
         {
             if (Injection.AwsSigV4Injector.IsPayloadTooLarge(context.Features.Get<IForwarderErrorFeature>()?.Exception) && !context.Response.HasStarted)
@@ -246,73 +271,226 @@ internal sealed partial class ProxyRequestHandler
     }
 
     /// <summary>
-    /// Where the request is really going, from what the listener established and never from a header
-    /// the app controls: the route's upstream, the intercepted tunnel's CONNECT authority, or the
-    /// absolute-form target of a plain forward-proxy request.
+    /// Where the request is really going and exactly what goes on the wire, from what the listener
+    /// established and the request target as the app sent it, never from a header the app controls:
+    /// the route's upstream, the intercepted tunnel's CONNECT authority (or SNI), the original
+    /// destination, or the absolute-form target of a plain forward-proxy request.
     /// </summary>
-    private static bool TryResolveDestination(HttpContext context, ListenerDefinition listener, out RequestDestination destination, out string prefix, out Refusal refusal)
+    private static bool TryResolveTarget(HttpContext context, ListenerDefinition listener, out ResolvedTarget target, out Refusal refusal)
     {
         var request = context.Request;
-        var path = request.Path.HasValue ? request.Path.Value! : "/";
+        target = default;
         refusal = default;
-        if (listener.Mode == ListenerMode.Route)
+        var rawTarget = context.Features.Get<IHttpRequestFeature>()?.RawTarget;
+        if (string.IsNullOrEmpty(rawTarget))
         {
-            var upstream = listener.Upstream!;
-            // Policy sees the path the upstream will see: the route's base path plus the request path.
-            var basePath = upstream.AbsolutePath;
-            destination = new RequestDestination(upstream.Scheme, upstream.Host, upstream.Port, request.Method, basePath.Length <= 1 ? path : basePath.TrimEnd('/') + path);
-            prefix = listener.UpstreamPrefix;
-            return true;
+            rawTarget = (request.PathBase + request.Path).ToUriComponent() + request.QueryString.ToUriComponent();
         }
 
-        if (context.Features.Get<TunnelFeature>() is { } tunnel)
+        var absolute = rawTarget[0] != '/';
+        if (absolute && rawTarget == "*")
+        {
+            refusal = new Refusal(StatusCodes.Status400BadRequest, "invalid-request-target", "Invalid request target", "the asterisk-form target (OPTIONS *) is not forwarded");
+            return false;
+        }
+
+        string rawPathAndQuery;
+        Uri? absoluteTarget = null;
+        if (absolute)
+        {
+            // RFC 9112 section 3.2.2. Uri parses the authority only; the path and query are cut from
+            // the raw text so that nothing is decoded or dot-resolved before policy sees them.
+            var schemeEnd = rawTarget.IndexOf("://", StringComparison.Ordinal);
+            if (schemeEnd <= 0 || !Uri.TryCreate(rawTarget, UriKind.Absolute, out absoluteTarget) || string.IsNullOrEmpty(absoluteTarget.Host) ||
+                !string.IsNullOrEmpty(absoluteTarget.UserInfo) || absoluteTarget.Scheme is not ("http" or "https"))
+            {
+                refusal = new Refusal(StatusCodes.Status400BadRequest, "invalid-request-target", "Invalid request target", "the request target is neither a path nor an absolute http(s) URL");
+                return false;
+            }
+
+            var authorityEnd = rawTarget.AsSpan(schemeEnd + 3).IndexOfAny('/', '?');
+            rawPathAndQuery = authorityEnd < 0 ? "/" : rawTarget[(schemeEnd + 3 + authorityEnd)..];
+            if (rawPathAndQuery[0] == '?')
+            {
+                rawPathAndQuery = "/" + rawPathAndQuery;
+            }
+        }
+        else
+        {
+            rawPathAndQuery = rawTarget;
+        }
+
+        var queryAt = rawPathAndQuery.IndexOf('?');
+        var rawPath = queryAt < 0 ? rawPathAndQuery : rawPathAndQuery[..queryAt];
+        var path = RequestPathInspector.Inspect(rawPath);
+        string scheme, host, prefix;
+        int port;
+        string? outboundHost = null;
+        var schemeFromApp = true;
+        if (listener.Mode == ListenerMode.Route)
+        {
+            if (absolute)
+            {
+                // The upstream is the operator's; a full URL would let the app name another one to
+                // whatever reads the request line downstream.
+                refusal = new Refusal(StatusCodes.Status400BadRequest, "absolute-form-refused", "Absolute-form target refused", "a route listener takes a path (origin-form), not a full URL");
+                return false;
+            }
+
+            var upstream = listener.Upstream!;
+            scheme = upstream.Scheme;
+            host = upstream.Host;
+            port = upstream.Port;
+            prefix = listener.UpstreamPrefix;
+            schemeFromApp = false;
+            // Policy sees the path the upstream will see: the route's base path plus the request path.
+            var basePath = upstream.AbsolutePath;
+            if (basePath.Length > 1)
+            {
+                var trimmed = basePath.TrimEnd('/');
+                path = path.WithBase(Uri.UnescapeDataString(trimmed));
+                rawPathAndQuery = trimmed + rawPathAndQuery;
+                prefix = upstream.GetLeftPart(UriPartial.Authority);
+            }
+        }
+        else if (context.Features.Get<TunnelFeature>() is { } tunnel)
         {
             // RFC 9110 section 15.5.20: a request for another authority on this connection is misdirected.
-            var host = request.Host;
-            if (!string.Equals(host.Host.Trim('[', ']'), tunnel.Host, StringComparison.OrdinalIgnoreCase) || (host.Port is { } p && p != tunnel.Port))
+            var named = absoluteTarget is not null ? new HostString(absoluteTarget.Authority) : request.Host;
+            if ((absoluteTarget is not null && absoluteTarget.Scheme != "https") ||
+                !string.Equals(named.Host.Trim('[', ']'), tunnel.Host, StringComparison.OrdinalIgnoreCase) || (named.Port is { } p && p != tunnel.Port) ||
+                (absoluteTarget is not null && absoluteTarget.Port != tunnel.Port))
             {
-                destination = default;
-                prefix = string.Empty;
                 refusal = new Refusal(StatusCodes.Status421MisdirectedRequest, "misdirected-request", "Misdirected request", "this tunnel was opened to " + tunnel.Host + ":" + tunnel.Port + "; the request names another host");
                 return false;
             }
 
-            destination = new RequestDestination("https", tunnel.Host, tunnel.Port, request.Method, path);
+            scheme = "https";
+            host = tunnel.Host;
+            port = tunnel.Port;
             prefix = tunnel.DestinationPrefix;
-            return true;
+            if (tunnel.UpstreamAddress is not null)
+            {
+                // Sent to the original address: the Host (and so the SNI and the name the upstream
+                // certificate is verified against) is the tunnel's host, which the SNI named.
+                outboundHost = tunnel.Port == 443 ? TunnelFeature.Authority(tunnel.Host) : TunnelFeature.Authority(tunnel.Host) + ":" + tunnel.Port;
+            }
         }
-
-        if (context.Features.Get<OriginalDestinationFeature>() is { } original)
+        else if (context.Features.Get<OriginalDestinationFeature>() is { } original)
         {
-            // Transparent plain HTTP: the Host names the policy host (an HTTP/1.0 request without one
-            // is decided by the address), the connection goes to the original address and port.
-            var hostName = request.Host.HasValue ? request.Host.Host.Trim('[', ']') : original.EndPoint.Address.ToString();
-            destination = new RequestDestination("http", hostName, original.EndPoint.Port, request.Method, path);
+            // Transparent plain HTTP: the connection goes to the original address and port. The Host
+            // names the policy host only once it is shown to resolve to that address (see
+            // VerifyTransparentHostAsync); until then the destination is the address.
+            if (absoluteTarget is not null && (absoluteTarget.Scheme != "http" || !string.Equals(absoluteTarget.Authority, request.Host.Value, StringComparison.OrdinalIgnoreCase)))
+            {
+                refusal = new Refusal(StatusCodes.Status400BadRequest, "invalid-request-target", "Invalid request target", "an absolute-form target must name the request's own Host over http");
+                return false;
+            }
+
+            scheme = "http";
+            host = original.EndPoint.Address.ToString();
+            port = original.EndPoint.Port;
             prefix = original.DestinationPrefix;
-            return true;
+            outboundHost = request.Host.HasValue ? request.Host.Value : null;
         }
-
-        if (listener.Mode == ListenerMode.Transparent)
+        else if (listener.Mode == ListenerMode.Transparent)
         {
-            destination = default;
-            prefix = string.Empty;
             refusal = new Refusal(StatusCodes.Status400BadRequest, "not-redirected", "Not a redirected request", "a transparent listener serves connections redirected by iptables");
             return false;
         }
-
-        // RFC 9112 section 3.2.2: a forward proxy receives the absolute-form target.
-        var rawTarget = context.Features.Get<IHttpRequestFeature>()?.RawTarget;
-        if (rawTarget is null || !Uri.TryCreate(rawTarget, UriKind.Absolute, out var target) || target.Scheme != "http" || string.IsNullOrEmpty(target.Host) || !string.IsNullOrEmpty(target.UserInfo))
+        else
         {
-            destination = default;
-            prefix = string.Empty;
-            refusal = new Refusal(StatusCodes.Status400BadRequest, "not-a-proxy-request", "Not a proxy request", "a forward proxy needs an absolute http:// URL, or CONNECT for https");
+            // RFC 9112 section 3.2.2: a forward proxy receives the absolute-form target.
+            if (absoluteTarget is null || absoluteTarget.Scheme != "http")
+            {
+                refusal = new Refusal(StatusCodes.Status400BadRequest, "not-a-proxy-request", "Not a proxy request", "a forward proxy needs an absolute http:// URL, or CONNECT for https");
+                return false;
+            }
+
+            scheme = "http";
+            host = absoluteTarget.IdnHost;
+            port = absoluteTarget.Port;
+            prefix = "http://" + absoluteTarget.Authority;
+        }
+
+        if (!OutboundRequest.TryMakeUri(prefix, rawPathAndQuery, out var uri))
+        {
+            refusal = new Refusal(StatusCodes.Status400BadRequest, "invalid-request-target", "Invalid request target", "the request target does not form a valid URL");
             return false;
         }
 
-        destination = new RequestDestination("http", target.IdnHost, target.Port, request.Method, path);
-        prefix = "http://" + target.Authority;
+        var destination = new RequestDestination(scheme, host, port, request.Method, path.Problem == RequestTargetProblem.None ? path.MatchPath : rawPath, schemeFromApp);
+        target = new ResolvedTarget(destination, prefix, new OutboundRequest(uri, outboundHost), path.Problem, path.HasEncodedSlash);
         return true;
+    }
+
+    /// <summary>
+    /// What makes a request unfit to carry this policy's credential although the policy matched it:
+    /// an encoded slash the policy does not allow, a method that reflects the request (and so the
+    /// credential) back to the app, or what the injector itself refuses (a signed reference to
+    /// another resource).
+    /// </summary>
+    private static Refusal? RefusalOfCredentialedRequest(HttpRequest request, CompiledPolicy policy, in ResolvedTarget target)
+    {
+        if (target.PathProblem != RequestTargetProblem.None)
+        {
+            // Refused above wherever a policy covers the host; this holds it should that ever change.
+            return new Refusal(StatusCodes.Status400BadRequest, "ambiguous-path", "Ambiguous request path", RequestPathInspector.Describe(target.PathProblem));
+        }
+
+        if (target.HasEncodedSlash && !policy.AllowEncodedSlashes)
+        {
+            return new Refusal(StatusCodes.Status400BadRequest, "ambiguous-path", "Ambiguous request path", RequestPathInspector.Describe(RequestTargetProblem.EncodedSlash) + " (policy '" + policy.Name + "': Match:AllowEncodedSlashes)");
+        }
+
+        // RFC 9110 section 9.3.8: TRACE echoes the request as received, credential included; TRACK is IIS's twin.
+        if (HttpMethods.IsTrace(request.Method) || string.Equals(request.Method, "TRACK", StringComparison.OrdinalIgnoreCase))
+        {
+            return new Refusal(StatusCodes.Status405MethodNotAllowed, "method-refused", "Method refused", request.Method + " would echo the injected credential back to the app; it is never sent with a credential (policy '" + policy.Name + "')");
+        }
+
+        if (policy.Injection.RefuseRequest(request, target.Destination, policy.PathPrefix) is { } reason)
+        {
+            return new Refusal(StatusCodes.Status403Forbidden, "policy-denied", "Denied by policy", "policy '" + policy.Name + "' does not allow this request: " + reason);
+        }
+
+        return null;
+    }
+
+    /// <summary>
+    /// Transparent plain HTTP: the Host header names the destination only when the original
+    /// address is one the name resolves to; otherwise the app could send a credential in plaintext to
+    /// any address by writing the policy's host name into Host. Asked only for names a policy covers,
+    /// and once per connection and name.
+    /// </summary>
+    private static async ValueTask<RequestDestination> VerifyTransparentHostAsync(OriginalDestinationFeature original, RequestDestination destination, string hostHeader, Policy.PolicySet policies, CancellationToken cancellationToken)
+    {
+        var name = hostHeader.Trim('[', ']');
+        if (System.Net.IPAddress.TryParse(name, out _))
+        {
+            // An address in Host proves nothing: the destination stays the address connected to.
+            return destination;
+        }
+
+        if (!policies.CanMatchHost(name, destination.Port))
+        {
+            // No policy names it: nothing to protect, and no DNS query on behalf of the app.
+            return destination;
+        }
+
+        return await original.ResolvesToAsync(name, cancellationToken).ConfigureAwait(false) ? destination with { Host = name.ToLowerInvariant() } : destination;
+    }
+
+    private async Task RefuseAsync(HttpContext context, Activity? activity, string listenerName, Refusal refusal)
+    {
+        var request = context.Request;
+        activity?.SetTag(ProxyTelemetry.Tags.Decision, "refused");
+        activity?.SetTag(ProxyTelemetry.Tags.Reason, refusal.Detail);
+        var requestPath = request.Path.HasValue ? request.Path.Value! : "/";
+        Audit(activity, listenerName, new RequestDestination(string.Empty, request.Host.Host, request.Host.Port ?? 0, request.Method, requestPath), "refused", refusal.Detail, null, "refused-" + refusal.Status, new Who(context.Features.Get<CallerFeature>()?.Caller ?? Caller.Unknown, null));
+        Log.Refused(_logger, listenerName, request.Method, refusal.Detail);
+        await ProblemResponse.WriteAsync(context, refusal.Status, refusal.Type, refusal.Title, refusal.Detail, activity?.TraceId.ToString()).ConfigureAwait(false);
+        SetStatus(activity, context);
     }
 
     /// <summary>
@@ -362,6 +540,9 @@ internal sealed partial class ProxyRequestHandler
         ProxyTelemetry.AddDecisionEvent(activity, decision, reason, outcome);
     }
 
+    /// <summary>A resolved request: the destination policy matches, the request that goes out, and what its path holds.</summary>
+    private readonly record struct ResolvedTarget(RequestDestination Destination, string Prefix, OutboundRequest Outbound, RequestTargetProblem PathProblem, bool HasEncodedSlash);
+
     private readonly record struct Refusal(int Status, string Type, string Title, string Detail, string Reason = "");
 
     /// <summary>Who is calling, for the audit record: the attested process and the workload identity.</summary>
@@ -386,6 +567,9 @@ internal sealed partial class ProxyRequestHandler
 
         [LoggerMessage(EventIds.IdentityUnavailableForRequest, LogLevel.Warning, "Refused a request on listener {Listener} (policy {Policy}): no valid workload identity: {Reason}")]
         public static partial void IdentityUnavailable(ILogger logger, string listener, string? policy, string reason);
+
+        [LoggerMessage(EventIds.RequestRefused, LogLevel.Information, "Refused a {Method} request on listener {Listener}: {Reason}")]
+        public static partial void Refused(ILogger logger, string listener, string method, string reason);
 
         [LoggerMessage(EventIds.UpstreamFailed, LogLevel.Warning, "Forwarding on listener {Listener} to {Host}:{Port} failed: {Error}")]
         public static partial void UpstreamFailed(ILogger logger, string listener, string host, int port, string error);

@@ -204,6 +204,11 @@ public sealed partial class ConfigReloader : IAsyncDisposable
             reasons.Add(SecretlessProxyOptions.SectionName + ":Admin:Url" + restart);
         }
 
+        if (!Equals(current.Admin.ProbeEndPoint, next.Admin.ProbeEndPoint))
+        {
+            reasons.Add(SecretlessProxyOptions.SectionName + ":Admin:ProbeUrl" + restart);
+        }
+
         foreach (var name in current.Listeners.Keys.Union(next.Listeners.Keys, StringComparer.OrdinalIgnoreCase).Order(StringComparer.Ordinal))
         {
             var key = SecretlessProxyOptions.SectionName + ":Listeners:" + name;

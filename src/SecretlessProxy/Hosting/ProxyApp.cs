@@ -33,11 +33,13 @@ public sealed partial class ProxyApp : IAsyncDisposable
     private readonly WebApplication _app;
     private readonly Dictionary<string, ListenOptions> _listenerEndpoints;
     private readonly ListenOptions _adminEndpoint;
+    private readonly ListenOptions? _probeEndpoint;
     private readonly HttpMessageInvoker _tokenClient;
     private readonly HttpMessageInvoker _upstreamClient;
 
-    private ProxyApp(WebApplication app, ProxyState state, Dictionary<string, ListenOptions> listenerEndpoints, ListenOptions adminEndpoint, HttpMessageInvoker tokenClient, HttpMessageInvoker upstreamClient)
+    private ProxyApp(WebApplication app, ProxyState state, Dictionary<string, ListenOptions> listenerEndpoints, ListenOptions adminEndpoint, ListenOptions? probeEndpoint, HttpMessageInvoker tokenClient, HttpMessageInvoker upstreamClient)
     {
+        _probeEndpoint = probeEndpoint;
         Reloader = app.Services.GetRequiredService<ConfigReloader>();
         _app = app;
         State = state;
@@ -53,7 +55,16 @@ public sealed partial class ProxyApp : IAsyncDisposable
     public ConfigReloader Reloader { get; }
 
     /// <summary>The address the admin endpoint is bound to (the real port when the config said 0).</summary>
-    public IPEndPoint AdminEndPoint => (IPEndPoint)_adminEndpoint.EndPoint;
+    /// <exception cref="InvalidOperationException">The admin endpoint is a Unix socket: see <see cref="AdminBinding"/>.</exception>
+    public IPEndPoint AdminEndPoint => _adminEndpoint.EndPoint as IPEndPoint ?? throw new InvalidOperationException("The admin endpoint is the Unix socket " + _adminEndpoint.EndPoint + ".");
+
+    /// <summary>The admin endpoint's binding, a Unix socket included.</summary>
+    public EndPoint AdminBinding => _adminEndpoint.EndPoint;
+
+    /// <summary>The probe endpoint's address (<c>Admin:ProbeUrl</c>), or null when none is configured.</summary>
+    public IPEndPoint? ProbeEndPoint => (IPEndPoint?)_probeEndpoint?.EndPoint;
+
+    public Uri? ProbeUri => ProbeEndPoint is { } probe ? ToUri(probe) : null;
 
     public IPEndPoint GetListenerEndPoint(string name) => (IPEndPoint)_listenerEndpoints[name].EndPoint;
 
@@ -131,6 +142,7 @@ public sealed partial class ProxyApp : IAsyncDisposable
 
         var listenerEndpoints = new Dictionary<string, ListenOptions>(StringComparer.OrdinalIgnoreCase);
         ListenOptions? adminEndpoint = null;
+        ListenOptions? probeEndpoint = null;
         // With the runtime's inline socket completions on (DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1,
         // an operator's choice), Kestrel's pipes run inline too, so a spliced database message costs
         // no thread-pool hop at all (measured: 40 -> 20-30 us of proxy CPU per pgbench transaction).
@@ -143,6 +155,14 @@ public sealed partial class ProxyApp : IAsyncDisposable
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
+            // Kestrel's request-head timeout is server-wide: the strictest HTTP listener's
+            // HandshakeTimeout, read at start, so no listener waits longer for a head than it asked.
+            var httpListeners = snapshot.Listeners.Values.Where(l => l.Mode != ListenerMode.Postgres).ToList();
+            if (httpListeners.Count > 0)
+            {
+                kestrel.Limits.RequestHeadersTimeout = httpListeners.Min(l => l.Limits.HandshakeTimeout);
+            }
+
             foreach (var listener in snapshot.Listeners.Values)
             {
                 var feature = new ListenerFeature(listener.Name);
@@ -154,6 +174,12 @@ public sealed partial class ProxyApp : IAsyncDisposable
                 kestrel.Listen(listener.BindEndPoint, listen =>
                 {
                     listenerEndpoints[listener.Name] = listen;
+                    // First: a connection over the listener's MaxConnections costs nothing more.
+                    listen.Use(next =>
+                    {
+                        var limiter = listen.ApplicationServices.GetRequiredService<ConnectionLimiter>();
+                        return connection => limiter.OnConnectionAsync(connection, next, listener.Name);
+                    });
                     listen.Use(next =>
                     {
                         var callers = listen.ApplicationServices.GetRequiredService<LoopbackCallerResolver>();
@@ -185,6 +211,14 @@ public sealed partial class ProxyApp : IAsyncDisposable
                             return connection => handler.OnConnectionAsync(connection, next, listener.Name);
                         });
                     }
+                    else if (listener.Mode == ListenerMode.Route)
+                    {
+                        listen.Use(next =>
+                        {
+                            var handler = listen.ApplicationServices.GetRequiredService<RouteConnectionHandler>();
+                            return connection => handler.OnConnectionAsync(connection, next, listener.Name);
+                        });
+                    }
                     else if (listener.Mode == ListenerMode.Transparent)
                     {
                         // As in forward mode: HTTP/1.1 in cleartext, ALPN's choice inside intercepted TLS.
@@ -198,15 +232,42 @@ public sealed partial class ProxyApp : IAsyncDisposable
                 });
             }
 
+            // The admin endpoint: loopback or a Unix socket only (SnapshotCompiler.Admin refuses any
+            // other address). Its connections carry their caller, for Admin:AllowedUids.
+            if (snapshot.AdminEndPoint is UnixDomainSocketEndPoint adminSocket)
+            {
+                RemoveStaleSocket(adminSocket.ToString());
+            }
+
             kestrel.Listen(snapshot.AdminEndPoint, listen =>
             {
                 adminEndpoint = listen;
-                listen.Use(next => connection =>
+                listen.Use(next =>
                 {
-                    connection.Features.Set(ListenerFeature.Admin);
-                    return next(connection);
+                    var callers = listen.ApplicationServices.GetRequiredService<LoopbackCallerResolver>();
+                    return connection =>
+                    {
+                        connection.Features.Set(ListenerFeature.Admin);
+                        connection.Features.Set(CallerFeatureFor(connection, callers));
+                        return next(connection);
+                    };
                 });
             });
+
+            // The probe endpoint may face the pod network: the handler serves it /healthz, /readyz and
+            // /metrics only, whatever the path or method.
+            if (snapshot.Admin.ProbeEndPoint is { } probe)
+            {
+                kestrel.Listen(probe, listen =>
+                {
+                    probeEndpoint = listen;
+                    listen.Use(next => connection =>
+                    {
+                        connection.Features.Set(ListenerFeature.Probes);
+                        return next(connection);
+                    });
+                });
+            }
         });
 
         // Stopping (SIGTERM, Ctrl-C, POST /quitquitquit): Kestrel stops accepting at once and lets
@@ -256,17 +317,22 @@ public sealed partial class ProxyApp : IAsyncDisposable
             sp.GetRequiredService<AuditLog>(),
             options.TimeProvider,
             sp.GetRequiredService<ILogger<ProxyRequestHandler>>()));
+        builder.Services.AddSingleton<AdminAuthorizer>();
         builder.Services.AddSingleton<AdminRequestHandler>();
+        builder.Services.AddSingleton(sp => new ConnectionRefusals(sp.GetRequiredService<ProxyMetrics>(), options.TimeProvider, sp.GetRequiredService<ILogger<ConnectionRefusals>>()));
+        builder.Services.AddSingleton<ConnectionLimiter>();
+        builder.Services.AddSingleton(sp => new RouteConnectionHandler(sp.GetRequiredService<ProxyState>(), sp.GetRequiredService<ConnectionRefusals>(), options.TimeProvider));
         builder.Services.AddSingleton<TlsInterceptor>();
         builder.Services.AddSingleton<BlindRelay>();
-        builder.Services.AddSingleton<ForwardProxyConnectionHandler>();
-        builder.Services.AddSingleton<TransparentConnectionHandler>();
+        builder.Services.AddSingleton(sp => ActivatorUtilities.CreateInstance<ForwardProxyConnectionHandler>(sp, options.TimeProvider));
+        builder.Services.AddSingleton(sp => ActivatorUtilities.CreateInstance<TransparentConnectionHandler>(sp, options.TimeProvider));
         builder.Services.AddSingleton<PostgresCancelRegistry>();
         builder.Services.AddSingleton(sp => new PostgresConnectionHandler(
             sp.GetRequiredService<ProxyState>(),
             sp.GetRequiredService<PostgresCancelRegistry>(),
             sp.GetRequiredService<ProxyMetrics>(),
             sp.GetRequiredService<AuditLog>(),
+            sp.GetRequiredService<ConnectionRefusals>(),
             options.TimeProvider,
             sp.GetRequiredService<ILogger<PostgresConnectionHandler>>()));
 
@@ -276,7 +342,7 @@ public sealed partial class ProxyApp : IAsyncDisposable
         var proxy = app.Services.GetRequiredService<ProxyRequestHandler>();
         var admin = app.Services.GetRequiredService<AdminRequestHandler>();
 
-        // Prometheus text on the admin port only; the predicate is the whole cost on proxied requests.
+        // Prometheus text on the admin and probe endpoints only; the predicate is the whole cost on proxied requests.
         app.UseOpenTelemetryPrometheusScrapingEndpoint(context =>
             context.Features.Get<ListenerFeature>() is { IsAdmin: true } && context.Request.Path == "/metrics");
 
@@ -290,7 +356,7 @@ public sealed partial class ProxyApp : IAsyncDisposable
         // Kestrel fills in the ListenOptions when it reads its options, which happens at Build.
         // Resolved now so that a local CA that cannot be created or loaded fails the start, not a request.
         var state = app.Services.GetRequiredService<ProxyState>();
-        return new ProxyApp(app, state, listenerEndpoints, adminEndpoint ?? throw new InvalidOperationException("The admin endpoint was not configured."), tokenClient, upstreamClient);
+        return new ProxyApp(app, state, listenerEndpoints, adminEndpoint ?? throw new InvalidOperationException("The admin endpoint was not configured."), probeEndpoint, tokenClient, upstreamClient);
     }
 
     private async Task StartCoreAsync(CancellationToken cancellationToken)
@@ -303,7 +369,7 @@ public sealed partial class ProxyApp : IAsyncDisposable
             Log.ListenerBound(logger, name, listener.Mode.ToString(), endpoint.EndPoint.ToString()!, listener.Upstream?.ToString() ?? (listener.Database is { } db ? db.Host + ":" + db.Port : "the destination each request names"));
         }
 
-        Log.Started(logger, AdminEndPoint.ToString(), _listenerEndpoints.Count, State.Snapshot.Policies.Policies.Count, State.Snapshot.Credentials.Count);
+        Log.Started(logger, AdminBinding.ToString()!, ProbeEndPoint?.ToString() ?? "none", _listenerEndpoints.Count, State.Snapshot.Policies.Policies.Count, State.Snapshot.Credentials.Count);
         Reloader.Start();
         // Runs before the server stops: /readyz says 503 while the listeners close and requests drain.
         _app.Lifetime.ApplicationStopping.Register(() =>
@@ -513,8 +579,8 @@ public sealed partial class ProxyApp : IAsyncDisposable
         [LoggerMessage(EventIds.ListenerBound, LogLevel.Information, "{Mode} listener {Listener} bound to {EndPoint}, forwarding to {Upstream}")]
         public static partial void ListenerBound(ILogger logger, string listener, string mode, string endPoint, string upstream);
 
-        [LoggerMessage(EventIds.ProxyStarted, LogLevel.Information, "SecretlessProxy started: admin on {AdminEndPoint}, {ListenerCount} listener(s), {PolicyCount} polic(ies), {CredentialCount} credential(s)")]
-        public static partial void Started(ILogger logger, string adminEndPoint, int listenerCount, int policyCount, int credentialCount);
+        [LoggerMessage(EventIds.ProxyStarted, LogLevel.Information, "SecretlessProxy started: admin on {AdminEndPoint}, probes on {ProbeEndPoint}, {ListenerCount} listener(s), {PolicyCount} polic(ies), {CredentialCount} credential(s)")]
+        public static partial void Started(ILogger logger, string adminEndPoint, string probeEndPoint, int listenerCount, int policyCount, int credentialCount);
 
         [LoggerMessage(EventIds.Draining, LogLevel.Information, "SecretlessProxy stopping: not ready, no new connections, draining requests in flight for up to {DrainTimeout}")]
         public static partial void Draining(ILogger logger, TimeSpan drainTimeout);

@@ -126,6 +126,61 @@ public static class AwsHostNames
         return true;
     }
 
+    /// <summary>
+    /// Whether the host is an AWS S3 endpoint, and the bucket it names when it is virtual-hosted
+    /// (<c>bucket.s3.eu-west-1.amazonaws.com</c>; null for the path-style <c>s3.eu-west-1.amazonaws.com</c>).
+    /// Access points, S3 Express, Outposts and non-AWS names are not recognised: false.
+    /// </summary>
+    public static bool TryGetS3Bucket(string host, out string? bucket)
+    {
+        bucket = null;
+        host = host.TrimEnd('.').ToLowerInvariant();
+        string? prefix = null;
+        foreach (var suffix in Suffixes)
+        {
+            if (host.EndsWith(suffix, StringComparison.Ordinal))
+            {
+                prefix = host[..^suffix.Length];
+                break;
+            }
+        }
+
+        if (string.IsNullOrEmpty(prefix))
+        {
+            return false;
+        }
+
+        var labels = prefix.Split('.');
+        int service;
+        if (IsS3Label(labels[^1], allowLegacyRegion: true))
+        {
+            // s3.amazonaws.com, s3-eu-west-1.amazonaws.com, s3-external-1.amazonaws.com
+            service = labels.Length - 1;
+        }
+        else if (labels.Length >= 2 && IsRegion(labels[^1]) && IsS3Label(labels[^2], allowLegacyRegion: false))
+        {
+            service = labels.Length - 2;
+        }
+        else if (labels.Length >= 3 && IsRegion(labels[^1]) && labels[^2] == "dualstack" && IsS3Label(labels[^3], allowLegacyRegion: false))
+        {
+            service = labels.Length - 3;
+        }
+        else
+        {
+            return false;
+        }
+
+        if (service > 0)
+        {
+            bucket = string.Join('.', labels, 0, service);
+        }
+
+        return true;
+    }
+
+    private static bool IsS3Label(string label, bool allowLegacyRegion) =>
+        label is "s3" or "s3-fips" || (allowLegacyRegion && (label == "s3-external-1" || (label.StartsWith("s3-", StringComparison.Ordinal) && IsRegion(label[3..]))));
+
     /// <summary><c>eu-west-1</c>, <c>us-gov-west-1</c>, <c>cn-north-1</c>, <c>ap-southeast-2</c>: letters, dashes, a trailing number.</summary>
     public static bool IsRegion(string value)
     {

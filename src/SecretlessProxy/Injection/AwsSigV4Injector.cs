@@ -4,7 +4,9 @@ using System.Text;
 using Amazon;
 using Amazon.Runtime;
 using Amazon.Runtime.Signing;
+using Microsoft.AspNetCore.Http;
 using SecretlessProxy.Credentials;
+using SecretlessProxy.Policy;
 
 namespace SecretlessProxy.Injection;
 
@@ -15,10 +17,13 @@ namespace SecretlessProxy.Injection;
 /// <c>X-Amz-Content-Sha256</c>) is removed first.
 /// </summary>
 /// <remarks>
-/// <para>Signed headers are <c>host</c>, <c>content-type</c>, <c>content-md5</c> and every
-/// <c>x-amz-*</c> header: what SigV4 requires (S3 rejects an unsigned <c>x-amz-*</c>) and nothing the
-/// transport may add or rewrite afterwards (<c>traceparent</c>, <c>tracestate</c> and <c>baggage</c>
-/// are set by the HTTP client's diagnostics after this runs).</para>
+/// <para>Signed headers are <c>host</c>, <c>content-type</c>, <c>content-md5</c> and the
+/// <c>x-amz-*</c> headers on <see cref="AwsSignedHeaders"/>' allow-list; any other <c>x-amz-*</c> header
+/// is removed (S3 rejects an unsigned one, and the signature must cover only what policy reviewed).
+/// Nothing the transport may add or rewrite afterwards is signed (<c>traceparent</c>,
+/// <c>tracestate</c> and <c>baggage</c> are set by the HTTP client's diagnostics after this runs).
+/// A source object header (<c>x-amz-copy-source</c>) is signed only after
+/// <see cref="RefuseRequest"/> found it inside the policy's path prefix.</para>
 /// <para>The body is never buffered without bound: S3 gets <c>UNSIGNED-PAYLOAD</c> by default (the
 /// body streams through); a signed payload is read up to <see cref="MaxBodyBytes"/> and sent from
 /// that buffer, and a larger one fails with <see cref="PayloadTooLargeException"/> before anything
@@ -43,8 +48,10 @@ public sealed class AwsSigV4Injector : InjectionRule
     /// <param name="service">Signing name; null to infer it from each request's host.</param>
     /// <param name="region">Signing region; null to infer it from each request's host.</param>
     /// <param name="signPayload">Null: false for the S3 family, true for every other service.</param>
-    public AwsSigV4Injector(string? service, string? region, bool? signPayload, long maxBodyBytes, TimeProvider time)
+    /// <param name="pathStyle">The upstream takes the bucket as the first path segment, so a copy source is checked as <c>/bucket/key</c> whatever its host name.</param>
+    public AwsSigV4Injector(string? service, string? region, bool? signPayload, long maxBodyBytes, TimeProvider time, bool pathStyle = false)
     {
+        PathStyle = pathStyle;
         ArgumentNullException.ThrowIfNull(time);
         ArgumentOutOfRangeException.ThrowIfNegative(maxBodyBytes);
         Service = service;
@@ -61,6 +68,8 @@ public sealed class AwsSigV4Injector : InjectionRule
     public bool? SignPayload { get; }
 
     public long MaxBodyBytes { get; }
+
+    public bool PathStyle { get; }
 
     public override string Kind => "aws-sigv4";
 
@@ -85,6 +94,52 @@ public sealed class AwsSigV4Injector : InjectionRule
         }
 
         return false;
+    }
+
+    /// <summary>
+    /// Refuses a request whose source object header (<c>x-amz-copy-source</c>,
+    /// <c>x-amz-rename-source</c>) names an object outside <paramref name="pathPrefix"/>, or is
+    /// ambiguous, repeated, or smuggled in as a query parameter: the signature would let the service
+    /// read that object with the credential although policy only matched the request's own path.
+    /// </summary>
+    public override string? RefuseRequest(HttpRequest request, in RequestDestination destination, string pathPrefix)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        foreach (var name in AwsSignedHeaders.SourceHeaders)
+        {
+            var values = request.Headers[name];
+            if (values.Count == 0)
+            {
+                continue;
+            }
+
+            if (values.Count > 1)
+            {
+                return name + " is given more than once";
+            }
+
+            if (AwsSourceCheck.Refuse(name, values[0] ?? string.Empty, destination.Host, pathPrefix, PathStyle) is { } reason)
+            {
+                return reason;
+            }
+        }
+
+        if (request.QueryString.HasValue)
+        {
+            foreach (var key in request.Query.Keys)
+            {
+                foreach (var name in AwsSignedHeaders.SourceHeaders)
+                {
+                    // S3 reads some x-amz-* request headers from the query too (presigned URLs).
+                    if (key.StartsWith(name, StringComparison.OrdinalIgnoreCase))
+                    {
+                        return "the query parameter " + name + " names another object: refused (send it as a header)";
+                    }
+                }
+            }
+        }
+
+        return null;
     }
 
     public override void Apply(HttpRequestMessage proxyRequest, Credential credential) =>
@@ -164,6 +219,15 @@ public sealed class AwsSigV4Injector : InjectionRule
     }
 
     /// <summary>
+    /// Only the session token, which goes on the wire as <c>X-Amz-Security-Token</c> and is a bearer
+    /// credential for the session (S3's <c>SignatureDoesNotMatch</c> error shows it in its
+    /// <c>CanonicalRequest</c>). The secret access key is never sent, only a signature derived from
+    /// it, which is valid for that one request; the access key id is not secret.
+    /// </summary>
+    internal override IEnumerable<string> WireForms(Credential credential) =>
+        credential.Aws?.SessionToken is { Length: > 0 } token ? [token] : [];
+
+    /// <summary>
     /// Removes a request header wherever the forwarder put it: a name such as <c>Authorization</c>
     /// cannot be asked of content headers (it throws), but an unknown <c>X-Amz-*</c> may sit there.
     /// </summary>
@@ -184,9 +248,16 @@ public sealed class AwsSigV4Injector : InjectionRule
     private static void CollectSignedHeaders(System.Net.Http.Headers.HttpHeaders headers, IDictionary<string, string> signed)
     {
         List<(string Name, string Value)>? collapsed = null;
+        List<string>? dropped = null;
         foreach (var (name, values) in headers.NonValidated)
         {
-            if (!IsSignedHeader(name))
+            if (AwsSignedHeaders.IsDropped(name))
+            {
+                (dropped ??= []).Add(name);
+                continue;
+            }
+
+            if (!AwsSignedHeaders.IsSigned(name))
             {
                 continue;
             }
@@ -212,6 +283,14 @@ public sealed class AwsSigV4Injector : InjectionRule
             signed[name.ToLowerInvariant()] = value.Trim();
         }
 
+        if (dropped is not null)
+        {
+            foreach (var name in dropped)
+            {
+                headers.Remove(name);
+            }
+        }
+
         if (collapsed is not null)
         {
             foreach (var (name, value) in collapsed)
@@ -221,11 +300,6 @@ public sealed class AwsSigV4Injector : InjectionRule
             }
         }
     }
-
-    private static bool IsSignedHeader(string name) =>
-        name.StartsWith("x-amz-", StringComparison.OrdinalIgnoreCase)
-        || name.Equals("Content-Type", StringComparison.OrdinalIgnoreCase)
-        || name.Equals("Content-MD5", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>
     /// Reads the body to hash it, up to <see cref="MaxBodyBytes"/>, and replaces the request's content

@@ -11,7 +11,15 @@ public sealed class BasicAuthInjector : InjectionRule
     public override void Apply(HttpRequestMessage proxyRequest, Credential credential)
     {
         RemoveHeader(proxyRequest, "Authorization");
-        var pair = (credential.Username ?? string.Empty) + ":" + credential.Secret;
-        proxyRequest.Headers.TryAddWithoutValidation("Authorization", "Basic " + Convert.ToBase64String(Encoding.UTF8.GetBytes(pair)));
+        proxyRequest.Headers.TryAddWithoutValidation("Authorization", "Basic " + Encode(credential));
     }
+
+    /// <summary>
+    /// The secret as it goes on the wire (Base64 of <c>user:password</c>), and the password itself,
+    /// which an upstream that decodes the header (a debug page, an error naming the user) may show.
+    /// </summary>
+    internal override IEnumerable<string> WireForms(Credential credential) => [credential.Secret, Encode(credential)];
+
+    private static string Encode(Credential credential) =>
+        Convert.ToBase64String(Encoding.UTF8.GetBytes((credential.Username ?? string.Empty) + ":" + credential.Secret));
 }

@@ -29,4 +29,8 @@ public sealed class HeaderInjector : InjectionRule
         // and the typed parsers would reject or reformat opaque tokens.
         proxyRequest.Headers.TryAddWithoutValidation(Header, string.Concat(_prefix, credential.Secret, _suffix));
     }
+
+    /// <summary>The secret, and the header value as written (the format may wrap it in more text).</summary>
+    internal override IEnumerable<string> WireForms(Credential credential) =>
+        [credential.Secret, string.Concat(_prefix, credential.Secret, _suffix)];
 }

@@ -36,6 +36,13 @@ public abstract class InjectionRule
     public virtual string? RefuseRequest(HttpRequest request, in RequestDestination destination, string pathPrefix) => null;
 
     /// <summary>
+    /// Every form in which this injector puts the credential on the wire (the raw value and each
+    /// encoding it sends), so that a response echoing any of them can be masked before the app sees
+    /// it. Empty for injectors that put no secret into the HTTP request.
+    /// </summary>
+    internal virtual IEnumerable<string> WireForms(Credential credential) => [];
+
+    /// <summary>
     /// Removes a header from whichever collection may hold it: .NET keeps content headers
     /// (Content-*, Allow, Expires, Last-Modified) apart from request headers and throws when a name
     /// is used on the wrong one (so removing Authorization from a request with a body must not

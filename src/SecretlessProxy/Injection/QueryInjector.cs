@@ -11,6 +11,8 @@ public sealed class QueryInjector : InjectionRule
         Parameter = parameter;
     }
 
+    private static readonly UriCreationOptions Verbatim = new() { DangerousDisablePathAndQueryCanonicalization = true };
+
     public string Parameter { get; }
 
     public override string Kind => "query";
@@ -44,7 +46,14 @@ public sealed class QueryInjector : InjectionRule
         }
 
         builder.Append(Uri.EscapeDataString(Parameter)).Append('=').Append(Uri.EscapeDataString(credential.Secret));
-        var target = new UriBuilder(uri) { Query = builder.ToString() };
-        proxyRequest.RequestUri = target.Uri;
+        // Rebuilt from the original text with canonicalization off, as the request handler made it:
+        // a UriBuilder would decode and re-encode the path the policy matched.
+        var text = uri.OriginalString;
+        var q = text.IndexOf('?');
+        proxyRequest.RequestUri = new Uri((q < 0 ? text : text[..q]) + "?" + builder, in Verbatim);
     }
+
+    /// <summary>The secret, and the percent-encoded form the query carries.</summary>
+    internal override IEnumerable<string> WireForms(Credential credential) =>
+        [credential.Secret, Uri.EscapeDataString(credential.Secret)];
 }

@@ -23,27 +23,47 @@ internal sealed partial class ForwardProxyConnectionHandler
     private readonly ProxyState _state;
     private readonly TlsInterceptor _interceptor;
     private readonly BlindRelay _relay;
+    private readonly ConnectionRefusals _refusals;
+    private readonly TimeProvider _time;
     private readonly ILogger _logger;
 
-    public ForwardProxyConnectionHandler(ProxyState state, TlsInterceptor interceptor, BlindRelay relay, ILogger<ForwardProxyConnectionHandler> logger)
+    public ForwardProxyConnectionHandler(ProxyState state, TlsInterceptor interceptor, BlindRelay relay, ConnectionRefusals refusals, TimeProvider time, ILogger<ForwardProxyConnectionHandler> logger)
     {
         _state = state;
         _interceptor = interceptor;
         _relay = relay;
+        _refusals = refusals;
+        _time = time;
         _logger = logger;
     }
 
     public async Task OnConnectionAsync(ConnectionContext connection, ConnectionDelegate next, string listenerName)
     {
         var input = connection.Transport.Input;
-        var cancel = connection.ConnectionClosed;
+        var limits = _state.Snapshot.Listeners.GetValueOrDefault(listenerName)?.Limits ?? ListenerLimits.Default;
+        // One budget for the CONNECT head, the upstream connect of a blind relay and the TLS
+        // handshake of an interception: a client that stalls in any of them is closed.
+        using var deadline = new HandshakeDeadline(limits.HandshakeTimeout, _time, connection.ConnectionClosed);
         ReadResult read;
         SequencePosition headEnd;
+        var received = 0L;
         while (true)
         {
             try
             {
-                read = await input.ReadAsync(cancel).ConfigureAwait(false);
+                read = await input.ReadAsync(deadline.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (deadline.Expired && !connection.ConnectionClosed.IsCancellationRequested)
+            {
+                _refusals.HandshakeTimedOut(listenerName, received == 0 ? "the first request" : "the CONNECT request head", deadline.Timeout);
+                if (received > 0)
+                {
+                    // RFC 9110 section 15.5.9: the head did not arrive in time; a silent client is
+                    // closed without an answer, as Kestrel does for an idle connection.
+                    await RespondAsync(connection, 408, "Request Timeout", "the CONNECT request head did not arrive within " + deadline.Timeout.TotalSeconds + " s").ConfigureAwait(false);
+                }
+
+                return;
             }
             catch (OperationCanceledException)
             {
@@ -60,11 +80,15 @@ internal sealed partial class ForwardProxyConnectionHandler
 
             if (!ConnectRequest.MayBeConnect(buffer))
             {
-                // Not a tunnel: Kestrel parses these same bytes as an ordinary request.
+                // Not a tunnel: Kestrel parses these same bytes as an ordinary request, within its
+                // request-head timeout.
                 input.AdvanceTo(buffer.Start);
+                deadline.Stop();
                 await next(connection).ConfigureAwait(false);
                 return;
             }
+
+            received = buffer.Length;
 
             if (ConnectRequest.TryFindHeadEnd(buffer, out headEnd))
             {
@@ -105,11 +129,11 @@ internal sealed partial class ForwardProxyConnectionHandler
 
         if (snapshot.Policies.CanMatchHost(connect.Host, connect.Port))
         {
-            await InterceptAsync(connection, next, listenerName, connect).ConfigureAwait(false);
+            await InterceptAsync(connection, next, listenerName, connect, deadline).ConfigureAwait(false);
         }
         else if (listener.Unmatched == UnmatchedBehavior.PassThrough)
         {
-            await RelayBlindAsync(connection, listenerName, connect).ConfigureAwait(false);
+            await RelayBlindAsync(connection, listenerName, connect, deadline).ConfigureAwait(false);
         }
         else
         {
@@ -118,18 +142,18 @@ internal sealed partial class ForwardProxyConnectionHandler
         }
     }
 
-    private async Task InterceptAsync(ConnectionContext connection, ConnectionDelegate next, string listenerName, ConnectRequest connect)
+    private async Task InterceptAsync(ConnectionContext connection, ConnectionDelegate next, string listenerName, ConnectRequest connect, HandshakeDeadline deadline)
     {
         await WriteAsync(connection, "HTTP/1.1 200 Connection Established\r\n\r\n").ConfigureAwait(false);
-        await _interceptor.InterceptAsync(connection, next, listenerName, new TunnelFeature(connect.Host, connect.Port)).ConfigureAwait(false);
+        await _interceptor.InterceptAsync(connection, next, listenerName, new TunnelFeature(connect.Host, connect.Port), deadline).ConfigureAwait(false);
     }
 
-    private async Task RelayBlindAsync(ConnectionContext connection, string listenerName, ConnectRequest connect)
+    private async Task RelayBlindAsync(ConnectionContext connection, string listenerName, ConnectRequest connect, HandshakeDeadline deadline)
     {
         using var upstream = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         try
         {
-            await upstream.ConnectAsync(connect.Host, connect.Port, connection.ConnectionClosed).ConfigureAwait(false);
+            await upstream.ConnectAsync(connect.Host, connect.Port, deadline.Token).ConfigureAwait(false);
         }
         catch (SocketException ex)
         {
@@ -137,6 +161,19 @@ internal sealed partial class ForwardProxyConnectionHandler
             await RespondAsync(connection, 502, "Bad Gateway", "cannot reach " + connect.Host + ":" + connect.Port).ConfigureAwait(false);
             return;
         }
+        catch (OperationCanceledException) when (deadline.Expired && !connection.ConnectionClosed.IsCancellationRequested)
+        {
+            Log.ConnectRefused(_logger, listenerName, connect.Host, connect.Port, "upstream did not accept within the handshake timeout");
+            await RespondAsync(connection, 504, "Gateway Timeout", "cannot reach " + connect.Host + ":" + connect.Port + " within " + deadline.Timeout.TotalSeconds + " s").ConfigureAwait(false);
+            return;
+        }
+        catch (OperationCanceledException)
+        {
+            return;
+        }
+
+        // A blind tunnel carries whatever the two ends speak, for as long as they speak it.
+        deadline.Stop();
 
         Log.RelayingBlind(_logger, listenerName, connect.Host, connect.Port);
         await WriteAsync(connection, "HTTP/1.1 200 Connection Established\r\n\r\n").ConfigureAwait(false);

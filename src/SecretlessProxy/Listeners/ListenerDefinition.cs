@@ -7,8 +7,9 @@ namespace SecretlessProxy.Listeners;
 /// <summary>A validated listener: where it binds and, in route mode, where its requests go.</summary>
 public sealed class ListenerDefinition
 {
-    public ListenerDefinition(string name, ListenerMode mode, EndPoint bindEndPoint, Uri? upstream, UnmatchedBehavior unmatched, QueryRedactor? queryRecording = null, IReadOnlyList<int>? allowedConnectPorts = null, DatabaseListenerSettings? database = null)
+    public ListenerDefinition(string name, ListenerMode mode, EndPoint bindEndPoint, Uri? upstream, UnmatchedBehavior unmatched, QueryRedactor? queryRecording = null, IReadOnlyList<int>? allowedConnectPorts = null, DatabaseListenerSettings? database = null, ListenerLimits? limits = null)
     {
+        Limits = limits ?? ListenerLimits.Default;
         Database = database;
         QueryRecording = queryRecording;
         AllowedConnectPorts = allowedConnectPorts ?? [443];
@@ -40,6 +41,9 @@ public sealed class ListenerDefinition
 
     /// <summary>Null unless the listener opted in to recording query strings on spans.</summary>
     public QueryRedactor? QueryRecording { get; }
+
+    /// <summary>The handshake deadline and the connection cap (<c>HandshakeTimeout</c>, <c>MaxConnections</c>).</summary>
+    public ListenerLimits Limits { get; }
 
     /// <summary>Postgres mode only: the database server and the login credential.</summary>
     public DatabaseListenerSettings? Database { get; }

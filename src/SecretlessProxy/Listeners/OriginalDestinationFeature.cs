@@ -4,11 +4,18 @@ namespace SecretlessProxy.Listeners;
 
 /// <summary>
 /// Set by a Transparent listener on a plain-HTTP connection: every request on it goes to the address
-/// the app was connecting to, whatever host its Host header names (the Host names the policy host,
-/// and is sent on unchanged).
+/// the app was connecting to. The Host header names the policy host only where that address is one
+/// the name resolves to (<see cref="ResolvesToAsync"/>); otherwise the destination is the address.
 /// </summary>
 public sealed class OriginalDestinationFeature
 {
+    // How long one lookup may hold a request: the name is the app's, its resolver may be slow.
+    private static readonly TimeSpan LookupTimeout = TimeSpan.FromSeconds(5);
+
+    // One connection's answers, by host name; a connection asks about one or two names.
+    private readonly Dictionary<string, bool> _verified = new(StringComparer.OrdinalIgnoreCase);
+    private readonly Lock _gate = new();
+
     public OriginalDestinationFeature(IPEndPoint endPoint)
     {
         EndPoint = endPoint;
@@ -19,4 +26,46 @@ public sealed class OriginalDestinationFeature
 
     /// <summary>Where YARP sends the connection's requests, computed once per connection.</summary>
     public string DestinationPrefix { get; }
+
+    /// <summary>
+    /// Whether <paramref name="hostName"/> resolves (in the proxy's view of DNS and /etc/hosts) to the
+    /// original address. A failed or slow lookup is a no: the request is then decided by the address.
+    /// </summary>
+    public async ValueTask<bool> ResolvesToAsync(string hostName, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            if (_verified.TryGetValue(hostName, out var known))
+            {
+                return known;
+            }
+        }
+
+        var resolves = false;
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(LookupTimeout);
+        try
+        {
+            var target = EndPoint.Address.IsIPv4MappedToIPv6 ? EndPoint.Address.MapToIPv4() : EndPoint.Address;
+            foreach (var address in await Dns.GetHostAddressesAsync(hostName, timeout.Token).ConfigureAwait(false))
+            {
+                if ((address.IsIPv4MappedToIPv6 ? address.MapToIPv4() : address).Equals(target))
+                {
+                    resolves = true;
+                    break;
+                }
+            }
+        }
+        catch (Exception ex) when (ex is System.Net.Sockets.SocketException or OperationCanceledException or ArgumentException)
+        {
+            resolves = false;
+        }
+
+        lock (_gate)
+        {
+            _verified[hostName] = resolves;
+        }
+
+        return resolves;
+    }
 }

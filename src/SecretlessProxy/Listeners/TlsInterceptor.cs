@@ -16,15 +16,21 @@ namespace SecretlessProxy.Listeners;
 internal sealed partial class TlsInterceptor
 {
     private readonly ProxyState _state;
+    private readonly ConnectionRefusals _refusals;
     private readonly ILogger _logger;
 
-    public TlsInterceptor(ProxyState state, ILogger<TlsInterceptor> logger)
+    public TlsInterceptor(ProxyState state, ConnectionRefusals refusals, ILogger<TlsInterceptor> logger)
     {
         _state = state;
+        _refusals = refusals;
         _logger = logger;
     }
 
-    public async Task InterceptAsync(ConnectionContext connection, ConnectionDelegate next, string listenerName, TunnelFeature tunnel)
+    /// <param name="deadline">
+    /// The connection's handshake deadline: the TLS handshake and the first decrypted bytes must
+    /// arrive within it (a client that sends a ClientHello, or CONNECT and nothing, is closed).
+    /// </param>
+    public async Task InterceptAsync(ConnectionContext connection, ConnectionDelegate next, string listenerName, TunnelFeature tunnel, HandshakeDeadline deadline)
     {
         var leaves = _state.Leaves ?? throw new InvalidOperationException("A listener that intercepts TLS runs without a local CA.");
         var original = connection.Transport;
@@ -51,7 +57,13 @@ internal sealed partial class TlsInterceptor
                     });
                 },
                 null,
-                connection.ConnectionClosed).ConfigureAwait(false);
+                deadline.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (deadline.Expired && !connection.ConnectionClosed.IsCancellationRequested)
+        {
+            _refusals.HandshakeTimedOut(listenerName, "the TLS handshake for " + tunnel.Host, deadline.Timeout);
+            await tls.DisposeAsync().ConfigureAwait(false);
+            return;
         }
         catch (Exception ex) when (ex is AuthenticationException or IOException or OperationCanceledException)
         {
@@ -70,6 +82,19 @@ internal sealed partial class TlsInterceptor
         connection.Transport = new DuplexPipe(PipeReader.Create(tls), PipeWriter.Create(tls));
         try
         {
+            // Kestrel would hold a silent connection for its keep-alive timeout: the first request
+            // is still part of the handshake budget.
+            if (!await deadline.WaitForFirstBytesAsync(connection.Transport.Input).ConfigureAwait(false))
+            {
+                if (deadline.Expired && !connection.ConnectionClosed.IsCancellationRequested)
+                {
+                    _refusals.HandshakeTimedOut(listenerName, "the first request in the tunnel to " + tunnel.Host, deadline.Timeout);
+                }
+
+                return;
+            }
+
+            deadline.Stop();
             await next(connection).ConfigureAwait(false);
         }
         finally

@@ -34,14 +34,18 @@ internal sealed partial class TransparentConnectionHandler
     private readonly ProxyState _state;
     private readonly TlsInterceptor _interceptor;
     private readonly BlindRelay _relay;
+    private readonly ConnectionRefusals _refusals;
+    private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly int _ownUid;
 
-    public TransparentConnectionHandler(ProxyState state, TlsInterceptor interceptor, BlindRelay relay, ILogger<TransparentConnectionHandler> logger)
+    public TransparentConnectionHandler(ProxyState state, TlsInterceptor interceptor, BlindRelay relay, ConnectionRefusals refusals, TimeProvider time, ILogger<TransparentConnectionHandler> logger)
     {
         _state = state;
         _interceptor = interceptor;
         _relay = relay;
+        _refusals = refusals;
+        _time = time;
         _logger = logger;
         _ownUid = ReadEffectiveUid();
     }
@@ -69,9 +73,17 @@ internal sealed partial class TransparentConnectionHandler
             return;
         }
 
-        var peek = await PeekAsync(connection).ConfigureAwait(false);
+        // One budget for the first bytes, the upstream connect of a blind relay and the TLS handshake
+        // of an interception.
+        using var deadline = new HandshakeDeadline(listener.Limits.HandshakeTimeout, _time, connection.ConnectionClosed);
+        var peek = await PeekAsync(connection, deadline).ConfigureAwait(false);
         if (peek is not { } first)
         {
+            if (deadline.Expired && !connection.ConnectionClosed.IsCancellationRequested)
+            {
+                _refusals.HandshakeTimedOut(listenerName, "the first bytes", deadline.Timeout);
+            }
+
             return;
         }
 
@@ -81,6 +93,7 @@ internal sealed partial class TransparentConnectionHandler
                 // Kestrel parses the same bytes; ProxyRequestHandler decides each request by its Host.
                 Log.Http(_logger, listenerName, original.Address.ToString(), original.Port);
                 connection.Features.Set(new OriginalDestinationFeature(original));
+                deadline.Stop();
                 await next(connection).ConfigureAwait(false);
                 return;
 
@@ -89,13 +102,13 @@ internal sealed partial class TransparentConnectionHandler
                 var host = first.ServerName ?? original.Address.ToString();
                 if (snapshot.Policies.CanMatchHost(host, original.Port))
                 {
-                    await _interceptor.InterceptAsync(connection, next, listenerName, new TunnelFeature(host, original.Port, original.Address)).ConfigureAwait(false);
+                    await _interceptor.InterceptAsync(connection, next, listenerName, new TunnelFeature(host, original.Port, original.Address), deadline).ConfigureAwait(false);
                     return;
                 }
 
                 if (listener.Unmatched == UnmatchedBehavior.PassThrough)
                 {
-                    await RelayBlindAsync(connection, listenerName, host, original, next => StillBlind(next, listenerName, host, original.Port)).ConfigureAwait(false);
+                    await RelayBlindAsync(connection, listenerName, host, original, deadline, next => StillBlind(next, listenerName, host, original.Port)).ConfigureAwait(false);
                     return;
                 }
 
@@ -109,7 +122,7 @@ internal sealed partial class TransparentConnectionHandler
                 var address = original.Address.ToString();
                 if (listener.Unmatched == UnmatchedBehavior.PassThrough)
                 {
-                    await RelayBlindAsync(connection, listenerName, address, original, next => next.Listeners.TryGetValue(listenerName, out var l) && l.Unmatched == UnmatchedBehavior.PassThrough).ConfigureAwait(false);
+                    await RelayBlindAsync(connection, listenerName, address, original, deadline, next => next.Listeners.TryGetValue(listenerName, out var l) && l.Unmatched == UnmatchedBehavior.PassThrough).ConfigureAwait(false);
                     return;
                 }
 
@@ -119,10 +132,10 @@ internal sealed partial class TransparentConnectionHandler
     }
 
     /// <summary>The first bytes, left unread in the pipe for whoever handles the connection; null when the client went away.</summary>
-    private static async Task<PeekResult?> PeekAsync(ConnectionContext connection)
+    private static async Task<PeekResult?> PeekAsync(ConnectionContext connection, HandshakeDeadline deadline)
     {
         var input = connection.Transport.Input;
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(connection.ConnectionClosed);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(deadline.Token);
         timeout.CancelAfter(FirstBytesTimeout);
         while (true)
         {
@@ -131,7 +144,7 @@ internal sealed partial class TransparentConnectionHandler
             {
                 read = await input.ReadAsync(timeout.Token).ConfigureAwait(false);
             }
-            catch (OperationCanceledException) when (!connection.ConnectionClosed.IsCancellationRequested)
+            catch (OperationCanceledException) when (!connection.ConnectionClosed.IsCancellationRequested && !deadline.Expired)
             {
                 return new PeekResult(PeekedProtocol.Other);
             }
@@ -151,18 +164,22 @@ internal sealed partial class TransparentConnectionHandler
         }
     }
 
-    private async Task RelayBlindAsync(ConnectionContext connection, string listenerName, string host, IPEndPoint original, Func<ProxySnapshot, bool> stillBlind)
+    private async Task RelayBlindAsync(ConnectionContext connection, string listenerName, string host, IPEndPoint original, HandshakeDeadline deadline, Func<ProxySnapshot, bool> stillBlind)
     {
         using var upstream = new Socket(original.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         try
         {
-            await upstream.ConnectAsync(original, connection.ConnectionClosed).ConfigureAwait(false);
+            await upstream.ConnectAsync(original, deadline.Token).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is SocketException or OperationCanceledException)
         {
-            Log.Refused(_logger, listenerName, host, original.Port, "upstream unreachable (" + (ex is SocketException s ? s.SocketErrorCode.ToString() : "client left") + ")");
+            var why = ex is SocketException s ? s.SocketErrorCode.ToString() : deadline.Expired ? "no answer within the handshake timeout" : "client left";
+            Log.Refused(_logger, listenerName, host, original.Port, "upstream unreachable (" + why + ")");
             return;
         }
+
+        // A blind relay carries whatever the two ends speak, for as long as they speak it.
+        deadline.Stop();
 
         Log.RelayingBlind(_logger, listenerName, host, original.Address.ToString(), original.Port);
         await _relay.RelayAsync(connection, upstream, listenerName, host, original.Port, stillBlind).ConfigureAwait(false);
@@ -186,7 +203,7 @@ internal sealed partial class TransparentConnectionHandler
             return "it was made to the listener itself";
         }
 
-        foreach (var endPoint in snapshot.Listeners.Values.Select(l => l.BindEndPoint).OfType<IPEndPoint>().Append(snapshot.AdminEndPoint))
+        foreach (var endPoint in snapshot.Listeners.Values.Select(l => l.BindEndPoint).Append(snapshot.AdminEndPoint).Append(snapshot.Admin.ProbeEndPoint).OfType<IPEndPoint>())
         {
             var bound = Normalize(endPoint);
             if (bound.Port == original.Port && (bound.Address.Equals(original.Address) || bound.Address.Equals(IPAddress.Any) || bound.Address.Equals(IPAddress.IPv6Any)))

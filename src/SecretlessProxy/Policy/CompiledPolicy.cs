@@ -5,8 +5,11 @@ namespace SecretlessProxy.Policy;
 /// <summary>A validated, immutable policy: what it matches, which credential it uses and how it is injected.</summary>
 public sealed class CompiledPolicy
 {
-    public CompiledPolicy(string name, IReadOnlyList<HostPattern> hosts, IReadOnlyList<int>? ports, IReadOnlyList<string>? methods, string pathPrefix, string credentialName, string credentialSource, InjectionRule injection, PolicyConditions? conditions = null)
+    public CompiledPolicy(string name, IReadOnlyList<HostPattern> hosts, IReadOnlyList<int>? ports, IReadOnlyList<string>? methods, string pathPrefix, string credentialName, string credentialSource, InjectionRule injection, PolicyConditions? conditions = null, IReadOnlyList<string>? schemes = null, bool allowEncodedSlashes = false, IReadOnlyList<string>? passRoutingHeaders = null)
     {
+        Schemes = schemes;
+        AllowEncodedSlashes = allowEncodedSlashes;
+        PassRoutingHeaders = passRoutingHeaders ?? [];
         Conditions = conditions ?? PolicyConditions.None;
         CredentialSource = credentialSource;
         Name = name;
@@ -46,6 +49,18 @@ public sealed class CompiledPolicy
 
     public string CredentialName { get; }
 
+    /// <summary>
+    /// Lower-case schemes the policy matches; null means https where the app chooses the scheme and
+    /// any scheme on a Route listener, whose upstream the operator chose.
+    /// </summary>
+    public IReadOnlyList<string>? Schemes { get; }
+
+    /// <summary>Whether a path with <c>%2F</c> may be forwarded (byte-exact) under this policy.</summary>
+    public bool AllowEncodedSlashes { get; }
+
+    /// <summary>Routing-override headers the app may send through this policy (otherwise removed).</summary>
+    public IReadOnlyList<string> PassRoutingHeaders { get; }
+
     /// <summary>The credential's source kind, fixed per snapshot, for spans and audit records.</summary>
     public string CredentialSource { get; }
 
@@ -67,6 +82,13 @@ public sealed class CompiledPolicy
 
         if (Ports is not null && !Ports.Contains(destination.Port))
         {
+            return null;
+        }
+
+        if ((Schemes is not null || destination.SchemeFromApp) && !Contains(Schemes ?? HttpsOnly, destination.Scheme))
+        {
+            // A policy written for https never sends its credential in plaintext to an address
+            // the app picked by writing http:// instead.
             return null;
         }
 
@@ -97,6 +119,8 @@ public sealed class CompiledPolicy
 
         return best;
     }
+
+    private static readonly string[] HttpsOnly = ["https"];
 
     private static bool Contains(IReadOnlyList<string> methods, string method)
     {

@@ -48,6 +48,16 @@ public sealed class PolicyDecision
 
     internal static PolicyDecision AllowFor(CompiledPolicy policy) => new(DecisionKind.Allow, policy, "allowed by policy " + policy.Name);
 
+    /// <summary>
+    /// A database connection matched only policies for other listeners' logins: one that names
+    /// another credential, or one naming none while policies name this listener's credential.
+    /// Built per connection (rare), not precomputed.
+    /// </summary>
+    internal static PolicyDecision DeniedForOtherLogin(CompiledPolicy policy, string login, bool namesCredential) =>
+        new(DecisionKind.Deny, policy, namesCredential
+            ? "policy '" + policy.Name + "' is for logins with credential '" + policy.CredentialName + "', and this listener logs in with '" + login + "'"
+            : "policy '" + policy.Name + "' names no credential, and logins with '" + login + "' are admitted only by the policies that name it");
+
     /// <summary>A denial that names the failed condition and never its values (allowed uids, hashes, subjects).</summary>
     internal static PolicyDecision DeniedBy(CompiledPolicy policy, ConditionFailure failure, string? label)
     {

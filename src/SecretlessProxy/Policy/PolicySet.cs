@@ -1,12 +1,19 @@
+using SecretlessProxy.Injection;
+
 namespace SecretlessProxy.Policy;
 
 /// <summary>The immutable set of policies of one configuration snapshot, evaluated for every request.</summary>
 public sealed class PolicySet
 {
+    private readonly HashSet<string> _namedLogins;
+
     public PolicySet(IReadOnlyList<CompiledPolicy> policies)
     {
         Policies = policies;
         UsesCaller = policies.Any(p => p.Conditions.Caller is not null);
+        _namedLogins = new HashSet<string>(
+            policies.Where(p => p.Injection is DatabaseLoginInjector && p.CredentialName.Length > 0).Select(p => p.CredentialName),
+            StringComparer.OrdinalIgnoreCase);
     }
 
     /// <summary>Whether any policy has a Caller condition, so deciding needs the attested calling process.</summary>
@@ -49,7 +56,25 @@ public sealed class PolicySet
     /// policy whose Labels differ from the proxy's is for another environment and counts as absent
     /// (pass-through stays pass-through); only a plain denial names its label.
     /// </summary>
-    public PolicyDecision Evaluate(in RequestDestination destination, UnmatchedBehavior unmatched, in PolicyContext context)
+    public PolicyDecision Evaluate(in RequestDestination destination, UnmatchedBehavior unmatched, in PolicyContext context) =>
+        Evaluate(destination, unmatched, context, login: null);
+
+    /// <summary>
+    /// Decides a database connection through a listener that logs in with credential
+    /// <paramref name="login"/>. Only the DatabaseLogin policies for that login take part: those
+    /// that name it, or, when no DatabaseLogin policy names it, those that name no credential. So a
+    /// caller refused by the policies written for an admin login is refused, and never admitted with
+    /// that login by a wider policy written without one (the read-only listener's). Policies with an
+    /// HTTP injection take part as in <see cref="Evaluate(in RequestDestination, UnmatchedBehavior, in PolicyContext)"/>
+    /// (the listener refuses them). No unmatched pass-through: no policy, no connection.
+    /// </summary>
+    public PolicyDecision EvaluateLogin(in RequestDestination destination, string login, in PolicyContext context)
+    {
+        ArgumentNullException.ThrowIfNull(login);
+        return Evaluate(destination, UnmatchedBehavior.Deny, context, login);
+    }
+
+    private PolicyDecision Evaluate(in RequestDestination destination, UnmatchedBehavior unmatched, in PolicyContext context, string? login)
     {
         CompiledPolicy? best = null;
         PolicySpecificity bestSpecificity = default;
@@ -57,10 +82,17 @@ public sealed class PolicySet
         PolicySpecificity refusedSpecificity = default;
         var refusedBecause = ConditionFailure.None;
         CompiledPolicy? otherEnvironment = null;
+        CompiledPolicy? otherLogin = null;
         foreach (var policy in Policies)
         {
             if (policy.Match(destination) is not { } specificity)
             {
+                continue;
+            }
+
+            if (login is not null && policy.Injection is DatabaseLoginInjector && !IsForLogin(policy, login))
+            {
+                otherLogin ??= policy;
                 continue;
             }
 
@@ -104,6 +136,20 @@ public sealed class PolicySet
             return PolicyDecision.NoPolicyPassThrough;
         }
 
+        if (otherLogin is not null)
+        {
+            return PolicyDecision.DeniedForOtherLogin(otherLogin, login!, otherLogin.CredentialName.Length > 0);
+        }
+
         return otherEnvironment?.DenialFor(ConditionFailure.Label) ?? PolicyDecision.NoPolicyDenied;
     }
+
+    /// <summary>
+    /// A policy naming a credential is for the listener logging in with it; one naming none is for
+    /// any listener whose login no policy names (a named login is governed by its own policies only).
+    /// </summary>
+    private bool IsForLogin(CompiledPolicy policy, string login) =>
+        policy.CredentialName.Length > 0
+            ? string.Equals(policy.CredentialName, login, StringComparison.OrdinalIgnoreCase)
+            : !_namedLogins.Contains(login);
 }

@@ -1,7 +1,12 @@
 namespace SecretlessProxy.Policy;
 
 /// <summary>
-/// Where a request is really going, as established by the listener (the route's upstream, later the
-/// CONNECT authority or original destination), never from a header the app controls.
+/// Where a request is really going, as established by the listener (the route's upstream, the
+/// CONNECT authority, the original destination), never from a header the app controls. The path is
+/// the one that goes on the wire, percent-escapes decoded except <c>%2F</c>.
 /// </summary>
-public readonly record struct RequestDestination(string Scheme, string Host, int Port, string Method, string Path);
+/// <param name="SchemeFromApp">
+/// True where the app chose the scheme (Forward and Transparent listeners): a policy then matches
+/// plain http only when its <c>Match:Schemes</c> says so. A Route upstream's scheme is the operator's.
+/// </param>
+public readonly record struct RequestDestination(string Scheme, string Host, int Port, string Method, string Path, bool SchemeFromApp = false);

@@ -66,6 +66,15 @@ internal static class EventIds
     public const int Draining = 91;
     public const int Stopped = 92;
 
+    public const int RequestRefused = 280;
+    public const int ConnectionRefused = 320;
+    public const int HandshakeTimedOut = 321;
+    public const int AdminCallAuthorized = 340;
+    public const int AdminCallRefused = 341;
+    public const int AdminTokenUnavailable = 342;
+
     public const int ClientCertificateLoaded = 190;
     public const int ClientCertificateReloadFailed = 191;
+
+    public const int ResponseMaskingSecretTooShort = 300;
 }

@@ -20,6 +20,7 @@ public sealed class ProxyMetrics
     private readonly Histogram<double> _fetchDuration;
     private readonly Counter<long> _upstreamErrors;
     private readonly Histogram<double> _addedLatency;
+    private readonly Counter<long> _connectionsRefused;
 
     public ProxyMetrics(IMeterFactory meterFactory)
     {
@@ -34,6 +35,7 @@ public sealed class ProxyMetrics
         _addedLatency = _meter.CreateHistogram<double>(
             "secretless.proxy.added_latency", "s", "Time from a request's arrival until the proxy sends it upstream: decision, credential, injection and request copy.",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1, 5] });
+        _connectionsRefused = _meter.CreateCounter<long>("secretless.proxy.connections.refused", "{connection}", "Connections a listener refused or closed before their first request, by listener and reason (max-connections, handshake-timeout).");
     }
 
     public void Request(string listener, string? policy, string decision) =>
@@ -51,6 +53,9 @@ public sealed class ProxyMetrics
 
     public void UpstreamError(string listener, string error) =>
         _upstreamErrors.Add(1, new TagList { { "listener", listener }, { "error", error } });
+
+    public void ConnectionRefused(string listener, string reason) =>
+        _connectionsRefused.Add(1, new TagList { { "listener", listener }, { "reason", reason } });
 
     public void AddedLatency(string listener, TimeSpan elapsed) =>
         _addedLatency.Record(elapsed.TotalSeconds, new KeyValuePair<string, object?>("listener", listener));

@@ -32,6 +32,7 @@ public static class ProxyTelemetry
         public const string ServerPort = "server.port";
         public const string UrlPath = "url.path";
         public const string UrlQuery = "url.query";
+        public const string UrlScheme = "url.scheme";
         public const string StatusCode = "http.response.status_code";
         public const string CallerUid = "secretless.caller.uid";
         public const string CallerPid = "secretless.caller.pid";

@@ -56,6 +56,22 @@ public sealed class DatabaseListenerConfigTests : IDisposable
         await AssertProblemAsync("SecretlessProxy:Policies:orders-db:Credential: names unknown credential 'no-such-login'");
     }
 
+    [Fact]
+    public async Task Database_policies_for_different_logins_never_tie_but_two_for_one_login_do()
+    {
+        // An admin listener beside the read-only one; each login has its policy, with the same Match
+        // and equally specific conditions: they never decide the same connection, so they are no tie.
+        _config.PostgresListener("admin-db", "db.internal:5432", "admin-login")
+            .Credential("admin-login", new JsonObject { ["Source"] = "File", ["Path"] = _config.SecretFile("admin-password", "a"), ["Username"] = "postgres" })
+            .Policy("orders-db", new JsonObject { ["Match"] = TestConfig.Match(["db.internal"], ports: [5432]), ["Inject"] = new JsonObject { ["DatabaseLogin"] = true }, ["Caller"] = new JsonObject { ["Uids"] = new JsonArray(1000) } })
+            .Policy("orders-admin", new JsonObject { ["Match"] = TestConfig.Match(["db.internal"], ports: [5432]), ["Credential"] = "admin-login", ["Inject"] = new JsonObject { ["DatabaseLogin"] = true }, ["When"] = new JsonObject { ["Days"] = new JsonArray("Mon") } });
+        var (exit, error) = await ValidateAsync();
+        Assert.True(exit == 0, error);
+
+        _config.Section["Policies"]!["orders-db"]!["Credential"] = "admin-login";
+        await AssertProblemAsync("SecretlessProxy:Policies:orders-db: matches the same requests as policy 'orders-admin'");
+    }
+
     [Theory]
     [InlineData("Url", "http://127.0.0.1:5432", ":Url: 'http://127.0.0.1:5432' is not a tcp://address:port URL")]
     [InlineData("Url", "tcp://db.internal:5432", ":Url: 'db.internal' is not an IP address or localhost")]

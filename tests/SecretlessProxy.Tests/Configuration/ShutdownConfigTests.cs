@@ -76,11 +76,10 @@ public sealed class ShutdownConfigTests : IDisposable
             .Policy("p", TestConfig.HeaderPolicy(TestConfig.Match(["127.0.0.1"], "/v1/"), "key"))
             .Set("Shutdown", new JsonObject { ["DrainTimeout"] = "00:00:10" });
         await using var proxy = await ProxyHarness.StartAsync(config.Write());
-        using var admin = new HttpClient();
 
         config.Set("Shutdown", new JsonObject { ["DrainTimeout"] = "00:00:11" });
         config.Write();
-        var rejected = await admin.PostAsync(new Uri(proxy.App.AdminUri, "/reload"), null);
+        var rejected = await proxy.AdminPostAsync("/reload");
 
         Assert.Equal((HttpStatusCode)422, rejected.StatusCode);
         var reasons = JsonDocument.Parse(await rejected.Content.ReadAsStringAsync()).RootElement.GetProperty("reasons");

@@ -271,10 +271,9 @@ public sealed class CredentialLifecycleTests : IDisposable
         _tokens.Succeed(expiresIn: 3600);
         await using var proxy = await StartAsync();
         await proxy.GetAsync("api", "/v1/a");
-        using var admin = new HttpClient();
 
-        var revoke = await admin.PostAsync(new Uri(proxy.App.AdminUri, "/credentials/api-token/revoke"), null);
-        var unknown = await admin.PostAsync(new Uri(proxy.App.AdminUri, "/credentials/nope/revoke"), null);
+        var revoke = await proxy.AdminPostAsync("/credentials/api-token/revoke");
+        var unknown = await proxy.AdminPostAsync("/credentials/nope/revoke");
         await proxy.GetAsync("api", "/v1/b");
 
         Assert.Equal(HttpStatusCode.OK, revoke.StatusCode);
@@ -299,7 +298,7 @@ public sealed class CredentialLifecycleTests : IDisposable
         }
 
         Assert.Contains("\"fetching\"", await admin.GetStringAsync(new Uri(proxy.App.AdminUri, "/credentials")));
-        Assert.Equal(HttpStatusCode.OK, (await admin.PostAsync(new Uri(proxy.App.AdminUri, "/credentials/api-token/revoke"), null)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await proxy.AdminPostAsync("/credentials/api-token/revoke")).StatusCode);
         Assert.False(first.IsCompleted);
         // The request that was already waiting gets the value fetched for it...
         Assert.Equal(HttpStatusCode.OK, (await first).Response.StatusCode);

@@ -331,10 +331,9 @@ public sealed class VaultTests : IDisposable
         _vault.Dynamic("database/creds/orders", ttl: 600);
         _vault.Renewals(600);
         await using var proxy = await StartAsync();
-        using var admin = new HttpClient();
         Assert.Equal(HttpStatusCode.OK, (await proxy.GetAsync("api", "/v1/a")).Response.StatusCode);
 
-        Assert.Equal(HttpStatusCode.OK, (await admin.PostAsync(new Uri(proxy.App.AdminUri, "/credentials/vault/revoke"), null)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await proxy.AdminPostAsync("/credentials/vault/revoke")).StatusCode);
         await WaitUntilAsync(() => _vault.Requests("/v1/sys/leases/revoke").Count == 1);
         Assert.Equal(HttpStatusCode.OK, (await proxy.GetAsync("api", "/v1/b")).Response.StatusCode);
 
@@ -376,8 +375,7 @@ public sealed class VaultTests : IDisposable
         _config.Credential("vault", new JsonObject { ["Source"] = "File", ["Path"] = _config.SecretFile("file-key", fileKey) })
             .Policy("api", TestConfig.HeaderPolicy(TestConfig.Match(["127.0.0.1"], "/v1/"), "vault", "X-Api-Key", "{token}"));
         File.Move(_config.Write("proxy.json.tmp"), _configPath!, overwrite: true);
-        using var admin = new HttpClient();
-        Assert.Equal(HttpStatusCode.OK, (await admin.PostAsync(new Uri(proxy.App.AdminUri, "/reload"), null)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await proxy.AdminPostAsync("/reload")).StatusCode);
 
         await WaitUntilAsync(() => _vault.Requests("/v1/sys/leases/revoke").Count == 1);
         var revoke = Assert.Single(_vault.Requests("/v1/sys/leases/revoke"));

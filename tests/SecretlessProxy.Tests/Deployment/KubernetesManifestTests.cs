@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Net;
 using System.Text.Json.Nodes;
 using k8s.Models;
 using SecretlessProxy.Configuration;
@@ -121,7 +122,7 @@ public sealed class KubernetesManifestTests
 
     [KubectlTheory]
     [MemberData(nameof(Kustomizations))]
-    public async Task The_proxy_is_a_native_sidecar_with_probes_on_its_admin_port_as_the_image_uid(string kustomization)
+    public async Task The_proxy_is_a_native_sidecar_with_probes_on_its_probe_port_as_the_image_uid(string kustomization)
     {
         var objects = await Kustomize.RenderAsync(kustomization);
         var pod = Kustomize.SingleDeployment(objects).Spec.Template.Spec;
@@ -132,13 +133,57 @@ public sealed class KubernetesManifestTests
         Assert.Equal("/readyz", proxy.StartupProbe.HttpGet.Path);
         Assert.Equal("/readyz", proxy.ReadinessProbe.HttpGet.Path);
         Assert.Equal("/healthz", proxy.LivenessProbe.HttpGet.Path);
-        var adminPort = Assert.Single(proxy.Ports, p => p.Name == "admin").ContainerPort;
-        Assert.Equal(new Uri((string)Config(objects, pod)["SecretlessProxy"]!["Admin"]!["Url"]!).Port, adminPort);
+        var probePort = Assert.Single(proxy.Ports, p => p.Name == "probes").ContainerPort;
+        Assert.Equal(new Uri((string)Config(objects, pod)["SecretlessProxy"]!["Admin"]!["ProbeUrl"]!).Port, probePort);
+        Assert.All([proxy.StartupProbe, proxy.ReadinessProbe, proxy.LivenessProbe], probe => Assert.Equal("probes", probe.HttpGet.Port.Value));
         Assert.Contains(proxy.VolumeMounts, m => m.Name == "proxy-config" && m.MountPath == "/etc/secretless-proxy" && m.ReadOnlyProperty == true);
         // The manifests pin the uid the image was built to run as.
         var user = File.ReadAllLines(Configuration.RepoPaths.Combine("Dockerfile")).Single(l => l.StartsWith("USER ", StringComparison.Ordinal))["USER ".Length..].Split(':');
         Assert.Equal(long.Parse(user[0], CultureInfo.InvariantCulture), proxy.SecurityContext.RunAsUser);
         Assert.Equal(long.Parse(user[1], CultureInfo.InvariantCulture), proxy.SecurityContext.RunAsGroup);
+    }
+
+    [KubectlTheory]
+    [MemberData(nameof(Kustomizations))]
+    public async Task The_admin_endpoint_is_on_loopback_and_only_the_probe_endpoint_faces_the_pod_network(string kustomization)
+    {
+        var objects = await Kustomize.RenderAsync(kustomization);
+        var pod = Kustomize.SingleDeployment(objects).Spec.Template.Spec;
+        var admin = Config(objects, pod)["SecretlessProxy"]!["Admin"]!;
+        var adminUrl = new Uri((string)admin["Url"]!);
+        var probeUrl = new Uri((string)admin["ProbeUrl"]!);
+
+        // /decisions (hosts, paths, caller pid, executable, hash), /credentials, reload and revoke:
+        // reachable from this pod's containers only.
+        Assert.True(IPAddress.IsLoopback(IPAddress.Parse(adminUrl.Host.Trim('[', ']'))), "Admin:Url " + adminUrl + " is not loopback");
+        // The kubelet probes the pod IP.
+        Assert.Equal("0.0.0.0", probeUrl.Host);
+        Assert.NotEqual(adminUrl.Port, probeUrl.Port);
+        // No container declares the admin port, and no probe or port points at it.
+        foreach (var container in AllContainers(pod))
+        {
+            Assert.DoesNotContain(container.Ports ?? [], p => p.ContainerPort == adminUrl.Port);
+            foreach (var probe in new[] { container.StartupProbe, container.ReadinessProbe, container.LivenessProbe }.OfType<V1Probe>())
+            {
+                var port = probe.HttpGet?.Port.Value ?? probe.TcpSocket?.Port.Value;
+                Assert.True(port is not null && port != adminUrl.Port.ToString(CultureInfo.InvariantCulture) && port != "admin", container.Name + " probes the admin port");
+            }
+        }
+
+        // And the rendered config passes validation as the proxy would run it (the new rules included).
+        using var tokenClient = new HttpMessageInvoker(new SocketsHttpHandler());
+        var directory = Directory.CreateTempSubdirectory("secretless-manifest-");
+        try
+        {
+            var path = Path.Combine(directory.FullName, "appsettings.json");
+            await File.WriteAllTextAsync(path, Config(objects, pod).ToJsonString());
+            var result = await new ConfigLoader(TimeProvider.System, tokenClient).LoadAsync(path, includeEnvironment: false, checkFiles: false);
+            Assert.True(result.IsValid, string.Join("\n", result.Errors));
+        }
+        finally
+        {
+            directory.Delete(recursive: true);
+        }
     }
 
     [KubectlTheory]

@@ -130,14 +130,13 @@ public sealed class ConfigReloadTests : IAsyncLifetime
         await using var proxy = await StartAsync();
         var (client, connections) = SingleConnectionClient();
         using var _ = client;
-        using var admin = new HttpClient();
         var url = proxy.Listener("api", "/v1/orders");
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync(url)).StatusCode);
 
         _config.Section["Policies"]!.AsObject().Remove("reads");
         _config.Policy("public-only", ReadPolicy("/v1/public/"));
         File.WriteAllText(_configPath, File.ReadAllText(_config.Write("next.json")));
-        Assert.Equal(HttpStatusCode.OK, (await admin.PostAsync(new Uri(proxy.App.AdminUri, "/reload"), null)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await proxy.AdminPostAsync("/reload")).StatusCode);
 
         var (denied, body) = (await client.GetAsync(url)) is var r ? (r, await r.Content.ReadAsStringAsync()) : default;
         Assert.Equal(HttpStatusCode.Forbidden, denied.StatusCode);
@@ -326,13 +325,12 @@ public sealed class ConfigReloadTests : IAsyncLifetime
     public async Task Post_reload_applies_now_or_answers_422_with_every_reason()
     {
         await using var proxy = await StartAsync();
-        using var admin = new HttpClient();
 
         // A listener change cannot be applied in place: rejected, and the reason says so.
         _config.Section["Listeners"]!["api"]!["Url"] = "http://127.0.0.1:1";
         _config.Policy("broken", TestConfig.HeaderPolicy(TestConfig.Match(["127.0.0.1"]), "missing"));
         File.WriteAllText(_configPath, File.ReadAllText(_config.Write("next.json")));
-        var rejected = await admin.PostAsync(new Uri(proxy.App.AdminUri, "/reload"), null);
+        var rejected = await proxy.AdminPostAsync("/reload");
         var body = JsonDocument.Parse(await rejected.Content.ReadAsStringAsync()).RootElement;
 
         Assert.Equal((HttpStatusCode)422, rejected.StatusCode);
@@ -341,7 +339,7 @@ public sealed class ConfigReloadTests : IAsyncLifetime
 
         _config.Section["Policies"]!.AsObject().Remove("broken");
         File.WriteAllText(_configPath, File.ReadAllText(_config.Write("next.json")));
-        rejected = await admin.PostAsync(new Uri(proxy.App.AdminUri, "/reload"), null);
+        rejected = await proxy.AdminPostAsync("/reload");
         body = JsonDocument.Parse(await rejected.Content.ReadAsStringAsync()).RootElement;
         Assert.Equal((HttpStatusCode)422, rejected.StatusCode);
         Assert.Equal("SecretlessProxy:Listeners:api (Mode or Url) changed; this needs a restart (the running version keeps serving)", Assert.Single(body.GetProperty("reasons").EnumerateArray()).GetString());
@@ -349,7 +347,7 @@ public sealed class ConfigReloadTests : IAsyncLifetime
         _config.Section["Listeners"]!["api"]!["Url"] = "http://127.0.0.1:0";
         _config.Policy("reads", ReadPolicy("/v2/"));
         File.WriteAllText(_configPath, File.ReadAllText(_config.Write("next.json")));
-        var applied = await admin.PostAsync(new Uri(proxy.App.AdminUri, "/reload"), null);
+        var applied = await proxy.AdminPostAsync("/reload");
 
         Assert.Equal(HttpStatusCode.OK, applied.StatusCode);
         Assert.Equal(HttpStatusCode.Forbidden, (await proxy.GetAsync("api", "/v1/orders")).Response.StatusCode);
@@ -394,7 +392,6 @@ public sealed class ConfigReloadTests : IAsyncLifetime
         Rewrite();
         await using var proxy = await StartAsync();
         proxy.NeverEmit(() => tokens.IssuedTokens);
-        using var admin = new HttpClient();
         Assert.Equal(HttpStatusCode.OK, (await proxy.GetAsync("api", "/orders/1")).Response.StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await proxy.GetAsync("api", "/billing/1")).Response.StatusCode);
         Assert.Equal(2, tokens.TokenRequests);
@@ -403,7 +400,7 @@ public sealed class ConfigReloadTests : IAsyncLifetime
         orders["Scopes"] = new JsonArray("orders.read");
         _config.Credential("orders", orders);
         File.WriteAllText(_configPath, File.ReadAllText(_config.Write("next.json")));
-        Assert.Equal(HttpStatusCode.OK, (await admin.PostAsync(new Uri(proxy.App.AdminUri, "/reload"), null)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await proxy.AdminPostAsync("/reload")).StatusCode);
 
         Assert.Equal(HttpStatusCode.OK, (await proxy.GetAsync("api", "/orders/2")).Response.StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await proxy.GetAsync("api", "/billing/2")).Response.StatusCode);

@@ -93,6 +93,24 @@ public sealed class ProxyHarness : IAsyncDisposable
         return SendAsync(request);
     }
 
+    /// <summary>
+    /// A state-changing admin call as an operator makes it: <c>POST</c> to the admin endpoint with the
+    /// token from the configured <c>Admin:TokenFile</c> (none when the config has none).
+    /// </summary>
+    public async Task<HttpResponseMessage> AdminPostAsync(string pathAndQuery)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(App.AdminUri, pathAndQuery));
+        if (App.State.Snapshot.Admin.TokenFile is { } tokenFile)
+        {
+            request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", (await File.ReadAllTextAsync(tokenFile)).Trim());
+        }
+
+        using var admin = new HttpClient();
+        var response = await admin.SendAsync(request);
+        await response.Content.LoadIntoBufferAsync();
+        return response;
+    }
+
     /// <summary>Registers values that must never appear in logs, spans, responses or admin output.</summary>
     public void NeverEmit(params string[] secrets) => _secrets.Add(() => secrets);
 

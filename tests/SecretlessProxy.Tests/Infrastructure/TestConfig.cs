@@ -5,7 +5,8 @@ namespace SecretlessProxy.Tests.Infrastructure;
 
 /// <summary>
 /// Builds a proxy config file and its secret files in a temporary folder, the way an operator
-/// would lay them out. Every listener and the admin endpoint bind 127.0.0.1:0.
+/// would lay them out. Every listener and the admin endpoint bind 127.0.0.1:0; the admin endpoint
+/// has a token file (<see cref="AdminToken"/>), so reload and revoke work as an operator's would.
 /// </summary>
 public sealed class TestConfig : IDisposable
 {
@@ -20,7 +21,15 @@ public sealed class TestConfig : IDisposable
     public TestConfig()
     {
         Directory = System.IO.Directory.CreateTempSubdirectory("secretless-test-").FullName;
+        AdminToken = "admin-token-" + Guid.NewGuid().ToString("N");
+        AdminTokenFile = SecretFile("admin-token", AdminToken);
+        _section["Admin"]!["TokenFile"] = AdminTokenFile;
     }
+
+    /// <summary>The token in <see cref="AdminTokenFile"/>, which <c>Admin:TokenFile</c> names.</summary>
+    public string AdminToken { get; }
+
+    public string AdminTokenFile { get; }
 
     public string Directory { get; }
 

@@ -354,6 +354,194 @@ public sealed class AwsSigV4Tests : IAsyncLifetime
         Assert.Equal("match", await FakeS3.VerifyAsync(Assert.Single(_upstream.Requests), keys.AccessKeyId, keys.SecretAccessKey, keys.SessionToken, "sqs", "us-east-1"));
     }
 
+    // ---- What the signature covers: an allow-list of headers; a copy source only inside PathPrefix.
+
+    [Fact]
+    public async Task Only_allow_listed_x_amz_headers_are_signed_and_others_are_not_sent()
+    {
+        var request = new HttpRequestMessage(HttpMethod.Put, Url("/mybucket/x"))
+        {
+            Content = new ByteArrayContent([1, 2, 3]) { Headers = { { "Content-Type", "application/octet-stream" } } },
+        };
+        request.Headers.TryAddWithoutValidation("x-amz-foo", "bar");
+        request.Headers.TryAddWithoutValidation("X-Amz-Meta-Owner", "orders");
+        request.Headers.TryAddWithoutValidation("x-amz-server-side-encryption", "aws:kms");
+        request.Headers.TryAddWithoutValidation("x-amz-storage-class", "STANDARD_IA");
+        request.Headers.TryAddWithoutValidation("x-amz-tagging", "team=orders");
+        request.Headers.TryAddWithoutValidation("x-amz-checksum-crc32", "VUvJcA==");
+        request.Headers.TryAddWithoutValidation("Cache-Control", "no-cache");
+
+        var received = await SignAndSendAsync(new AwsSigV4Injector("s3", "eu-west-1", null, AwsSigV4Injector.DefaultMaxBodyBytes, _time), request);
+
+        Assert.Equal("match", await VerifyAsync(received, "s3", "eu-west-1"));
+        Assert.Equal(
+            ["content-type", "host", "x-amz-checksum-crc32", "x-amz-content-sha256", "x-amz-date", "x-amz-meta-owner", "x-amz-security-token", "x-amz-server-side-encryption", "x-amz-storage-class", "x-amz-tagging"],
+            received.SignedHeaders());
+        // Not signed, so not sent: S3 would reject it unsigned, and a lenient server would act on it.
+        Assert.Null(received.Header("x-amz-foo"));
+        // Outside x-amz-*: sent as the app set it, unsigned.
+        Assert.Equal("no-cache", received.Header("Cache-Control"));
+    }
+
+    [Fact]
+    public async Task A_copy_source_outside_PathPrefix_is_refused_with_403_and_no_upstream_call()
+    {
+        await using var proxy = await StartProxyAsync(new JsonObject { ["Service"] = "s3", ["Region"] = "eu-west-1" }, pathPrefix: "/mybucket/");
+        var copy = new HttpRequestMessage(HttpMethod.Put, proxy.Listener("s3", "/mybucket/x"));
+        copy.Headers.TryAddWithoutValidation("x-amz-copy-source", "/otherbucket/secret.txt");
+
+        var (response, problem) = await proxy.SendAsync(copy);
+
+        _output.WriteLine((int)response.StatusCode + " " + problem);
+        Assert.Equal(HttpStatusCode.Forbidden, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        using var json = JsonDocument.Parse(problem);
+        Assert.Equal("urn:secretless-proxy:problem:policy-denied", json.RootElement.GetProperty("type").GetString());
+        Assert.Equal(
+            "policy 's3' does not allow this request: x-amz-copy-source names '/otherbucket/secret.txt', outside this policy's PathPrefix '/mybucket/'",
+            json.RootElement.GetProperty("detail").GetString());
+        Assert.Empty(_upstream.Requests);
+        // Refused before the credential was even fetched.
+        Assert.Empty(_e2e!.Sts.IssuedKeys);
+
+        // Ambiguous spellings, a second source header, the query form and a rename are refused the same way.
+        string[][] refused =
+        [
+            ["x-amz-copy-source", "/mybucket/../otherbucket/secret.txt"],
+            ["x-amz-copy-source", "/mybucket/%2e%2e/otherbucket/secret.txt"],
+            ["x-amz-copy-source", "mybucket/..%2Fotherbucket/secret.txt"],
+            ["x-amz-copy-source", "/mybucket/%252e%252e%252fotherbucket/secret.txt"],
+            ["x-amz-copy-source", "/mybucket/..%5Cotherbucket/secret.txt"],
+            ["x-amz-copy-source", "/mybucket/a%00b"],
+            ["x-amz-copy-source", "/mybucket/a+b"],
+            ["x-amz-copy-source", "/mybucket/x?versionId=1&x=2"],
+            ["x-amz-copy-source", "arn:aws:s3:eu-west-1:123456789012:accesspoint/ap/object/mybucket/x"],
+            ["x-amz-rename-source", "/otherbucket/secret.txt"],
+        ];
+        foreach (var (name, value) in refused.Select(r => (r[0], r[1])))
+        {
+            var request = new HttpRequestMessage(HttpMethod.Put, proxy.Listener("s3", "/mybucket/x"));
+            request.Headers.TryAddWithoutValidation(name, value);
+            var (status, body) = await proxy.SendAsync(request);
+            _output.WriteLine(name + ": " + value + " -> " + (int)status.StatusCode + " " + body);
+            Assert.Equal(HttpStatusCode.Forbidden, status.StatusCode);
+        }
+
+        var twice = new HttpRequestMessage(HttpMethod.Put, proxy.Listener("s3", "/mybucket/x"));
+        twice.Headers.TryAddWithoutValidation("x-amz-copy-source", ["/mybucket/a", "/otherbucket/secret.txt"]);
+        Assert.Equal(HttpStatusCode.Forbidden, (await proxy.SendAsync(twice)).Response.StatusCode);
+        var query = new HttpRequestMessage(HttpMethod.Put, proxy.Listener("s3", "/mybucket/x?X-Amz-Copy-Source=%2Fotherbucket%2Fsecret.txt"));
+        Assert.Equal(HttpStatusCode.Forbidden, (await proxy.SendAsync(query)).Response.StatusCode);
+
+        Assert.Empty(_upstream.Requests);
+        Assert.Empty(_e2e.Sts.IssuedKeys);
+
+        // The same PUT without a second object goes through, signed.
+        var (plain, _) = await proxy.SendAsync(new HttpRequestMessage(HttpMethod.Put, proxy.Listener("s3", "/mybucket/x")) { Content = new ByteArrayContent([1]) });
+        Assert.Equal(HttpStatusCode.OK, plain.StatusCode);
+        Assert.Single(_upstream.Requests);
+    }
+
+    [Fact]
+    public async Task A_copy_source_inside_PathPrefix_is_signed_and_botocore_verifies_it()
+    {
+        await using var proxy = await StartProxyAsync(new JsonObject { ["Service"] = "s3", ["Region"] = "eu-west-1" }, pathPrefix: "/mybucket/");
+        var copy = new HttpRequestMessage(HttpMethod.Put, proxy.Listener("s3", "/mybucket/x"));
+        copy.Headers.TryAddWithoutValidation("x-amz-copy-source", "/mybucket/other%20file.txt?versionId=3HL4kqtJlcpXroDTDmJ");
+        copy.Headers.TryAddWithoutValidation("x-amz-copy-source-if-match", "\"5d41402abc4b2a76b9719d911017c592\"");
+        copy.Headers.TryAddWithoutValidation("x-amz-metadata-directive", "COPY");
+
+        var (response, body) = await proxy.SendAsync(copy);
+
+        _output.WriteLine((int)response.StatusCode + " " + body);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var received = Assert.Single(_upstream.Requests);
+        var keys = Assert.Single(_e2e!.Sts.IssuedKeys);
+        Assert.Equal("match", await FakeS3.VerifyAsync(received, keys.AccessKeyId, keys.SecretAccessKey, keys.SessionToken, "s3", "eu-west-1"));
+        Assert.Equal("/mybucket/other%20file.txt?versionId=3HL4kqtJlcpXroDTDmJ", received.Header("x-amz-copy-source"));
+        Assert.Contains("x-amz-copy-source", received.SignedHeaders());
+        Assert.Contains("x-amz-copy-source-if-match", received.SignedHeaders());
+        Assert.Contains("x-amz-metadata-directive", received.SignedHeaders());
+    }
+
+    [Theory]
+    // Path style (an IP address, a bare S3 endpoint, or PathStyle): /bucket/key against the prefix.
+    [InlineData("127.0.0.1", "/mybucket/", false, "/mybucket/a/b.txt", true)]
+    [InlineData("127.0.0.1", "/mybucket/", false, "mybucket/a%2Fb.txt", true)]
+    [InlineData("127.0.0.1", "/mybucket/", false, "/mybucket-other/a", false)]
+    [InlineData("127.0.0.1", "", false, "/anybucket/a", true)]
+    [InlineData("s3.eu-west-1.amazonaws.com", "/mybucket/", false, "/mybucket/a", true)]
+    [InlineData("s3.eu-west-1.amazonaws.com", "/mybucket/", false, "/otherbucket/a", false)]
+    [InlineData("minio.internal", "/mybucket/", true, "/mybucket/a", true)]
+    // A host that does not say where its bucket is: refused unless PathStyle says.
+    [InlineData("minio.internal", "/mybucket/", false, "/mybucket/a", false)]
+    // Virtual-hosted S3: the host's own bucket only, the key against the (bucket-relative) prefix.
+    [InlineData("mybucket.s3.eu-west-1.amazonaws.com", "/data/", false, "/mybucket/data/a", true)]
+    [InlineData("mybucket.s3.eu-west-1.amazonaws.com", "", false, "mybucket/anything", true)]
+    [InlineData("mybucket.s3.eu-west-1.amazonaws.com", "/data/", false, "/mybucket/other/a", false)]
+    [InlineData("mybucket.s3.eu-west-1.amazonaws.com", "", false, "/otherbucket/data/a", false)]
+    [InlineData("my.dotted.bucket.s3.dualstack.eu-west-1.amazonaws.com", "", false, "/my.dotted.bucket/a", true)]
+    [InlineData("mybucket.s3.eu-west-1.amazonaws.com", "", true, "/otherbucket/a", false)]
+    // Ambiguous: refused whatever the prefix.
+    [InlineData("127.0.0.1", "", false, "/mybucket/./a", false)]
+    [InlineData("127.0.0.1", "", false, "/mybucket/%2E/a", false)]
+    [InlineData("127.0.0.1", "", false, "/mybucket/a%25%32%66b", false)]
+    [InlineData("127.0.0.1", "", false, "/mybucket/a%C3", false)]
+    [InlineData("127.0.0.1", "", false, "/mybucket/a%zz", false)]
+    [InlineData("127.0.0.1", "", false, "/mybucket/a\\b", false)]
+    [InlineData("127.0.0.1", "", false, "/mybucket/a b", false)]
+    [InlineData("127.0.0.1", "", false, "/mybucket/a%0Ab", false)]
+    [InlineData("127.0.0.1", "", false, "/mybucket", false)]
+    [InlineData("127.0.0.1", "", false, "//mybucket/a", false)]
+    [InlineData("127.0.0.1", "", false, "/../mybucket/a", false)]
+    [InlineData("127.0.0.1", "", false, "/mybucket/a?versionId=", false)]
+    [InlineData("127.0.0.1", "", false, "/mybucket/a?versionId=1&partNumber=2", false)]
+    public void Copy_sources_are_checked_as_the_object_they_name(string host, string prefix, bool pathStyle, string source, bool allowed)
+    {
+        var reason = AwsSourceCheck.Refuse("x-amz-copy-source", source, host, prefix, pathStyle);
+
+        _output.WriteLine(reason ?? "allowed");
+        Assert.Equal(allowed, reason is null);
+    }
+
+    [Fact]
+    public async Task Awscli_copies_an_object_within_the_prefix_through_the_proxy_and_is_refused_another_bucket()
+    {
+        Assert.True(File.Exists("/usr/bin/aws"), "/usr/bin/aws (Debian awscli) is missing; tests/run.sh installs it");
+
+        await using var proxy = await StartProxyAsync(new JsonObject { ["Service"] = "s3", ["Region"] = "eu-west-1" }, pathPrefix: "/mybucket/");
+        var env = new Dictionary<string, string>
+        {
+            ["AWS_EC2_METADATA_DISABLED"] = "true",
+            ["AWS_CONFIG_FILE"] = "/dev/null",
+            ["AWS_SHARED_CREDENTIALS_FILE"] = "/dev/null",
+            ["AWS_DEFAULT_REGION"] = "eu-west-1",
+            ["AWS_PAGER"] = string.Empty,
+            ["HOME"] = _e2e!.Config.Directory,
+        };
+        var endpoint = proxy.Listener("s3").ToString().TrimEnd('/');
+
+        var copied = await ExternalClient.RunAsync("/usr/bin/aws", ["s3", "cp", "s3://mybucket/reports/a b.txt", "s3://mybucket/archive/a b.txt", "--no-sign-request", "--endpoint-url", endpoint], env);
+
+        _output.WriteLine(copied.ToString());
+        Assert.Equal(0, copied.ExitCode);
+        var keys = Assert.Single(_e2e.Sts.IssuedKeys);
+        var copy = Assert.Single(_upstream.Requests, r => r.Header("x-amz-copy-source") is not null);
+        Assert.Equal("PUT", copy.Method);
+        Assert.Equal("/mybucket/archive/a%20b.txt", copy.RawTarget);
+        Assert.Equal("mybucket/reports/a%20b.txt", copy.Header("x-amz-copy-source"));
+        Assert.Contains("x-amz-copy-source", copy.SignedHeaders());
+        Assert.Equal("match", await FakeS3.VerifyAsync(copy, keys.AccessKeyId, keys.SecretAccessKey, keys.SessionToken, "s3", "eu-west-1"));
+
+        _upstream.Requests.Clear();
+        var refused = await ExternalClient.RunAsync("/usr/bin/aws", ["s3api", "copy-object", "--copy-source", "otherbucket/secret.txt", "--bucket", "mybucket", "--key", "stolen.txt", "--no-sign-request", "--endpoint-url", endpoint], env);
+
+        _output.WriteLine(refused.ToString());
+        Assert.NotEqual(0, refused.ExitCode);
+        Assert.Contains("403", refused.Error);
+        Assert.Empty(_upstream.Requests);
+    }
+
     // ---- Configuration errors, by key.
 
     [Fact]
@@ -419,6 +607,33 @@ public sealed class AwsSigV4Tests : IAsyncLifetime
         Assert.Contains("'queue.internal.example'", error.Message);
     }
 
+    [Fact]
+    public async Task PathStyle_on_a_virtual_hosted_S3_name_is_named_by_key()
+    {
+        using var config = new TestConfig();
+        config.RouteListener("api", "http://127.0.0.1:9")
+            .Set("Identity", new JsonObject { ["Source"] = "TokenFile", ["Path"] = config.SecretFile("token.jwt", "x.y.z") })
+            .Credential("aws", new JsonObject { ["Source"] = "AwsWebIdentity", ["RoleArn"] = "arn:aws:iam::123456789012:role/exporter", ["Region"] = "eu-west-1" })
+            .Policy("minio", new JsonObject
+            {
+                ["Match"] = TestConfig.Match(["minio.internal"]),
+                ["Credential"] = "aws",
+                ["Inject"] = new JsonObject { ["AwsSigV4"] = new JsonObject { ["Service"] = "s3", ["Region"] = "eu-west-1", ["PathStyle"] = true } },
+            })
+            .Policy("aws", new JsonObject
+            {
+                ["Match"] = TestConfig.Match(["*.s3.eu-west-1.amazonaws.com"]),
+                ["Credential"] = "aws",
+                ["Inject"] = new JsonObject { ["AwsSigV4"] = new JsonObject { ["PathStyle"] = true } },
+            });
+
+        var error = Assert.Single(await ErrorsAsync(config));
+
+        _output.WriteLine(error.Key + ": " + error.Message);
+        Assert.Equal("SecretlessProxy:Policies:aws:Inject:AwsSigV4:PathStyle", error.Key);
+        Assert.Contains("'*.s3.eu-west-1.amazonaws.com'", error.Message);
+    }
+
     private static async Task<IReadOnlyList<ConfigError>> ErrorsAsync(TestConfig config)
     {
         using var http = new HttpMessageInvoker(new SocketsHttpHandler { UseProxy = false });
@@ -433,7 +648,7 @@ public sealed class AwsSigV4Tests : IAsyncLifetime
     /// A proxy whose Route listener "s3" forwards to the fake S3 and signs with keys an
     /// AwsWebIdentity credential gets from a fake STS for the workload's token.
     /// </summary>
-    private async Task<ProxyHarness> StartProxyAsync(JsonObject sigV4)
+    private async Task<ProxyHarness> StartProxyAsync(JsonObject sigV4, string? pathPrefix = null)
     {
         var identity = new TokenFileIdentityHarness();
         var sts = FakeSts.Start(identity.Time);
@@ -450,7 +665,7 @@ public sealed class AwsSigV4Tests : IAsyncLifetime
                 ["Region"] = "eu-west-1",
                 ["StsUrl"] = sts.Url,
             })
-            .Policy("s3", new JsonObject { ["Match"] = TestConfig.Match(["127.0.0.1"]), ["Credential"] = "aws", ["Inject"] = new JsonObject { ["AwsSigV4"] = sigV4 } });
+            .Policy("s3", new JsonObject { ["Match"] = TestConfig.Match(["127.0.0.1"], pathPrefix), ["Credential"] = "aws", ["Inject"] = new JsonObject { ["AwsSigV4"] = sigV4 } });
         var proxy = await ProxyHarness.StartAsync(config.Write(), identity.Time);
         proxy.NeverEmit(() => sts.Secrets);
         return proxy;

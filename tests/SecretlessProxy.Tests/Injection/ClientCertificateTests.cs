@@ -284,7 +284,7 @@ public sealed class ClientCertificateTests : IAsyncLifetime
         var client = clients.For(rule);
         Assert.True(HostPattern.TryParse("localhost", out var localhost));
         var dropped = new PolicySet([]);
-        ProxySnapshot Snapshot(PolicySet policies) => new(new IPEndPoint(IPAddress.Loopback, 0), new Dictionary<string, ListenerDefinition>(), [], policies);
+        ProxySnapshot Snapshot(PolicySet policies) => new(new AdminSettings(new IPEndPoint(IPAddress.Loopback, 0), null, null, []), new Dictionary<string, ListenerDefinition>(), [], policies);
 
         // A reload that keeps the files keeps the client and its pooled connections.
         clients.Retain(Snapshot(new PolicySet([new CompiledPolicy("renamed", [localhost!], null, null, string.Empty, a.CertFile, "ClientCertificate", new ClientCertificateInjector(a.CertFile, a.KeyFile))])));

@@ -57,7 +57,15 @@ public sealed class FakeS3 : IAsyncDisposable
             var rawTarget = context.Features.Get<IHttpRequestFeature>()!.RawTarget;
             fake.Requests.Enqueue(new Received(context.Request.Method, rawTarget, headers, body.ToArray()));
             context.Response.ContentType = "application/xml";
-            await context.Response.WriteAsync(ListBucketResult);
+            // Declared for HEAD too, as S3 does: awscli's s3 cp reads the source's size from HeadObject.
+            var answer = System.Text.Encoding.UTF8.GetBytes(ListBucketResult);
+            context.Response.ContentLength = answer.Length;
+            context.Response.Headers.LastModified = "Mon, 23 Nov 2026 10:00:00 GMT";
+            context.Response.Headers.ETag = "\"5d41402abc4b2a76b9719d911017c592\"";
+            if (!HttpMethods.IsHead(context.Request.Method))
+            {
+                await context.Response.Body.WriteAsync(answer);
+            }
         });
         await app.StartAsync();
         fake.Url = new Uri(app.Urls.First());

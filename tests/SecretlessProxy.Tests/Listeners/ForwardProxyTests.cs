@@ -265,8 +265,11 @@ public sealed class ForwardProxyTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Plain_http_through_http_proxy_is_decided_and_injected_like_route_requests()
+    public async Task Plain_http_through_http_proxy_is_decided_and_injected_like_route_requests_when_the_policy_allows_http()
     {
+        var match = TestConfig.Match(["localhost"], "/v1/", ["GET"]);
+        match["Schemes"] = new JsonArray("http", "https");
+        _config.Policy("localhost-read", TestConfig.HeaderPolicy(match, "api-key", "X-Api-Key", "{token}"));
         await using var proxy = await StartAsync();
 
         var curl = await ExternalClient.RunAsync("curl", ["-sS", "--fail-with-body", "-H", "X-Api-Key: app-value", "http://localhost:" + _plainUpstream.Ports[0] + "/v1/plain"], ProxyEnvironment(proxy, "egress"));
@@ -277,6 +280,26 @@ public sealed class ForwardProxyTests : IAsyncLifetime
         var received = Assert.Single(_plainUpstream.LogEntries).RequestMessage;
         Assert.Equal(_apiKey, received.Headers!["X-Api-Key"].Single());
         Assert.Equal("403", denied.Output);
+    }
+
+    [Fact]
+    public async Task Plain_http_never_carries_the_credential_of_a_policy_written_for_https()
+    {
+        await using var proxy = await StartAsync();
+
+        // The app names the policy's host over http:// to read the credential off the wire.
+        var passed = await ExternalClient.RunAsync("curl", ["-sS", "--fail-with-body", "-H", "X-Api-Key: app-value", "http://localhost:" + _plainUpstream.Ports[0] + "/v1/plain"], ProxyEnvironment(proxy, "egress"));
+        var strict = await ExternalClient.RunAsync("curl", ["-sS", "-w", "\n%{http_code}", "http://localhost:" + _plainUpstream.Ports[0] + "/v1/plain"], ProxyEnvironment(proxy, "strict"));
+
+        // Pass-through listener: no policy matches http, so the request goes on with nothing injected.
+        Assert.True(passed.ExitCode == 0, passed.ToString());
+        var received = Assert.Single(_plainUpstream.LogEntries).RequestMessage;
+        Assert.Equal("app-value", received.Headers!["X-Api-Key"].Single());
+        // Deny listener: refused, and the upstream saw nothing more.
+        Assert.EndsWith("403", strict.Output);
+        Assert.Single(_plainUpstream.LogEntries);
+        Assert.DoesNotContain(_apiKey, passed.Output + strict.Output);
+        await proxy.AssertNoSecretEmittedAsync();
     }
 
     [Fact]

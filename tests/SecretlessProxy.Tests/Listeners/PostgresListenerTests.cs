@@ -476,6 +476,62 @@ public sealed class PostgresListenerTests
     }
 
     [Fact]
+    public async Task A_caller_refused_by_the_admin_logins_policy_never_logs_in_as_admin_through_a_wider_policy()
+    {
+        Assert.True(_pg.Available, _pg.UnavailableReason);
+
+        // One server, two listeners: "reader" logs in as app_scram, "admin" as the superuser.
+        // orders-admin names the admin login and lets in only uid 54321 (not this test process);
+        // orders-read names no credential.
+        using var config = new TestConfig();
+        var tls = new JsonObject { ["Mode"] = "VerifyFull", ["CaFile"] = _pg.CaFile };
+        config.PostgresListener("reader", _pg.ServerName + ":" + _pg.Port, "read-login", tls)
+            .PostgresListener("admin", _pg.ServerName + ":" + _pg.Port, "admin-login", tls.DeepClone().AsObject())
+            .Credential("read-login", new JsonObject { ["Source"] = "File", ["Path"] = config.SecretFile("read-password", _pg.ScramPassword), ["Username"] = PostgresServer.ScramUser })
+            .Credential("admin-login", new JsonObject { ["Source"] = "File", ["Path"] = config.SecretFile("admin-password", _pg.SuperuserPassword), ["Username"] = PostgresServer.Superuser })
+            .Policy("orders-admin", new JsonObject
+            {
+                ["Match"] = TestConfig.Match([_pg.ServerName], ports: [_pg.Port]),
+                ["Credential"] = "admin-login",
+                ["Inject"] = new JsonObject { ["DatabaseLogin"] = true },
+                ["Caller"] = new JsonObject { ["Uids"] = new JsonArray(54321) },
+            })
+            .Policy("orders-read", new JsonObject
+            {
+                ["Match"] = TestConfig.Match([_pg.ServerName], ports: [_pg.Port]),
+                ["Inject"] = new JsonObject { ["DatabaseLogin"] = true },
+            });
+        await using var proxy = await ProxyHarness.StartAsync(config.Write());
+        proxy.NeverEmit(_pg.ScramPassword, _pg.SuperuserPassword);
+
+        string ConnectionString(string listener) =>
+            $"Host=127.0.0.1;Port={proxy.App.GetListenerEndPoint(listener).Port};Database={PostgresServer.Database};Username=the-app;Pooling=false;Timeout=15;SSL Mode=Disable;Gss Encryption Mode=Disable";
+
+        await using (var admin = new NpgsqlConnection(ConnectionString("admin")))
+        {
+            var error = await Assert.ThrowsAsync<PostgresException>(() => admin.OpenAsync());
+            _output.WriteLine(error.Severity + " " + error.SqlState + " " + error.MessageText);
+            Assert.Equal("FATAL", error.Severity);
+            Assert.Equal("28000", error.SqlState);
+            // "does not allow the calling process's uid" (or, were this process not attested, "needs an attested calling process").
+            Assert.Contains("denied by policy: policy orders-admin does not allow this request: its Caller condition", error.MessageText);
+        }
+
+        await using (var reader = new NpgsqlConnection(ConnectionString("reader")))
+        {
+            await reader.OpenAsync();
+            Assert.Equal(PostgresServer.ScramUser, await ScalarAsync(reader, "select current_user"));
+        }
+
+        var connections = proxy.Spans.Where(s => s.DisplayName == "secretless.database.connection").ToArray();
+        Assert.Equal(["denied", "connected"], connections.Select(s => (string)s.GetTagItem("secretless.outcome")!));
+        Assert.Equal(["orders-admin", "orders-read"], connections.Select(s => (string)s.GetTagItem("secretless.policy")!));
+        // The refused connection never logged in as anyone.
+        Assert.Null(connections[0].GetTagItem("secretless.database.user"));
+        Assert.Equal(PostgresServer.ScramUser, connections[1].GetTagItem("secretless.database.user"));
+    }
+
+    [Fact]
     public async Task Without_a_verified_server_the_proxy_answers_only_scram()
     {
         if (Skipped())

@@ -43,16 +43,17 @@ public sealed class LeakScanTests : IDisposable
     [Fact]
     public async Task Scan_fails_when_a_secret_reaches_something_emitted()
     {
-        // An upstream that echoes the injected header back: the secret reaches the app's response,
-        // which the scan covers, so the scan must fail.
-        _upstream.Given(Request.Create().UsingAnyMethod()).RespondWith(Response.Create().WithStatusCode(200).WithBody("{{request.headers.X-Api-Key}}").WithTransformer());
+        // The scan covers the app's responses: a registered value in a response body must fail it.
+        // (Not the injected value echoed back: the proxy masks that, see ResponseMaskingTests.)
+        var canary = "response-canary-" + Guid.NewGuid().ToString("N");
+        _upstream.Given(Request.Create().UsingAnyMethod()).RespondWith(Response.Create().WithStatusCode(200).WithBody(canary));
         var proxy = await ProxyHarness.StartAsync(_config.Write());
         try
         {
             var (response, body) = await proxy.GetAsync("api", "/v1/echo");
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-            Assert.Equal(_key, body);
-            proxy.NeverEmit(_key);
+            Assert.Equal(canary, body);
+            proxy.NeverEmit(canary);
 
             var failure = await Assert.ThrowsAnyAsync<Exception>(proxy.AssertNoSecretEmittedAsync);
             Assert.Contains("a secret leaked into: response:", failure.Message);

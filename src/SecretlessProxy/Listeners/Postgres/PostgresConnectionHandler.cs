@@ -31,11 +31,13 @@ internal sealed partial class PostgresConnectionHandler
     private readonly ProxyMetrics _metrics;
     private readonly AuditLog _audit;
     private readonly TimeProvider _time;
+    private readonly ConnectionRefusals _refusals;
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<string, SaltedPasswordCache> _saltedPasswords = new(StringComparer.OrdinalIgnoreCase);
 
-    public PostgresConnectionHandler(ProxyState state, PostgresCancelRegistry cancels, ProxyMetrics metrics, AuditLog audit, TimeProvider time, ILogger<PostgresConnectionHandler> logger)
+    public PostgresConnectionHandler(ProxyState state, PostgresCancelRegistry cancels, ProxyMetrics metrics, AuditLog audit, ConnectionRefusals refusals, TimeProvider time, ILogger<PostgresConnectionHandler> logger)
     {
+        _refusals = refusals;
         _state = state;
         _cancels = cancels;
         _metrics = metrics;
@@ -54,8 +56,8 @@ internal sealed partial class PostgresConnectionHandler
             return;
         }
 
-        using var handshake = CancellationTokenSource.CreateLinkedTokenSource(connection.ConnectionClosed);
-        handshake.CancelAfter(db.HandshakeTimeout);
+        // The listener's HandshakeTimeout, on the injected clock: from accept to a logged-in session.
+        using var deadline = new HandshakeDeadline(listener.Limits.HandshakeTimeout, _time, connection.ConnectionClosed);
         var original = connection.Transport;
         SslStream? appTls = null;
         ServerConnection? server = null;
@@ -65,7 +67,7 @@ internal sealed partial class PostgresConnectionHandler
             PostgresStartupMessage? startup;
             try
             {
-                startup = await ReadStartupAsync(connection, listener.Name, db, tls => appTls = tls, handshake.Token).ConfigureAwait(false);
+                startup = await ReadStartupAsync(connection, listener.Name, db, tls => appTls = tls, deadline.Token).ConfigureAwait(false);
             }
             catch (PostgresProtocolException ex)
             {
@@ -73,9 +75,16 @@ internal sealed partial class PostgresConnectionHandler
                 await WriteErrorAsync(connection.Transport.Output, ex.SqlState, ex.Message, CancellationToken.None).ConfigureAwait(false);
                 return;
             }
+            catch (OperationCanceledException) when (deadline.Expired && !connection.ConnectionClosed.IsCancellationRequested)
+            {
+                // The app connected and did not send its startup message (or finish its TLS) in time:
+                // closed without an answer, as the server does (authentication_timeout).
+                _refusals.HandshakeTimedOut(listener.Name, "the PostgreSQL startup", deadline.Timeout);
+                return;
+            }
             catch (Exception ex) when (ex is OperationCanceledException or IOException or ConnectionResetException or AuthenticationException)
             {
-                // The app went away, stalled past the handshake timeout, or did not trust the local CA.
+                // The app went away, or did not trust the local CA.
                 return;
             }
 
@@ -86,14 +95,14 @@ internal sealed partial class PostgresConnectionHandler
 
             try
             {
-                (server, registered) = await EstablishAsync(connection, generation, listener, db, startup, handshake.Token).ConfigureAwait(false);
+                (server, registered) = await EstablishAsync(connection, generation, listener, db, startup, deadline.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (!connection.ConnectionClosed.IsCancellationRequested)
             {
                 // The handshake timeout ran out while the workload identity or the credential was
                 // still being fetched (a slow issuer): a clean, transient error rather than a reset.
                 Log.ClientRejected(_logger, listener.Name, "the login did not complete within the handshake timeout");
-                await WriteErrorAsync(connection.Transport.Output, "57P03", "the proxy could not log in within " + db.HandshakeTimeout.TotalSeconds + " s: the credential or the workload identity is still being fetched", CancellationToken.None).ConfigureAwait(false);
+                await WriteErrorAsync(connection.Transport.Output, "57P03", "the proxy could not log in within " + deadline.Timeout.TotalSeconds + " s: the credential or the workload identity is still being fetched", CancellationToken.None).ConfigureAwait(false);
                 return;
             }
             catch (OperationCanceledException)
@@ -107,6 +116,7 @@ internal sealed partial class PostgresConnectionHandler
                 return;
             }
 
+            deadline.Stop();
             await SpliceAsync(connection, session.Stream).ConfigureAwait(false);
         }
         finally
@@ -154,7 +164,9 @@ internal sealed partial class PostgresConnectionHandler
             identityStatus = await workloadIdentity.GetAsync(cancellationToken).ConfigureAwait(false);
         }
 
-        var decision = snapshot.Policies.Evaluate(destination, UnmatchedBehavior.Deny, new PolicyContext(caller, identityStatus?.Identity, _time.GetUtcNow()));
+        // Only the policies for this listener's login decide (PolicySet.EvaluateLogin): a caller refused
+        // by the admin login's policies never falls through to a wider policy written for another login.
+        var decision = snapshot.Policies.EvaluateLogin(destination, db.CredentialName, new PolicyContext(caller, identityStatus?.Identity, _time.GetUtcNow()));
         var policy = decision.Policy;
         var outcome = new ConnectionOutcome(this, activity, listener.Name, destination, caller, identityStatus?.Identity, started);
         if (activity is not null)
@@ -182,14 +194,6 @@ internal sealed partial class PostgresConnectionHandler
         if (policy!.Injection is not DatabaseLoginInjector)
         {
             await outcome.RefuseAsync(output, "deny", policy, "denied", "28000", "denied by policy: policy '" + policy.Name + "' injects " + policy.Injection.Kind + " into HTTP requests; a database connection needs a policy with Inject DatabaseLogin").ConfigureAwait(false);
-            return default;
-        }
-
-        // A policy that names a credential is for the listener that logs in with it: two listeners
-        // on one database server (a read-only and an admin login) are told apart this way.
-        if (policy.CredentialName.Length > 0 && !string.Equals(policy.CredentialName, db.CredentialName, StringComparison.OrdinalIgnoreCase))
-        {
-            await outcome.RefuseAsync(output, "deny", policy, "denied", "28000", "denied by policy: policy '" + policy.Name + "' is for logins with credential '" + policy.CredentialName + "', and this listener logs in with '" + db.CredentialName + "'").ConfigureAwait(false);
             return default;
         }
 
