@@ -187,7 +187,7 @@ public sealed partial class ProxyApp : IAsyncDisposable
                         return connection =>
                         {
                             connection.Features.Set(feature);
-                            connection.Features.Set(CallerFeatureFor(connection, callers, state));
+                            connection.Features.Set(CallerFeatureFor(connection, callers, () => state.Snapshot.Policies.UsesCaller));
                             return next(connection);
                         };
                     });
@@ -248,7 +248,10 @@ public sealed partial class ProxyApp : IAsyncDisposable
                     return connection =>
                     {
                         connection.Features.Set(ListenerFeature.Admin);
-                        connection.Features.Set(CallerFeatureFor(connection, callers));
+
+                        // The admin authorizer reads only the uid, which a socket keeps for life:
+                        // nothing to attest at accept or re-check per request.
+                        connection.Features.Set(CallerFeatureFor(connection, callers, static () => false));
                         return next(connection);
                     };
                 });
@@ -512,13 +515,13 @@ public sealed partial class ProxyApp : IAsyncDisposable
     /// request leaves the connecting process the time to exec(2) an allowed binary or hand the
     /// socket to one first. Without such a policy nothing is scanned until the audit trail asks.
     /// </remarks>
-    private static CallerFeature CallerFeatureFor(Microsoft.AspNetCore.Connections.ConnectionContext connection, LoopbackCallerResolver callers, ProxyState state)
+    private static CallerFeature CallerFeatureFor(Microsoft.AspNetCore.Connections.ConnectionContext connection, LoopbackCallerResolver callers, Func<bool> usesCaller)
     {
-        var attestNow = state.Snapshot.Policies.UsesCaller;
+        var attestNow = usesCaller();
         if (connection.RemoteEndPoint is IPEndPoint remote && connection.LocalEndPoint is IPEndPoint local)
         {
             return IPAddress.IsLoopback(remote.Address) || (remote.Address.IsIPv4MappedToIPv6 && IPAddress.IsLoopback(remote.Address.MapToIPv4()))
-                ? new CallerFeature(() => callers.AttestTcp(remote, local), callers.Recheck, () => state.Snapshot.Policies.UsesCaller, attestNow)
+                ? new CallerFeature(() => callers.AttestTcp(remote, local), callers.Recheck, usesCaller, attestNow)
                 : new CallerFeature(Caller.Unknown);
         }
 
@@ -527,7 +530,7 @@ public sealed partial class ProxyApp : IAsyncDisposable
             // Always at accept: SO_PEERCRED names the pid that connected, and the longer the wait,
             // the more time that process has to exec(2) an allowed binary after handing the socket
             // to a child. One getsockopt and a few reads, no scan.
-            return new CallerFeature(() => callers.AttestUnixPeer(socket), callers.Recheck, () => state.Snapshot.Policies.UsesCaller, attestNow: true);
+            return new CallerFeature(() => callers.AttestUnixPeer(socket), callers.Recheck, usesCaller, attestNow: true);
         }
 
         return new CallerFeature(Caller.Unknown);

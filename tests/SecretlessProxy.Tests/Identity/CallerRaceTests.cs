@@ -123,7 +123,7 @@ public sealed class CallerRaceTests : IAsyncLifetime
     private readonly string _key = "caller-race-" + Guid.NewGuid().ToString("N");
     private readonly string _temp;
     private readonly string _script;
-    private readonly RecordingRawUpstream _upstream = new();
+    private readonly RawUpstream _upstream = RawUpstream.Start();
 
     public CallerRaceTests(ITestOutputHelper output)
     {
@@ -135,11 +135,14 @@ public sealed class CallerRaceTests : IAsyncLifetime
         _script = Path.Combine(_temp, "race.py");
         File.WriteAllText(_script, Script);
         File.SetUnixFileMode(_script, (UnixFileMode)0b110_100_100);
-        _config.RouteListener("api", _upstream.Url)
+        _config.RouteListener("api", "http://127.0.0.1:" + _upstream.Port)
             .Credential("key", new JsonObject { ["Source"] = "File", ["Path"] = _config.SecretFile("key", _key) });
     }
 
     private static int OwnUid => CallerClient.FsUidOf(Environment.ProcessId);
+
+    /// <summary>Every request head the upstream received, byte for byte, in arrival order.</summary>
+    private string[] Upstream => _upstream.Received.Select(r => r.Head).ToArray();
 
     public Task InitializeAsync() => Task.CompletedTask;
 
@@ -162,8 +165,8 @@ public sealed class CallerRaceTests : IAsyncLifetime
 
         // The second transfer reused the first one's connection (no new connect): re-checked, still curl.
         Assert.Equal(["200 1", "200 0"], Lines(result.Output));
-        Assert.Equal(2, _upstream.Requests.Count);
-        Assert.All(_upstream.Requests, head => Assert.Contains("X-Api-Key: " + _key + "\r\n", head, StringComparison.OrdinalIgnoreCase));
+        Assert.Equal(2, Upstream.Length);
+        Assert.All(Upstream, head => Assert.Contains("X-Api-Key: " + _key + "\r\n", head, StringComparison.OrdinalIgnoreCase));
         Assert.DoesNotContain(proxy.Logs.Entries, e => e.EventId.Id == EventIds.CallerChanged);
         await proxy.AssertNoSecretEmittedAsync();
     }
@@ -179,7 +182,7 @@ public sealed class CallerRaceTests : IAsyncLifetime
         var lines = await RunScriptAsync(Python, ["exec-handoff", Port(proxy), copy], expectedLines: 2);
 
         Assert.Equal(["200", "403"], lines);
-        var request = Assert.Single(_upstream.Requests);
+        var request = Assert.Single(Upstream);
         Assert.StartsWith("GET /v1/first ", request, StringComparison.Ordinal);
         Assert.Contains(_key, request, StringComparison.Ordinal);
         var changed = Assert.Single(proxy.Logs.Entries, e => e.EventId.Id == EventIds.CallerChanged);
@@ -198,7 +201,7 @@ public sealed class CallerRaceTests : IAsyncLifetime
         var lines = await RunScriptAsync(Python, ["pass-handoff", Port(proxy), copy], expectedLines: 2);
 
         Assert.Equal(["200", "403"], lines);
-        var request = Assert.Single(_upstream.Requests);
+        var request = Assert.Single(Upstream);
         Assert.StartsWith("GET /v1/first ", request, StringComparison.Ordinal);
         Assert.Single(proxy.Logs.Entries, e => e.EventId.Id == EventIds.CallerChanged);
         await proxy.AssertNoSecretEmittedAsync();
@@ -213,7 +216,7 @@ public sealed class CallerRaceTests : IAsyncLifetime
         var lines = await RunScriptAsync(Python, ["kept-by-sleep", Port(proxy)], expectedLines: 1);
 
         Assert.Equal(["403"], lines);
-        Assert.Empty(_upstream.Requests);
+        Assert.Empty(Upstream);
         await proxy.AssertNoSecretEmittedAsync();
     }
 
@@ -235,7 +238,7 @@ public sealed class CallerRaceTests : IAsyncLifetime
         var lines = await RunScriptAsync("setpriv", ["--reuid=" + Nobody, "--regid=" + Nobody, "--clear-groups", Python, _script, "in-flight", Port(proxy)], expectedLines: 1, scriptAsArgument: false);
 
         Assert.Equal(["403"], lines);
-        Assert.Empty(_upstream.Requests);
+        Assert.Empty(Upstream);
         await proxy.AssertNoSecretEmittedAsync();
     }
 
