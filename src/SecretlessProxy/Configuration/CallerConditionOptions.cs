@@ -10,4 +10,11 @@ public sealed class CallerConditionOptions
 
     /// <summary>Hex SHA-256 of the executable's bytes.</summary>
     public string[]? ExecutableSha256 { get; set; }
+
+    /// <summary>
+    /// The acknowledgement that an Executables or ExecutableSha256 condition without Uids needs:
+    /// any process of the caller's uid can pass as an allowed executable (hand it its socket, run it
+    /// under LD_PRELOAD, ptrace it), so the condition then tells programs apart but is no boundary.
+    /// </summary>
+    public bool? SameUidCanImpersonate { get; set; }
 }

@@ -834,6 +834,21 @@ public sealed partial class SnapshotCompiler
                 }
             }
 
+            // What an executable condition guarantees rests on uid separation: a process can pass
+            // its socket to an allowed binary and keep writing to it (in flight in a Unix socket,
+            // where no scan of /proc sees it), or run the binary under LD_PRELOAD or ptrace, with
+            // any uid that can do those things to it. So the configuration must name the uids whose
+            // every process is trusted, or say in so many words that it accepts that.
+            var namesExecutable = c.Executables is not null || c.ExecutableSha256 is not null;
+            if (namesExecutable && c.Uids is null && c.SameUidCanImpersonate != true)
+            {
+                errors.Add(new(key + ":Caller", "Executables and ExecutableSha256 are a boundary only between uids: any process of the caller's uid can pass as an allowed executable (hand it its socket, LD_PRELOAD, ptrace); add Uids with the uids whose every process you trust, or set SameUidCanImpersonate: true to accept that"));
+            }
+            else if (!namesExecutable && c.SameUidCanImpersonate is not null)
+            {
+                errors.Add(new(key + ":Caller:SameUidCanImpersonate", "applies only to Executables and ExecutableSha256, which this condition does not give"));
+            }
+
             caller = new CallerCondition(c.Uids, c.Executables, c.ExecutableSha256);
         }
 

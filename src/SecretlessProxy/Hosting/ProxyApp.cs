@@ -183,10 +183,11 @@ public sealed partial class ProxyApp : IAsyncDisposable
                     listen.Use(next =>
                     {
                         var callers = listen.ApplicationServices.GetRequiredService<LoopbackCallerResolver>();
+                        var state = listen.ApplicationServices.GetRequiredService<ProxyState>();
                         return connection =>
                         {
                             connection.Features.Set(feature);
-                            connection.Features.Set(CallerFeatureFor(connection, callers));
+                            connection.Features.Set(CallerFeatureFor(connection, callers, () => state.Snapshot.Policies.UsesCaller));
                             return next(connection);
                         };
                     });
@@ -247,7 +248,10 @@ public sealed partial class ProxyApp : IAsyncDisposable
                     return connection =>
                     {
                         connection.Features.Set(ListenerFeature.Admin);
-                        connection.Features.Set(CallerFeatureFor(connection, callers));
+
+                        // The admin authorizer reads only the uid, which a socket keeps for life:
+                        // nothing to attest at accept or re-check per request.
+                        connection.Features.Set(CallerFeatureFor(connection, callers, static () => false));
                         return next(connection);
                     };
                 });
@@ -275,7 +279,9 @@ public sealed partial class ProxyApp : IAsyncDisposable
         builder.Services.AddHttpForwarder();
         builder.Services.AddSingleton<ProxyMetrics>();
         builder.Services.AddSingleton(sp => new AuditLog(snapshot.Audit, sp.GetRequiredService<ILogger<AuditLog>>()));
-        builder.Services.AddSingleton(sp => new LoopbackCallerResolver(options.TimeProvider, sp.GetRequiredService<ILogger<LoopbackCallerResolver>>()));
+        builder.Services.AddSingleton(sp => options.CallerScanBudget is { } budget
+            ? new LoopbackCallerResolver(options.TimeProvider, sp.GetRequiredService<ILogger<LoopbackCallerResolver>>()) { ScanBudget = budget }
+            : new LoopbackCallerResolver(options.TimeProvider, sp.GetRequiredService<ILogger<LoopbackCallerResolver>>()));
         builder.Services.AddSingleton<Func<TokenFileIdentitySettings, TokenFileIdentity>>(sp =>
             settings => new TokenFileIdentity(settings, options.TimeProvider, tokenClient, sp.GetRequiredService<ILogger<TokenFileIdentity>>()));
         builder.Services.AddSingleton(sp =>
@@ -503,21 +509,28 @@ public sealed partial class ProxyApp : IAsyncDisposable
     /// Who is calling, resolved by the kernel's facts about this connection: SO_PEERCRED on a Unix
     /// socket, /proc/net/tcp for loopback TCP; anything else (another host, another pod) is unknown.
     /// </summary>
-    private static CallerFeature CallerFeatureFor(Microsoft.AspNetCore.Connections.ConnectionContext connection, LoopbackCallerResolver callers)
+    /// <remarks>
+    /// While a policy has a Caller condition the caller is attested at accept and re-checked on
+    /// every request (see <see cref="CallerFeature"/>): an attestation taken only at the first
+    /// request leaves the connecting process the time to exec(2) an allowed binary or hand the
+    /// socket to one first. Without such a policy nothing is scanned until the audit trail asks.
+    /// </remarks>
+    private static CallerFeature CallerFeatureFor(Microsoft.AspNetCore.Connections.ConnectionContext connection, LoopbackCallerResolver callers, Func<bool> usesCaller)
     {
+        var attestNow = usesCaller();
         if (connection.RemoteEndPoint is IPEndPoint remote && connection.LocalEndPoint is IPEndPoint local)
         {
             return IPAddress.IsLoopback(remote.Address) || (remote.Address.IsIPv4MappedToIPv6 && IPAddress.IsLoopback(remote.Address.MapToIPv4()))
-                ? new CallerFeature(() => callers.ResolveTcp(remote, local))
+                ? new CallerFeature(() => callers.AttestTcp(remote, local), callers.Recheck, usesCaller, attestNow)
                 : new CallerFeature(Caller.Unknown);
         }
 
         if (connection.LocalEndPoint is UnixDomainSocketEndPoint && connection.Features.Get<Microsoft.AspNetCore.Connections.Features.IConnectionSocketFeature>()?.Socket is { } socket)
         {
-            // At accept, not at the first request: SO_PEERCRED names the pid that connected, and the
-            // longer the wait, the more time that process has to exec(2) an allowed binary after
-            // handing the socket to a child.
-            return new CallerFeature(callers.ResolveUnixPeer(socket));
+            // Always at accept: SO_PEERCRED names the pid that connected, and the longer the wait,
+            // the more time that process has to exec(2) an allowed binary after handing the socket
+            // to a child. One getsockopt and a few reads, no scan.
+            return new CallerFeature(() => callers.AttestUnixPeer(socket), callers.Recheck, usesCaller, attestNow: true);
         }
 
         return new CallerFeature(Caller.Unknown);

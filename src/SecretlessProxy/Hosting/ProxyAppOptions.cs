@@ -34,4 +34,11 @@ public sealed class ProxyAppOptions
     /// process is shared.
     /// </summary>
     public bool OwnsProcess { get; init; }
+
+    /// <summary>
+    /// How long one caller resolution may scan /proc (see <c>LoopbackCallerResolver.ScanBudget</c>);
+    /// null for its default. Tests on a saturated machine give more, so that a slow scan does not
+    /// turn an allowed caller into an unresolved one.
+    /// </summary>
+    internal TimeSpan? CallerScanBudget { get; init; }
 }

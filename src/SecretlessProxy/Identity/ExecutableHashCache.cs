@@ -33,10 +33,12 @@ internal sealed class ExecutableHashCache
     /// <summary>
     /// Lower-case hex SHA-256 of the file <paramref name="path"/> opens (for <c>/proc/&lt;pid&gt;/exe</c>:
     /// the running executable), or null when it cannot be read (the process exited, no permission,
-    /// an execute-only binary).
+    /// an execute-only binary). <paramref name="hashed"/> is what fstat said of the file hashed, so
+    /// that a caller can tell whether it is the file it described (an exec(2) in between changes it).
     /// </summary>
-    public string? GetSha256(string path)
+    public string? GetSha256(string path, out ProcFs.FileStatus hashed)
     {
+        hashed = default;
         SafeFileHandle file;
         try
         {
@@ -53,6 +55,8 @@ internal sealed class ExecutableHashCache
             {
                 return null;
             }
+
+            hashed = before;
 
             if (_hashes.TryGetValue(before, out var cached))
             {

@@ -10,8 +10,9 @@ namespace SecretlessProxy.Identity;
 
 /// <summary>
 /// Finds which local process is on the other end of a connection from what the kernel reports
-/// (socket tables, SO_PEERCRED, /proc), never from what the client says. Called once per
-/// connection, before its first request; thread-safe.
+/// (socket tables, SO_PEERCRED, /proc), never from what the client says. Attests a connection
+/// once (at accept when a policy has a Caller condition) and re-checks that answer cheaply on
+/// each request (<see cref="Recheck"/>); thread-safe.
 /// </summary>
 /// <remarks>
 /// TCP: the client's socket is the row of <c>/proc/net/tcp[6]</c> whose local endpoint is the
@@ -73,14 +74,20 @@ public sealed partial class LoopbackCallerResolver
     /// the client is on loopback (127.0.0.0/8, ::1, or those as IPv4-mapped addresses) and its
     /// socket is in this network namespace.
     /// </summary>
-    public Caller ResolveTcp(IPEndPoint remote, IPEndPoint local)
+    public Caller ResolveTcp(IPEndPoint remote, IPEndPoint local) => AttestTcp(remote, local).Caller;
+
+    /// <summary>
+    /// As <see cref="ResolveTcp"/>, with every process that held the socket, for
+    /// <see cref="Recheck"/> on each later request.
+    /// </summary>
+    internal CallerAttestation AttestTcp(IPEndPoint remote, IPEndPoint local)
     {
         ArgumentNullException.ThrowIfNull(remote);
         ArgumentNullException.ThrowIfNull(local);
         if (!IsLoopback(remote.Address))
         {
             Log.CallerUnresolved(_logger, Reasons.NotLoopback, null, 0);
-            return Caller.Unknown;
+            return CallerAttestation.Fixed(Caller.Unknown);
         }
 
         // The client's socket: its local endpoint is our remote one.
@@ -88,51 +95,147 @@ public sealed partial class LoopbackCallerResolver
         if (row is not { } socket)
         {
             Log.CallerUnresolved(_logger, Reasons.NoSocketRow, null, 0);
-            return Caller.Unknown;
+            return CallerAttestation.Fixed(Caller.Unknown);
         }
 
         if (socket.Inode == 0)
         {
             Log.CallerUnresolved(_logger, Reasons.SocketOwnerless, null, 0);
-            return Caller.Unknown;
+            return CallerAttestation.Fixed(Caller.Unknown);
         }
 
-        var scan = FindSocketHolders(socket.Uid, socket.Inode);
+        var (attestation, failure, examined) = AttestSocket(socket.Uid, socket.Inode);
+        if (failure is not null)
+        {
+            Log.CallerUnresolved(_logger, failure, socket.Uid, examined);
+            return attestation;
+        }
+
+        Log.CallerResolved(_logger, socket.Uid, attestation.Caller.Pid!.Value, attestation.Caller.Executable);
+        return attestation;
+    }
+
+    /// <summary>
+    /// The caller now, checked against <paramref name="attested"/>: the same object when every
+    /// process that held the socket still holds it, has the same start time and runs the same
+    /// executable (a few reads of /proc per holder, no scan). Otherwise the socket's holders are
+    /// scanned for again: when they all run the executable attested, the answer is theirs; when
+    /// they run another, none is visible, or the scan is bounded, the caller is its uid alone for
+    /// the rest of the connection (logged once, as a warning).
+    /// </summary>
+    /// <remarks>
+    /// This catches a connection handed to another program after it was attested: the holder
+    /// exec(2)s another binary, or passes the socket on (SCM_RIGHTS, fork) and closes its own, or
+    /// exits and its pid is reused. It cannot catch a process that keeps the socket out of every
+    /// descriptor table (in flight in a Unix socket's queue) whenever the proxy looks, and takes
+    /// it back to write: the kernel says nothing about who wrote the bytes on a TCP socket. A new
+    /// holder beside ones still there is not looked for per request either, as it could hide the
+    /// same way. What the Executables conditions guarantee therefore rests on uid separation
+    /// (see <c>CallerCondition</c>).
+    /// </remarks>
+    internal CallerAttestation Recheck(CallerAttestation attested)
+    {
+        ArgumentNullException.ThrowIfNull(attested);
+        if (attested.Holders is not { } holders)
+        {
+            return attested;
+        }
+
+        foreach (var holder in holders)
+        {
+            if (!IsUnchanged(holder, attested.SocketInode))
+            {
+                return Rescan(attested);
+            }
+        }
+
+        return attested;
+    }
+
+    private CallerAttestation Rescan(CallerAttestation attested)
+    {
+        var uid = attested.Uid;
+        var holders = attested.Holders!;
+        if (attested.SocketInode == 0)
+        {
+            // A Unix socket peer: SO_PEERCRED named one process, and it is no longer that one.
+            Log.CallerChanged(_logger, Reasons.PeerChanged, uid, holders[0].ExecutablePath, null);
+            return CallerAttestation.Fixed(UidOnly(uid));
+        }
+
+        var (now, failure, _) = AttestSocket(uid, attested.SocketInode);
+        if (failure is not null)
+        {
+            Log.CallerChanged(_logger, failure, uid, holders[0].ExecutablePath, null);
+            return CallerAttestation.Fixed(UidOnly(uid));
+        }
+
+        // All holders of each attestation run one executable (AttestSocket checks): comparing one
+        // of each compares them all. Pids may differ (the holder forked and exited): same program.
+        if (!now.Holders![0].RunsSameExecutableAs(holders[0]))
+        {
+            Log.CallerChanged(_logger, Reasons.HolderChanged, uid, holders[0].ExecutablePath, now.Holders[0].ExecutablePath);
+            return CallerAttestation.Fixed(UidOnly(uid));
+        }
+
+        return now;
+    }
+
+    /// <summary>Every holder of the socket, described; or the uid alone with the reason.</summary>
+    private (CallerAttestation Attestation, string? Failure, int Examined) AttestSocket(int uid, ulong inode)
+    {
+        var scan = FindSocketHolders(uid, inode);
         if (scan.BoundReached || scan.Holders.Count == 0)
         {
             // A bounded scan cannot rule out a second holder running something else: uid only.
-            Log.CallerUnresolved(_logger, scan.BoundReached ? Reasons.ScanBounded : Reasons.NoHolderVisible, socket.Uid, scan.Examined);
-            return UidOnly(socket.Uid);
+            return (CallerAttestation.Fixed(UidOnly(uid)), scan.BoundReached ? Reasons.ScanBounded : Reasons.NoHolderVisible, scan.Examined);
         }
 
         // Every process holding the socket could be the one writing to it (a fork keeps the
         // socket, then the parent execs an allowed binary): they must all run the same bytes.
         Caller? caller = null;
+        var holders = new List<SocketHolder>(scan.Holders.Count);
         foreach (var (pid, fd) in scan.Holders)
         {
-            var described = Describe(socket.Uid, pid);
+            var startTime = ReadStartTime(pid);
+            var described = Describe(uid, pid, out var executable);
 
             // The pid was read before the executable; if the process exited in between, its pid
-            // may now name another process. It still holding the socket rules that out.
-            if (!HoldsSocket(pid, fd, socket.Inode))
+            // may now name another process. It still holding the socket, with the start time read
+            // before, rules that out; an exec(2) meanwhile shows as a changed executable.
+            if (startTime is not { } started || described is null || !HoldsSocket(pid, fd, inode) || ReadStartTime(pid) != started)
             {
-                Log.CallerUnresolved(_logger, Reasons.ProcessExited, socket.Uid, scan.Examined);
-                return UidOnly(socket.Uid);
+                return (CallerAttestation.Fixed(UidOnly(uid)), Reasons.ProcessExited, scan.Examined);
             }
 
+            var holder = new SocketHolder(pid, fd, started, described.Executable, executable);
             if (caller is null)
             {
                 caller = described;
             }
-            else if (described.Executable != caller.Executable || described.ExecutableSha256 != caller.ExecutableSha256)
+            else if (!holder.RunsSameExecutableAs(holders[0]) || described.ExecutableSha256 != caller.ExecutableSha256)
             {
-                Log.CallerUnresolved(_logger, Reasons.SharedByDifferentExecutables, socket.Uid, scan.Examined);
-                return UidOnly(socket.Uid);
+                return (CallerAttestation.Fixed(UidOnly(uid)), Reasons.SharedByDifferentExecutables, scan.Examined);
             }
+
+            holders.Add(holder);
         }
 
-        Log.CallerResolved(_logger, socket.Uid, caller!.Pid!.Value, caller.Executable);
-        return caller;
+        return (new CallerAttestation(caller!, uid, inode, holders), null, scan.Examined);
+    }
+
+    /// <summary>The holder still holds the socket (TCP), has the same start time and runs the same file at the same path.</summary>
+    private bool IsUnchanged(SocketHolder holder, ulong inode)
+    {
+        if (holder.Fd >= 0 && !HoldsSocket(holder.Pid, holder.Fd, inode))
+        {
+            return false;
+        }
+
+        var exeLink = ProcDirectory(holder.Pid) + "/exe";
+        return ReadStartTime(holder.Pid) == holder.StartTime
+            && ProcFs.TryStat(exeLink, followLinks: true, out var executable) && executable == holder.Executable
+            && ReadExecutablePath(exeLink) == holder.ExecutablePath;
     }
 
     /// <summary>
@@ -144,7 +247,14 @@ public sealed partial class LoopbackCallerResolver
     /// was reused, the executable is the new process's. (SO_PEERPIDFD, Linux 6.5, would close that
     /// window.) A peer in another pid namespace has pid 0 here: the caller is its uid alone.
     /// </remarks>
-    public Caller ResolveUnixPeer(Socket socket)
+    public Caller ResolveUnixPeer(Socket socket) => AttestUnixPeer(socket).Caller;
+
+    /// <summary>
+    /// As <see cref="ResolveUnixPeer"/>, with the peer process's start time and executable, for
+    /// <see cref="Recheck"/>: a peer that exec(2)s another binary after connecting, or exits, is
+    /// its uid alone from then on. Other processes holding the peer's end are not looked for.
+    /// </summary>
+    internal CallerAttestation AttestUnixPeer(Socket socket)
     {
         ArgumentNullException.ThrowIfNull(socket);
 
@@ -152,7 +262,7 @@ public sealed partial class LoopbackCallerResolver
         if (socket.AddressFamily != AddressFamily.Unix)
         {
             Log.CallerUnresolved(_logger, Reasons.NotUnixSocket, null, 0);
-            return Caller.Unknown;
+            return CallerAttestation.Fixed(Caller.Unknown);
         }
 
         // struct ucred { pid_t pid; uid_t uid; gid_t gid; } in host byte order.
@@ -170,7 +280,7 @@ public sealed partial class LoopbackCallerResolver
         if (length < credentials.Length)
         {
             Log.CallerUnresolved(_logger, Reasons.PeerCredFailed, null, 0);
-            return Caller.Unknown;
+            return CallerAttestation.Fixed(Caller.Unknown);
         }
 
         var pid = MemoryMarshal.Read<int>(credentials);
@@ -178,18 +288,25 @@ public sealed partial class LoopbackCallerResolver
         if (uid > int.MaxValue)
         {
             Log.CallerUnresolved(_logger, Reasons.PeerCredFailed, null, 0);
-            return Caller.Unknown;
+            return CallerAttestation.Fixed(Caller.Unknown);
         }
 
         if (pid <= 0)
         {
             Log.CallerUnresolved(_logger, Reasons.PidNotVisible, (int)uid, 0);
-            return UidOnly((int)uid);
+            return CallerAttestation.Fixed(UidOnly((int)uid));
         }
 
-        var caller = Describe((int)uid, pid);
+        var startTime = ReadStartTime(pid);
+        var caller = Describe((int)uid, pid, out var executable);
+        if (startTime is not { } started || caller is null || ReadStartTime(pid) != started)
+        {
+            Log.CallerUnresolved(_logger, Reasons.ProcessExited, (int)uid, 0);
+            return CallerAttestation.Fixed(UidOnly((int)uid));
+        }
+
         Log.CallerResolved(_logger, (int)uid, pid, caller.Executable);
-        return caller;
+        return new CallerAttestation(caller, (int)uid, 0, [new SocketHolder(pid, -1, started, caller.Executable, executable)]);
     }
 
     internal static bool IsLoopback(IPAddress address)
@@ -266,21 +383,30 @@ public sealed partial class LoopbackCallerResolver
 
     private static Caller UidOnly(int uid) => new(isKnown: true, uid: uid, pid: null, executable: null, executableSha256: null, containerId: null, cgroup: null);
 
-    /// <summary>Executable, its hash and cgroup of a process; what cannot be read is null.</summary>
-    private Caller Describe(int uid, int pid)
+    private string ProcDirectory(int pid) => _procRoot + "/" + pid.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>
+    /// Executable, its hash and cgroup of a process, and the identity of the file it runs; null
+    /// when the executable cannot be read or changed while it was read (an exec(2) in between).
+    /// </summary>
+    private Caller? Describe(int uid, int pid, out ProcFs.FileStatus executableFile)
     {
-        var procDirectory = _procRoot + "/" + pid.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var procDirectory = ProcDirectory(pid);
         var exeLink = procDirectory + "/exe";
 
-        // A binary replaced or removed since it started reads as "<path> (deleted)"; the hash below
-        // is still of the bytes running, read through the link.
-        var executable = ProcFs.ReadLink(exeLink);
-        if (executable is not null && executable.EndsWith(DeletedSuffix, StringComparison.Ordinal))
+        // The file first, then its path and its bytes: an exec(2) between two of these reads shows
+        // as a hashed file other than the one stat'ed, and a later Recheck compares the file.
+        var executable = ProcFs.TryStat(exeLink, followLinks: true, out executableFile) ? ReadExecutablePath(exeLink) : null;
+        if (executable is null)
         {
-            executable = executable[..^DeletedSuffix.Length];
+            return null;
         }
 
-        var sha256 = executable is null ? null : _hashes.GetSha256(exeLink);
+        var sha256 = _hashes.GetSha256(exeLink, out var hashed);
+        if (sha256 is not null && hashed != executableFile)
+        {
+            return null;
+        }
 
         string? cgroup = null;
         string? containerId = null;
@@ -294,6 +420,67 @@ public sealed partial class LoopbackCallerResolver
         }
 
         return new Caller(isKnown: true, uid, pid, executable, sha256, containerId, cgroup);
+    }
+
+    /// <summary>
+    /// The target of <c>/proc/&lt;pid&gt;/exe</c>. A binary replaced or removed since it started
+    /// reads as "&lt;path&gt; (deleted)": the path without the suffix (its hash is still of the
+    /// bytes running, read through the link).
+    /// </summary>
+    private static string? ReadExecutablePath(string exeLink)
+    {
+        var executable = ProcFs.ReadLink(exeLink);
+        return executable is not null && executable.EndsWith(DeletedSuffix, StringComparison.Ordinal)
+            ? executable[..^DeletedSuffix.Length]
+            : executable;
+    }
+
+    /// <summary>
+    /// Field 22 of <c>/proc/&lt;pid&gt;/stat</c>, the process's start time (clock ticks after
+    /// boot), or null when the process is gone. Fields are counted after the last ')': the second
+    /// field, the command name in parentheses, may itself contain spaces and parentheses.
+    /// </summary>
+    internal ulong? ReadStartTime(int pid)
+    {
+        Span<byte> stat = stackalloc byte[2048];
+        int length;
+        try
+        {
+            using var file = File.OpenHandle(ProcDirectory(pid) + "/stat", FileMode.Open, FileAccess.Read);
+            length = RandomAccess.Read(file, stat, 0);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+
+        return ParseStartTime(stat[..length]);
+    }
+
+    internal static ulong? ParseStartTime(ReadOnlySpan<byte> stat)
+    {
+        var close = stat.LastIndexOf((byte)')');
+        if (close < 0)
+        {
+            return null;
+        }
+
+        // After ") ": field 3 (state) is the first; field 22 is the twentieth.
+        var rest = stat[(close + 1)..];
+        for (var field = 3; field < 22; field++)
+        {
+            rest = rest.TrimStart((byte)' ');
+            var space = rest.IndexOf((byte)' ');
+            if (space < 0)
+            {
+                return null;
+            }
+
+            rest = rest[space..];
+        }
+
+        rest = rest.TrimStart((byte)' ');
+        return Utf8Parser.TryParse(rest, out ulong startTime, out _) ? startTime : null;
     }
 
     /// <summary>
@@ -463,14 +650,16 @@ public sealed partial class LoopbackCallerResolver
         public const string SocketOwnerless = "the client's socket has no owner any more (closed, TIME_WAIT)";
         public const string NoHolderVisible = "no visible process holds the socket (another pid namespace, or no permission to read its descriptors)";
         public const string ScanBounded = "the process scan reached its time or count bound";
-        public const string ProcessExited = "the process exited while it was being resolved";
+        public const string ProcessExited = "the process exited or ran another executable while it was being resolved";
         public const string SharedByDifferentExecutables = "the socket is held by processes running different executables";
         public const string NotUnixSocket = "not a Unix domain socket";
         public const string PeerCredFailed = "SO_PEERCRED failed";
         public const string PidNotVisible = "the peer's pid is not visible in this pid namespace";
+        public const string PeerChanged = "the peer process exited or now runs another executable";
+        public const string HolderChanged = "the socket is now held by a process running another executable";
     }
 
-    /// <summary>One Debug line per connection: 60 when the process was found, 61 with the reason when it was not (uid set when the socket's owner is known).</summary>
+    /// <summary>One Debug line per resolution: 60 when the process was found, 61 with the reason when it was not (uid set when the socket's owner is known); 360 when a re-check finds another caller.</summary>
     private static partial class Log
     {
         [LoggerMessage(EventId = EventIds.CallerResolved, Level = LogLevel.Debug, Message = "Caller resolved: uid {Uid}, pid {Pid}, executable {Executable}")]
@@ -478,5 +667,10 @@ public sealed partial class LoopbackCallerResolver
 
         [LoggerMessage(EventId = EventIds.CallerUnresolved, Level = LogLevel.Debug, Message = "Caller process not resolved: {Reason}; uid {Uid}, {Examined} processes examined")]
         public static partial void CallerUnresolved(ILogger logger, string reason, int? uid, int examined);
+
+        // A warning: a connection handed to another program is how an app would borrow an allowed
+        // binary's attestation. Once per connection; the caller is its uid alone from then on.
+        [LoggerMessage(EventId = EventIds.CallerChanged, Level = LogLevel.Warning, Message = "Caller of a connection changed since it was attested: {Reason}; uid {Uid}, attested executable {Attested}, now {Now}; executable conditions no longer match on this connection")]
+        public static partial void CallerChanged(ILogger logger, string reason, int uid, string? attested, string? now);
     }
 }

@@ -9,8 +9,19 @@ namespace SecretlessProxy.Policy;
 /// user, in any container): "unknown" must not be a way around a constraint.
 /// <c>Executables</c> compares the path the process's own mount namespace shows, which another
 /// container or a user namespace can arrange; <c>ExecutableSha256</c> is computed from the bytes
-/// actually running and is the check to rely on.
+/// actually running.
 /// </summary>
+/// <remarks>
+/// What each guarantees. <c>Uids</c>: the socket was created by a process of that uid (the kernel
+/// keeps the creator's uid on the socket wherever it is passed; only CAP_CHOWN changes it).
+/// <c>Executables</c>/<c>ExecutableSha256</c>: whenever the proxy looked (at accept and at each
+/// request), every process that held the socket ran that file, and none had exec'd another or been
+/// replaced since. They do not say who wrote the bytes: a process of a uid that can act on the
+/// allowed one can keep the socket out of every descriptor table while the proxy looks (in flight
+/// in a Unix socket) and write between looks, or load its code into the allowed binary
+/// (LD_PRELOAD, ptrace). So they are a boundary only between uids, and configuration validation
+/// requires them to come with <c>Uids</c> or with <c>SameUidCanImpersonate: true</c>.
+/// </remarks>
 public sealed class CallerCondition
 {
     public CallerCondition(IReadOnlyCollection<int>? uids, IReadOnlyCollection<string>? executables, IReadOnlyCollection<string>? executableSha256)

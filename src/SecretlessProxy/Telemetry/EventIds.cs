@@ -44,6 +44,8 @@ internal static class EventIds
     public const int CallerResolved = 60;
     public const int CallerUnresolved = 61;
 
+    public const int CallerChanged = 360;
+
     public const int CredentialFetched = 20;
     public const int CredentialFetchFailed = 21;
 

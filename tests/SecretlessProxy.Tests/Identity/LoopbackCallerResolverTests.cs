@@ -135,6 +135,127 @@ public sealed partial class LoopbackCallerResolverTests : IDisposable
     }
 
     [Fact]
+    public async Task A_recheck_while_the_holder_is_unchanged_returns_the_attestation_itself_without_a_scan()
+    {
+        const string Python = "/usr/bin/python3";
+        using var listener = Listen(IPAddress.Loopback);
+        var client = Started(PythonClient(Python, "127.0.0.1", Port(listener)));
+        var accepted = Kept(await AcceptAsync(listener, client));
+
+        var attested = _resolver.AttestTcp((IPEndPoint)accepted.RemoteEndPoint!, (IPEndPoint)accepted.LocalEndPoint!);
+        var rechecked = _resolver.Recheck(attested);
+
+        AssertIsProcess(attested.Caller, client.Pid, CallerClient.RealPath(Python));
+        Assert.Same(attested, rechecked);
+        Assert.Single(_logs.Entries, e => e.EventId.Id == EventIds.CallerResolved);
+        Assert.DoesNotContain(_logs.Entries, e => e.EventId.Id == EventIds.CallerChanged);
+
+        // Rough cost of the per-request check (printed, not asserted).
+        var timings = new List<double>();
+        for (var i = 0; i < 100; i++)
+        {
+            var started = Stopwatch.GetTimestamp();
+            Assert.Same(attested, _resolver.Recheck(attested));
+            timings.Add(Stopwatch.GetElapsedTime(started).TotalMicroseconds);
+        }
+
+        timings.Sort();
+        _output.WriteLine("Recheck: min " + timings[0].ToString("F1") + " us, median " + timings[50].ToString("F1") + " us, max " + timings[^1].ToString("F1") + " us");
+    }
+
+    [Fact]
+    public async Task A_unix_socket_peer_that_execs_another_binary_after_it_was_attested_is_its_uid_alone()
+    {
+        const string Python = "/usr/bin/python3";
+        var path = Path.Combine(_temp, "exec.sock");
+        using var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        listener.Bind(new UnixDomainSocketEndPoint(path));
+        listener.Listen();
+        const string Script = """
+            import os, socket, sys
+            s = socket.socket(socket.AF_UNIX)
+            s.connect(sys.argv[1])
+            s.recv(1)
+            os.set_inheritable(s.fileno(), True)
+            os.execv('/usr/bin/sleep', ['sleep', '60'])
+            """;
+        var client = Started(CallerClient.Start(Python, "-c", Script, path));
+        using var timeout = new CancellationTokenSource(AcceptBound);
+        var accepted = Kept(await listener.AcceptAsync(timeout.Token));
+        var attested = _resolver.AttestUnixPeer(accepted);
+        AssertIsProcess(attested.Caller, client.Pid, CallerClient.RealPath(Python));
+        Assert.Same(attested, _resolver.Recheck(attested));
+
+        await accepted.SendAsync(new byte[] { 1 });
+        while (new FileInfo("/proc/" + client.Pid + "/exe").LinkTarget != "/usr/bin/sleep")
+        {
+            await Task.Delay(20, timeout.Token);
+        }
+
+        var rechecked = _resolver.Recheck(attested);
+
+        Assert.Equal(attested.Caller.Uid, rechecked.Caller.Uid);
+        Assert.Null(rechecked.Caller.Pid);
+        Assert.Null(rechecked.Caller.Executable);
+        var changed = Assert.Single(_logs.Entries, e => e.EventId.Id == EventIds.CallerChanged);
+        Assert.Contains("the peer process exited or now runs another executable", changed.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_holder_that_execs_another_binary_after_it_was_attested_is_its_uid_alone_from_then_on()
+    {
+        const string Python = "/usr/bin/python3";
+        using var listener = Listen(IPAddress.Loopback);
+        // Attested as python; told to go on, it becomes /usr/bin/sleep with the socket still open.
+        const string Script = """
+            import os, socket, sys
+            s = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+            s.recv(1)
+            os.set_inheritable(s.fileno(), True)
+            os.execv('/usr/bin/sleep', ['sleep', '60'])
+            """;
+        var client = Started(CallerClient.Start(Python, "-c", Script, "127.0.0.1", Port(listener).ToString()));
+        var accepted = Kept(await AcceptAsync(listener, client));
+        var attested = _resolver.AttestTcp((IPEndPoint)accepted.RemoteEndPoint!, (IPEndPoint)accepted.LocalEndPoint!);
+        AssertIsProcess(attested.Caller, client.Pid, CallerClient.RealPath(Python));
+
+        await accepted.SendAsync(new byte[] { 1 });
+        using (var bound = new CancellationTokenSource(AcceptBound))
+        {
+            while (new FileInfo("/proc/" + client.Pid + "/exe").LinkTarget != "/usr/bin/sleep")
+            {
+                await Task.Delay(20, bound.Token);
+            }
+        }
+
+        var rechecked = _resolver.Recheck(attested);
+        var again = _resolver.Recheck(rechecked);
+
+        Assert.True(rechecked.Caller.IsKnown);
+        Assert.Equal(attested.Caller.Uid, rechecked.Caller.Uid);
+        Assert.Null(rechecked.Caller.Pid);
+        Assert.Null(rechecked.Caller.Executable);
+        Assert.Same(rechecked, again);
+        var changed = Assert.Single(_logs.Entries, e => e.EventId.Id == EventIds.CallerChanged);
+        Assert.Equal(LogLevel.Warning, changed.Level);
+        Assert.Contains("another executable", changed.Message, StringComparison.Ordinal);
+        Assert.Contains("now /usr/bin/sleep", changed.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void The_start_time_is_field_22_counted_after_the_last_parenthesis()
+    {
+        // A command name may hold spaces and parentheses: "a) b) c" here.
+        Assert.Equal(987654321UL, LoopbackCallerResolver.ParseStartTime("1234 (a) b) c) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654321 1000 200 18446744073709551615"u8));
+        Assert.Null(LoopbackCallerResolver.ParseStartTime("1234 (short) S 1 2 3"u8));
+        Assert.Null(LoopbackCallerResolver.ParseStartTime(""u8));
+
+        var own = File.ReadAllText("/proc/self/stat");
+        var expected = ulong.Parse(own[(own.LastIndexOf(')') + 2)..].Split(' ')[19], System.Globalization.CultureInfo.InvariantCulture);
+        Assert.Equal(expected, _resolver.ReadStartTime(Environment.ProcessId));
+    }
+
+    [Fact]
     public async Task This_test_process_is_resolved_to_itself()
     {
         using var listener = Listen(IPAddress.Loopback);

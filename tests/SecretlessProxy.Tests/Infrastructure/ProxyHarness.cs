@@ -53,6 +53,8 @@ public sealed class ProxyHarness : IAsyncDisposable
         {
             TimeProvider = time ?? TimeProvider.System,
             ConsoleLogging = false,
+            // As in LoopbackCallerResolverTests: a loaded CI machine must not turn into an unresolved caller.
+            CallerScanBudget = TimeSpan.FromSeconds(10),
             ConfigureLogging = l =>
             {
                 l.AddProvider(logs);

@@ -105,7 +105,7 @@ public sealed class PolicyConditionTests : IDisposable
         {
             "uid" => new JsonObject { ["Uids"] = Array(OwnUid + 4242) },
             "executable" => new JsonObject { ["Uids"] = Array(OwnUid), ["Executables"] = Array("/opt/exporter/bin/exporter") },
-            _ => new JsonObject { ["Executables"] = Array(OwnExecutable), ["ExecutableSha256"] = Array(otherHash) },
+            _ => new JsonObject { ["Executables"] = Array(OwnExecutable), ["ExecutableSha256"] = Array(otherHash), ["SameUidCanImpersonate"] = true },
         };
         _config.Policy("nightly-export", Conditional("privileged", caller: caller));
         await using var proxy = await StartAsync();
