@@ -317,6 +317,24 @@ public sealed class AwsSigV4Tests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Through_the_proxy_the_signed_host_is_the_upstreams_not_the_one_the_app_names()
+    {
+        await using var proxy = await StartProxyAsync(new JsonObject { ["Service"] = "execute-api", ["Region"] = "eu-west-1" });
+        var request = new HttpRequestMessage(HttpMethod.Get, proxy.Listener("s3", "/prod/items"));
+        request.Headers.Host = "other-tenant.example";
+
+        var (response, _) = await proxy.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var received = Assert.Single(_upstream.Requests);
+        var keys = Assert.Single(_e2e!.Sts.IssuedKeys);
+        // botocore recomputes the signature from the Host the upstream received: the route's own.
+        Assert.Equal(_upstream.Url.Authority, received.Header("Host"));
+        Assert.Contains("host", received.SignedHeaders());
+        Assert.Equal("match", await FakeS3.VerifyAsync(received, keys.AccessKeyId, keys.SecretAccessKey, keys.SessionToken, "execute-api", "eu-west-1"));
+    }
+
+    [Fact]
     public async Task A_body_over_MaxBodyBytes_gets_413_problem_json_and_no_upstream_call()
     {
         await using var proxy = await StartProxyAsync(new JsonObject { ["Service"] = "sqs", ["Region"] = "us-east-1", ["MaxBodyBytes"] = 1024 });
