@@ -60,6 +60,7 @@ fi
 
 # Upstream: nginx answering "ok", plus a static OAuth2 token endpoint whose calls are logged (to count them).
 mkdir -p "$work/up" "$work/rp"
+head -c 4096 /dev/zero | tr '\0' 'x' > "$work/up/kb4.txt"
 cat > "$work/up/nginx.conf" <<NGX
 worker_processes 1;
 pid $work/up.pid;
@@ -76,7 +77,8 @@ http {
       default_type application/json;
       return 200 '{"access_token":"bench-token-0123456789abcdef","token_type":"Bearer","expires_in":3600}';
     }
-    location = /kb4/bench { default_type text/plain; return 200 "$(head -c 4096 /dev/zero | tr '\0' 'x')"; }
+    # nginx caps a return string's length, so the 4 KB body is a file.
+    location = /kb4/bench { default_type text/plain; alias $work/up/kb4.txt; }
     location / { default_type text/plain; return 200 "ok"; }
   }
 }

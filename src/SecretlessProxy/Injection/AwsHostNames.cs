@@ -55,17 +55,7 @@ public static class AwsHostNames
             host = host[2..];
         }
 
-        string? prefix = null;
-        foreach (var suffix in Suffixes)
-        {
-            if (host.EndsWith(suffix, StringComparison.Ordinal))
-            {
-                prefix = host[..^suffix.Length];
-                break;
-            }
-        }
-
-        if (string.IsNullOrEmpty(prefix))
+        if (AwsPrefix(host) is not { Length: > 0 } prefix)
         {
             return false;
         }
@@ -135,17 +125,7 @@ public static class AwsHostNames
     {
         bucket = null;
         host = host.TrimEnd('.').ToLowerInvariant();
-        string? prefix = null;
-        foreach (var suffix in Suffixes)
-        {
-            if (host.EndsWith(suffix, StringComparison.Ordinal))
-            {
-                prefix = host[..^suffix.Length];
-                break;
-            }
-        }
-
-        if (string.IsNullOrEmpty(prefix))
+        if (AwsPrefix(host) is not { Length: > 0 } prefix)
         {
             return false;
         }
@@ -204,4 +184,18 @@ public static class AwsHostNames
     /// <summary>A signing name as AWS spells them: lower-case letters, digits and dashes.</summary>
     public static bool IsServiceName(string value) =>
         value.Length > 0 && value.All(c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c == '-');
+
+    /// <summary>The labels before an AWS domain suffix (<c>amazonaws.com</c> and its partitions), or null.</summary>
+    private static string? AwsPrefix(string host)
+    {
+        foreach (var suffix in Suffixes)
+        {
+            if (host.EndsWith(suffix, StringComparison.Ordinal))
+            {
+                return host[..^suffix.Length];
+            }
+        }
+
+        return null;
+    }
 }

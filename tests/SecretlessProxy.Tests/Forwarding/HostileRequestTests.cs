@@ -69,6 +69,7 @@ public sealed class HostileRequestTests : IAsyncLifetime
 
     [Theory]
     [InlineData("route")]
+    [InlineData("route-raw")]
     [InlineData("forward")]
     [InlineData("tunnel")]
     public async Task Corpus_through_every_http_mode_sends_the_credential_only_inside_the_policy(string mode)
@@ -80,7 +81,7 @@ public sealed class HostileRequestTests : IAsyncLifetime
         foreach (var (expect, target, what) in Corpus())
         {
             var before = upstream.Received.Count;
-            var curl = await ExternalClient.RunAsync("curl", CurlArguments(proxy, mode, target));
+            var curl = mode == "route-raw" ? await RawAsync(proxy, target) : await ExternalClient.RunAsync("curl", CurlArguments(proxy, mode, target));
             var received = upstream.Received.Skip(before).ToList();
             var status = curl.Output.Length >= 3 ? curl.Output[^3..] : curl.Output;
             var label = mode + " " + target + " (" + what + "): ";
@@ -138,9 +139,28 @@ public sealed class HostileRequestTests : IAsyncLifetime
         await proxy.AssertNoSecretEmittedAsync();
     }
 
+    /// <summary>
+    /// The target written on a raw socket, no client in between; the result shaped like curl's
+    /// (body, then the status on the last line).
+    /// </summary>
+    private static async Task<ExternalClient.Result> RawAsync(ProxyHarness proxy, string target)
+    {
+        var uri = proxy.App.GetListenerUri("route");
+        using var client = new System.Net.Sockets.TcpClient();
+        await client.ConnectAsync(uri.Host, uri.Port);
+        var stream = client.GetStream();
+        await stream.WriteAsync(Encoding.Latin1.GetBytes("GET " + target + " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"));
+        using var reader = new StreamReader(stream, Encoding.Latin1);
+        var response = await reader.ReadToEndAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        var status = response.Length >= 12 ? response.Substring(9, 3) : "000";
+        var bodyAt = response.IndexOf("\r\n\r\n", StringComparison.Ordinal);
+        var body = bodyAt < 0 ? string.Empty : response[(bodyAt + 4)..];
+        return new ExternalClient.Result(0, body + "\n" + status, string.Empty);
+    }
+
     private string[] CurlArguments(ProxyHarness proxy, string mode, string target)
     {
-        var listener = proxy.App.GetListenerUri(mode == "route" ? "route" : "forward").ToString().TrimEnd('/');
+        var listener = proxy.App.GetListenerUri(mode.StartsWith("route", StringComparison.Ordinal) ? "route" : "forward").ToString().TrimEnd('/');
         return mode switch
         {
             "route" => ["-sS", "--path-as-is", "-w", "\n%{http_code}", "--request-target", target, listener + "/"],

@@ -255,15 +255,7 @@ public sealed class AwsSigV4Tests : IAsyncLifetime
         }
 
         await using var proxy = await StartProxyAsync(new JsonObject { ["Service"] = "s3", ["Region"] = "eu-west-1" });
-        var env = new Dictionary<string, string>
-        {
-            ["AWS_EC2_METADATA_DISABLED"] = "true",
-            ["AWS_CONFIG_FILE"] = "/dev/null",
-            ["AWS_SHARED_CREDENTIALS_FILE"] = "/dev/null",
-            ["AWS_DEFAULT_REGION"] = "eu-west-1",
-            ["AWS_PAGER"] = string.Empty,
-            ["HOME"] = _e2e!.Config.Directory,
-        };
+        var env = AwscliEnvironment();
 
         var result = await ExternalClient.RunAsync(
             "/usr/bin/aws",
@@ -528,15 +520,7 @@ public sealed class AwsSigV4Tests : IAsyncLifetime
         Assert.True(File.Exists("/usr/bin/aws"), "/usr/bin/aws (Debian awscli) is missing; tests/run.sh installs it");
 
         await using var proxy = await StartProxyAsync(new JsonObject { ["Service"] = "s3", ["Region"] = "eu-west-1" }, pathPrefix: "/mybucket/");
-        var env = new Dictionary<string, string>
-        {
-            ["AWS_EC2_METADATA_DISABLED"] = "true",
-            ["AWS_CONFIG_FILE"] = "/dev/null",
-            ["AWS_SHARED_CREDENTIALS_FILE"] = "/dev/null",
-            ["AWS_DEFAULT_REGION"] = "eu-west-1",
-            ["AWS_PAGER"] = string.Empty,
-            ["HOME"] = _e2e!.Config.Directory,
-        };
+        var env = AwscliEnvironment();
         var endpoint = proxy.Listener("s3").ToString().TrimEnd('/');
 
         var copied = await ExternalClient.RunAsync("/usr/bin/aws", ["s3", "cp", "s3://mybucket/reports/a b.txt", "s3://mybucket/archive/a b.txt", "--no-sign-request", "--endpoint-url", endpoint], env);
@@ -688,6 +672,17 @@ public sealed class AwsSigV4Tests : IAsyncLifetime
         proxy.NeverEmit(() => sts.Secrets);
         return proxy;
     }
+
+    /// <summary>awscli with nothing of its own: no profile, no metadata service, no credentials (the proxy signs).</summary>
+    private Dictionary<string, string> AwscliEnvironment() => new()
+    {
+        ["AWS_EC2_METADATA_DISABLED"] = "true",
+        ["AWS_CONFIG_FILE"] = "/dev/null",
+        ["AWS_SHARED_CREDENTIALS_FILE"] = "/dev/null",
+        ["AWS_DEFAULT_REGION"] = "eu-west-1",
+        ["AWS_PAGER"] = string.Empty,
+        ["HOME"] = _e2e!.Config.Directory,
+    };
 
     private sealed record EndToEnd(TokenFileIdentityHarness Identity, FakeSts Sts, TestConfig Config) : IDisposable
     {
