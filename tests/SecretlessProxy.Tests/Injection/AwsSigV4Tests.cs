@@ -269,7 +269,7 @@ public sealed class AwsSigV4Tests : IAsyncLifetime
         var received = Assert.Single(_upstream.Requests);
         Assert.Equal("GET", received.Method);
         Assert.StartsWith("/b?list-type=2", received.RawTarget);
-        var keys = Assert.Single(_e2e.Sts.IssuedKeys);
+        var keys = Assert.Single(_e2e!.Sts.IssuedKeys);
         Assert.Equal("match", await FakeS3.VerifyAsync(received, keys.AccessKeyId, keys.SecretAccessKey, keys.SessionToken, "s3", "eu-west-1"));
         Assert.Equal("UNSIGNED-PAYLOAD", received.Header("X-Amz-Content-Sha256"));
         Assert.Equal(keys.SessionToken, received.Header("X-Amz-Security-Token"));
@@ -527,7 +527,7 @@ public sealed class AwsSigV4Tests : IAsyncLifetime
 
         _output.WriteLine(copied.ToString());
         Assert.Equal(0, copied.ExitCode);
-        var keys = Assert.Single(_e2e.Sts.IssuedKeys);
+        var keys = Assert.Single(_e2e!.Sts.IssuedKeys);
         var copy = Assert.Single(_upstream.Requests, r => r.Header("x-amz-copy-source") is not null);
         Assert.Equal("PUT", copy.Method);
         Assert.Equal("/mybucket/archive/a%20b.txt", copy.RawTarget);
