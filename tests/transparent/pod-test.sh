@@ -43,6 +43,12 @@ netns_dir_existed=false
 [ -d /etc/netns ] && netns_dir_existed=true
 work=$(mktemp -d /tmp/secretless-pod.XXXXXX)
 chmod 755 "$work"
+# The proxy runs as uid 1337, which cannot reach a build inside a private checkout (a 0700 mktemp
+# folder, as a fresh-clone CI run uses): run a copy from the world-readable work folder then.
+if ! setpriv --reuid=$proxy_uid --regid=$proxy_uid --clear-groups test -x "$bin" 2>/dev/null; then
+  cp -r "$(dirname "$bin")" "$work/app" && chmod -R a+rX "$work/app"
+  bin="$work/app/$(basename "$bin")"
+fi
 pids=()
 created_netns=()
 cleanup() {
