@@ -32,6 +32,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 work=$(mktemp -d /tmp/secretless-bench.XXXXXX)
+chmod 755 "$work"  # nginx workers (nobody) read the static files under it
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
