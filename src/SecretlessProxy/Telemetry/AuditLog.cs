@@ -15,6 +15,13 @@ public sealed partial class AuditLog : IAsyncDisposable
 {
     public const int RecentCapacity = 512;
 
+    /// <summary>
+    /// Records waiting for a slow or stuck sink (a few MB at most). Beyond it a record is not
+    /// written (it stays in <c>/decisions</c>) and the loss is logged, rather than let an app that
+    /// sends requests faster than the sink writes grow the proxy without bound.
+    /// </summary>
+    public const int QueueCapacity = 16_384;
+
     private readonly AuditRecord?[] _recent = new AuditRecord?[RecentCapacity];
     private readonly object _recentGate = new();
     private readonly Channel<AuditRecord>? _queue;
@@ -22,6 +29,8 @@ public sealed partial class AuditLog : IAsyncDisposable
     private readonly AuditSettings _settings;
     private readonly ILogger _logger;
     private long _count;
+    private long _dropped;
+    private volatile bool _closing;
 
     public AuditLog(AuditSettings settings, ILogger<AuditLog> logger)
     {
@@ -29,9 +38,9 @@ public sealed partial class AuditLog : IAsyncDisposable
         _logger = logger;
         if (settings.Sink != AuditSink.None)
         {
-            // Unbounded: an audit record is never dropped to protect the request path; a stuck sink
-            // shows as memory growth, which the soak bench watches.
-            _queue = Channel.CreateUnbounded<AuditRecord>(new UnboundedChannelOptions { SingleReader = true });
+            // Bounded (QueueCapacity): a request never waits for the sink, and a sink that cannot
+            // keep up loses records, counted and logged, instead of holding them all in memory.
+            _queue = Channel.CreateBounded<AuditRecord>(new BoundedChannelOptions(QueueCapacity) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
             _writer = Task.Run(WriteLoopAsync);
         }
     }
@@ -43,7 +52,11 @@ public sealed partial class AuditLog : IAsyncDisposable
             _recent[_count++ % RecentCapacity] = record;
         }
 
-        _queue?.Writer.TryWrite(record);
+        // TryWrite never waits: false when the queue is full (or the log is being disposed).
+        if (_queue is not null && !_queue.Writer.TryWrite(record) && !_closing && Interlocked.Increment(ref _dropped) == 1)
+        {
+            Log.QueueFull(_logger, _settings.Path ?? "stdout", QueueCapacity);
+        }
     }
 
     /// <summary>The most recent decisions, newest first.</summary>
@@ -71,6 +84,11 @@ public sealed partial class AuditLog : IAsyncDisposable
         {
             await foreach (var record in _queue!.Reader.ReadAllAsync().ConfigureAwait(false))
             {
+                if (Interlocked.Exchange(ref _dropped, 0) is > 0 and var dropped)
+                {
+                    Log.RecordsDropped(_logger, _settings.Path ?? "stdout", dropped);
+                }
+
                 buffer.Clear();
                 using (var writer = new Utf8JsonWriter(buffer))
                 {
@@ -131,6 +149,7 @@ public sealed partial class AuditLog : IAsyncDisposable
     {
         if (_queue is not null)
         {
+            _closing = true;
             _queue.Writer.TryComplete();
             await _writer!.ConfigureAwait(false);
         }
@@ -140,5 +159,11 @@ public sealed partial class AuditLog : IAsyncDisposable
     {
         [LoggerMessage(EventIds.AuditWriteFailed, LogLevel.Error, "Writing the audit trail to {Sink} failed ({Error}); retrying with the next record")]
         public static partial void WriteFailed(ILogger logger, string sink, string error);
+
+        [LoggerMessage(EventIds.AuditQueueFull, LogLevel.Error, "The audit sink {Sink} is behind by {QueueCapacity} records: further records are not written until it catches up (the most recent stay in /decisions)")]
+        public static partial void QueueFull(ILogger logger, string sink, int queueCapacity);
+
+        [LoggerMessage(EventIds.AuditRecordsDropped, LogLevel.Error, "{Dropped} audit record(s) were not written to {Sink} while it was behind; writing again")]
+        public static partial void RecordsDropped(ILogger logger, string sink, long dropped);
     }
 }
