@@ -28,19 +28,27 @@ public sealed partial class AuditLog : IAsyncDisposable
     private readonly Task? _writer;
     private readonly AuditSettings _settings;
     private readonly ILogger _logger;
+    private readonly int _queueCapacity;
     private long _count;
     private long _dropped;
     private volatile bool _closing;
 
     public AuditLog(AuditSettings settings, ILogger<AuditLog> logger)
+        : this(settings, logger, QueueCapacity)
     {
+    }
+
+    /// <param name="queueCapacity">Records that may wait for the sink; <see cref="QueueCapacity"/> but in tests.</param>
+    internal AuditLog(AuditSettings settings, ILogger<AuditLog> logger, int queueCapacity)
+    {
+        _queueCapacity = queueCapacity;
         _settings = settings;
         _logger = logger;
         if (settings.Sink != AuditSink.None)
         {
             // Bounded (QueueCapacity): a request never waits for the sink, and a sink that cannot
             // keep up loses records, counted and logged, instead of holding them all in memory.
-            _queue = Channel.CreateBounded<AuditRecord>(new BoundedChannelOptions(QueueCapacity) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
+            _queue = Channel.CreateBounded<AuditRecord>(new BoundedChannelOptions(queueCapacity) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
             _writer = Task.Run(WriteLoopAsync);
         }
     }
@@ -55,7 +63,7 @@ public sealed partial class AuditLog : IAsyncDisposable
         // TryWrite never waits: false when the queue is full (or the log is being disposed).
         if (_queue is not null && !_queue.Writer.TryWrite(record) && !_closing && Interlocked.Increment(ref _dropped) == 1)
         {
-            Log.QueueFull(_logger, _settings.Path ?? "stdout", QueueCapacity);
+            Log.QueueFull(_logger, _settings.Path ?? "stdout", _queueCapacity);
         }
     }
 
@@ -106,7 +114,8 @@ public sealed partial class AuditLog : IAsyncDisposable
                     }
 
                     file ??= OpenFile();
-                    if (file.Length + buffer.WrittenCount > _settings.MaxFileBytes && file.Length > 0)
+                    // A pipe or device (a FIFO a collector reads, /dev/stdout) has no length and is not rotated.
+                    if (file.CanSeek && file.Length + buffer.WrittenCount > _settings.MaxFileBytes && file.Length > 0)
                     {
                         await file.DisposeAsync().ConfigureAwait(false);
                         File.Move(_settings.Path!, _settings.Path + ".1", overwrite: true);
