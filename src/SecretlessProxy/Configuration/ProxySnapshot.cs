@@ -12,8 +12,9 @@ namespace SecretlessProxy.Configuration;
 /// </summary>
 public sealed class ProxySnapshot
 {
-    public ProxySnapshot(AdminSettings admin, IReadOnlyDictionary<string, ListenerDefinition> listeners, IReadOnlyList<CredentialDefinition> credentials, PolicySet policies, LocalCaSettings? localCa = null, string? trustedCaFile = null, AuditSettings? audit = null, TokenFileIdentitySettings? identity = null, IReadOnlyDictionary<string, string>? labels = null, TimeSpan? drainTimeout = null)
+    public ProxySnapshot(AdminSettings admin, IReadOnlyDictionary<string, ListenerDefinition> listeners, IReadOnlyList<CredentialDefinition> credentials, PolicySet policies, LocalCaSettings? localCa = null, string? trustedCaFile = null, AuditSettings? audit = null, TokenFileIdentitySettings? identity = null, IReadOnlyDictionary<string, string>? labels = null, TimeSpan? drainTimeout = null, long? signingBufferBytes = null)
     {
+        SigningBufferBytes = signingBufferBytes ?? LimitsOptions.DefaultSigningBufferBytes;
         DrainTimeout = drainTimeout ?? ShutdownOptions.DefaultDrainTimeout;
         Identity = identity;
         Labels = labels ?? new Dictionary<string, string>();
@@ -48,7 +49,7 @@ public sealed class ProxySnapshot
 
     /// <summary>The same snapshot with each credential's <see cref="CredentialDefinition.Fingerprint"/> set.</summary>
     internal ProxySnapshot WithCredentialFingerprints(Func<string, string> fingerprint) =>
-        new(Admin, Listeners, Credentials.Select(c => c with { Fingerprint = fingerprint(c.Name) }).ToArray(), Policies, LocalCa, TrustedCaFile, Audit, Identity, Labels, DrainTimeout);
+        new(Admin, Listeners, Credentials.Select(c => c with { Fingerprint = fingerprint(c.Name) }).ToArray(), Policies, LocalCa, TrustedCaFile, Audit, Identity, Labels, DrainTimeout, SigningBufferBytes);
 
     /// <summary>The workload identity token settings; null when the proxy has no identity of its own.</summary>
     public TokenFileIdentitySettings? Identity { get; }
@@ -58,4 +59,11 @@ public sealed class ProxySnapshot
 
     /// <summary>How long in-flight requests may finish when the proxy stops (<c>Shutdown:DrainTimeout</c>).</summary>
     public TimeSpan DrainTimeout { get; }
+
+    /// <summary>
+    /// Bytes of request bodies the whole proxy holds at once for SigV4 payload signing
+    /// (<c>Limits:SigningBufferBytes</c>); applied to the process-wide budget when this version
+    /// becomes current.
+    /// </summary>
+    public long SigningBufferBytes { get; }
 }

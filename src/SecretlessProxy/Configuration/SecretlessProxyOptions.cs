@@ -29,6 +29,8 @@ public sealed class SecretlessProxyOptions
 
     public ShutdownOptions Shutdown { get; set; } = new();
 
+    public LimitsOptions Limits { get; set; } = new();
+
     /// <summary>Where this proxy runs (<c>env</c>, <c>cluster</c>): compared with policies' <c>Labels</c>.</summary>
     public Dictionary<string, string> Labels { get; set; } = new(StringComparer.Ordinal);
 

@@ -108,13 +108,18 @@ public sealed partial class SnapshotCompiler
         var trustedCaFile = options.Upstreams.TrustedCaFile is null ? null : RequireFile(options.Upstreams.TrustedCaFile, Root + ":Upstreams:TrustedCaFile", errors);
         var audit = CompileAudit(options.Audit, errors);
         var drainTimeout = Positive(options.Shutdown.DrainTimeout, ShutdownOptions.DefaultDrainTimeout, Root + ":Shutdown:DrainTimeout", errors);
+        var signingBufferBytes = options.Limits.SigningBufferBytes ?? LimitsOptions.DefaultSigningBufferBytes;
+        if (signingBufferBytes < 1)
+        {
+            errors.Add(new(Root + ":Limits:SigningBufferBytes", "must be at least 1 (bytes of request bodies held at once for SigV4 signing)"));
+        }
 
         if (errors.Count > start || admin is null)
         {
             return null;
         }
 
-        return new ProxySnapshot(admin, listeners, credentials, new PolicySet(policies.OrderBy(p => p.Name, StringComparer.Ordinal).ToArray()), localCa, trustedCaFile, audit, identity, labels, drainTimeout);
+        return new ProxySnapshot(admin, listeners, credentials, new PolicySet(policies.OrderBy(p => p.Name, StringComparer.Ordinal).ToArray()), localCa, trustedCaFile, audit, identity, labels, drainTimeout, signingBufferBytes);
     }
 
     private ListenerDefinition? CompileListener(string name, ListenerOptions listener, UnmatchedBehavior globalUnmatched, IReadOnlyList<string> injectedQueryParameters, Dictionary<string, CredentialOptions> credentials, List<ConfigError> errors)

@@ -38,6 +38,11 @@ internal sealed class CredentialInjectingTransformer : HttpTransformer
             }
 
             proxyRequest.Options.Set(CredentialInjectionHandler.FeatureKey, feature);
+            if (feature.SigningBuffers is { } signingBuffers)
+            {
+                proxyRequest.Options.Set(Injection.SigningBufferScope.OptionsKey, signingBuffers);
+            }
+
             _metrics.AddedLatency(feature.Listener, Stopwatch.GetElapsedTime(feature.StartTimestamp));
         }
     }

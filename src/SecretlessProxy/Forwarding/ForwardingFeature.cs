@@ -10,8 +10,9 @@ namespace SecretlessProxy.Forwarding;
 /// </summary>
 internal sealed class ForwardingFeature
 {
-    public ForwardingFeature(string listener, long startTimestamp, InjectionRule? rule, Credential? credential, OutboundRequest outbound, IReadOnlyList<string>? passRoutingHeaders)
+    public ForwardingFeature(string listener, long startTimestamp, InjectionRule? rule, Credential? credential, OutboundRequest outbound, IReadOnlyList<string>? passRoutingHeaders, SigningBufferScope? signingBuffers = null)
     {
+        SigningBuffers = signingBuffers;
         Listener = listener;
         StartTimestamp = startTimestamp;
         Rule = rule;
@@ -36,4 +37,10 @@ internal sealed class ForwardingFeature
     /// otherwise the routing-override headers the policy lets through, every other one removed.
     /// </summary>
     public IReadOnlyList<string>? PassRoutingHeaders { get; }
+
+    /// <summary>
+    /// What the request holds of the signing-buffer budget (set for SigV4 policies), released by
+    /// the request handler when the request ends.
+    /// </summary>
+    public SigningBufferScope? SigningBuffers { get; }
 }

@@ -9,7 +9,8 @@ namespace SecretlessProxy.Forwarding;
 /// </summary>
 internal static class ProblemResponse
 {
-    public static async Task WriteAsync(HttpContext context, int status, string type, string title, string detail, string? traceId = null)
+    /// <param name="retryAfter">Seconds, sent as <c>Retry-After</c> (RFC 9110 section 10.2.3) when the refusal is transient.</param>
+    public static async Task WriteAsync(HttpContext context, int status, string type, string title, string detail, string? traceId = null, int? retryAfter = null)
     {
         if (context.Response.HasStarted)
         {
@@ -20,6 +21,10 @@ internal static class ProblemResponse
         context.Response.StatusCode = status;
         context.Response.ContentType = "application/problem+json";
         context.Response.Headers.CacheControl = "no-store";
+        if (retryAfter is { } seconds)
+        {
+            context.Response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
 
         var buffer = new System.Buffers.ArrayBufferWriter<byte>(256);
         using (var writer = new Utf8JsonWriter(buffer))

@@ -235,7 +235,9 @@ internal sealed partial class ProxyRequestHandler
                 }
 
                 activity?.SetTag(ProxyTelemetry.Tags.CredentialCache, lease.OutcomeName);
-                feature = new ForwardingFeature(listener.Name, started, policy.Injection, lease.Credential, target.Outbound, policy.PassRoutingHeaders);
+                // A signer may buffer the body: its bytes come from the proxy's budget, released below.
+                var signingBuffers = policy.Injection is AwsSigV4Injector ? new SigningBufferScope(_state.SigningBuffers) : null;
+                feature = new ForwardingFeature(listener.Name, started, policy.Injection, lease.Credential, target.Outbound, policy.PassRoutingHeaders, signingBuffers);
                 _metrics.Injection(policy.Name, policy.CredentialName, policy.Injection.Kind);
                 Audit(activity, listener.Name, destination, decision.Name, decision.Reason, policy, "forwarded", who);
                 Log.Allowed(_logger, listener.Name, policy.Name, destination.Method, destination.Host, destination.Port, destination.Path, policy.CredentialName, lease.OutcomeName);
@@ -243,9 +245,26 @@ internal sealed partial class ProxyRequestHandler
         }
 
         context.Features.Set(feature);
-        var error = await _forwarder.SendAsync(context, target.Prefix, upstreamClient, _requestConfig, _transformer).ConfigureAwait(false);
+        ForwarderError error;
+        try
+        {
+            error = await _forwarder.SendAsync(context, target.Prefix, upstreamClient, _requestConfig, _transformer).ConfigureAwait(false);
+        }
+        finally
+        {
+            // The request is over (answered, failed or aborted): a buffered body's bytes go back to
+            // the budget as soon as no send still reads them.
+            feature.SigningBuffers?.Dispose();
+        }
+
         if (error != ForwarderError.None)
         {
+            if (SigningBufferRefusedException.Find(context.Features.Get<IForwarderErrorFeature>()?.Exception) is { } refused && !context.Response.HasStarted)
+            {
+                await RefuseSigningBufferAsync(context, activity, listener.Name, decision.Policy?.Name ?? string.Empty, refused).ConfigureAwait(false);
+                return;
+            }
+
             if (Injection.AwsSigV4Injector.IsPayloadTooLarge(context.Features.Get<IForwarderErrorFeature>()?.Exception) && !context.Response.HasStarted)
             {
                 // The signer refused to buffer the body (AwsSigV4 MaxBodyBytes); nothing was sent upstream.
@@ -267,6 +286,35 @@ internal sealed partial class ProxyRequestHandler
             }
         }
 
+        SetStatus(activity, context);
+    }
+
+    /// <summary>
+    /// The body could not be buffered for signing within <c>Limits:SigningBufferBytes</c>; nothing
+    /// was sent upstream. 503 with Retry-After while other requests hold the budget, 413 when the
+    /// body alone is larger than all of it.
+    /// </summary>
+    private async Task RefuseSigningBufferAsync(HttpContext context, Activity? activity, string listener, string policy, SigningBufferRefusedException refused)
+    {
+        _metrics.SigningBufferRefusal(policy, refused.Reason);
+        activity?.SetTag(ProxyTelemetry.Tags.Outcome, refused.Reason);
+        activity?.SetTag(ProxyTelemetry.Tags.Reason, refused.Message);
+        string title;
+        int? retryAfter = null;
+        if (refused.Reason == SigningBufferRefusedException.BufferFull)
+        {
+            Log.SigningBufferFull(_logger, listener, policy, refused.Requested, refused.Held, refused.Capacity);
+            title = "Signing buffer full";
+            // Bodies held for signing are released as their requests end, typically within seconds.
+            retryAfter = 1;
+        }
+        else
+        {
+            Log.SigningBodyTooLarge(_logger, listener, policy, refused.Requested, refused.Capacity);
+            title = "Body too large to sign";
+        }
+
+        await ProblemResponse.WriteAsync(context, refused.Status, refused.Reason, title, refused.Message, activity?.TraceId.ToString(), retryAfter).ConfigureAwait(false);
         SetStatus(activity, context);
     }
 
@@ -570,6 +618,12 @@ internal sealed partial class ProxyRequestHandler
 
         [LoggerMessage(EventIds.RequestRefused, LogLevel.Information, "Refused a {Method} request on listener {Listener}: {Reason}")]
         public static partial void Refused(ILogger logger, string listener, string method, string reason);
+
+        [LoggerMessage(EventIds.SigningBufferFull, LogLevel.Warning, "Refused a request on listener {Listener} (policy {Policy}) with 503: its body needs {RequestedBytes} bytes to be signed and {HeldBytes} of {CapacityBytes} are held by other requests")]
+        public static partial void SigningBufferFull(ILogger logger, string listener, string policy, long requestedBytes, long heldBytes, long capacityBytes);
+
+        [LoggerMessage(EventIds.SigningBodyTooLarge, LogLevel.Information, "Refused a request on listener {Listener} (policy {Policy}) with 413: its body needs {RequestedBytes} bytes or more to be signed, more than Limits:SigningBufferBytes ({CapacityBytes})")]
+        public static partial void SigningBodyTooLarge(ILogger logger, string listener, string policy, long requestedBytes, long capacityBytes);
 
         [LoggerMessage(EventIds.UpstreamFailed, LogLevel.Warning, "Forwarding on listener {Listener} to {Host}:{Port} failed: {Error}")]
         public static partial void UpstreamFailed(ILogger logger, string listener, string host, int port, string error);

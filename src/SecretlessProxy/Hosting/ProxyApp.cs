@@ -293,7 +293,9 @@ public sealed partial class ProxyApp : IAsyncDisposable
                 ? new LeafCertificateCache(LocalCertificateAuthority.FromSettings(ca, options.TimeProvider), options.TimeProvider, ca.LeafLifetime)
                 : null;
             identityAccessor.Identity = snapshot.Identity is { } settings ? sp.GetRequiredService<Func<TokenFileIdentitySettings, TokenFileIdentity>>()(settings) : null;
-            return new ProxyState(snapshot, cache, leaves, identityAccessor);
+            var proxyState = new ProxyState(snapshot, cache, leaves, identityAccessor);
+            metrics.ObserveSigningBuffers(proxyState.SigningBuffers);
+            return proxyState;
         });
         builder.Services.AddSingleton(sp => new ConfigReloader(
             configPath,

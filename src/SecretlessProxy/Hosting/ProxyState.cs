@@ -2,6 +2,7 @@ using SecretlessProxy.Certificates;
 using SecretlessProxy.Configuration;
 using SecretlessProxy.Credentials;
 using SecretlessProxy.Identity;
+using SecretlessProxy.Injection;
 
 namespace SecretlessProxy.Hosting;
 
@@ -26,7 +27,14 @@ public sealed class ProxyState : IDisposable
         Cache = cache;
         _current = new ProxyGeneration(snapshot, cache.Entries, _identity.Identity);
         Leaves = leaves;
+        SigningBuffers = new SigningBufferBudget(snapshot.SigningBufferBytes);
     }
+
+    /// <summary>
+    /// Bytes of request bodies held for SigV4 signing, across every request of this proxy; its
+    /// capacity follows <see cref="ProxySnapshot.SigningBufferBytes"/> of the current version.
+    /// </summary>
+    public SigningBufferBudget SigningBuffers { get; }
 
     /// <summary>Leaf certificates for intercepted tunnels; null when no Forward listener is configured.</summary>
     public LeafCertificateCache? Leaves { get; }
@@ -74,6 +82,8 @@ public sealed class ProxyState : IDisposable
         _identity.Identity = identity;
         // The one write that makes the new version current for every later request.
         _current = new ProxyGeneration(next, Cache.Entries, identity);
+        // Bodies already held keep their bytes; a lower capacity refuses new ones until they end.
+        SigningBuffers.Capacity = next.SigningBufferBytes;
         _lastReload = status;
         SnapshotChanged?.Invoke(next);
         return ReferenceEquals(previous, identity) ? null : previous;

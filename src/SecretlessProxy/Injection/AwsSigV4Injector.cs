@@ -25,9 +25,11 @@ namespace SecretlessProxy.Injection;
 /// A source object header (<c>x-amz-copy-source</c>) is signed only after
 /// <see cref="RefuseRequest"/> found it inside the policy's path prefix.</para>
 /// <para>The body is never buffered without bound: S3 gets <c>UNSIGNED-PAYLOAD</c> by default (the
-/// body streams through); a signed payload is read up to <see cref="MaxBodyBytes"/> and sent from
-/// that buffer, and a larger one fails with <see cref="PayloadTooLargeException"/> before anything
-/// is sent.</para>
+/// body streams through); a signed payload is read up to <see cref="MaxBodyBytes"/>, within the
+/// process-wide <see cref="SigningBufferBudget"/>, hashed as it is read and sent from that buffer
+/// (<see cref="SignedBody"/>). A larger one fails with <see cref="PayloadTooLargeException"/>, one
+/// the budget cannot hold with <see cref="SigningBufferRefusedException"/>, before anything is
+/// sent.</para>
 /// <para>The query string is rewritten to its canonical encoding (RFC 3986 unreserved characters
 /// kept, everything else percent-encoded as UTF-8, <c>+</c> read as a space) so the bytes on the wire
 /// are the ones the signature covers, whichever way the service re-canonicalizes them.</para>
@@ -38,6 +40,9 @@ public sealed class AwsSigV4Injector : InjectionRule
 
     private const string ContentSha256 = "x-amz-content-sha256";
     private const string UnsignedPayload = "UNSIGNED-PAYLOAD";
+
+    /// <summary>SHA-256 of no bytes: the payload hash of a request without a body.</summary>
+    private const string EmptySha256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
     private static readonly string[] AppSignatureHeaders = ["Authorization", "X-Amz-Date", "X-Amz-Security-Token", "X-Amz-Content-Sha256"];
 
@@ -184,7 +189,11 @@ public sealed class AwsSigV4Injector : InjectionRule
 
         if (signPayload)
         {
-            signing.Content = await ReadBodyAsync(proxyRequest, cancellationToken).ConfigureAwait(false);
+            // The hash computed while the body was read, supplied to the signer, which then signs it
+            // verbatim without reading the body a second time.
+            var payloadHash = await BufferBodyAsync(proxyRequest, cancellationToken).ConfigureAwait(false);
+            signing.Headers[ContentSha256] = payloadHash;
+            proxyRequest.Headers.TryAddWithoutValidation(ContentSha256, payloadHash);
         }
         else
         {
@@ -302,49 +311,26 @@ public sealed class AwsSigV4Injector : InjectionRule
     }
 
     /// <summary>
-    /// Reads the body to hash it, up to <see cref="MaxBodyBytes"/>, and replaces the request's content
-    /// with the bytes read (the original stream can be read once only).
+    /// Reads the body once, hashing it as it arrives, into memory reserved from the request's
+    /// <see cref="SigningBufferScope"/>, and makes that memory the request's content (the original
+    /// stream can be read once only). Returns the body's SHA-256 as hex.
     /// </summary>
-    private async Task<byte[]> ReadBodyAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+    private async Task<string> BufferBodyAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
         var content = request.Content;
         if (content is null)
         {
-            return [];
+            return EmptySha256;
         }
 
-        if (content.Headers.ContentLength > MaxBodyBytes)
-        {
-            throw new PayloadTooLargeException(MaxBodyBytes);
-        }
-
-        using var buffer = new BoundedBuffer(MaxBodyBytes);
-        await content.CopyToAsync(buffer, cancellationToken).ConfigureAwait(false);
-        if (buffer.Exceeded)
-        {
-            // Checked here, not only thrown from Write: the forwarder's content reports a failed
-            // write to its destination through its own completion task and returns normally, which
-            // would leave a truncated body to sign.
-            throw new PayloadTooLargeException(MaxBodyBytes);
-        }
-        var body = buffer.ToArray();
-
-        var replacement = new ByteArrayContent(body);
-        foreach (var (name, values) in content.Headers.NonValidated)
-        {
-            if (!name.Equals("Content-Length", StringComparison.OrdinalIgnoreCase))
-            {
-                foreach (var value in values)
-                {
-                    replacement.Headers.TryAddWithoutValidation(name, value);
-                }
-            }
-        }
-
-        replacement.Headers.ContentLength = body.Length;
-        request.Content = replacement;
+        // The proxy always hands over its scope; used on its own (tests, tools) only MaxBodyBytes bounds the body.
+        request.Options.TryGetValue(SigningBufferScope.OptionsKey, out var scope);
+        var budget = scope?.Budget ?? new SigningBufferBudget(Math.Max(1, MaxBodyBytes));
+        var body = await SignedBody.ReadAsync(content, MaxBodyBytes, budget, cancellationToken).ConfigureAwait(false);
+        scope?.Hold(body);
+        request.Content = body;
         content.Dispose();
-        return body;
+        return body.Sha256Hex;
     }
 
     /// <summary>Rewrites the query to SigV4's canonical encoding, keeping the parameters' order.</summary>
@@ -414,51 +400,6 @@ public sealed class AwsSigV4Injector : InjectionRule
             }
 
             rest = rest[consumed..];
-        }
-    }
-
-    /// <summary>A write-only memory stream that refuses to grow past its limit.</summary>
-    private sealed class BoundedBuffer(long limit) : MemoryStream
-    {
-        public override void Write(byte[] buffer, int offset, int count)
-        {
-            Check(count);
-            base.Write(buffer, offset, count);
-        }
-
-        public override void Write(ReadOnlySpan<byte> buffer)
-        {
-            Check(buffer.Length);
-            base.Write(buffer);
-        }
-
-        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
-        {
-            Check(buffer.Length);
-            return base.WriteAsync(buffer, cancellationToken);
-        }
-
-        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
-        {
-            Check(count);
-            return base.WriteAsync(buffer, offset, count, cancellationToken);
-        }
-
-        public override void WriteByte(byte value)
-        {
-            Check(1);
-            base.WriteByte(value);
-        }
-
-        public bool Exceeded { get; private set; }
-
-        private void Check(int count)
-        {
-            if (Exceeded || Length + count > limit)
-            {
-                Exceeded = true;
-                throw new PayloadTooLargeException(limit);
-            }
         }
     }
 }

@@ -12,7 +12,14 @@ public sealed class OriginalDestinationFeature
     // How long one lookup may hold a request: the name is the app's, its resolver may be slow.
     private static readonly TimeSpan LookupTimeout = TimeSpan.FromSeconds(5);
 
-    // One connection's answers, by host name; a connection asks about one or two names.
+    /// <summary>
+    /// The most answers one connection remembers. An app usually names one or two hosts per
+    /// connection, but under a wildcard policy it could name a new one in every request of a
+    /// kept-alive connection; past this many each new name is looked up again, not remembered.
+    /// </summary>
+    internal const int MaxRememberedNames = 32;
+
+    // One connection's answers, by host name.
     private readonly Dictionary<string, bool> _verified = new(StringComparer.OrdinalIgnoreCase);
     private readonly Lock _gate = new();
 
@@ -26,6 +33,18 @@ public sealed class OriginalDestinationFeature
 
     /// <summary>Where YARP sends the connection's requests, computed once per connection.</summary>
     public string DestinationPrefix { get; }
+
+    /// <summary>How many answers this connection remembers now (at most <see cref="MaxRememberedNames"/>).</summary>
+    internal int RememberedNames
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _verified.Count;
+            }
+        }
+    }
 
     /// <summary>
     /// Whether <paramref name="hostName"/> resolves (in the proxy's view of DNS and /etc/hosts) to the
@@ -63,7 +82,10 @@ public sealed class OriginalDestinationFeature
 
         lock (_gate)
         {
-            _verified[hostName] = resolves;
+            if (_verified.Count < MaxRememberedNames)
+            {
+                _verified[hostName] = resolves;
+            }
         }
 
         return resolves;

@@ -15,23 +15,40 @@ public sealed partial class AuditLog : IAsyncDisposable
 {
     public const int RecentCapacity = 512;
 
+    /// <summary>
+    /// Records waiting for a slow or stuck sink (a few MB at most). Beyond it a record is not
+    /// written (it stays in <c>/decisions</c>) and the loss is logged, rather than let an app that
+    /// sends requests faster than the sink writes grow the proxy without bound.
+    /// </summary>
+    public const int QueueCapacity = 16_384;
+
     private readonly AuditRecord?[] _recent = new AuditRecord?[RecentCapacity];
     private readonly object _recentGate = new();
     private readonly Channel<AuditRecord>? _queue;
     private readonly Task? _writer;
     private readonly AuditSettings _settings;
     private readonly ILogger _logger;
+    private readonly int _queueCapacity;
     private long _count;
+    private long _dropped;
+    private volatile bool _closing;
 
     public AuditLog(AuditSettings settings, ILogger<AuditLog> logger)
+        : this(settings, logger, QueueCapacity)
     {
+    }
+
+    /// <param name="queueCapacity">Records that may wait for the sink; <see cref="QueueCapacity"/> but in tests.</param>
+    internal AuditLog(AuditSettings settings, ILogger<AuditLog> logger, int queueCapacity)
+    {
+        _queueCapacity = queueCapacity;
         _settings = settings;
         _logger = logger;
         if (settings.Sink != AuditSink.None)
         {
-            // Unbounded: an audit record is never dropped to protect the request path; a stuck sink
-            // shows as memory growth, which the soak bench watches.
-            _queue = Channel.CreateUnbounded<AuditRecord>(new UnboundedChannelOptions { SingleReader = true });
+            // Bounded (QueueCapacity): a request never waits for the sink, and a sink that cannot
+            // keep up loses records, counted and logged, instead of holding them all in memory.
+            _queue = Channel.CreateBounded<AuditRecord>(new BoundedChannelOptions(queueCapacity) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
             _writer = Task.Run(WriteLoopAsync);
         }
     }
@@ -43,7 +60,11 @@ public sealed partial class AuditLog : IAsyncDisposable
             _recent[_count++ % RecentCapacity] = record;
         }
 
-        _queue?.Writer.TryWrite(record);
+        // TryWrite never waits: false when the queue is full (or the log is being disposed).
+        if (_queue is not null && !_queue.Writer.TryWrite(record) && !_closing && Interlocked.Increment(ref _dropped) == 1)
+        {
+            Log.QueueFull(_logger, _settings.Path ?? "stdout", _queueCapacity);
+        }
     }
 
     /// <summary>The most recent decisions, newest first.</summary>
@@ -71,6 +92,11 @@ public sealed partial class AuditLog : IAsyncDisposable
         {
             await foreach (var record in _queue!.Reader.ReadAllAsync().ConfigureAwait(false))
             {
+                if (Interlocked.Exchange(ref _dropped, 0) is > 0 and var dropped)
+                {
+                    Log.RecordsDropped(_logger, _settings.Path ?? "stdout", dropped);
+                }
+
                 buffer.Clear();
                 using (var writer = new Utf8JsonWriter(buffer))
                 {
@@ -88,7 +114,8 @@ public sealed partial class AuditLog : IAsyncDisposable
                     }
 
                     file ??= OpenFile();
-                    if (file.Length + buffer.WrittenCount > _settings.MaxFileBytes && file.Length > 0)
+                    // A pipe or device (a FIFO a collector reads, /dev/stdout) has no length and is not rotated.
+                    if (file.CanSeek && file.Length + buffer.WrittenCount > _settings.MaxFileBytes && file.Length > 0)
                     {
                         await file.DisposeAsync().ConfigureAwait(false);
                         File.Move(_settings.Path!, _settings.Path + ".1", overwrite: true);
@@ -131,6 +158,7 @@ public sealed partial class AuditLog : IAsyncDisposable
     {
         if (_queue is not null)
         {
+            _closing = true;
             _queue.Writer.TryComplete();
             await _writer!.ConfigureAwait(false);
         }
@@ -140,5 +168,11 @@ public sealed partial class AuditLog : IAsyncDisposable
     {
         [LoggerMessage(EventIds.AuditWriteFailed, LogLevel.Error, "Writing the audit trail to {Sink} failed ({Error}); retrying with the next record")]
         public static partial void WriteFailed(ILogger logger, string sink, string error);
+
+        [LoggerMessage(EventIds.AuditQueueFull, LogLevel.Error, "The audit sink {Sink} is behind by {QueueCapacity} records: further records are not written until it catches up (the most recent stay in /decisions)")]
+        public static partial void QueueFull(ILogger logger, string sink, int queueCapacity);
+
+        [LoggerMessage(EventIds.AuditRecordsDropped, LogLevel.Error, "{Dropped} audit record(s) were not written to {Sink} while it was behind; writing again")]
+        public static partial void RecordsDropped(ILogger logger, string sink, long dropped);
     }
 }

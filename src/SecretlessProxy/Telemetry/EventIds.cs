@@ -77,4 +77,9 @@ internal static class EventIds
     public const int ClientCertificateReloadFailed = 191;
 
     public const int ResponseMaskingSecretTooShort = 300;
+
+    public const int SigningBufferFull = 410;
+    public const int SigningBodyTooLarge = 411;
+    public const int AuditQueueFull = 412;
+    public const int AuditRecordsDropped = 413;
 }

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using SecretlessProxy.Credentials;
+using SecretlessProxy.Injection;
 
 namespace SecretlessProxy.Telemetry;
 
@@ -21,6 +22,7 @@ public sealed class ProxyMetrics
     private readonly Counter<long> _upstreamErrors;
     private readonly Histogram<double> _addedLatency;
     private readonly Counter<long> _connectionsRefused;
+    private readonly Counter<long> _signingBufferRefusals;
 
     public ProxyMetrics(IMeterFactory meterFactory)
     {
@@ -36,6 +38,7 @@ public sealed class ProxyMetrics
             "secretless.proxy.added_latency", "s", "Time from a request's arrival until the proxy sends it upstream: decision, credential, injection and request copy.",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1, 5] });
         _connectionsRefused = _meter.CreateCounter<long>("secretless.proxy.connections.refused", "{connection}", "Connections a listener refused or closed before their first request, by listener and reason (max-connections, handshake-timeout).");
+        _signingBufferRefusals = _meter.CreateCounter<long>("secretless.proxy.signing_buffer.refusals", "{request}", "Requests refused because their body could not be buffered for SigV4 signing within Limits:SigningBufferBytes, by policy and reason (signing-buffer-full, signing-body-too-large).");
     }
 
     public void Request(string listener, string? policy, string decision) =>
@@ -56,6 +59,16 @@ public sealed class ProxyMetrics
 
     public void ConnectionRefused(string listener, string reason) =>
         _connectionsRefused.Add(1, new TagList { { "listener", listener }, { "reason", reason } });
+
+    public void SigningBufferRefusal(string policy, string reason) =>
+        _signingBufferRefusals.Add(1, new TagList { { "policy", policy }, { "reason", reason } });
+
+    /// <summary>The bytes held for signing now and the most that may be, read at each collection.</summary>
+    public void ObserveSigningBuffers(SigningBufferBudget budget)
+    {
+        _meter.CreateObservableGauge("secretless.proxy.signing_buffer.held", () => budget.Held, "By", "Bytes of request bodies held for SigV4 payload signing, across all requests.");
+        _meter.CreateObservableGauge("secretless.proxy.signing_buffer.capacity", () => budget.Capacity, "By", "The most bytes of request bodies held at once for SigV4 payload signing (Limits:SigningBufferBytes).");
+    }
 
     public void AddedLatency(string listener, TimeSpan elapsed) =>
         _addedLatency.Record(elapsed.TotalSeconds, new KeyValuePair<string, object?>("listener", listener));

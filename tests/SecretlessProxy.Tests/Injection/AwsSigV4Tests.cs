@@ -18,7 +18,7 @@ namespace SecretlessProxy.Tests.Injection;
 /// SigV4 signing, checked independently of the signing code: a fake upstream records the request it
 /// received and botocore (verify_sigv4.py) recomputes the signature from it.
 /// </summary>
-public sealed class AwsSigV4Tests : IAsyncLifetime
+public sealed partial class AwsSigV4Tests : IAsyncLifetime
 {
     private const string AccessKey = "ASIATESTACCESSKEY01";
     private const string SecretKey = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYSECRETKEY01";
@@ -650,7 +650,7 @@ public sealed class AwsSigV4Tests : IAsyncLifetime
     /// A proxy whose Route listener "s3" forwards to the fake S3 and signs with keys an
     /// AwsWebIdentity credential gets from a fake STS for the workload's token.
     /// </summary>
-    private async Task<ProxyHarness> StartProxyAsync(JsonObject sigV4, string? pathPrefix = null)
+    private async Task<ProxyHarness> StartProxyAsync(JsonObject sigV4, string? pathPrefix = null, Action<TestConfig>? configure = null)
     {
         var identity = new TokenFileIdentityHarness();
         var sts = FakeSts.Start(identity.Time);
@@ -668,6 +668,7 @@ public sealed class AwsSigV4Tests : IAsyncLifetime
                 ["StsUrl"] = sts.Url,
             })
             .Policy("s3", new JsonObject { ["Match"] = TestConfig.Match(["127.0.0.1"], pathPrefix), ["Credential"] = "aws", ["Inject"] = new JsonObject { ["AwsSigV4"] = sigV4 } });
+        configure?.Invoke(config);
         var proxy = await ProxyHarness.StartAsync(config.Write(), identity.Time);
         proxy.NeverEmit(() => sts.Secrets);
         return proxy;

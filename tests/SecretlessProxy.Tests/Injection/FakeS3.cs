@@ -24,6 +24,8 @@ public sealed class FakeS3 : IAsyncDisposable
         "<Contents><Key>hello.txt</Key><LastModified>2026-11-23T10:00:00.000Z</LastModified><ETag>\"5d41402abc4b2a76b9719d911017c592\"</ETag><Size>5</Size><StorageClass>STANDARD</StorageClass></Contents></ListBucketResult>";
 
     private readonly WebApplication _app;
+    private volatile TaskCompletionSource? _hold;
+    private volatile TaskCompletionSource? _arrivedWhileHeld;
 
     private FakeS3(WebApplication app)
     {
@@ -56,6 +58,12 @@ public sealed class FakeS3 : IAsyncDisposable
 
             var rawTarget = context.Features.Get<IHttpRequestFeature>()!.RawTarget;
             fake.Requests.Enqueue(new Received(context.Request.Method, rawTarget, headers, body.ToArray()));
+            if (fake._hold is { } hold)
+            {
+                fake._arrivedWhileHeld?.TrySetResult();
+                await hold.Task;
+            }
+
             context.Response.ContentType = "application/xml";
             // Declared for HEAD too, as S3 does: awscli's s3 cp reads the source's size from HeadObject.
             var answer = System.Text.Encoding.UTF8.GetBytes(ListBucketResult);
@@ -108,7 +116,31 @@ public sealed class FakeS3 : IAsyncDisposable
         }
     }
 
-    public ValueTask DisposeAsync() => _app.DisposeAsync();
+    /// <summary>
+    /// From now on each request is recorded (its whole body read) and then held unanswered until
+    /// <see cref="Release"/>; the task completes when the first one has arrived.
+    /// </summary>
+    public Task Hold()
+    {
+        var arrived = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _arrivedWhileHeld = arrived;
+        _hold = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        return arrived.Task;
+    }
+
+    /// <summary>Answers every held request, and every later one at once.</summary>
+    public void Release()
+    {
+        var hold = _hold;
+        _hold = null;
+        hold?.TrySetResult();
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        Release();
+        return _app.DisposeAsync();
+    }
 
     public sealed record Received(string Method, string RawTarget, IReadOnlyList<KeyValuePair<string, string>> Headers, byte[] Body)
     {

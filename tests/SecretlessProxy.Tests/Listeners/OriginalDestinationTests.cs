@@ -36,6 +36,27 @@ public sealed class OriginalDestinationTests
     }
 
     [Fact]
+    public async Task A_connection_remembers_a_bounded_number_of_host_answers_and_still_answers_past_the_bound()
+    {
+        var feature = new OriginalDestinationFeature(new IPEndPoint(IPAddress.Loopback, 80));
+
+        // Address literals resolve to themselves without a DNS query: a new "name" per request, as
+        // an app could send under a wildcard policy on one kept-alive connection.
+        for (var i = 2; i < OriginalDestinationFeature.MaxRememberedNames + 20; i++)
+        {
+            Assert.False(await feature.ResolvesToAsync("127.0.0." + i, CancellationToken.None));
+        }
+
+        Assert.Equal(OriginalDestinationFeature.MaxRememberedNames, feature.RememberedNames);
+
+        // Past the bound a name is still checked, each time, with the same answer.
+        Assert.True(await feature.ResolvesToAsync("127.0.0.1", CancellationToken.None));
+        Assert.True(await feature.ResolvesToAsync("127.0.0.1", CancellationToken.None));
+        Assert.False(await feature.ResolvesToAsync("127.0.0.200", CancellationToken.None));
+        Assert.Equal(OriginalDestinationFeature.MaxRememberedNames, feature.RememberedNames);
+    }
+
+    [Fact]
     public async Task A_connection_that_was_not_redirected_names_the_listener_itself_or_nothing()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
