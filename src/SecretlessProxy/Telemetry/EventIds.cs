@@ -77,4 +77,7 @@ internal static class EventIds
     public const int ClientCertificateReloadFailed = 191;
 
     public const int ResponseMaskingSecretTooShort = 300;
+
+    public const int IssuerLoopbackSquattingAccepted = 390;
+    public const int IssuerPlainHttp = 391;
 }

@@ -38,6 +38,7 @@ public sealed class IdentityConditionTests : IDisposable
                 ["Issuer"] = Issuer,
                 ["Audience"] = Audience,
                 ["JwksUrl"] = _identity.JwksUrl.ToString(),
+                ["AllowLoopbackSquatting"] = true,
                 ["ClockSkew"] = "00:00:05",
             })
             .Credential("key", new JsonObject { ["Source"] = "File", ["Path"] = _config.SecretFile("key", _apiKey) });
@@ -167,6 +168,7 @@ public sealed class IdentityConditionTests : IDisposable
         {
             ["Source"] = "OAuth2ClientCredentials",
             ["TokenUrl"] = idp.TokenUrl,
+            ["AllowLoopbackSquatting"] = true,
             ["ClientId"] = "exporter-app",
             ["ClientAssertion"] = "WorkloadToken",
             ["Scopes"] = new JsonArray("export.read"),
