@@ -78,9 +78,7 @@ internal static class IssuerTransport
             }
         }
 
-        return exception.HttpRequestError == HttpRequestError.SecureConnectionError
-            ? "SecureConnectionError: TLS handshake failed; is the certificate the trusted or pinned one?"
-            : exception.HttpRequestError.ToString();
+        return exception.HttpRequestError.ToString();
     }
 
     /// <summary>Whether the server's certificate is one of the pinned ones (SHA-256 of its DER encoding).</summary>

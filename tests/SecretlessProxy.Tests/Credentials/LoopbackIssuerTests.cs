@@ -328,7 +328,7 @@ public sealed class LoopbackIssuerTests : IAsyncLifetime
         // The proxy did reach the squatter, and the handshake failed on the pin before any request.
         Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
         Assert.Equal("application/problem+json", refused.Content.Headers.ContentType?.MediaType);
-        Assert.Contains("needs credential 'squatted', which is unavailable: token endpoint unreachable (SecureConnectionError", refusedBody, StringComparison.Ordinal);
+        Assert.Contains("needs credential 'squatted', which is unavailable: token endpoint unreachable (SecureConnectionError)", refusedBody, StringComparison.Ordinal);
         Assert.True(squatter.Connections >= 1, "the proxy never tried the squatted port");
         Assert.Empty(squatter.Requests);
         Assert.Empty(squatter.IssuedTokens);

@@ -221,6 +221,7 @@ public sealed class IdentityConditionTests : IDisposable
             case "unverified":
                 identity.Remove("JwksUrl");
                 identity.Remove("Issuer");
+                identity.Remove("AllowLoopbackSquatting");
                 break;
             case "no-audience":
                 identity.Remove("Audience");
