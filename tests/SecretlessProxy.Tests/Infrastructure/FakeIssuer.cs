@@ -37,6 +37,9 @@ public sealed class FakeIssuer : IAsyncDisposable
     /// <summary>Each request as it was read (after TLS): the head and the body.</summary>
     public ConcurrentQueue<string> Requests { get; } = new();
 
+    /// <summary>The JSON body for a request head, instead of a fresh access token (a key set, say).</summary>
+    public Func<string, string>? Answer { get; set; }
+
     /// <summary>Connections accepted, whether or not a request followed.</summary>
     public int Connections => Volatile.Read(ref _connections);
 
@@ -147,8 +150,9 @@ public sealed class FakeIssuer : IAsyncDisposable
             }
 
             Requests.Enqueue(head + "\r\n\r\n" + Encoding.Latin1.GetString(buffer.GetRange(end + 4, length).ToArray()));
-            var token = Token(Interlocked.Increment(ref _issued));
-            var body = Encoding.UTF8.GetBytes("{\"access_token\":\"" + token + "\",\"token_type\":\"Bearer\",\"expires_in\":3600}");
+            var body = Encoding.UTF8.GetBytes(Answer is { } answer
+                ? answer(head)
+                : "{\"access_token\":\"" + Token(Interlocked.Increment(ref _issued)) + "\",\"token_type\":\"Bearer\",\"expires_in\":3600}");
             var response = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " + body.Length + "\r\nConnection: close\r\n\r\n";
             await stream.WriteAsync(Encoding.Latin1.GetBytes(response), _stop.Token);
             await stream.WriteAsync(body, _stop.Token);
