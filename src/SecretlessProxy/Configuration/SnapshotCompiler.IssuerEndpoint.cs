@@ -91,7 +91,7 @@ public sealed partial class SnapshotCompiler
     /// <summary>The three keys on a source that has no issuer URL of its own (File, AzureManagedIdentity).</summary>
     private static void RejectIssuerEndpointKeys(string key, CredentialOptions c, string why, List<ConfigError> errors)
     {
-        foreach (var (name, value) in new[] { ("UnixSocket", (object?)c.UnixSocket), ("PinnedCertificateSha256", c.PinnedCertificateSha256), ("AllowLoopbackSquatting", c.AllowLoopbackSquatting) })
+        foreach (var (name, value) in new[] { ("UnixSocket", (object?)c.UnixSocket), ("PinnedCertificateSha256", (object?)c.PinnedCertificateSha256), ("AllowLoopbackSquatting", (object?)c.AllowLoopbackSquatting) })
         {
             if (value is not null)
             {

@@ -249,7 +249,7 @@ public sealed class LoopbackIssuerTests : IAsyncLifetime
         AssertNamesTheThreeWays(error);
         Assert.DoesNotContain(_clientSecret, refused.Message, StringComparison.Ordinal);
         Assert.Equal(0, squatter.Connections);
-        Assert.Empty(squatter.RawReceived);
+        Assert.Equal(string.Empty, squatter.RawReceived);
     }
 
     [Theory]
@@ -271,7 +271,7 @@ public sealed class LoopbackIssuerTests : IAsyncLifetime
         Assert.StartsWith("refused to connect: " + host + " is on this host", IssuerTransport.Reason(failure), StringComparison.Ordinal);
         Assert.Contains("UnixSocket, PinnedCertificateSha256 or AllowLoopbackSquatting", IssuerTransport.Reason(failure), StringComparison.Ordinal);
         Assert.Equal(0, squatter.Connections);
-        Assert.Empty(squatter.RawReceived);
+        Assert.Equal(string.Empty, squatter.RawReceived);
     }
 
     [Fact]
