@@ -29,8 +29,7 @@ public sealed class LoopbackIssuerTests : IAsyncLifetime
     public LoopbackIssuerTests()
     {
         _secretFile = _config.SecretFile("client-secret", _clientSecret);
-        _config.RouteListener("api", "http://127.0.0.1:" + _upstream.Port)
-            .Set("Identity", new JsonObject { ["Source"] = "TokenFile", ["Path"] = _config.SecretFile("workload-token", "not-a-jwt") });
+        _config.RouteListener("api", "http://127.0.0.1:" + _upstream.Port);
     }
 
     /// <summary>What a squatter would see of the client secret in a Basic header or a form body.</summary>
@@ -109,7 +108,9 @@ public sealed class LoopbackIssuerTests : IAsyncLifetime
                 break;
         }
 
-        _config.Credential("issued", credential);
+        // The sources that present the workload token need one configured (not verified here).
+        _config.Set("Identity", new JsonObject { ["Source"] = "TokenFile", ["Path"] = _config.SecretFile("workload-token", "not-a-jwt") })
+            .Credential("issued", credential);
 
         var errors = await CompileErrorsAsync();
 
@@ -328,7 +329,9 @@ public sealed class LoopbackIssuerTests : IAsyncLifetime
         // The proxy did reach the squatter, and the handshake failed on the pin before any request.
         Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
         Assert.Equal("application/problem+json", refused.Content.Headers.ContentType?.MediaType);
-        Assert.Contains("needs credential 'squatted', which is unavailable: token endpoint unreachable (SecureConnectionError)", refusedBody, StringComparison.Ordinal);
+        Assert.Equal(
+            "policy 'squatted' needs credential 'squatted', which is unavailable: token endpoint unreachable (SecureConnectionError)",
+            System.Text.Json.JsonDocument.Parse(refusedBody).RootElement.GetProperty("detail").GetString());
         Assert.True(squatter.Connections >= 1, "the proxy never tried the squatted port");
         Assert.Empty(squatter.Requests);
         Assert.Empty(squatter.IssuedTokens);
