@@ -73,6 +73,8 @@ http {
   keepalive_requests 1000000;
   server {
     listen 127.0.0.1:$UP;
+    # The proxy reaches the token endpoint on this socket: a loopback port could be squatted.
+    listen unix:$work/up/token.sock;
     location = /oauth/token {
       access_log $work/up/token.log;
       default_type application/json;
@@ -117,7 +119,7 @@ cat > "$work/proxy.json" <<JSON
     "Admin": { "Url": "http://127.0.0.1:$ADM" },
     "Listeners": { "bench": { "Mode": "Route", "Url": "http://127.0.0.1:$PX", "Upstream": "http://127.0.0.1:$UP" } },
     "Credentials": {
-      "bench-token": { "Source": "OAuth2ClientCredentials", "TokenUrl": "http://127.0.0.1:$UP/oauth/token",
+      "bench-token": { "Source": "OAuth2ClientCredentials", "TokenUrl": "http://localhost/oauth/token", "UnixSocket": "$work/up/token.sock",
                        "ClientId": "bench", "ClientSecretFile": "$work/client-secret", "Scopes": [ "bench" ] }
     },
     "Policies": {
@@ -242,7 +244,7 @@ PY
     "LocalCa": { "Directory": "$work/localca" },
     "Upstreams": { "TrustedCaFile": "$work/upca.pem" },
     "Credentials": {
-      "bench-token": { "Source": "OAuth2ClientCredentials", "TokenUrl": "http://127.0.0.1:$UP/oauth/token",
+      "bench-token": { "Source": "OAuth2ClientCredentials", "TokenUrl": "http://localhost/oauth/token", "UnixSocket": "$work/up/token.sock",
                        "ClientId": "bench", "ClientSecretFile": "$work/client-secret" }
     },
     "Policies": {

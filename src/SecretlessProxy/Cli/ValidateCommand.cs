@@ -4,7 +4,11 @@ using SecretlessProxy.Hosting;
 
 namespace SecretlessProxy.Cli;
 
-/// <summary><c>validate --config FILE</c>: schema and semantic checks; prints every problem; exit 0 or 2.</summary>
+/// <summary>
+/// <c>validate --config FILE</c>: schema and semantic checks; prints every problem; exit 0 or 2. A
+/// valid configuration may still print warnings (issuers reached with AllowLoopbackSquatting or
+/// plain http), which do not change the exit code.
+/// </summary>
 internal static class ValidateCommand
 {
     public static Command Create(TextWriter output, TextWriter error)
@@ -21,6 +25,13 @@ internal static class ValidateCommand
                 var s = result.Snapshot!;
                 await output.WriteLineAsync(
                     "configuration '" + path + "' is valid: " + s.Listeners.Count + " listener(s), " + s.Policies.Policies.Count + " polic(ies), " + s.Credentials.Count + " credential(s)").ConfigureAwait(false);
+
+                // Valid, and still worth a second look: each names the key and what is at stake.
+                foreach (var warning in IssuerEndpointWarnings.Of(s))
+                {
+                    await output.WriteLineAsync("warning: " + warning).ConfigureAwait(false);
+                }
+
                 return ExitCodes.Ok;
             }
 

@@ -17,4 +17,13 @@ public sealed class IdentityOptions
     public string? JwksUrl { get; set; }
 
     public TimeSpan? ClockSkew { get; set; }
+
+    /// <summary>Fetch the signing keys over this Unix socket (see <see cref="CredentialOptions.UnixSocket"/>).</summary>
+    public string? UnixSocket { get; set; }
+
+    /// <summary>SHA-256 fingerprints of the certificates the key endpoint may present.</summary>
+    public string[]? PinnedCertificateSha256 { get; set; }
+
+    /// <summary>Fetch keys from a loopback URL over plain TCP anyway: whoever binds the port first decides which tokens verify.</summary>
+    public bool? AllowLoopbackSquatting { get; set; }
 }

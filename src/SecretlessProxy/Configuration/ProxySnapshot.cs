@@ -12,9 +12,10 @@ namespace SecretlessProxy.Configuration;
 /// </summary>
 public sealed class ProxySnapshot
 {
-    public ProxySnapshot(AdminSettings admin, IReadOnlyDictionary<string, ListenerDefinition> listeners, IReadOnlyList<CredentialDefinition> credentials, PolicySet policies, LocalCaSettings? localCa = null, string? trustedCaFile = null, AuditSettings? audit = null, TokenFileIdentitySettings? identity = null, IReadOnlyDictionary<string, string>? labels = null, TimeSpan? drainTimeout = null, long? signingBufferBytes = null)
+    public ProxySnapshot(AdminSettings admin, IReadOnlyDictionary<string, ListenerDefinition> listeners, IReadOnlyList<CredentialDefinition> credentials, PolicySet policies, LocalCaSettings? localCa = null, string? trustedCaFile = null, AuditSettings? audit = null, TokenFileIdentitySettings? identity = null, IReadOnlyDictionary<string, string>? labels = null, TimeSpan? drainTimeout = null, long? signingBufferBytes = null, IReadOnlyList<IssuerEndpoint>? issuerEndpoints = null)
     {
         SigningBufferBytes = signingBufferBytes ?? LimitsOptions.DefaultSigningBufferBytes;
+        IssuerEndpoints = issuerEndpoints ?? [];
         DrainTimeout = drainTimeout ?? ShutdownOptions.DefaultDrainTimeout;
         Identity = identity;
         Labels = labels ?? new Dictionary<string, string>();
@@ -49,13 +50,16 @@ public sealed class ProxySnapshot
 
     /// <summary>The same snapshot with each credential's <see cref="CredentialDefinition.Fingerprint"/> set.</summary>
     internal ProxySnapshot WithCredentialFingerprints(Func<string, string> fingerprint) =>
-        new(Admin, Listeners, Credentials.Select(c => c with { Fingerprint = fingerprint(c.Name) }).ToArray(), Policies, LocalCa, TrustedCaFile, Audit, Identity, Labels, DrainTimeout, SigningBufferBytes);
+        new(Admin, Listeners, Credentials.Select(c => c with { Fingerprint = fingerprint(c.Name) }).ToArray(), Policies, LocalCa, TrustedCaFile, Audit, Identity, Labels, DrainTimeout, SigningBufferBytes, IssuerEndpoints);
 
     /// <summary>The workload identity token settings; null when the proxy has no identity of its own.</summary>
     public TokenFileIdentitySettings? Identity { get; }
 
     /// <summary>Where this proxy runs (env, cluster): policies' Labels compare against these.</summary>
     public IReadOnlyDictionary<string, string> Labels { get; }
+
+    /// <summary>Every issuer the credentials and the identity reach, and how: <c>validate</c> and start-up warn about the risky ones.</summary>
+    public IReadOnlyList<IssuerEndpoint> IssuerEndpoints { get; }
 
     /// <summary>How long in-flight requests may finish when the proxy stops (<c>Shutdown:DrainTimeout</c>).</summary>
     public TimeSpan DrainTimeout { get; }

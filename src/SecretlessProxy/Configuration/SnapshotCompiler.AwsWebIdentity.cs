@@ -41,7 +41,7 @@ public sealed partial class SnapshotCompiler
             errors.Add(new(key + ":StsUrl", "'" + WithoutUserInfo(c.StsUrl) + "' is not an absolute http or https URL without user info, query or fragment"));
             stsUrl = null;
         }
-        else if (stsUrl is { Scheme: "http", IsLoopback: false })
+        else if (stsUrl is { Scheme: "http" } && !IssuerEndpoint.IsLoopbackHost(stsUrl) && c.UnixSocket is null)
         {
             // The call carries the workload token: in the clear only to this host.
             errors.Add(new(key + ":StsUrl", "'" + stsUrl + "' must be https (http only for loopback): the request carries the workload token"));
@@ -84,13 +84,26 @@ public sealed partial class SnapshotCompiler
         var timeout = Positive(c.Timeout, TimeSpan.FromSeconds(10), key + ":Timeout", errors);
         var retryDelay = NonNegative(c.RetryDelay, TimeSpan.FromMilliseconds(200), key + ":RetryDelay", errors);
 
+        // Without StsUrl the SDK picks the regional endpoint (https, on the network); only the
+        // configured URL can be on this host.
+        var http = _tokenClient;
+        if (errors.Count == start && stsUrl is not null)
+        {
+            var endpoint = CompileIssuerEndpoint(key, "StsUrl", stsUrl, c.UnixSocket, c.PinnedCertificateSha256, c.AllowLoopbackSquatting, "the workload token (which it could present to STS itself)", errors);
+            http = endpoint is null ? http : IssuerTransport.InvokerFor(endpoint, _tokenClient);
+        }
+        else if (c.StsUrl is null && (c.UnixSocket is not null || c.PinnedCertificateSha256 is not null || c.AllowLoopbackSquatting is not null))
+        {
+            errors.Add(new(key + ":StsUrl", "is required with " + IssuerEndpointKeys + ": they say how a configured STS endpoint is reached"));
+        }
+
         if (errors.Count > start)
         {
             return null;
         }
 
         var options = new AwsWebIdentityOptions(c.RoleArn!, sessionName, c.Region, stsUrl, duration, timeout, retryAttempts, retryDelay);
-        return new AwsWebIdentityCredentialSource(options, _tokenClient, _time, _identity);
+        return new AwsWebIdentityCredentialSource(options, http, _time, _identity);
     }
 
     // arn:<partition>:iam::<account>:role/<path/>name (IAM: path of printable ASCII, name up to 64 of [\w+=,.@-]).

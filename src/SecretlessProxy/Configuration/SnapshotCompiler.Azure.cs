@@ -46,11 +46,22 @@ public sealed partial class SnapshotCompiler
         }
 
         var settings = CompileAzureSettings(key, c, usernameFile, errors);
-        if (errors.Count > start || settings is null)
+        IssuerEndpoint? endpoint = null;
+        if (errors.Count == start)
+        {
+            endpoint = CompileIssuerEndpoint(key, "AuthorityHost", authorityHost, c.UnixSocket, c.PinnedCertificateSha256, c.AllowLoopbackSquatting, "the workload token (the federated client assertion)", errors);
+            if (c.CaFile is not null && c.PinnedCertificateSha256 is not null)
+            {
+                errors.Add(new(key + ":CaFile", "give CaFile or PinnedCertificateSha256, not both: a pinned certificate is trusted by its fingerprint alone"));
+            }
+        }
+
+        if (errors.Count > start || settings is null || endpoint is null)
         {
             return null;
         }
 
+        settings = settings with { Endpoint = endpoint };
         return AzureIdentityCredentialSource.ForWorkloadIdentity(c.TenantId!, c.ClientId!, authorityHost, settings, _identity, _tokenClient, _time);
     }
 
@@ -71,6 +82,8 @@ public sealed partial class SnapshotCompiler
         {
             errors.Add(new(key + ":AuthorityHost", "does not apply to AzureManagedIdentity: tokens come from the host's identity endpoint"));
         }
+
+        RejectIssuerEndpointKeys(key, c, "the SDK finds the host's identity endpoint itself", errors);
 
         // A managed identity token is for one resource: the scope is its resource URI plus /.default.
         if (c.Scopes is { Length: > 1 })

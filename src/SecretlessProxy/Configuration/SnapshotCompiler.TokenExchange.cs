@@ -91,7 +91,13 @@ public sealed partial class SnapshotCompiler
         var timeout = Positive(c.Timeout, TimeSpan.FromSeconds(10), key + ":Timeout", errors);
         var retryDelay = NonNegative(c.RetryDelay, TimeSpan.FromMilliseconds(200), key + ":RetryDelay", errors);
 
-        if (errors.Count > start)
+        IssuerEndpoint? endpoint = null;
+        if (errors.Count == start)
+        {
+            endpoint = CompileIssuerEndpoint(key, "TokenUrl", tokenUrl!, c.UnixSocket, c.PinnedCertificateSha256, c.AllowLoopbackSquatting, "the workload token (the subject token, which it could exchange itself)", errors);
+        }
+
+        if (errors.Count > start || endpoint is null)
         {
             return null;
         }
@@ -99,7 +105,7 @@ public sealed partial class SnapshotCompiler
         var settings = new OAuth2TokenExchangeSource.Settings(
             tokenUrl!, subjectTokenType, c.Audience, c.Scopes ?? [], c.Resource, c.RequestedTokenType, c.ClientId,
             c.Parameters ?? new Dictionary<string, string>(), defaultLifetime, timeout, retryAttempts, retryDelay, c.Username, usernameFile);
-        return new OAuth2TokenExchangeSource(settings, _tokenClient, _time, _identity);
+        return new OAuth2TokenExchangeSource(settings, IssuerTransport.InvokerFor(endpoint, _tokenClient), _time, _identity);
     }
 
     private static bool IsTokenTypeUri(string value) => Uri.TryCreate(value, UriKind.Absolute, out _) && !value.Any(char.IsWhiteSpace);

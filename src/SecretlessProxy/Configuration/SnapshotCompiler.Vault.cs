@@ -27,7 +27,7 @@ public sealed partial class SnapshotCompiler
         {
             errors.Add(new(key + ":Address", "'" + WithoutUserInfo(c.Address) + "' is not an absolute http or https URL without user info, query or fragment"));
         }
-        else if (address is { Scheme: "http", IsLoopback: false })
+        else if (address is { Scheme: "http" } && !IssuerEndpoint.IsLoopbackHost(address) && c.UnixSocket is null)
         {
             errors.Add(new(key + ":Address", "'" + WithoutUserInfo(c.Address) + "' must be https (http only for loopback): the hop carries the workload token, the Vault token and secrets"));
         }
@@ -147,14 +147,24 @@ public sealed partial class SnapshotCompiler
         var timeout = Positive(c.Timeout, TimeSpan.FromSeconds(10), key + ":Timeout", errors);
         var retryDelay = NonNegative(c.RetryDelay, TimeSpan.FromMilliseconds(200), key + ":RetryDelay", errors);
 
-        if (errors.Count > start)
+        IssuerEndpoint? endpoint = null;
+        if (errors.Count == start)
+        {
+            endpoint = CompileIssuerEndpoint(key, "Address", address!, c.UnixSocket, c.PinnedCertificateSha256, c.AllowLoopbackSquatting, "the workload token at login, then the Vault token with every read", errors);
+            if (caFile is not null && c.PinnedCertificateSha256 is not null)
+            {
+                errors.Add(new(key + ":CaFile", "give CaFile or PinnedCertificateSha256, not both: a pinned certificate is trusted by its fingerprint alone"));
+            }
+        }
+
+        if (errors.Count > start || endpoint is null)
         {
             return null;
         }
 
         var settings = new VaultSettings(
             address!, authMount!, c.Role!, dynamic, configuredPath!, readPath!, dynamic ? null : c.Field, caFile,
-            readInterval, timeout, retryAttempts, retryDelay, c.Username, usernameFile);
+            readInterval, timeout, retryAttempts, retryDelay, c.Username, usernameFile, endpoint);
         return new VaultCredentialSource(settings, _tokenClient, _time, _identity, Microsoft.Extensions.Logging.LoggerFactoryExtensions.CreateLogger<VaultCredentialSource>(_loggerFactory));
     }
 

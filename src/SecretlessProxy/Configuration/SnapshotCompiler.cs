@@ -47,6 +47,7 @@ public sealed partial class SnapshotCompiler
     public ProxySnapshot? Compile(SecretlessProxyOptions options, List<ConfigError> errors)
     {
         var start = errors.Count;
+        _issuerEndpoints.Clear();
         var unmatched = ParseUnmatched(options.Unmatched, Root + ":Unmatched", errors) ?? UnmatchedBehavior.Deny;
         var admin = CompileAdmin(options.Admin, errors);
 
@@ -119,7 +120,7 @@ public sealed partial class SnapshotCompiler
             return null;
         }
 
-        return new ProxySnapshot(admin, listeners, credentials, new PolicySet(policies.OrderBy(p => p.Name, StringComparer.Ordinal).ToArray()), localCa, trustedCaFile, audit, identity, labels, drainTimeout, signingBufferBytes);
+        return new ProxySnapshot(admin, listeners, credentials, new PolicySet(policies.OrderBy(p => p.Name, StringComparer.Ordinal).ToArray()), localCa, trustedCaFile, audit, identity, labels, drainTimeout, signingBufferBytes, [.. _issuerEndpoints]);
     }
 
     private ListenerDefinition? CompileListener(string name, ListenerOptions listener, UnmatchedBehavior globalUnmatched, IReadOnlyList<string> injectedQueryParameters, Dictionary<string, CredentialOptions> credentials, List<ConfigError> errors)
@@ -347,6 +348,8 @@ public sealed partial class SnapshotCompiler
                     source = new FileCredentialSource(path, c.Username, usernameFile, _time);
                 }
 
+                RejectIssuerEndpointKeys(key, c, "the value is read from a file, not fetched from an issuer", errors);
+
                 break;
 
             case "oauth2clientcredentials":
@@ -461,7 +464,13 @@ public sealed partial class SnapshotCompiler
         var timeout = Positive(c.Timeout, TimeSpan.FromSeconds(10), key + ":Timeout", errors);
         var retryDelay = NonNegative(c.RetryDelay, TimeSpan.FromMilliseconds(200), key + ":RetryDelay", errors);
 
-        if (errors.Count > start)
+        IssuerEndpoint? endpoint = null;
+        if (tokenUrl is not null && errors.Count == start)
+        {
+            endpoint = CompileIssuerEndpoint(key, "TokenUrl", tokenUrl, c.UnixSocket, c.PinnedCertificateSha256, c.AllowLoopbackSquatting, workloadAssertion ? "the workload token" : "the client id and secret", errors);
+        }
+
+        if (errors.Count > start || endpoint is null)
         {
             return null;
         }
@@ -469,7 +478,7 @@ public sealed partial class SnapshotCompiler
         var options = new OAuth2ClientCredentialsOptions(
             tokenUrl!, c.ClientId!, secretFile, c.Scopes ?? [], inBody, c.Audience, c.Resource,
             c.Parameters ?? new Dictionary<string, string>(), defaultLifetime, timeout, retryAttempts, retryDelay, c.Username, usernameFile);
-        return new OAuth2ClientCredentialsSource(options, _tokenClient, _time, workloadAssertion ? _identity : null);
+        return new OAuth2ClientCredentialsSource(options, IssuerTransport.InvokerFor(endpoint, _tokenClient), _time, workloadAssertion ? _identity : null);
     }
 
     private CompiledPolicy? CompilePolicy(string name, PolicyOptions p, Dictionary<string, CredentialOptions> credentials, Dictionary<string, string> sourceKinds, PolicyConditions? conditions, TimeProvider time, List<ConfigError> errors)
@@ -784,7 +793,20 @@ public sealed partial class SnapshotCompiler
         }
 
         var skew = NonNegative(identity.ClockSkew, TimeSpan.FromSeconds(30), key + ":ClockSkew", errors);
-        return errors.Count > start ? null : new TokenFileIdentitySettings(path!, identity.Issuer, identity.Audience, jwks, skew);
+
+        // The keys decide whose tokens verify: served by another local process, they would let it
+        // mint any identity. Discovery's jwks_uri is fetched over the same transport.
+        IssuerEndpoint? keysEndpoint = null;
+        if (errors.Count == start && (jwks ?? (identity.Issuer is null ? null : new Uri(identity.Issuer))) is { } keysUrl)
+        {
+            keysEndpoint = CompileIssuerEndpoint(key, jwks is not null ? "JwksUrl" : "Issuer", keysUrl, identity.UnixSocket, identity.PinnedCertificateSha256, identity.AllowLoopbackSquatting, "the request for the signing keys, and with its own keys the power to mint any workload identity", errors);
+        }
+        else if (errors.Count == start && (identity.UnixSocket is not null || identity.PinnedCertificateSha256 is not null || identity.AllowLoopbackSquatting is not null))
+        {
+            errors.Add(new(key, IssuerEndpointKeys + " apply to the key endpoint only: give JwksUrl or Issuer"));
+        }
+
+        return errors.Count > start ? null : new TokenFileIdentitySettings(path!, identity.Issuer, identity.Audience, jwks, skew, keysEndpoint);
     }
 
     /// <summary>Mon … Sun, or the full English name, in any case.</summary>

@@ -164,7 +164,7 @@ public sealed class AwsWebIdentityCredentialSource : ICredentialSource
                 {
                     if (inner is HttpRequestException http)
                     {
-                        return new CredentialFetchException("STS unreachable (" + http.HttpRequestError + ")", isTransient: true);
+                        return new CredentialFetchException("STS unreachable (" + IssuerTransport.Reason(http) + ")", isTransient: true);
                     }
 
                     if (inner is System.Xml.XmlException)

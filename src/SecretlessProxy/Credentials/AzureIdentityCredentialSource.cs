@@ -59,7 +59,7 @@ public sealed partial class AzureIdentityCredentialSource : ICredentialSource
     private readonly string? _usernameFile;
     private readonly ResiliencePipeline _retry;
 
-    private AzureIdentityCredentialSource(string kind, Func<ClientOptionsSetup, TokenCredential> create, Settings settings, HttpMessageInvoker tokenClient, TimeProvider time)
+    private AzureIdentityCredentialSource(string kind, Func<ClientOptionsSetup, TokenCredential> create, Settings settings, HttpMessageInvoker tokenClient, TimeProvider time, bool hostProvidedEndpoint = false)
     {
         Kind = kind;
         _time = time;
@@ -69,9 +69,12 @@ public sealed partial class AzureIdentityCredentialSource : ICredentialSource
         _request = new TokenRequestContext([.. settings.Scopes]);
 
         // Every answer is read under a bound (Azure.Core would read any body whole).
-        HttpMessageHandler handler = settings.TrustedCaFile is null
+        // A managed identity's endpoint comes from the host (IDENTITY_ENDPOINT, IMDS), not from this
+        // configuration, and App Service and Arc put it on localhost: it gets a transport that does
+        // not refuse loopback.
+        HttpMessageHandler handler = settings.TrustedCaFile is null && settings.Endpoint is not { NeedsOwnTransport: true } && !hostProvidedEndpoint
             ? new BoundedInvokerHandler(tokenClient, "Microsoft Entra")
-            : new BoundedInvokerHandler(new HttpMessageInvoker(CreateHandler(settings.TrustedCaFile)), "Microsoft Entra", ownsInvoker: true);
+            : new BoundedInvokerHandler(new HttpMessageInvoker(CreateHandler(settings.TrustedCaFile, settings.Endpoint, hostProvidedEndpoint)), "Microsoft Entra", ownsInvoker: true);
         var setup = new ClientOptionsSetup(new HttpClientTransport(handler), settings.Timeout);
         _createCredential = () => create(setup);
         _credential = _createCredential();
@@ -107,7 +110,7 @@ public sealed partial class AzureIdentityCredentialSource : ICredentialSource
         {
             var id = clientId is null ? ManagedIdentityId.SystemAssigned : ManagedIdentityId.FromUserAssignedClientId(clientId);
             return new ManagedIdentityCredential(setup.Apply(new ManagedIdentityCredentialOptions(id)));
-        }, settings, tokenClient, time);
+        }, settings, tokenClient, time, hostProvidedEndpoint: true);
 
     public async Task<Credential> FetchAsync(CancellationToken cancellationToken) =>
         await _retry.ExecuteAsync(static (self, ct) => new ValueTask<Credential>(self.FetchOnceAsync(ct)), this, cancellationToken).ConfigureAwait(false);
@@ -196,7 +199,7 @@ public sealed partial class AzureIdentityCredentialSource : ICredentialSource
 
         if (network is not null && status is null)
         {
-            return new CredentialFetchException(Kind + ": token endpoint unreachable (" + network.HttpRequestError + ")", isTransient: true);
+            return new CredentialFetchException(Kind + ": token endpoint unreachable (" + IssuerTransport.Reason(network) + ")", isTransient: true);
         }
 
         var detail = string.Join(", ", new[] { code, aadsts }.Where(s => s is not null));
@@ -218,24 +221,17 @@ public sealed partial class AzureIdentityCredentialSource : ICredentialSource
     [GeneratedRegex(@"\bAADSTS[0-9]{4,9}\b", RegexOptions.CultureInvariant)]
     private static partial Regex AadstsCode();
 
-    /// <summary>The proxy's token client settings, trusting <paramref name="caFile"/> in addition to the system store.</summary>
-    private static SocketsHttpHandler CreateHandler(string caFile)
+    /// <summary>The issuer transport for the authority (<paramref name="endpoint"/>), trusting <paramref name="caFile"/> in addition to the system store.</summary>
+    private static SocketsHttpHandler CreateHandler(string? caFile, IssuerEndpoint? endpoint, bool hostProvided)
     {
-        var trust = new X509Certificate2Collection();
-        trust.ImportFromPemFile(caFile);
-        return new SocketsHttpHandler
+        X509Certificate2Collection? trust = null;
+        if (caFile is not null)
         {
-            AllowAutoRedirect = false,
-            UseProxy = false,
-            UseCookies = false,
-            AutomaticDecompression = DecompressionMethods.All,
-            PooledConnectionLifetime = TimeSpan.FromMinutes(5),
-            ConnectTimeout = TimeSpan.FromSeconds(10),
-            SslOptions = new SslClientAuthenticationOptions
-            {
-                RemoteCertificateValidationCallback = (_, certificate, chain, errors) => Forwarding.UpstreamClientFactory.ValidateWithExtraTrust(trust, certificate, chain, errors),
-            },
-        };
+            trust = [];
+            trust.ImportFromPemFile(caFile);
+        }
+
+        return IssuerTransport.CreateHandler(endpoint, trust, hostProvided);
     }
 
     /// <summary>The validated settings both Azure kinds share.</summary>
@@ -246,7 +242,8 @@ public sealed partial class AzureIdentityCredentialSource : ICredentialSource
         int RetryAttempts,
         TimeSpan RetryDelay,
         string? Username,
-        string? UsernameFile);
+        string? UsernameFile,
+        IssuerEndpoint? Endpoint = null);
 
     /// <summary>The SDK options every credential gets: our transport, our timeout, no SDK retries, no SDK logs or spans.</summary>
     private sealed class ClientOptionsSetup(HttpPipelineTransport transport, TimeSpan timeout)

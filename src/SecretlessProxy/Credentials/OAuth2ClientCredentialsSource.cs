@@ -80,7 +80,7 @@ public sealed class OAuth2ClientCredentialsSource : ICredentialSource
         }
         catch (HttpRequestException ex)
         {
-            throw new CredentialFetchException("token endpoint unreachable (" + (ex.HttpRequestError.ToString()) + ")", isTransient: true);
+            throw new CredentialFetchException("token endpoint unreachable (" + IssuerTransport.Reason(ex) + ")", isTransient: true);
         }
 
         using (response)

@@ -83,7 +83,7 @@ public sealed class OAuth2TokenExchangeSource : ICredentialSource
         }
         catch (HttpRequestException ex)
         {
-            throw new CredentialFetchException("token exchange endpoint unreachable (" + ex.HttpRequestError + ")", isTransient: true);
+            throw new CredentialFetchException("token exchange endpoint unreachable (" + IssuerTransport.Reason(ex) + ")", isTransient: true);
         }
 
         using (response)

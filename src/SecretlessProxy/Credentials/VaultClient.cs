@@ -1,7 +1,4 @@
-using System.Diagnostics;
-using System.Net;
 using System.Net.Http.Headers;
-using System.Net.Security;
 using System.Security.Cryptography.X509Certificates;
 using System.Text.Json;
 
@@ -20,12 +17,14 @@ internal sealed class VaultClient
     private readonly Uri _api;
     private readonly HttpMessageInvoker _shared;
     private readonly string? _caFile;
+    private readonly IssuerEndpoint? _endpoint;
     private readonly TimeSpan _timeout;
     private HttpMessageInvoker? _own;
 
-    /// <param name="sharedClient">The proxy's token-endpoint client, used unless <paramref name="caFile"/> asks for extra trust.</param>
-    public VaultClient(Uri address, HttpMessageInvoker sharedClient, string? caFile, TimeSpan timeout)
+    /// <param name="sharedClient">The proxy's token-endpoint client, used unless <paramref name="caFile"/> asks for extra trust or <paramref name="endpoint"/> for a transport of its own.</param>
+    public VaultClient(Uri address, HttpMessageInvoker sharedClient, string? caFile, TimeSpan timeout, IssuerEndpoint? endpoint = null)
     {
+        _endpoint = endpoint;
         // Address may carry a path prefix (Vault behind a path-routing gateway); the API lives under it.
         var baseText = address.GetLeftPart(UriPartial.Path).TrimEnd('/');
         _api = new Uri(baseText + "/v1/");
@@ -85,7 +84,9 @@ internal sealed class VaultClient
         {
             // A TLS failure says so, without the certificate details (they are not secret, but the
             // fix is the same whatever they say: CaFile or the server's certificate).
-            var what = ex.HttpRequestError == HttpRequestError.SecureConnectionError ? "TLS handshake failed; check CaFile and Vault's certificate" : ex.HttpRequestError.ToString();
+            var what = ex.HttpRequestError == HttpRequestError.SecureConnectionError
+                ? "TLS handshake failed; check " + (_endpoint is { PinnedCertificates.Count: > 0 } ? "PinnedCertificateSha256" : "CaFile") + " and Vault's certificate"
+                : IssuerTransport.Reason(ex);
             throw new CredentialFetchException(Prefix(action) + "unreachable (" + what + ")", isTransient: true);
         }
     }
@@ -137,7 +138,7 @@ internal sealed class VaultClient
 
     private HttpMessageInvoker Client()
     {
-        if (_caFile is null)
+        if (_caFile is null && _endpoint is not { NeedsOwnTransport: true })
         {
             return _shared;
         }
@@ -145,7 +146,7 @@ internal sealed class VaultClient
         var own = Volatile.Read(ref _own);
         if (own is null)
         {
-            var created = CreateClient(_caFile);
+            var created = CreateClient(_caFile, _endpoint);
             own = Interlocked.CompareExchange(ref _own, created, null) ?? created;
             if (!ReferenceEquals(own, created))
             {
@@ -157,39 +158,32 @@ internal sealed class VaultClient
     }
 
     /// <summary>
-    /// The token client's settings (no redirects, no environment proxy, no cookies) plus Vault's CA
-    /// as extra trust. Made on first use, so a config that is validated or superseded by a reload
-    /// before it ever fetches opens nothing.
+    /// The issuer transport (no redirects, no environment proxy, no cookies; a Unix socket or a
+    /// pinned certificate when configured) plus Vault's CA as extra trust. Made on first use, so a
+    /// config that is validated or superseded by a reload before it ever fetches opens nothing.
     /// </summary>
-    private static HttpMessageInvoker CreateClient(string caFile)
+    private static HttpMessageInvoker CreateClient(string? caFile, IssuerEndpoint? endpoint)
     {
-        var trust = new X509Certificate2Collection();
-        try
+        X509Certificate2Collection? trust = null;
+        if (caFile is not null)
         {
-            trust.ImportFromPemFile(caFile);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
-        {
-            throw new CredentialFetchException("CaFile '" + caFile + "' could not be loaded (" + ex.GetType().Name + ")", isTransient: false);
+            trust = [];
+            try
+            {
+                trust.ImportFromPemFile(caFile);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
+            {
+                throw new CredentialFetchException("CaFile '" + caFile + "' could not be loaded (" + ex.GetType().Name + ")", isTransient: false);
+            }
+
+            if (trust.Count == 0)
+            {
+                throw new CredentialFetchException("CaFile '" + caFile + "' holds no PEM certificate", isTransient: false);
+            }
         }
 
-        if (trust.Count == 0)
-        {
-            throw new CredentialFetchException("CaFile '" + caFile + "' holds no PEM certificate", isTransient: false);
-        }
-
-        var handler = new SocketsHttpHandler
-        {
-            AllowAutoRedirect = false,
-            UseProxy = false,
-            UseCookies = false,
-            AutomaticDecompression = DecompressionMethods.All,
-            PooledConnectionLifetime = TimeSpan.FromMinutes(5),
-            ConnectTimeout = TimeSpan.FromSeconds(10),
-            ActivityHeadersPropagator = DistributedContextPropagator.Current,
-        };
-        handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, chain, errors) => Forwarding.UpstreamClientFactory.ValidateWithExtraTrust(trust, certificate, chain, errors);
-        return new HttpMessageInvoker(handler);
+        return new HttpMessageInvoker(IssuerTransport.CreateHandler(endpoint, trust));
     }
 
     /// <summary>A status and the raw answer; the body may hold a secret and is never printed.</summary>

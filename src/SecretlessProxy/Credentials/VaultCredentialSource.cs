@@ -53,7 +53,7 @@ public sealed partial class VaultCredentialSource : ICredentialSource
     public VaultCredentialSource(VaultSettings settings, HttpMessageInvoker http, TimeProvider time, WorkloadIdentityAccessor identity, ILogger? logger = null)
     {
         _settings = settings;
-        _client = new VaultClient(settings.Address, http, settings.CaFile, settings.Timeout);
+        _client = new VaultClient(settings.Address, http, settings.CaFile, settings.Timeout, settings.Endpoint);
         _time = time;
         _identity = identity;
         _logger = logger ?? NullLogger.Instance;

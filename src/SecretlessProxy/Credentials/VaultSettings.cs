@@ -5,6 +5,7 @@ namespace SecretlessProxy.Credentials;
 /// dynamic secret (<see cref="Dynamic"/>) whose user name and password come from one lease.
 /// <see cref="ReadPath"/> is the API path below <c>/v1/</c> with each segment escaped
 /// (<c>secret/data/payments/api</c>, <c>database/creds/orders</c>); nothing here is a secret.
+/// <see cref="Endpoint"/> says how Vault is reached (a Unix socket, a pinned certificate).
 /// </summary>
 public sealed record VaultSettings(
     Uri Address,
@@ -20,4 +21,5 @@ public sealed record VaultSettings(
     int RetryAttempts,
     TimeSpan RetryDelay,
     string? Username,
-    string? UsernameFile);
+    string? UsernameFile,
+    IssuerEndpoint? Endpoint = null);

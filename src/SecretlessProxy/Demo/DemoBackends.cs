@@ -34,12 +34,21 @@ internal sealed class DemoBackends : IAsyncDisposable
 
     public Uri TokenUri { get; private set; } = null!;
 
-    public static async Task<DemoBackends> StartAsync(CancellationToken cancellationToken)
+    /// <summary>The Unix socket the token endpoint is reached on: a loopback port could be bound by any local process first.</summary>
+    public string TokenSocket { get; private set; } = null!;
+
+    /// <param name="socketDirectory">A directory only this process writes, for the token endpoint's socket.</param>
+    public static async Task<DemoBackends> StartAsync(string socketDirectory, CancellationToken cancellationToken)
     {
+        var socket = Path.Combine(socketDirectory, "token.sock");
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
         builder.Configuration.Sources.Clear();
         builder.Logging.ClearProviders();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.Listen(IPAddress.Loopback, 0);
+            k.ListenUnixSocket(socket);
+        });
         var app = builder.Build();
         var backends = new DemoBackends(app, "demo-secret-" + Convert.ToHexString(RandomNumberGenerator.GetBytes(8)).ToLowerInvariant());
 
@@ -67,9 +76,10 @@ internal sealed class DemoBackends : IAsyncDisposable
         });
 
         await app.StartAsync(cancellationToken).ConfigureAwait(false);
-        var address = new Uri(app.Urls.First());
+        var address = new Uri(app.Urls.First(u => u.StartsWith("http://127.0.0.1:", StringComparison.Ordinal)));
         backends.UpstreamUri = new Uri("http://127.0.0.1:" + address.Port);
-        backends.TokenUri = new Uri("http://127.0.0.1:" + address.Port + "/oauth/token");
+        backends.TokenUri = new Uri("http://localhost/oauth/token");
+        backends.TokenSocket = socket;
         return backends;
     }
 

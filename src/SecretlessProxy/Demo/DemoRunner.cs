@@ -21,7 +21,7 @@ internal sealed class DemoRunner
         var dir = Directory.CreateTempSubdirectory("secretless-proxy-demo-");
         try
         {
-            await using var backends = await DemoBackends.StartAsync(cancellationToken).ConfigureAwait(false);
+            await using var backends = await DemoBackends.StartAsync(dir.FullName, cancellationToken).ConfigureAwait(false);
             var secretFile = Path.Combine(dir.FullName, "client-secret");
             await File.WriteAllTextAsync(secretFile, backends.ClientSecret + "\n", cancellationToken).ConfigureAwait(false);
             if (!OperatingSystem.IsWindows())
@@ -37,7 +37,7 @@ internal sealed class DemoRunner
             await _out.WriteLineAsync("SecretlessProxy demo").ConfigureAwait(false);
             await _out.WriteLineAsync("  app calls      " + proxyUri + " (a localhost route, no secret in the app)").ConfigureAwait(false);
             await _out.WriteLineAsync("  proxy forwards " + backends.UpstreamUri + " (demo API)").ConfigureAwait(false);
-            await _out.WriteLineAsync("  credential     OAuth2 client credentials from " + backends.TokenUri + ", client secret read from a file").ConfigureAwait(false);
+            await _out.WriteLineAsync("  credential     OAuth2 client credentials from " + backends.TokenUri + " over the Unix socket " + backends.TokenSocket + ", client secret read from a file").ConfigureAwait(false);
             await _out.WriteLineAsync("  policy         orders-read: GET /v1/ on 127.0.0.1 -> Authorization: Bearer {token}; everything else denied").ConfigureAwait(false);
             await _out.WriteLineAsync().ConfigureAwait(false);
 
@@ -141,6 +141,7 @@ internal sealed class DemoRunner
             w.WriteStartObject("orders-token");
             w.WriteString("Source", "OAuth2ClientCredentials");
             w.WriteString("TokenUrl", backends.TokenUri.ToString());
+            w.WriteString("UnixSocket", backends.TokenSocket);
             w.WriteString("ClientId", DemoBackends.ClientId);
             w.WriteString("ClientSecretFile", secretFile);
             w.WriteStartArray("Scopes");

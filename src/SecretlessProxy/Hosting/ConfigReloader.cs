@@ -179,6 +179,7 @@ public sealed partial class ConfigReloader : IAsyncDisposable
         _state.Swap(next, identity, status, out var dropped)?.Dispose();
 
         Log.Reloaded(_logger, _configPath, next.Policies.Policies.Count, next.Credentials.Count, dropped.Count == 0 ? "none" : string.Join(", ", dropped));
+        IssuerEndpointWarnings.Log(_logger, next);
         return status;
     }
 
@@ -291,7 +292,8 @@ public sealed partial class ConfigReloader : IAsyncDisposable
 
     private static bool SameIdentitySettings(TokenFileIdentitySettings? a, TokenFileIdentitySettings? b) =>
         a is null ? b is null :
-        b is not null && a.Path == b.Path && a.Issuer == b.Issuer && a.Audience == b.Audience && a.JwksUrl == b.JwksUrl && a.ClockSkew == b.ClockSkew;
+        b is not null && a.Path == b.Path && a.Issuer == b.Issuer && a.Audience == b.Audience && a.JwksUrl == b.JwksUrl && a.ClockSkew == b.ClockSkew &&
+        Credentials.IssuerEndpoint.SameReach(a.KeysEndpoint, b.KeysEndpoint);
 
     private static byte[]? HashFile(string path)
     {

@@ -1,6 +1,5 @@
-using System.Diagnostics;
-using System.Net;
 using System.Security.Cryptography.X509Certificates;
+using SecretlessProxy.Credentials;
 using SecretlessProxy.Forwarding;
 
 namespace SecretlessProxy.Hosting;
@@ -25,18 +24,9 @@ internal static class HttpClients
     }
 
     /// <summary>
-    /// Token endpoints: no redirects (the client secret must not follow one), and no environment
-    /// proxy, because in <c>run --</c> mode HTTP_PROXY may point at this very process.
+    /// Issuers on the network (token endpoints, STS, Vault, key sets): no redirects, no environment
+    /// proxy, and no connection to this host (<see cref="IssuerTransport"/>); an endpoint configured
+    /// for loopback gets a transport of its own.
     /// </summary>
-    public static HttpMessageInvoker CreateTokenClient() =>
-        new(new SocketsHttpHandler
-        {
-            AllowAutoRedirect = false,
-            UseProxy = false,
-            UseCookies = false,
-            AutomaticDecompression = DecompressionMethods.All,
-            PooledConnectionLifetime = TimeSpan.FromMinutes(5),
-            ConnectTimeout = TimeSpan.FromSeconds(10),
-            ActivityHeadersPropagator = DistributedContextPropagator.Current,
-        });
+    public static HttpMessageInvoker CreateTokenClient() => new(IssuerTransport.CreateHandler());
 }

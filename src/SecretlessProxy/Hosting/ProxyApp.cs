@@ -375,6 +375,7 @@ public sealed partial class ProxyApp : IAsyncDisposable
         }
 
         Log.Started(logger, AdminBinding.ToString()!, ProbeEndPoint?.ToString() ?? "none", _listenerEndpoints.Count, State.Snapshot.Policies.Policies.Count, State.Snapshot.Credentials.Count);
+        IssuerEndpointWarnings.Log(logger, State.Snapshot);
         Reloader.Start();
         // Runs before the server stops: /readyz says 503 while the listeners close and requests drain.
         _app.Lifetime.ApplicationStopping.Register(() =>

@@ -196,7 +196,7 @@ internal sealed partial class SigningKeySource
         }
         catch (HttpRequestException ex)
         {
-            return (null, "request failed (" + ex.HttpRequestError + ")");
+            return (null, "request failed (" + Credentials.IssuerTransport.Reason(ex) + ")");
         }
     }
 

@@ -67,7 +67,8 @@ public sealed partial class TokenFileIdentity : IDisposable
         _time = time;
         _logger = logger;
         _stoppingToken = _stopping.Token;
-        _keys = settings.Verifies ? new SigningKeySource(settings.JwksUrl, settings.Issuer, time, http, logger) : null;
+        var keysHttp = settings.KeysEndpoint is { } endpoint ? Credentials.IssuerTransport.InvokerFor(endpoint, http) : http;
+        _keys = settings.Verifies ? new SigningKeySource(settings.JwksUrl, settings.Issuer, time, keysHttp, logger) : null;
     }
 
     /// <summary>

@@ -7,8 +7,9 @@ namespace SecretlessProxy.Identity;
 /// </summary>
 public sealed class TokenFileIdentitySettings
 {
-    public TokenFileIdentitySettings(string path, string? issuer, string? audience, Uri? jwksUrl, TimeSpan clockSkew)
+    public TokenFileIdentitySettings(string path, string? issuer, string? audience, Uri? jwksUrl, TimeSpan clockSkew, Credentials.IssuerEndpoint? keysEndpoint = null)
     {
+        KeysEndpoint = keysEndpoint;
         Path = path;
         Issuer = issuer;
         Audience = audience;
@@ -27,6 +28,9 @@ public sealed class TokenFileIdentitySettings
 
     /// <summary>Tolerance for exp/nbf; small, because a sidecar and its issuer share a clock source.</summary>
     public TimeSpan ClockSkew { get; }
+
+    /// <summary>How the key endpoint is reached (a Unix socket, a pinned certificate); null for the shared transport.</summary>
+    public Credentials.IssuerEndpoint? KeysEndpoint { get; }
 
     public bool Verifies => JwksUrl is not null || Issuer is not null;
 }

@@ -78,6 +78,8 @@ internal static class EventIds
 
     public const int ResponseMaskingSecretTooShort = 300;
 
+    public const int IssuerLoopbackSquattingAccepted = 390;
+    public const int IssuerPlainHttp = 391;
     public const int SigningBufferFull = 410;
     public const int SigningBodyTooLarge = 411;
     public const int AuditQueueFull = 412;

@@ -24,7 +24,7 @@ public sealed class BaselineConfig : IDisposable
             .Credential("payments-token", new JsonObject
             {
                 ["Source"] = "OAuth2ClientCredentials",
-                ["TokenUrl"] = "http://127.0.0.1:9100/oauth/token",
+                ["TokenUrl"] = "https://auth.example.com/oauth/token",
                 ["ClientId"] = "orders-service",
                 ["ClientSecretFile"] = ClientSecretFile,
                 ["Scopes"] = new JsonArray("payments.read"),

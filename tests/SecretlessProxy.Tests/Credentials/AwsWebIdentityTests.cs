@@ -53,6 +53,7 @@ public sealed class AwsWebIdentityTests : IDisposable
             ["RoleArn"] = RoleArn,
             ["Region"] = "eu-west-1",
             ["StsUrl"] = _sts.Url,
+            ["AllowLoopbackSquatting"] = true,
             // Retries without delay: the fake clock does not advance by itself.
             ["RetryDelay"] = "00:00:00",
         };
@@ -184,12 +185,17 @@ public sealed class AwsWebIdentityTests : IDisposable
         Assert.Single(_sts.Requests);
         Assert.Equal(new Uri(_sts.Url), ((AwsWebIdentityCredentialSource)custom.Source).ResolveEndpoint());
 
-        var regional = await CompileAsync(Aws(d => d.Remove("StsUrl")));
+        var regional = await CompileAsync(Aws(d =>
+        {
+            d.Remove("StsUrl");
+            d.Remove("AllowLoopbackSquatting");
+        }));
         Assert.Equal(new Uri("https://sts.eu-west-1.amazonaws.com"), ((AwsWebIdentityCredentialSource)regional.Source).ResolveEndpoint());
 
         var china = await CompileAsync(Aws(d =>
         {
             d.Remove("StsUrl");
+            d.Remove("AllowLoopbackSquatting");
             d["Region"] = "cn-north-1";
             d["RoleArn"] = "arn:aws-cn:iam::123456789012:role/exporter";
         }));
@@ -411,6 +417,7 @@ public sealed class AwsWebIdentityTests : IDisposable
             if (field == "Region" && value is null)
             {
                 d.Remove("StsUrl");
+                d.Remove("AllowLoopbackSquatting");
             }
 
             if (value is null)

@@ -87,6 +87,7 @@ public sealed class AzureIdentityTests : IDisposable
             ["ClientId"] = ClientId,
             ["Scopes"] = new JsonArray(Scope),
             ["AuthorityHost"] = AuthorityHost,
+            ["AllowLoopbackSquatting"] = true,
             ["CaFile"] = _pki.CaFile,
             ["RetryDelay"] = "00:00:00",
         };

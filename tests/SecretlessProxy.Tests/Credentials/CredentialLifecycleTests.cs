@@ -37,6 +37,7 @@ public sealed class CredentialLifecycleTests : IDisposable
         {
             ["Source"] = "OAuth2ClientCredentials",
             ["TokenUrl"] = _tokens.TokenUrl,
+            ["AllowLoopbackSquatting"] = true,
             ["ClientId"] = "orders-service",
             ["ClientSecretFile"] = _config.SecretFile("client-secret", _clientSecret),
             // Retries without delay: the fake clock does not advance by itself.

@@ -52,6 +52,7 @@ public sealed class TokenExchangeTests : IDisposable
         {
             ["Source"] = "OAuth2TokenExchange",
             ["TokenUrl"] = TokenUrl,
+            ["AllowLoopbackSquatting"] = true,
             ["Audience"] = "//iam.googleapis.com/projects/123456/locations/global/workloadIdentityPools/pool/providers/k8s",
             ["Scopes"] = new JsonArray("https://www.googleapis.com/auth/cloud-platform"),
             ["RequestedTokenType"] = AccessTokenType,

@@ -62,6 +62,7 @@ public sealed class VaultTests : IDisposable
         {
             ["Source"] = "Vault",
             ["Address"] = _vault.Address,
+            ["AllowLoopbackSquatting"] = true,
             ["AuthMethod"] = "Jwt",
             ["Role"] = "orders",
             ["SecretPath"] = "secret/payments/api",
@@ -79,6 +80,7 @@ public sealed class VaultTests : IDisposable
         {
             ["Source"] = "Vault",
             ["Address"] = _vault.Address,
+            ["AllowLoopbackSquatting"] = true,
             ["AuthMethod"] = "Jwt",
             ["Role"] = "orders",
             ["DynamicPath"] = "database/creds/orders",
@@ -420,7 +422,7 @@ public sealed class VaultTests : IDisposable
         _config.Credential("untrusted", new JsonObject
         {
             ["Source"] = "Vault", ["Address"] = tlsVault.Address, ["AuthMethod"] = "Jwt", ["Role"] = "orders",
-            ["SecretPath"] = "secret/payments/api", ["Field"] = "api-key", ["RetryAttempts"] = 0,
+            ["SecretPath"] = "secret/payments/api", ["Field"] = "api-key", ["RetryAttempts"] = 0, ["AllowLoopbackSquatting"] = true,
         }).Policy("untrusted", TestConfig.HeaderPolicy(TestConfig.Match(["127.0.0.1"], "/v2/"), "untrusted", "X-Api-Key", "{token}"));
         await using var proxy = await StartAsync();
         proxy.NeverEmit(tlsVault.Secrets);
@@ -591,7 +593,7 @@ public sealed class VaultTests : IDisposable
         }, withIdentity: true));
         Assert.Empty(await CompileAsync(new JsonObject
         {
-            ["Source"] = "Vault", ["Address"] = "http://127.0.0.1:8200", ["AuthMethod"] = "Jwt", ["AuthMount"] = "jwt-ci", ["Role"] = "orders",
+            ["Source"] = "Vault", ["Address"] = "http://127.0.0.1:8200", ["AuthMethod"] = "Jwt", ["AuthMount"] = "jwt-ci", ["Role"] = "orders", ["AllowLoopbackSquatting"] = true,
             ["DynamicPath"] = "database/creds/orders",
         }, withIdentity: true));
     }

@@ -29,6 +29,7 @@ public sealed class RouteInjectionTests : IDisposable
             {
                 ["Source"] = "OAuth2ClientCredentials",
                 ["TokenUrl"] = _tokens.TokenUrl,
+                ["AllowLoopbackSquatting"] = true,
                 ["ClientId"] = "orders-service",
                 ["ClientSecretFile"] = secretFile,
                 ["Scopes"] = new JsonArray("payments.read", "payments.list"),

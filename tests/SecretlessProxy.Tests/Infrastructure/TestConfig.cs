@@ -119,14 +119,26 @@ public sealed class TestConfig : IDisposable
         return match;
     }
 
-    /// <summary>An OAuth2 client-credentials credential whose client secret is in <paramref name="clientSecretFile"/>.</summary>
-    public static JsonObject OAuth2(string tokenUrl, string clientSecretFile, string clientId = "orders-service") => new()
+    /// <summary>
+    /// An OAuth2 client-credentials credential whose client secret is in <paramref name="clientSecretFile"/>.
+    /// A loopback token URL (the tests' WireMock) comes with <c>AllowLoopbackSquatting</c>, without which it is a config error.
+    /// </summary>
+    public static JsonObject OAuth2(string tokenUrl, string clientSecretFile, string clientId = "orders-service")
     {
-        ["Source"] = "OAuth2ClientCredentials",
-        ["TokenUrl"] = tokenUrl,
-        ["ClientId"] = clientId,
-        ["ClientSecretFile"] = clientSecretFile,
-    };
+        var credential = new JsonObject
+        {
+            ["Source"] = "OAuth2ClientCredentials",
+            ["TokenUrl"] = tokenUrl,
+            ["ClientId"] = clientId,
+            ["ClientSecretFile"] = clientSecretFile,
+        };
+        if (SecretlessProxy.Credentials.IssuerEndpoint.IsLoopbackHost(new Uri(tokenUrl)))
+        {
+            credential["AllowLoopbackSquatting"] = true;
+        }
+
+        return credential;
+    }
 
     public static JsonObject HeaderPolicy(JsonObject match, string credential, string header = "Authorization", string format = "Bearer {token}") => new()
     {

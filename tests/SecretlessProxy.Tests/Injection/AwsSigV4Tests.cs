@@ -666,6 +666,7 @@ public sealed partial class AwsSigV4Tests : IAsyncLifetime
                 ["RoleArn"] = "arn:aws:iam::123456789012:role/exporter",
                 ["Region"] = "eu-west-1",
                 ["StsUrl"] = sts.Url,
+                ["AllowLoopbackSquatting"] = true,
             })
             .Policy("s3", new JsonObject { ["Match"] = TestConfig.Match(["127.0.0.1"], pathPrefix), ["Credential"] = "aws", ["Inject"] = new JsonObject { ["AwsSigV4"] = sigV4 } });
         configure?.Invoke(config);

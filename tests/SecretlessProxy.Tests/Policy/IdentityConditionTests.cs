@@ -38,6 +38,7 @@ public sealed class IdentityConditionTests : IDisposable
                 ["Issuer"] = Issuer,
                 ["Audience"] = Audience,
                 ["JwksUrl"] = _identity.JwksUrl.ToString(),
+                ["AllowLoopbackSquatting"] = true,
                 ["ClockSkew"] = "00:00:05",
             })
             .Credential("key", new JsonObject { ["Source"] = "File", ["Path"] = _config.SecretFile("key", _apiKey) });
@@ -167,6 +168,7 @@ public sealed class IdentityConditionTests : IDisposable
         {
             ["Source"] = "OAuth2ClientCredentials",
             ["TokenUrl"] = idp.TokenUrl,
+            ["AllowLoopbackSquatting"] = true,
             ["ClientId"] = "exporter-app",
             ["ClientAssertion"] = "WorkloadToken",
             ["Scopes"] = new JsonArray("export.read"),
@@ -207,6 +209,29 @@ public sealed class IdentityConditionTests : IDisposable
         Assert.Contains(ex.Errors, e => e.Key == "SecretlessProxy:Credentials:federated:ClientSecretFile" && e.Message == "give ClientSecretFile or ClientAssertion, not both");
     }
 
+    [Fact]
+    public async Task Signing_keys_fetched_over_a_unix_socket_verify_the_identity()
+    {
+        // A loopback key endpoint is reached over a socket the app cannot create: a squatter on a
+        // port could serve its own keys and mint any identity.
+        var socket = Path.Combine(_config.Directory, "keys.sock");
+        await using var keys = FakeIssuer.OnUnixSocket(socket);
+        keys.Answer = _ => new JsonObject { ["keys"] = new JsonArray((JsonNode)_key.Jwk()) }.ToJsonString();
+        var identity = _config.Section["Identity"]!.AsObject();
+        identity["JwksUrl"] = "http://localhost/keys";
+        identity.Remove("AllowLoopbackSquatting");
+        identity["UnixSocket"] = socket;
+        var token = WriteToken(Exporter);
+        _config.Policy("export", PolicyFor(new JsonObject { ["Subjects"] = new JsonArray(Exporter) }));
+        await using var proxy = await StartAsync(token);
+
+        var (response, body) = await proxy.GetAsync("api", "/v1/export");
+
+        Assert.True(response.StatusCode == HttpStatusCode.OK, body);
+        Assert.Contains(keys.Requests, r => r.StartsWith("GET /keys HTTP/1.1\r\n", StringComparison.Ordinal) && r.Contains("\r\nHost: localhost\r\n", StringComparison.Ordinal));
+        Assert.Equal(0, _identity.JwksRequests);
+    }
+
     [Theory]
     [InlineData("unverified", "SecretlessProxy:Policies:export:Identity", "needs a verified workload identity")]
     [InlineData("no-audience", "SecretlessProxy:Identity:Audience", "is required when the token is verified")]
@@ -219,6 +244,7 @@ public sealed class IdentityConditionTests : IDisposable
             case "unverified":
                 identity.Remove("JwksUrl");
                 identity.Remove("Issuer");
+                identity.Remove("AllowLoopbackSquatting");
                 break;
             case "no-audience":
                 identity.Remove("Audience");

@@ -27,6 +27,7 @@ public sealed class ErrorPathLeakTests : IDisposable
             {
                 ["Source"] = "OAuth2ClientCredentials",
                 ["TokenUrl"] = _tokens.TokenUrl,
+                ["AllowLoopbackSquatting"] = true,
                 ["ClientId"] = "orders-service",
                 ["ClientSecretFile"] = _config.SecretFile("client-secret", _clientSecret),
                 ["RetryAttempts"] = 0,
