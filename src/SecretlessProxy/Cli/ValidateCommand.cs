@@ -4,7 +4,10 @@ using SecretlessProxy.Hosting;
 
 namespace SecretlessProxy.Cli;
 
-/// <summary><c>validate --config FILE</c>: schema and semantic checks; prints every problem; exit 0 or 2.</summary>
+/// <summary>
+/// <c>validate --config FILE</c>: schema and semantic checks; prints every problem; exit 0 or 2. A
+/// valid configuration whose secret files other users can read gets a warning per file (exit 0).
+/// </summary>
 internal static class ValidateCommand
 {
     public static Command Create(TextWriter output, TextWriter error)
@@ -21,6 +24,16 @@ internal static class ValidateCommand
                 var s = result.Snapshot!;
                 await output.WriteLineAsync(
                     "configuration '" + path + "' is valid: " + s.Listeners.Count + " listener(s), " + s.Policies.Policies.Count + " polic(ies), " + s.Credentials.Count + " credential(s)").ConfigureAwait(false);
+
+                // Valid, but a secret that other users can read is a secret the app's user may read too.
+                foreach (var secret in s.SecretFiles)
+                {
+                    if (SecretFileAccess.ReadableByOthers(secret.Path) is { } reason)
+                    {
+                        await error.WriteLineAsync("warning: " + secret.Key + ": secret file '" + secret.Path + "' is readable by others (" + reason + "); make it readable by the proxy's user only (chmod 600)").ConfigureAwait(false);
+                    }
+                }
+
                 return ExitCodes.Ok;
             }
 
