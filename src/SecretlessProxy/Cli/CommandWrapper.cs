@@ -297,7 +297,7 @@ internal static partial class CommandWrapper
         [LoggerMessage(EventIds.WrappedCommandExited, LogLevel.Information, "{Command} exited with code {ExitCode}; the proxy stops")]
         public static partial void Exited(ILogger logger, string command, int exitCode);
 
-        [LoggerMessage(EventIds.WrappedCommandSharesUid, LogLevel.Warning, "{Command} runs as uid {Uid}, the proxy's own: it can read the proxy's {SecretFileCount} secret file(s); run the proxy as root to start it as another user")]
+        [LoggerMessage(EventIds.WrappedCommandSharesUid, LogLevel.Warning, "{Command} runs as uid {Uid}, the proxy's own: it can read the proxy's {SecretFileCount} secret file(s), and only the proxy's non-dumpable flag keeps it from the proxy's memory")]
         public static partial void SharesUid(ILogger logger, string command, uint uid, int secretFileCount);
 
         [LoggerMessage(EventIds.WrappedCommandRefused, LogLevel.Error, "Not starting {Command} as uid {Uid} gid {Gid}: it could read the secret file {Path} ({Key}; {Reason})")]

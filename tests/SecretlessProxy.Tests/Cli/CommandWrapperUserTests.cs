@@ -123,6 +123,11 @@ public sealed class CommandWrapperUserTests : IAsyncLifetime
         Assert.Equal(_apiKey, Assert.Single(_upstream.Received).Headers["X-Api-Key"]);
         Assert.DoesNotContain(_apiKey, result.Output + result.Error);
 
+        // The wrapper's log (stderr) names the user it started the command as, and its exit.
+        Assert.Contains("Started " + Python + " (pid ", result.Error, StringComparison.Ordinal);
+        Assert.Contains("as uid 65534 gid 65534, behind the proxy", result.Error, StringComparison.Ordinal);
+        Assert.Contains(Python + " exited with code 0", result.Error, StringComparison.Ordinal);
+
         // The key really is there, 0600 and the proxy's: the command was kept from an existing file.
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(CaKey));
     }
