@@ -192,6 +192,22 @@ public sealed class CommandWrapperUserTests : IAsyncLifetime
         Assert.Empty(_upstream.Received);
     }
 
+    [RootFact("/usr/bin/setfacl")]
+    public async Task A_secret_file_an_acl_opens_to_the_command_is_caught_by_exec_as_before_the_command_starts()
+    {
+        // Mode 0600 plus an ACL entry for nobody: the permission bits say no, the kernel says yes.
+        var acl = await ExternalClient.RunAsync("/usr/bin/setfacl", ["-m", "u:65534:r", _credentialFile]);
+        Assert.True(acl.ExitCode == 0, acl.ToString());
+        var marker = Path.Combine(_shared, "started");
+
+        var result = await RunAsync("--", "touch", marker);
+
+        Assert.Equal(ExitCodes.SecretReadableByCommand, result.ExitCode);
+        Assert.Contains("refusing to start 'touch' as uid 65534 gid 65534: it could read the secret file '" + _credentialFile + "'; make it readable by the proxy's user only", result.Error, StringComparison.Ordinal);
+        Assert.DoesNotContain(_apiKey, result.Output + result.Error);
+        Assert.False(File.Exists(marker), "the command ran");
+    }
+
     [RootFact]
     public async Task A_group_readable_secret_of_another_group_does_not_stop_the_run()
     {
