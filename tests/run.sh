@@ -20,6 +20,8 @@ command -v kubectl >/dev/null || need+=(kubectl)
 # The tests start their own server in a temp folder; Debian's service is never started.
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 [ -x /usr/bin/psql ] || need+=(postgresql-client)
+# run -- as another user: an ACL that opens a 0600 secret file to the command's uid (setfacl).
+command -v setfacl >/dev/null || need+=(acl)
 # Transparent mode's pod test: network namespaces (iproute2) and the nat table (iptables).
 command -v iptables >/dev/null || need+=(iptables)
 command -v ip >/dev/null || need+=(iproute2)

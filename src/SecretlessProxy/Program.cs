@@ -1,3 +1,3 @@
 using SecretlessProxy.Cli;
 
-return await CliApp.InvokeAsync(args, Console.Out, Console.Error).ConfigureAwait(false);
+return await CliApp.InvokeAsync(args, Console.Out, Console.Error, ownsProcess: true).ConfigureAwait(false);

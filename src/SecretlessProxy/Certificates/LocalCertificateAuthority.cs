@@ -5,7 +5,8 @@ namespace SecretlessProxy.Certificates;
 
 /// <summary>
 /// The proxy's own CA, which signs a leaf certificate for each host whose HTTPS it intercepts.
-/// Created on first start in its directory (the key file readable by the proxy's user only) or
+/// Created on first start in its directory (a new directory 0700, the key file 0600: readable by
+/// the proxy's user only) or
 /// loaded from a mounted certificate and key. Its key never leaves the process or the directory.
 /// </summary>
 public sealed class LocalCertificateAuthority : IDisposable
@@ -56,7 +57,17 @@ public sealed class LocalCertificateAuthority : IDisposable
             return Load(certFile, keyFile);
         }
 
-        Directory.CreateDirectory(directory);
+        // A new directory is the proxy's user's alone (0700): the key inside is 0600 as well, and
+        // nobody else learns when it changes.
+        if (OperatingSystem.IsWindows())
+        {
+            Directory.CreateDirectory(directory);
+        }
+        else
+        {
+            Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var request = new CertificateRequest("CN=SecretlessProxy Local CA, O=SecretlessProxy", key, HashAlgorithmName.SHA256);
         request.CertificateExtensions.Add(new X509BasicConstraintsExtension(certificateAuthority: true, hasPathLengthConstraint: true, pathLengthConstraint: 0, critical: true));

@@ -5,20 +5,25 @@ namespace SecretlessProxy.Cli;
 /// <summary>The <c>secretless-proxy</c> command line: run, validate, demo.</summary>
 public static class CliApp
 {
-    public static RootCommand Create(TextWriter output, TextWriter error)
+    /// <param name="ownsProcess">
+    /// The CLI is the process (Program), not a guest in a test host: <c>run</c> may then change
+    /// process-wide state, such as marking the process not dumpable.
+    /// </param>
+    public static RootCommand Create(TextWriter output, TextWriter error, bool ownsProcess = false)
     {
         var root = new RootCommand("SecretlessProxy: a sidecar that injects just-in-time credentials so the app never holds a secret.");
-        root.Subcommands.Add(RunCommand.Create(output, error));
+        root.Subcommands.Add(RunCommand.Create(output, error, ownsProcess));
         root.Subcommands.Add(ValidateCommand.Create(output, error));
         root.Subcommands.Add(DemoCommand.Create(output, error));
         root.Subcommands.Add(CaCommand.Create(output, error));
         root.Subcommands.Add(IptablesCommand.Create(output, error));
+        root.Subcommands.Add(ExecAsCommand.Create(error));
         return root;
     }
 
-    public static Task<int> InvokeAsync(string[] args, TextWriter output, TextWriter error, CancellationToken cancellationToken = default)
+    public static Task<int> InvokeAsync(string[] args, TextWriter output, TextWriter error, CancellationToken cancellationToken = default, bool ownsProcess = false)
     {
-        var parse = Create(output, error).Parse(args);
+        var parse = Create(output, error, ownsProcess).Parse(args);
         // `run` handles SIGTERM and Ctrl-C itself (the host drains for Shutdown:DrainTimeout; a
         // wrapped command is left to stop on its own terms). System.CommandLine's handler would
         // end the process two seconds after the signal, cutting the drain short.

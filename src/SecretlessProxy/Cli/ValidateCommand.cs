@@ -7,7 +7,7 @@ namespace SecretlessProxy.Cli;
 /// <summary>
 /// <c>validate --config FILE</c>: schema and semantic checks; prints every problem; exit 0 or 2. A
 /// valid configuration may still print warnings (issuers reached with AllowLoopbackSquatting or
-/// plain http), which do not change the exit code.
+/// plain http; secret files other users can read), which do not change the exit code.
 /// </summary>
 internal static class ValidateCommand
 {
@@ -30,6 +30,14 @@ internal static class ValidateCommand
                 foreach (var warning in IssuerEndpointWarnings.Of(s))
                 {
                     await output.WriteLineAsync("warning: " + warning).ConfigureAwait(false);
+                }
+                // Valid, but a secret that other users can read is a secret the app's user may read too.
+                foreach (var secret in s.SecretFiles)
+                {
+                    if (SecretFileAccess.ReadableByOthers(secret.Path) is { } reason)
+                    {
+                        await error.WriteLineAsync("warning: " + secret.Key + ": secret file '" + secret.Path + "' is readable by others (" + reason + "); make it readable by the proxy's user only (chmod 600)").ConfigureAwait(false);
+                    }
                 }
 
                 return ExitCodes.Ok;

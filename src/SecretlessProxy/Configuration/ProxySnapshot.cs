@@ -12,10 +12,11 @@ namespace SecretlessProxy.Configuration;
 /// </summary>
 public sealed class ProxySnapshot
 {
-    public ProxySnapshot(AdminSettings admin, IReadOnlyDictionary<string, ListenerDefinition> listeners, IReadOnlyList<CredentialDefinition> credentials, PolicySet policies, LocalCaSettings? localCa = null, string? trustedCaFile = null, AuditSettings? audit = null, TokenFileIdentitySettings? identity = null, IReadOnlyDictionary<string, string>? labels = null, TimeSpan? drainTimeout = null, long? signingBufferBytes = null, IReadOnlyList<IssuerEndpoint>? issuerEndpoints = null)
+    public ProxySnapshot(AdminSettings admin, IReadOnlyDictionary<string, ListenerDefinition> listeners, IReadOnlyList<CredentialDefinition> credentials, PolicySet policies, LocalCaSettings? localCa = null, string? trustedCaFile = null, AuditSettings? audit = null, TokenFileIdentitySettings? identity = null, IReadOnlyDictionary<string, string>? labels = null, TimeSpan? drainTimeout = null, long? signingBufferBytes = null, IReadOnlyList<IssuerEndpoint>? issuerEndpoints = null, IReadOnlyList<SecretFile>? secretFiles = null)
     {
         SigningBufferBytes = signingBufferBytes ?? LimitsOptions.DefaultSigningBufferBytes;
         IssuerEndpoints = issuerEndpoints ?? [];
+        SecretFiles = secretFiles ?? [];
         DrainTimeout = drainTimeout ?? ShutdownOptions.DefaultDrainTimeout;
         Identity = identity;
         Labels = labels ?? new Dictionary<string, string>();
@@ -50,7 +51,7 @@ public sealed class ProxySnapshot
 
     /// <summary>The same snapshot with each credential's <see cref="CredentialDefinition.Fingerprint"/> set.</summary>
     internal ProxySnapshot WithCredentialFingerprints(Func<string, string> fingerprint) =>
-        new(Admin, Listeners, Credentials.Select(c => c with { Fingerprint = fingerprint(c.Name) }).ToArray(), Policies, LocalCa, TrustedCaFile, Audit, Identity, Labels, DrainTimeout, SigningBufferBytes, IssuerEndpoints);
+        new(Admin, Listeners, Credentials.Select(c => c with { Fingerprint = fingerprint(c.Name) }).ToArray(), Policies, LocalCa, TrustedCaFile, Audit, Identity, Labels, DrainTimeout, SigningBufferBytes, IssuerEndpoints, SecretFiles);
 
     /// <summary>The workload identity token settings; null when the proxy has no identity of its own.</summary>
     public TokenFileIdentitySettings? Identity { get; }
@@ -60,6 +61,13 @@ public sealed class ProxySnapshot
 
     /// <summary>Every issuer the credentials and the identity reach, and how: <c>validate</c> and start-up warn about the risky ones.</summary>
     public IReadOnlyList<IssuerEndpoint> IssuerEndpoints { get; }
+
+    /// <summary>
+    /// Every file the configuration names that holds a secret (credential files, private keys, token
+    /// files) with the key that names it: <c>run --</c> refuses to start a command that could read
+    /// one, and <c>validate</c> warns about those readable by group or others.
+    /// </summary>
+    public IReadOnlyList<SecretFile> SecretFiles { get; }
 
     /// <summary>How long in-flight requests may finish when the proxy stops (<c>Shutdown:DrainTimeout</c>).</summary>
     public TimeSpan DrainTimeout { get; }

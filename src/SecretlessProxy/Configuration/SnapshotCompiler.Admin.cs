@@ -48,7 +48,7 @@ public sealed partial class SnapshotCompiler
             }
             else
             {
-                tokenFile = RequireFile(options.TokenFile, AdminKey + ":TokenFile", errors);
+                tokenFile = RequireSecretFile(options.TokenFile, AdminKey + ":TokenFile", errors);
             }
         }
 

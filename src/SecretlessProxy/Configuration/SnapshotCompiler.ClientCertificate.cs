@@ -45,7 +45,7 @@ public sealed partial class SnapshotCompiler
         }
         else
         {
-            keyFile = RequireFile(options.KeyFile, key + ":KeyFile", errors);
+            keyFile = RequireSecretFile(options.KeyFile, key + ":KeyFile", errors);
         }
 
         if (errors.Count > start)

@@ -32,6 +32,9 @@ public sealed partial class SnapshotCompiler
     private readonly WorkloadIdentityAccessor _identity;
     private readonly Microsoft.Extensions.Logging.ILoggerFactory _loggerFactory;
 
+    // Filled while one Compile runs (RequireSecretFile), handed to the snapshot it returns.
+    private readonly List<SecretFile> _secretFiles = [];
+
     /// <param name="baseDirectory">Relative file paths are resolved against it (the config file's folder).</param>
     /// <param name="checkFiles">Whether referenced secret files must exist now.</param>
     public SnapshotCompiler(TimeProvider time, HttpMessageInvoker tokenClient, string baseDirectory, bool checkFiles = true, WorkloadIdentityAccessor? identity = null, Microsoft.Extensions.Logging.ILoggerFactory? loggerFactory = null)
@@ -48,6 +51,7 @@ public sealed partial class SnapshotCompiler
     {
         var start = errors.Count;
         _issuerEndpoints.Clear();
+        _secretFiles.Clear();
         var unmatched = ParseUnmatched(options.Unmatched, Root + ":Unmatched", errors) ?? UnmatchedBehavior.Deny;
         var admin = CompileAdmin(options.Admin, errors);
 
@@ -120,7 +124,7 @@ public sealed partial class SnapshotCompiler
             return null;
         }
 
-        return new ProxySnapshot(admin, listeners, credentials, new PolicySet(policies.OrderBy(p => p.Name, StringComparer.Ordinal).ToArray()), localCa, trustedCaFile, audit, identity, labels, drainTimeout, signingBufferBytes, [.. _issuerEndpoints]);
+        return new ProxySnapshot(admin, listeners, credentials, new PolicySet(policies.OrderBy(p => p.Name, StringComparer.Ordinal).ToArray()), localCa, trustedCaFile, audit, identity, labels, drainTimeout, signingBufferBytes, [.. _issuerEndpoints], _secretFiles.ToArray());
     }
 
     private ListenerDefinition? CompileListener(string name, ListenerOptions listener, UnmatchedBehavior globalUnmatched, IReadOnlyList<string> injectedQueryParameters, Dictionary<string, CredentialOptions> credentials, List<ConfigError> errors)
@@ -271,7 +275,10 @@ public sealed partial class SnapshotCompiler
                 return null;
             }
 
-            return new LocalCaSettings(Path.GetFullPath(Path.Combine(_baseDirectory, options.Directory)), null, null, lifetime);
+            var directory = Path.GetFullPath(Path.Combine(_baseDirectory, options.Directory));
+            // The key is created on first start (mode 0600); an existing one is checked like any secret.
+            _secretFiles.Add(new SecretFile(key + ":Directory", Path.Combine(directory, Certificates.LocalCertificateAuthority.KeyFileName)));
+            return new LocalCaSettings(directory, null, null, lifetime);
         }
 
         if (options.CertFile is null || options.KeyFile is null)
@@ -280,7 +287,7 @@ public sealed partial class SnapshotCompiler
             return null;
         }
 
-        return new LocalCaSettings(null, RequireFile(options.CertFile, key + ":CertFile", errors), RequireFile(options.KeyFile, key + ":KeyFile", errors), lifetime);
+        return new LocalCaSettings(null, RequireFile(options.CertFile, key + ":CertFile", errors), RequireSecretFile(options.KeyFile, key + ":KeyFile", errors), lifetime);
     }
 
     private static void CheckPortConflicts(AdminSettings? admin, IEnumerable<ListenerDefinition> listeners, List<ConfigError> errors)
@@ -344,7 +351,7 @@ public sealed partial class SnapshotCompiler
                 }
                 else
                 {
-                    var path = RequireFile(c.Path, key + ":Path", errors);
+                    var path = RequireSecretFile(c.Path, key + ":Path", errors);
                     source = new FileCredentialSource(path, c.Username, usernameFile, _time);
                 }
 
@@ -438,7 +445,7 @@ public sealed partial class SnapshotCompiler
         }
         else
         {
-            secretFile = RequireFile(c.ClientSecretFile, key + ":ClientSecretFile", errors);
+            secretFile = RequireSecretFile(c.ClientSecretFile, key + ":ClientSecretFile", errors);
         }
 
         var inBody = false;
@@ -771,6 +778,9 @@ public sealed partial class SnapshotCompiler
         else
         {
             path = Path.GetFullPath(Path.Combine(_baseDirectory, identity.Path));
+
+            // The token is exchanged for credentials: whoever reads it can do the same.
+            _secretFiles.Add(new SecretFile(key + ":Path", path));
         }
 
         Uri? jwks = null;
@@ -974,6 +984,14 @@ public sealed partial class SnapshotCompiler
         }
 
         return errors.Count > start ? null : new PolicyConditions(caller, identity, when, labels, labelsMatch, failedLabel);
+    }
+
+    /// <summary>A file that holds a secret: required like any other, and recorded in <see cref="ProxySnapshot.SecretFiles"/>.</summary>
+    private string RequireSecretFile(string path, string key, List<ConfigError> errors)
+    {
+        var full = RequireFile(path, key, errors);
+        _secretFiles.Add(new SecretFile(key, full));
+        return full;
     }
 
     private string RequireFile(string path, string key, List<ConfigError> errors)

@@ -51,6 +51,9 @@ public sealed partial class ProxyApp : IAsyncDisposable
 
     public ProxyState State { get; }
 
+    /// <summary>The host's logging (the <c>run --</c> wrapper logs through it).</summary>
+    public ILoggerFactory LoggerFactory => _app.Services.GetRequiredService<ILoggerFactory>();
+
     /// <summary>Watches the config file and applies valid new versions (also <c>POST /reload</c>).</summary>
     public ConfigReloader Reloader { get; }
 
@@ -90,6 +93,9 @@ public sealed partial class ProxyApp : IAsyncDisposable
     public static async Task<ProxyApp> StartAsync(string configPath, ProxyAppOptions? options = null, CancellationToken cancellationToken = default)
     {
         options ??= new ProxyAppOptions();
+
+        // First, before the configuration (and with it any secret file) is read.
+        var dumpableError = options.NotDumpable ? ProcessHardening.MakeNotDumpable() : null;
         var tokenClient = HttpClients.CreateTokenClient();
         HttpMessageInvoker? upstreamClient = null;
         var identity = new WorkloadIdentityAccessor();
@@ -116,6 +122,19 @@ public sealed partial class ProxyApp : IAsyncDisposable
             upstreamClient = upstreamFactory.CreateClient();
             var app = Build(configPath, loaded, options, tokenClient, upstreamFactory, upstreamClient, identity, sourceLoggers);
             await app.StartCoreAsync(cancellationToken).ConfigureAwait(false);
+            if (options.NotDumpable)
+            {
+                var logger = app.LoggerFactory.CreateLogger<ProxyApp>();
+                if (dumpableError is null)
+                {
+                    Log.NotDumpable(logger, Environment.ProcessId);
+                }
+                else
+                {
+                    Log.StillDumpable(logger, dumpableError);
+                }
+            }
+
             return app;
         }
         catch
@@ -593,5 +612,11 @@ public sealed partial class ProxyApp : IAsyncDisposable
 
         [LoggerMessage(EventIds.Stopped, LogLevel.Information, "SecretlessProxy stopped")]
         public static partial void Stopped(ILogger logger);
+
+        [LoggerMessage(EventIds.ProcessNotDumpable, LogLevel.Information, "Process {Pid} is not dumpable: processes of its uid cannot read its memory, environment or descriptors through /proc")]
+        public static partial void NotDumpable(ILogger logger, int pid);
+
+        [LoggerMessage(EventIds.ProcessStillDumpable, LogLevel.Warning, "The process could not be made non-dumpable ({Reason}): processes of its uid can read its memory through /proc")]
+        public static partial void StillDumpable(ILogger logger, string reason);
     }
 }

@@ -36,6 +36,14 @@ public sealed class ProxyAppOptions
     public bool OwnsProcess { get; init; }
 
     /// <summary>
+    /// Mark the process not dumpable before any secret is read (<see cref="ProcessHardening"/>), so
+    /// other processes of its uid cannot read its memory, environment or descriptors through /proc.
+    /// Set by the <c>run</c> command (with and without a wrapped command) when the CLI is the
+    /// process; off in-process (tests), where it would change the test host.
+    /// </summary>
+    public bool NotDumpable { get; init; }
+
+    /// <summary>
     /// How long one caller resolution may scan /proc (see <c>LoopbackCallerResolver.ScanBudget</c>);
     /// null for its default. Tests on a saturated machine give more, so that a slow scan does not
     /// turn an allowed caller into an unresolved one.

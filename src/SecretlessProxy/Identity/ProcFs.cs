@@ -17,14 +17,17 @@ internal static unsafe partial class ProcFs
     private const int AtSymlinkNoFollow = 0x100;
     private const int AtEmptyPath = 0x1000;
 
-    // STATX_UID | STATX_MTIME | STATX_CTIME | STATX_INO | STATX_SIZE (linux/stat.h).
-    private const uint StatxMask = 0x8 | 0x40 | 0x80 | 0x100 | 0x200;
+    // STATX_TYPE | STATX_MODE | STATX_UID | STATX_GID | STATX_MTIME | STATX_CTIME | STATX_INO | STATX_SIZE (linux/stat.h).
+    private const uint StatxMask = 0x1 | 0x2 | 0x8 | 0x10 | 0x40 | 0x80 | 0x100 | 0x200;
 
     // sizeof(struct statx) is 256 bytes; the offsets below are fixed by the kernel ABI (linux/stat.h).
     private const int StatxSize = 256;
 
-    /// <summary>What <c>statx</c> reports about a file: its identity (device, inode) and what changes when its bytes change.</summary>
-    internal readonly record struct FileStatus(uint Uid, ulong Device, ulong Inode, long Size, long MTimeSeconds, uint MTimeNanoseconds, long CTimeSeconds, uint CTimeNanoseconds);
+    /// <summary>
+    /// What <c>statx</c> reports about a file: its identity (device, inode), what changes when its
+    /// bytes change, and who may read it (owner, group, type and permission bits).
+    /// </summary>
+    internal readonly record struct FileStatus(uint Uid, ulong Device, ulong Inode, long Size, long MTimeSeconds, uint MTimeNanoseconds, long CTimeSeconds, uint CTimeNanoseconds, uint Gid = 0, ushort Mode = 0);
 
     /// <summary>stat (or lstat) of a path.</summary>
     public static bool TryStat(string path, bool followLinks, out FileStatus status)
@@ -98,7 +101,9 @@ internal static unsafe partial class ProcFs
         MTimeSeconds: *(long*)(b + 112),
         MTimeNanoseconds: *(uint*)(b + 120),
         CTimeSeconds: *(long*)(b + 96),
-        CTimeNanoseconds: *(uint*)(b + 104));
+        CTimeNanoseconds: *(uint*)(b + 104),
+        Gid: *(uint*)(b + 24),
+        Mode: *(ushort*)(b + 28));
 
     [LibraryImport("libc", EntryPoint = "statx", StringMarshalling = StringMarshalling.Utf8)]
     private static partial int Statx(int directoryFd, string path, int flags, uint mask, byte* buffer);

@@ -78,6 +78,13 @@ internal static class EventIds
 
     public const int ResponseMaskingSecretTooShort = 300;
 
+    // run -- command: the wrapped command's user, and the proxy's own process protection (380-389).
+    public const int WrappedCommandStarted = 380;
+    public const int WrappedCommandExited = 381;
+    public const int WrappedCommandSharesUid = 382;
+    public const int WrappedCommandRefused = 383;
+    public const int ProcessNotDumpable = 384;
+    public const int ProcessStillDumpable = 385;
     public const int IssuerLoopbackSquattingAccepted = 390;
     public const int IssuerPlainHttp = 391;
     public const int SigningBufferFull = 410;

@@ -7,11 +7,17 @@ namespace SecretlessProxy.Tests.Cli;
 
 /// <summary>
 /// <c>secretless-proxy run --config FILE -- command</c> as a user runs it: the real binary wraps
-/// unmodified curl, python3 and env, which reach an HTTPS upstream with a credential injected.
+/// unmodified curl, python3 and env, which reach an HTTPS upstream with a credential injected. The
+/// tests run as root, so each command runs as nobody (the default under root): what it reads or
+/// writes lives in a world-readable folder of its own.
 /// </summary>
+[System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
 public sealed class CommandWrapperTests : IAsyncLifetime
 {
     private readonly TestConfig _config = new();
+
+    // Sticky and world-writable, like /tmp: the wrapped command (nobody) reads scripts and writes markers here.
+    private readonly string _shared = Directory.CreateTempSubdirectory("secretless-wrapped-").FullName;
     private readonly string _apiKey = "wrapped-key-" + Guid.NewGuid().ToString("N");
     private TestPki _pki = null!;
     private HttpsUpstream _upstream = null!;
@@ -19,6 +25,7 @@ public sealed class CommandWrapperTests : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
+        File.SetUnixFileMode(_shared, (UnixFileMode)0b1_111_111_111);
         _pki = new TestPki(_config.Directory);
         _upstream = await HttpsUpstream.StartAsync(_pki.IssueServer());
         // No LocalCa in the file: the wrapper makes a throwaway one.
@@ -46,7 +53,7 @@ public sealed class CommandWrapperTests : IAsyncLifetime
     [Fact]
     public async Task Wrapped_python_script_reaches_the_https_upstream_with_the_credential_injected()
     {
-        var script = Path.Combine(_config.Directory, "client.py");
+        var script = Path.Combine(_shared, "client.py");
         await File.WriteAllTextAsync(script,
             "import urllib.request, sys\n" +
             "r = urllib.request.urlopen('https://localhost:" + _upstream.Port + "/v1/items')\n" +
@@ -85,6 +92,9 @@ public sealed class CommandWrapperTests : IAsyncLifetime
 
         // The bundle lived only as long as the wrapper.
         Assert.False(File.Exists(bundle));
+
+        // What the exec-as step set for itself is gone again: the command's environment is the wrapper's.
+        Assert.DoesNotContain("DOTNET_EnableDiagnostics", environment.Keys);
     }
 
     [Fact]
@@ -98,7 +108,7 @@ public sealed class CommandWrapperTests : IAsyncLifetime
     [Fact]
     public async Task Sigterm_is_forwarded_to_the_command_and_its_exit_code_returned()
     {
-        var marker = Path.Combine(_config.Directory, "started");
+        var marker = Path.Combine(_shared, "started");
         var result = await ProxyProcess.RunAsync(
             ["run", "--config", _configPath, "--", "sh", "-c", "trap 'kill $!; exit 42' TERM; touch " + marker + "; sleep 30 & wait"],
             whileRunning: async process =>
@@ -121,5 +131,6 @@ public sealed class CommandWrapperTests : IAsyncLifetime
         await _upstream.DisposeAsync();
         _pki.Dispose();
         _config.Dispose();
+        Directory.Delete(_shared, recursive: true);
     }
 }

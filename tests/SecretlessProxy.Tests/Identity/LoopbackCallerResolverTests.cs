@@ -74,16 +74,10 @@ public sealed partial class LoopbackCallerResolverTests : IDisposable
         Assert.Contains("pid " + client.Pid, resolved.Message, StringComparison.Ordinal);
     }
 
-    [Fact]
+    [RequiresFact("/usr/bin/python3")]
     public async Task System_python_is_resolved_to_the_real_path_of_its_interpreter()
     {
         const string Python = "/usr/bin/python3";
-        if (!File.Exists(Python))
-        {
-            _output.WriteLine("SKIPPED: " + Python + " is not installed");
-            return;
-        }
-
         using var listener = Listen(IPAddress.Loopback);
 
         var (caller, client) = await ConnectAndResolveAsync(listener, () => PythonClient(Python, "127.0.0.1", Port(listener)));
@@ -92,16 +86,10 @@ public sealed partial class LoopbackCallerResolverTests : IDisposable
         AssertIsProcess(caller, client.Pid, CallerClient.RealPath(Python));
     }
 
-    [Fact]
+    [RequiresFact("/usr/bin/python3", "/usr/bin/sleep")]
     public async Task A_socket_held_by_processes_running_different_executables_gives_the_uid_alone()
     {
         const string Python = "/usr/bin/python3";
-        if (!File.Exists(Python) || !File.Exists("/usr/bin/sleep"))
-        {
-            _output.WriteLine("SKIPPED: needs /usr/bin/python3 and /usr/bin/sleep");
-            return;
-        }
-
         using var listener = Listen(IPAddress.Loopback);
         // Connect, fork a child that keeps the socket, then exec an innocent binary in the parent
         // with the socket still open: the parent now "is" /usr/bin/sleep while the child can write.
@@ -269,38 +257,25 @@ public sealed partial class LoopbackCallerResolverTests : IDisposable
         AssertIsProcess(caller, Environment.ProcessId, CallerClient.RealPath(Environment.ProcessPath!));
     }
 
-    [Fact]
+    [RequiresFact(Needs.Ipv6Loopback, "/usr/bin/python3")]
     public async Task Curl_and_python_over_ipv6_loopback_are_resolved()
     {
-        if (!Socket.OSSupportsIPv6 || !TryListen(IPAddress.IPv6Loopback, out var listener))
-        {
-            _output.WriteLine("SKIPPED: this machine has no IPv6 loopback (::1)");
-            return;
-        }
+        Assert.True(TryListen(IPAddress.IPv6Loopback, out var listener), "cannot listen on [::1]");
 
         using (listener)
         {
             var (caller, client) = await ConnectAndResolveAsync(listener, () => CallerClient.Curl("http://[::1]:" + Port(listener) + "/", Curl, null, "-g"));
             AssertIsProcess(caller, client.Pid, Curl);
 
-            if (File.Exists("/usr/bin/python3"))
-            {
-                (caller, client) = await ConnectAndResolveAsync(listener, () => PythonClient("/usr/bin/python3", "::1", Port(listener)));
-                AssertIsProcess(caller, client.Pid, CallerClient.RealPath("/usr/bin/python3"));
-            }
+            (caller, client) = await ConnectAndResolveAsync(listener, () => PythonClient("/usr/bin/python3", "::1", Port(listener)));
+            AssertIsProcess(caller, client.Pid, CallerClient.RealPath("/usr/bin/python3"));
         }
     }
 
-    [Fact]
+    [RequiresFact(Needs.Ipv6Loopback)]
     public async Task An_ipv4_client_of_a_dual_stack_listener_is_resolved_from_its_mapped_address()
     {
         // Kestrel on [::] sees an IPv4 client as ::ffff:127.0.0.1; curl's socket is AF_INET, in /proc/net/tcp.
-        if (!Socket.OSSupportsIPv6)
-        {
-            _output.WriteLine("SKIPPED: this machine has no IPv6, so no dual-stack listener");
-            return;
-        }
-
         var listener = TcpListener.Create(0); // [::] with DualMode, as Kestrel binds "http://*:port"
         listener.Start();
         using var stop = listener;
@@ -359,14 +334,9 @@ public sealed partial class LoopbackCallerResolverTests : IDisposable
         Assert.Equal(1, _resolver.HashesComputed);
     }
 
-    [Fact]
+    [RootFact]
     public async Task Copies_of_curl_run_as_nobody_give_uid_65534_their_own_path_and_the_hash_of_their_bytes()
     {
-        if (!CanRunAsNobody())
-        {
-            return;
-        }
-
         var copy = CopyCurl("curl-copy");
         var modified = CopyCurl("curl-modified");
         await using (var stream = new FileStream(modified, FileMode.Append))
@@ -460,15 +430,22 @@ public sealed partial class LoopbackCallerResolverTests : IDisposable
 
         var client = Started(CallerClient.Curl("http://x/", Curl, null, "--unix-socket", path));
         AssertIsProcess(await AcceptUnixAndResolveAsync(listener), client.Pid, Curl);
+    }
 
-        if (CanRunAsNobody())
-        {
-            var copy = CopyCurl("curl-unix");
-            client = Started(CallerClient.Curl("http://x/", copy, AsNobody, "--unix-socket", path));
-            var resolved = await AcceptUnixAndResolveAsync(listener);
-            AssertIsProcess(resolved, client.Pid, copy);
-            Assert.Equal(Nobody, resolved.Uid);
-        }
+    [RootFact]
+    public async Task A_unix_socket_peer_running_as_nobody_is_resolved_to_uid_65534_and_its_executable()
+    {
+        var path = Path.Combine(_temp, "proxy.sock");
+        using var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        listener.Bind(new UnixDomainSocketEndPoint(path));
+        listener.Listen();
+        File.SetUnixFileMode(path, (UnixFileMode)0b111_111_111);
+
+        var copy = CopyCurl("curl-unix");
+        var client = Started(CallerClient.Curl("http://x/", copy, AsNobody, "--unix-socket", path));
+        var resolved = await AcceptUnixAndResolveAsync(listener);
+        AssertIsProcess(resolved, client.Pid, copy);
+        Assert.Equal(Nobody, resolved.Uid);
     }
 
     [Fact]
@@ -502,15 +479,9 @@ public sealed partial class LoopbackCallerResolverTests : IDisposable
         Assert.Equal(((string?)null, (string?)null), LoopbackCallerResolver.ParseCgroup(""));
     }
 
-    [Fact]
+    [RequiresFact(Needs.LittleEndian)]
     public void Endpoints_are_formatted_as_the_kernel_prints_them()
     {
-        if (!BitConverter.IsLittleEndian)
-        {
-            _output.WriteLine("SKIPPED: the expected strings below are for a little-endian machine");
-            return;
-        }
-
         Assert.Equal("0100007F:1F90", Ascii(ProcNetTcp.Format(IPAddress.Loopback, 8080)));
         Assert.Equal("00000000000000000000000001000000:0050", Ascii(ProcNetTcp.Format(IPAddress.IPv6Loopback, 80)));
         Assert.Equal("0000000000000000FFFF00000100007F:D431", Ascii(ProcNetTcp.Format(IPAddress.Parse("::ffff:127.0.0.1"), 54321)));
@@ -530,22 +501,6 @@ public sealed partial class LoopbackCallerResolverTests : IDisposable
     private LoopbackCallerResolver NewResolver(TimeProvider time) =>
         new(time, _loggerFactory.CreateLogger<LoopbackCallerResolver>()) { ScanBudget = TimeSpan.FromSeconds(10) };
 
-    private bool CanRunAsNobody()
-    {
-        if (!CallerClient.IsRoot())
-        {
-            _output.WriteLine("SKIPPED: the test is not running as root, so it cannot start a process as uid " + Nobody);
-            return false;
-        }
-
-        if (CallerClient.Which("setpriv") is null)
-        {
-            _output.WriteLine("SKIPPED: setpriv (util-linux) is not installed");
-            return false;
-        }
-
-        return true;
-    }
 
     private string CopyCurl(string name)
     {

@@ -9,34 +9,19 @@ namespace SecretlessProxy.Tests.Infrastructure;
 public sealed class PostgresServerTests
 {
     private readonly PostgresServer _pg;
-    private readonly ITestOutputHelper _output;
 
     public PostgresServerTests(PostgresServer pg, ITestOutputHelper output)
     {
         _pg = pg;
-        _output = output;
-    }
-
-    private bool Skipped()
-    {
-        if (_pg.Available)
+        if (pg.Available)
         {
-            _output.WriteLine($"PostgreSQL at {_pg.Host}:{_pg.Port} from {_pg.BinDirectory}, started in {_pg.StartupTime.TotalSeconds:F1} s");
-            return false;
+            output.WriteLine($"PostgreSQL at {pg.Host}:{pg.Port} from {pg.BinDirectory}, started in {pg.StartupTime.TotalSeconds:F1} s");
         }
-
-        _output.WriteLine("SKIPPED: " + _pg.UnavailableReason);
-        return true;
     }
 
-    [Fact]
+    [PostgresFact]
     public async Task Npgsql_logs_in_with_scram_over_verified_tls_and_reads_the_table()
     {
-        if (Skipped())
-        {
-            return;
-        }
-
         await using var connection = new NpgsqlConnection(_pg.ConnectionString(PostgresServer.ScramUser, _pg.ScramPassword));
         await connection.OpenAsync();
         await using var count = new NpgsqlCommand($"select count(*) from {PostgresServer.Table}", connection);
@@ -46,14 +31,9 @@ public sealed class PostgresServerTests
         Assert.StartsWith("SCRAM-SHA-256$", await _pg.ExecAsSuperuserAsync($"select rolpassword from pg_authid where rolname = '{PostgresServer.ScramUser}'"));
     }
 
-    [Fact]
+    [PostgresFact]
     public async Task Md5_user_logs_in_over_tls_and_cleartext_user_without_tls()
     {
-        if (Skipped())
-        {
-            return;
-        }
-
         Assert.StartsWith("md5", await _pg.ExecAsSuperuserAsync($"select rolpassword from pg_authid where rolname = '{PostgresServer.Md5User}'"));
         await using (var md5 = new NpgsqlConnection(_pg.ConnectionString(PostgresServer.Md5User, _pg.Md5Password)))
         {
@@ -68,14 +48,9 @@ public sealed class PostgresServerTests
         Assert.False((bool)(await plain.ExecuteScalarAsync())!);
     }
 
-    [Fact]
+    [PostgresFact]
     public async Task Real_psql_client_verifies_the_server_name_and_runs_a_query()
     {
-        if (Skipped())
-        {
-            return;
-        }
-
         var result = await ExternalClient.RunAsync("/usr/bin/psql",
             ["-X", "-Atc", $"select sku from {PostgresServer.Table} order by id",
              $"host={_pg.ServerName} hostaddr={_pg.Host} port={_pg.Port} dbname={PostgresServer.Database} user={PostgresServer.ScramUser} sslmode=verify-full sslrootcert={_pg.CaFile}"],
@@ -84,14 +59,9 @@ public sealed class PostgresServerTests
         Assert.Equal("apple\npear\nplum", result.Output.TrimEnd('\n'));
     }
 
-    [Fact]
+    [PostgresFact]
     public async Task A_wrong_password_is_28P01_and_a_rotated_password_replaces_the_old_one()
     {
-        if (Skipped())
-        {
-            return;
-        }
-
         var wrong = await Assert.ThrowsAsync<PostgresException>(async () =>
         {
             await using var connection = new NpgsqlConnection(_pg.ConnectionString(PostgresServer.ScramUser, "not-" + _pg.ScramPassword));

@@ -10,7 +10,12 @@ namespace SecretlessProxy.Tests.Infrastructure;
 public static class ProxyProcess
 {
     /// <param name="environment">Set in the child; variables with the given prefixes are removed first.</param>
-    public static Process Start(IEnumerable<string> arguments, IReadOnlyDictionary<string, string> environment, params string[] clearPrefixes)
+    public static Process Start(IEnumerable<string> arguments, IReadOnlyDictionary<string, string> environment, params string[] clearPrefixes) =>
+        Start([], arguments, environment, clearPrefixes);
+
+    /// <param name="launcher">A command the proxy runs under, e.g. <c>setpriv --reuid=1337 ...</c>; empty for none.</param>
+    /// <param name="environment">Set in the child; variables with the given prefixes are removed first.</param>
+    public static Process Start(IReadOnlyList<string> launcher, IEnumerable<string> arguments, IReadOnlyDictionary<string, string> environment, params string[] clearPrefixes)
     {
         var dll = Path.Combine(AppContext.BaseDirectory, "secretless-proxy.dll");
         if (!File.Exists(dll))
@@ -18,12 +23,23 @@ public static class ProxyProcess
             throw new FileNotFoundException(dll + " is not in the test output");
         }
 
-        var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
+        var host = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet";
+        var start = new ProcessStartInfo(launcher.Count > 0 ? launcher[0] : host)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        if (launcher.Count > 0)
+        {
+            foreach (var part in launcher.Skip(1))
+            {
+                start.ArgumentList.Add(part);
+            }
+
+            start.ArgumentList.Add(host);
+        }
+
         start.ArgumentList.Add(dll);
         foreach (var argument in arguments)
         {
@@ -44,9 +60,9 @@ public static class ProxyProcess
     }
 
     /// <summary>Runs the CLI to completion and returns what it printed.</summary>
-    public static async Task<ExternalClient.Result> RunAsync(IEnumerable<string> arguments, IReadOnlyDictionary<string, string>? environment = null, Func<Process, Task>? whileRunning = null)
+    public static async Task<ExternalClient.Result> RunAsync(IEnumerable<string> arguments, IReadOnlyDictionary<string, string>? environment = null, Func<Process, Task>? whileRunning = null, IReadOnlyList<string>? launcher = null)
     {
-        using var process = Start(arguments, environment ?? new Dictionary<string, string>(), "SecretlessProxy", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy");
+        using var process = Start(launcher ?? [], arguments, environment ?? new Dictionary<string, string>(), "SecretlessProxy", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy");
         return await ExternalClient.CollectAsync(process, TimeSpan.FromSeconds(90), whileRunning);
     }
 }

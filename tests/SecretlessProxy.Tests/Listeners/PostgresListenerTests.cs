@@ -25,17 +25,6 @@ public sealed class PostgresListenerTests
         _output = output;
     }
 
-    private bool Skipped()
-    {
-        if (_pg.Available)
-        {
-            return false;
-        }
-
-        _output.WriteLine("SKIPPED: " + _pg.UnavailableReason);
-        return true;
-    }
-
     /// <summary>A proxy with one Postgres listener "db" logging in as <paramref name="user"/> with the password in a file.</summary>
     private async Task<(ProxyHarness Proxy, TestConfig Config, string PasswordFile)> StartProxyAsync(string user, string password, JsonObject? tls = null, JsonObject? policy = null, Action<TestConfig>? configure = null)
     {
@@ -64,14 +53,9 @@ public sealed class PostgresListenerTests
         return await command.ExecuteScalarAsync();
     }
 
-    [Fact]
+    [PostgresFact]
     public async Task Npgsql_without_a_password_runs_queries_as_the_credential_user_over_verified_tls_with_scram()
     {
-        if (Skipped())
-        {
-            return;
-        }
-
         var (proxy, config, _) = await StartProxyAsync(PostgresServer.ScramUser, _pg.ScramPassword);
         await using (proxy)
         using (config)
@@ -122,14 +106,9 @@ public sealed class PostgresListenerTests
         }
     }
 
-    [Fact]
+    [PostgresFact]
     public async Task Psql_without_a_password_runs_a_query_and_its_ctrl_c_cancels_through_the_proxy()
     {
-        if (Skipped())
-        {
-            return;
-        }
-
         var (proxy, config, _) = await StartProxyAsync(PostgresServer.ScramUser, _pg.ScramPassword);
         await using (proxy)
         using (config)
@@ -147,14 +126,9 @@ public sealed class PostgresListenerTests
         }
     }
 
-    [Fact]
+    [PostgresFact]
     public async Task With_AcceptTls_the_app_verifies_the_proxy_against_the_local_ca()
     {
-        if (Skipped())
-        {
-            return;
-        }
-
         var (proxy, config, _) = await StartProxyAsync(PostgresServer.ScramUser, _pg.ScramPassword, configure: c =>
         {
             c.Section["Listeners"]!["db"]!["AcceptTls"] = true;
@@ -190,14 +164,9 @@ public sealed class PostgresListenerTests
         }
     }
 
-    [Fact]
+    [PostgresFact]
     public async Task Npgsql_cancel_reaches_the_backend_that_runs_the_query()
     {
-        if (Skipped())
-        {
-            return;
-        }
-
         var (proxy, config, _) = await StartProxyAsync(PostgresServer.ScramUser, _pg.ScramPassword);
         await using (proxy)
         using (config)
@@ -227,14 +196,9 @@ public sealed class PostgresListenerTests
         }
     }
 
-    [Fact]
+    [PostgresFact]
     public async Task A_cancel_request_with_a_wrong_key_cancels_nothing()
     {
-        if (Skipped())
-        {
-            return;
-        }
-
         var (proxy, config, _) = await StartProxyAsync(PostgresServer.ScramUser, _pg.ScramPassword);
         await using (proxy)
         using (config)
@@ -261,14 +225,9 @@ public sealed class PostgresListenerTests
         }
     }
 
-    [Fact]
+    [PostgresFact]
     public async Task Md5_and_password_users_log_in_and_cleartext_without_tls_is_refused()
     {
-        if (Skipped())
-        {
-            return;
-        }
-
         var (md5, md5Config, _) = await StartProxyAsync(PostgresServer.Md5User, _pg.Md5Password);
         await using (md5)
         using (md5Config)
@@ -304,14 +263,9 @@ public sealed class PostgresListenerTests
         }
     }
 
-    [Fact]
+    [PostgresFact]
     public async Task Scram_works_without_tls_too()
     {
-        if (Skipped())
-        {
-            return;
-        }
-
         var (proxy, config, _) = await StartProxyAsync(PostgresServer.ScramUser, _pg.ScramPassword, tls: new JsonObject { ["Mode"] = "Disable" });
         await using (proxy)
         using (config)
@@ -323,14 +277,9 @@ public sealed class PostgresListenerTests
         }
     }
 
-    [Fact]
+    [PostgresFact]
     public async Task A_wrong_credential_gives_the_app_a_clean_error_response_without_the_password()
     {
-        if (Skipped())
-        {
-            return;
-        }
-
         const string wrong = "pg-wrong-password-5be0c2d1";
         var (proxy, config, _) = await StartProxyAsync(PostgresServer.ScramUser, wrong);
         await using (proxy)
@@ -350,14 +299,9 @@ public sealed class PostgresListenerTests
         }
     }
 
-    [Fact]
+    [PostgresFact]
     public async Task A_rotated_credential_is_used_by_the_next_connection()
     {
-        if (Skipped())
-        {
-            return;
-        }
-
         var role = "rotating_" + Guid.NewGuid().ToString("N")[..8];
         var first = "pg-rotate-first-" + Guid.NewGuid().ToString("N")[..12];
         var second = "pg-rotate-second-" + Guid.NewGuid().ToString("N")[..12];
@@ -393,14 +337,9 @@ public sealed class PostgresListenerTests
         }
     }
 
-    [Fact]
+    [PostgresFact]
     public async Task Policy_decides_at_connect_time_by_database_and_caller()
     {
-        if (Skipped())
-        {
-            return;
-        }
-
         var policy = new JsonObject
         {
             ["Match"] = TestConfig.Match([_pg.ServerName], pathPrefix: "/orders", ports: [_pg.Port]),
@@ -451,14 +390,9 @@ public sealed class PostgresListenerTests
         }
     }
 
-    [Fact]
+    [PostgresFact]
     public async Task A_policy_for_another_login_credential_does_not_admit_this_listener()
     {
-        if (Skipped())
-        {
-            return;
-        }
-
         var (proxy, config, _) = await StartProxyAsync(PostgresServer.ScramUser, _pg.ScramPassword, policy: new JsonObject
         {
             ["Match"] = TestConfig.Match([_pg.ServerName], ports: [_pg.Port]),
@@ -531,14 +465,9 @@ public sealed class PostgresListenerTests
         Assert.Equal(PostgresServer.ScramUser, connections[1].GetTagItem("secretless.database.user"));
     }
 
-    [Fact]
+    [PostgresFact]
     public async Task Without_a_verified_server_the_proxy_answers_only_scram()
     {
-        if (Skipped())
-        {
-            return;
-        }
-
         // Tls Mode Require accepts any certificate, so whoever answers could ask for the password in
         // cleartext or an MD5 response to its own salt: both are refused; SCRAM (tested above) works.
         foreach (var (user, password, method) in new[] { (PostgresServer.Md5User, _pg.Md5Password, "an MD5 response"), (PostgresServer.CleartextUser, _pg.CleartextPassword, "the password in cleartext") })
@@ -556,14 +485,9 @@ public sealed class PostgresListenerTests
         }
     }
 
-    [Fact]
+    [PostgresFact]
     public async Task Malformed_oversized_and_abandoned_handshakes_leave_the_proxy_serving_others()
     {
-        if (Skipped())
-        {
-            return;
-        }
-
         var (proxy, config, _) = await StartProxyAsync(PostgresServer.ScramUser, _pg.ScramPassword);
         await using (proxy)
         using (config)
@@ -607,14 +531,9 @@ public sealed class PostgresListenerTests
         }
     }
 
-    [Fact]
+    [PostgresFact]
     public async Task A_server_certificate_for_another_name_fails_verification_with_a_clear_error()
     {
-        if (Skipped())
-        {
-            return;
-        }
-
         var (proxy, config, _) = await StartProxyAsync(PostgresServer.ScramUser, _pg.ScramPassword, tls: new JsonObject { ["Mode"] = "VerifyFull", ["CaFile"] = _pg.CaFile, ["ServerName"] = "db.elsewhere.example" });
         await using (proxy)
         using (config)
@@ -657,14 +576,9 @@ public sealed class PostgresListenerTests
         }
     }
 
-    [Fact]
+    [PostgresFact]
     public async Task An_unavailable_credential_or_an_unreachable_server_is_a_clean_error()
     {
-        if (Skipped())
-        {
-            return;
-        }
-
         var (proxy, config, passwordFile) = await StartProxyAsync(PostgresServer.ScramUser, _pg.ScramPassword);
         await using (proxy)
         using (config)
@@ -695,14 +609,9 @@ public sealed class PostgresListenerTests
         }
     }
 
-    [Fact]
+    [PostgresFact]
     public async Task An_http_request_matching_a_database_policy_is_refused()
     {
-        if (Skipped())
-        {
-            return;
-        }
-
         var (proxy, config, _) = await StartProxyAsync(PostgresServer.ScramUser, _pg.ScramPassword, configure: c => c.RouteListener("api", "http://" + _pg.ServerName + ":" + _pg.Port));
         await using (proxy)
         using (config)

@@ -6,7 +6,6 @@ using WireMock.RequestBuilders;
 using WireMock.ResponseBuilders;
 using WireMock.Server;
 using Xunit;
-using Xunit.Abstractions;
 
 namespace SecretlessProxy.Tests.Listeners;
 
@@ -17,15 +16,13 @@ namespace SecretlessProxy.Tests.Listeners;
 [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
 public sealed class UnixSocketListenerTests : IDisposable
 {
-    private readonly ITestOutputHelper _output;
     private readonly WireMockServer _upstream = WireMockFactory.Start();
     private readonly TestConfig _config = new();
     private readonly string _key = "unix-key-" + Guid.NewGuid().ToString("N");
     private readonly string _socket;
 
-    public UnixSocketListenerTests(ITestOutputHelper output)
+    public UnixSocketListenerTests()
     {
-        _output = output;
         _upstream.Given(Request.Create().UsingAnyMethod()).RespondWith(Response.Create().WithStatusCode(200).WithBody("upstream-ok"));
         // World-writable folder so that a client running as another uid can reach the socket.
         _socket = Path.Combine(_config.Directory, "proxy.sock");
@@ -42,15 +39,9 @@ public sealed class UnixSocketListenerTests : IDisposable
         _config.Section["Listeners"]!["local"]!["Url"] = "unix:" + _socket;
     }
 
-    [Fact]
+    [RootFact("/usr/bin/curl")]
     public async Task Curl_over_the_unix_socket_is_attested_by_its_peer_credentials()
     {
-        if (Environment.UserName != "root" || !File.Exists("/usr/bin/setpriv") || !File.Exists("/usr/bin/curl"))
-        {
-            _output.WriteLine("SKIPPED: needs root, /usr/bin/setpriv and /usr/bin/curl to run curl as uid 65534");
-            return;
-        }
-
         // A stale socket file from a previous run must not stop the listener from binding.
         using (var stale = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified))
         {

@@ -22,11 +22,8 @@ public sealed class PolicyConditionTests : IDisposable
     private readonly string _generalKey = "general-" + Guid.NewGuid().ToString("N");
     private readonly string _privilegedKey = "privileged-" + Guid.NewGuid().ToString("N");
 
-    private readonly Xunit.Abstractions.ITestOutputHelper _output;
-
-    public PolicyConditionTests(Xunit.Abstractions.ITestOutputHelper output)
+    public PolicyConditionTests()
     {
-        _output = output;
         _upstream.Given(Request.Create().UsingAnyMethod()).RespondWith(Response.Create().WithStatusCode(200).WithBody("upstream"));
         _config.RouteListener("api", _upstream.LoopbackUrl())
             .Credential("general", new JsonObject { ["Source"] = "File", ["Path"] = _config.SecretFile("general", _generalKey) })
@@ -170,16 +167,9 @@ public sealed class PolicyConditionTests : IDisposable
         Assert.Contains(ex.Errors, e => e.Key == "SecretlessProxy:Policies:b" && e.Message.Contains("policy 'a'"));
     }
 
-    [Fact]
+    [RootFact("/usr/bin/curl")]
     public async Task A_real_curl_running_as_another_uid_is_told_apart_from_one_running_as_this_uid()
     {
-        if (OwnUid != 0 || !File.Exists("/usr/bin/setpriv") || !File.Exists("/usr/bin/curl"))
-        {
-            // CI runs as root with util-linux and curl; elsewhere this case cannot run.
-            _output.WriteLine("SKIPPED: needs root, /usr/bin/setpriv and /usr/bin/curl to run curl as uid 65534");
-            return;
-        }
-
         var curl = new FileInfo("/usr/bin/curl").LinkTarget is { } target ? Path.GetFullPath(target, "/usr/bin") : "/usr/bin/curl";
         _config.Policy("nobody-curl", Conditional("privileged", caller: new JsonObject { ["Uids"] = Array(65534), ["Executables"] = Array(curl) }));
         await using var proxy = await StartAsync();
