@@ -77,4 +77,11 @@ internal static class EventIds
     public const int ClientCertificateReloadFailed = 191;
 
     public const int ResponseMaskingSecretTooShort = 300;
+
+    // Weakened database logins, host names and the leaf certificate cache (400-409).
+    public const int DatabaseWeakAuthenticationRefused = 400;
+    public const int ConnectInvalidHost = 401;
+    public const int TransparentInvalidServerName = 402;
+    public const int TunnelInvalidServerName = 403;
+    public const int LeafCertificateEvicted = 404;
 }
