@@ -93,21 +93,39 @@ public sealed class LocalCertificateAuthority : IDisposable
     }
 
     /// <summary>Issues an ECDSA P-256 leaf for one host (DNS name or IP address) as its only SAN.</summary>
+    /// <exception cref="ArgumentException"><paramref name="host"/> is neither a DNS name nor an IP literal.</exception>
     public X509Certificate2 IssueLeaf(string host, DateTimeOffset notBefore, DateTimeOffset notAfter)
     {
-        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var request = new CertificateRequest("CN=" + host, key, HashAlgorithmName.SHA256);
-        var san = new SubjectAlternativeNameBuilder();
-        if (System.Net.IPAddress.TryParse(host, out var ip))
+        // The name comes from the app (a CONNECT target, an SNI). Built field by field, never as
+        // "CN=" + host: in a distinguished-name string a ',' '=' ';' or '+' would start another
+        // attribute (or make the string unparsable), and only a checked name gets this far at all.
+        if (!Listeners.HostName.TryNormalize(host, out var name))
         {
-            san.AddIpAddress(ip);
+            throw new ArgumentException("the host is neither a DNS name nor an IP literal", nameof(host));
+        }
+
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var subject = new X500DistinguishedNameBuilder();
+        // RFC 5280 appendix A.1: a common name holds at most 64 characters. A longer host is named by
+        // the SAN alone, which section 4.2.1.6 then requires to be critical.
+        var named = name.Length <= 64;
+        if (named)
+        {
+            subject.AddCommonName(name);
+        }
+
+        var request = new CertificateRequest(subject.Build(), key, HashAlgorithmName.SHA256);
+        var san = new SubjectAlternativeNameBuilder();
+        if (name.Contains(':') || name.All(c => c is '.' or (>= '0' and <= '9')))
+        {
+            san.AddIpAddress(System.Net.IPAddress.Parse(name));
         }
         else
         {
-            san.AddDnsName(host);
+            san.AddDnsName(name);
         }
 
-        request.CertificateExtensions.Add(san.Build(critical: false));
+        request.CertificateExtensions.Add(san.Build(critical: !named));
         request.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, critical: true));
         request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature, critical: true));
         request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], critical: false));

@@ -14,4 +14,7 @@ public sealed class LocalCaOptions
 
     /// <summary>Lifetime of each leaf certificate. Default 24 hours.</summary>
     public TimeSpan? LeafLifetime { get; set; }
+
+    /// <summary>How many leaf certificates are kept, least recently used evicted first. Default 1024.</summary>
+    public int? MaxLeafCertificates { get; set; }
 }

@@ -16,6 +16,9 @@ public sealed partial class SnapshotCompiler
 {
     private const string Root = SecretlessProxyOptions.SectionName;
 
+    /// <summary>A million leaves is about 40 GB: beyond any pod, and beyond any bound worth having.</summary>
+    private const int MaxLeafCertificatesLimit = 1_000_000;
+
     private const string SourceNames = "File, OAuth2ClientCredentials, OAuth2TokenExchange, AwsWebIdentity, AzureWorkloadIdentity, AzureManagedIdentity or Vault";
 
     // Headers the HTTP stack or the connection owns: injecting into them would corrupt framing or routing.
@@ -267,6 +270,11 @@ public sealed partial class SnapshotCompiler
         }
 
         var lifetime = Positive(options.LeafLifetime, TimeSpan.FromHours(24), key + ":LeafLifetime", errors);
+        var maxLeaves = options.MaxLeafCertificates ?? Certificates.LeafCertificateCache.DefaultMaxCertificates;
+        if (maxLeaves is < 1 or > MaxLeafCertificatesLimit)
+        {
+            errors.Add(new(key + ":MaxLeafCertificates", maxLeaves + " is not between 1 and " + MaxLeafCertificatesLimit + " (each leaf holds about 40 KB)"));
+        }
         if (options.Directory is not null)
         {
             if (options.CertFile is not null || options.KeyFile is not null)
@@ -278,7 +286,7 @@ public sealed partial class SnapshotCompiler
             var directory = Path.GetFullPath(Path.Combine(_baseDirectory, options.Directory));
             // The key is created on first start (mode 0600); an existing one is checked like any secret.
             _secretFiles.Add(new SecretFile(key + ":Directory", Path.Combine(directory, Certificates.LocalCertificateAuthority.KeyFileName)));
-            return new LocalCaSettings(directory, null, null, lifetime);
+            return new LocalCaSettings(directory, null, null, lifetime, maxLeaves);
         }
 
         if (options.CertFile is null || options.KeyFile is null)
@@ -287,7 +295,7 @@ public sealed partial class SnapshotCompiler
             return null;
         }
 
-        return new LocalCaSettings(null, RequireFile(options.CertFile, key + ":CertFile", errors), RequireSecretFile(options.KeyFile, key + ":KeyFile", errors), lifetime);
+        return new LocalCaSettings(null, RequireFile(options.CertFile, key + ":CertFile", errors), RequireSecretFile(options.KeyFile, key + ":KeyFile", errors), lifetime, maxLeaves);
     }
 
     private static void CheckPortConflicts(AdminSettings? admin, IEnumerable<ListenerDefinition> listeners, List<ConfigError> errors)

@@ -406,7 +406,8 @@ internal sealed partial class ProxyRequestHandler
             // RFC 9110 section 15.5.20: a request for another authority on this connection is misdirected.
             var named = absoluteTarget is not null ? new HostString(absoluteTarget.Authority) : request.Host;
             if ((absoluteTarget is not null && absoluteTarget.Scheme != "https") ||
-                !string.Equals(named.Host.Trim('[', ']'), tunnel.Host, StringComparison.OrdinalIgnoreCase) || (named.Port is { } p && p != tunnel.Port) ||
+                // The tunnel's host is in HostName's canonical form; the request's is compared in it too.
+                !(HostName.TryNormalize(named.Host.Trim('[', ']'), out var namedHost) && namedHost == tunnel.Host) || (named.Port is { } p && p != tunnel.Port) ||
                 (absoluteTarget is not null && absoluteTarget.Port != tunnel.Port))
             {
                 refusal = new Refusal(StatusCodes.Status421MisdirectedRequest, "misdirected-request", "Misdirected request", "this tunnel was opened to " + tunnel.Host + ":" + tunnel.Port + "; the request names another host");

@@ -309,8 +309,13 @@ public sealed partial class ProxyApp : IAsyncDisposable
             var cache = new Credentials.CredentialCache(snapshot.Credentials, options.TimeProvider, sp.GetRequiredService<ILoggerFactory>(), metrics);
             metrics.ObserveCredentialExpiry(cache, options.TimeProvider);
             var leaves = snapshot.LocalCa is { } ca
-                ? new LeafCertificateCache(LocalCertificateAuthority.FromSettings(ca, options.TimeProvider), options.TimeProvider, ca.LeafLifetime)
+                ? new LeafCertificateCache(LocalCertificateAuthority.FromSettings(ca, options.TimeProvider), options.TimeProvider, ca.LeafLifetime, ca.MaxLeafCertificates, metrics)
                 : null;
+            if (leaves is not null)
+            {
+                metrics.ObserveLeafCertificates(leaves);
+            }
+
             identityAccessor.Identity = snapshot.Identity is { } settings ? sp.GetRequiredService<Func<TokenFileIdentitySettings, TokenFileIdentity>>()(settings) : null;
             var proxyState = new ProxyState(snapshot, cache, leaves, identityAccessor);
             metrics.ObserveSigningBuffers(proxyState.SigningBuffers);

@@ -11,11 +11,25 @@ namespace SecretlessProxy.Injection;
 /// <summary>
 /// Logs in to a PostgreSQL server with the credential's user name and password, by whichever method
 /// the server asks for (PostgreSQL docs, "Message Flow: Start-up"): SCRAM-SHA-256 (-PLUS over TLS,
-/// verifying the server's signature), MD5, or cleartext (only over TLS). The password goes only into
-/// the messages the method requires; no error raised here carries it.
+/// verifying the server's signature), MD5, or cleartext. The password goes only into the messages
+/// the method requires; no error raised here carries it.
 /// </summary>
+/// <remarks>
+/// No weakened exchange with a server that is not verified (Tls Mode Require or Disable): whoever
+/// answers there could be an impostor choosing the method, so it gets SCRAM with at least
+/// <see cref="ScramSha256Client.MinimumIterationsFromUnverifiedServer"/> iterations or nothing:
+/// never the cleartext password, never an MD5 response to a salt of its choosing (one MD5 per
+/// guess offline), never a SCRAM proof at i=1. MySQL and Redis logins, when they come, follow the
+/// same rule.
+/// </remarks>
 internal static class PostgresAuthenticator
 {
+    /// <summary>The outcome of a login the proxy refused because the server asked for a weakened exchange.</summary>
+    public const string WeakExchangeOutcome = "weak-exchange-refused";
+
+    /// <summary>The outcome of a login the proxy refused because the server asked for more SCRAM work than it does.</summary>
+    public const string ExcessiveWorkOutcome = "excessive-work-refused";
+
     private const int AuthOk = 0;
     private const int AuthCleartext = 3;
     private const int AuthMd5 = 5;
@@ -28,10 +42,12 @@ internal static class PostgresAuthenticator
     public static async Task<string> AuthenticateAsync(Stream server, PostgresBackendReader reader, string user, string password, X509Certificate? serverCertificate, DatabaseTlsMode tlsMode, SaltedPasswordCache cache, CancellationToken cancellationToken)
     {
         var tls = serverCertificate is not null;
-        // The server picks the method. Without a verified server (Require: any certificate) whoever
-        // answers could ask for the password in cleartext, or for an MD5 response to a salt of its
-        // choosing; SCRAM gives neither away, so only a verified server gets the other methods.
+        // The server picks the method. Without a verified server (Require: any certificate; Disable:
+        // no TLS at all) whoever answers could ask for the password in cleartext, for an MD5
+        // response to a salt of its choosing, or for a SCRAM proof at one iteration; only a
+        // verified server gets any of those.
         var verified = tls && tlsMode == DatabaseTlsMode.VerifyFull;
+        var unverifiedBecause = tls ? "its certificate is not verified (Tls Mode Require)" : "the connection has no TLS (Tls Mode Disable)";
         ScramSha256Client? scram = null;
         var scramVerified = false;
         var method = "trust";
@@ -77,7 +93,7 @@ internal static class PostgresAuthenticator
                     {
                         throw new PostgresProtocolException("28000", tls
                             ? "the database server asked for the password in cleartext, and its certificate is not verified (Tls Mode Require); the proxy refuses (use VerifyFull, or scram-sha-256 in pg_hba.conf)"
-                            : "the database server asked for the password in cleartext over a connection without TLS; the proxy refuses (use Tls Mode VerifyFull, or scram-sha-256 in pg_hba.conf)", "login-failed");
+                            : "the database server asked for the password in cleartext over a connection without TLS; the proxy refuses (use Tls Mode VerifyFull, or scram-sha-256 in pg_hba.conf)", WeakExchangeOutcome);
                     }
 
                     method = "password";
@@ -85,9 +101,12 @@ internal static class PostgresAuthenticator
                     break;
 
                 case AuthMd5 when payload.Length >= 8:
-                    if (tls && !verified)
+                    if (!verified)
                     {
-                        throw new PostgresProtocolException("28000", "the database server asked for an MD5 response, and its certificate is not verified (Tls Mode Require); the proxy refuses (use VerifyFull, or scram-sha-256 in pg_hba.conf)", "login-failed");
+                        // An MD5 response to a salt the server chose is one MD5 per guess offline.
+                        throw new PostgresProtocolException("28000", tls
+                            ? "the database server asked for an MD5 response, and its certificate is not verified (Tls Mode Require); the proxy refuses (use VerifyFull, or scram-sha-256 in pg_hba.conf)"
+                            : "the database server asked for an MD5 response over a connection without TLS; the proxy refuses (use Tls Mode VerifyFull, or scram-sha-256 in pg_hba.conf)", WeakExchangeOutcome);
                     }
 
                     method = "md5";
@@ -111,10 +130,32 @@ internal static class PostgresAuthenticator
                     break;
 
                 case AuthSaslContinue when scram is not null:
+                    ScramServerFirst first;
+                    try
+                    {
+                        first = scram.ReadServerFirst(Encoding.UTF8.GetString(message.Payload[4..]));
+                    }
+                    catch (FormatException ex)
+                    {
+                        throw new PostgresProtocolException("08P01", "SCRAM with the database server failed: " + ex.Message, "login-failed");
+                    }
+
+                    if (first.Iterations > ScramSha256Client.MaximumIterations)
+                    {
+                        throw new PostgresProtocolException("28000", "the database server asked for SCRAM with " + first.Iterations + " iterations; the proxy computes at most " + ScramSha256Client.MaximumIterations + " (each login would cost it seconds of CPU)", ExcessiveWorkOutcome);
+                    }
+
+                    if (!verified && first.Iterations < ScramSha256Client.MinimumIterationsFromUnverifiedServer)
+                    {
+                        // RFC 7677 section 4: at least 4096. The count is the server's to choose, so
+                        // from a server nobody vouches for a low one is an offline-cracking request.
+                        throw new PostgresProtocolException("28000", "the database server asked for SCRAM with " + first.Iterations + " iterations, and " + unverifiedBecause + "; the proxy refuses fewer than " + ScramSha256Client.MinimumIterationsFromUnverifiedServer + " from a server it cannot verify, whose answer could be cracked offline (use Tls Mode VerifyFull, or raise the role's iteration count: scram_iterations, then set the password again)", WeakExchangeOutcome);
+                    }
+
                     byte[] final;
                     try
                     {
-                        final = await scram.ClientFinalMessageAsync(Encoding.UTF8.GetString(message.Payload[4..]), password, cache).ConfigureAwait(false);
+                        final = await scram.ClientFinalMessageAsync(first, password, cache).ConfigureAwait(false);
                     }
                     catch (FormatException ex)
                     {

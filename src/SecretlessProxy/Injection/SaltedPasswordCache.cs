@@ -9,6 +9,14 @@ namespace SecretlessProxy.Injection;
 /// HMAC round instead of 4096 PBKDF2 iterations: this is where the proxy beats a client that logs in
 /// itself. A rotated password or a changed salt simply misses. Held in memory only, like the password.
 /// </summary>
+/// <remarks>
+/// One entry per listener, so it cannot grow whatever salts a server sends, and an entry is only
+/// remembered after the server proved with its SCRAM signature that it holds the role's verifier
+/// (<see cref="ScramSha256Client.VerifyServerFinal"/>): a server that cannot, such as an impostor
+/// answering under Tls Require, cannot displace the entry or plant one of its choosing. The salt is
+/// at most 1 KB (<see cref="ScramSha256Client.ReadServerFirst"/>) and the count at most
+/// <see cref="ScramSha256Client.MaximumIterations"/>.
+/// </remarks>
 internal sealed class SaltedPasswordCache
 {
     private Entry? _last;
@@ -22,13 +30,11 @@ internal sealed class SaltedPasswordCache
             : null;
     }
 
-    /// <summary>Computes the SaltedPassword (PBKDF2-HMAC-SHA-256) and remembers it.</summary>
-    public byte[] Compute(string password, byte[] salt, int iterations)
-    {
-        var salted = Rfc2898DeriveBytes.Pbkdf2(Prepare(password), salt, iterations, HashAlgorithmName.SHA256, 32);
-        Volatile.Write(ref _last, new Entry(password, salt, iterations, salted));
-        return salted;
-    }
+    /// <summary>Computes the SaltedPassword (PBKDF2-HMAC-SHA-256), to <see cref="Remember"/> once the server has proved itself.</summary>
+    public static Entry Derive(string password, byte[] salt, int iterations) =>
+        new(password, salt, iterations, Rfc2898DeriveBytes.Pbkdf2(Prepare(password), salt, iterations, HashAlgorithmName.SHA256, 32));
+
+    public void Remember(Entry entry) => Volatile.Write(ref _last, entry);
 
     /// <summary>
     /// PostgreSQL applies SASLprep (RFC 4013) to the password and falls back to the raw bytes when
@@ -48,8 +54,9 @@ internal sealed class SaltedPasswordCache
         return Encoding.UTF8.GetBytes(password);
     }
 
+    /// <summary>A password, salt and count with their SaltedPassword.</summary>
     // A class, not a record: a record's generated ToString would print the password.
-    private sealed class Entry(string password, byte[] salt, int iterations, byte[] saltedPassword)
+    internal sealed class Entry(string password, byte[] salt, int iterations, byte[] saltedPassword)
     {
         public string Password { get; } = password;
 

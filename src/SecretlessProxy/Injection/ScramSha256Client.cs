@@ -14,10 +14,27 @@ internal sealed class ScramSha256Client
     public const string Mechanism = "SCRAM-SHA-256";
     public const string MechanismPlus = "SCRAM-SHA-256-PLUS";
 
+    /// <summary>
+    /// PostgreSQL's default (scram_iterations) and RFC 7677's minimum. Fewer, from a server whose
+    /// certificate is not verified, would let whoever answers crack the proof offline at a few
+    /// PBKDF2 rounds a guess (with i=1 and a salt of its choosing, a precomputed table).
+    /// </summary>
+    public const int MinimumIterationsFromUnverifiedServer = 4096;
+
+    /// <summary>
+    /// A miss computes this many PBKDF2-HMAC-SHA-256 rounds (about 0.3 s of CPU at a million): a
+    /// hostile or misconfigured server demanding more would stall the proxy at every login.
+    /// </summary>
+    public const int MaximumIterations = 1_000_000;
+
+    private const int MaxSaltBytes = 1024;
+
     private readonly string _clientNonce;
     private readonly string _gs2Header;
     private readonly byte[]? _channelBinding;
     private byte[]? _expectedServerSignature;
+    private SaltedPasswordCache? _unprovenCache;
+    private SaltedPasswordCache.Entry? _unproven;
 
     /// <param name="channelBinding">The tls-server-end-point hash of the server's certificate, to use -PLUS; null otherwise.</param>
     /// <param name="tlsInUse">Whether the connection to the server is TLS (so the proxy could bind to it).</param>
@@ -37,9 +54,13 @@ internal sealed class ScramSha256Client
 
     public byte[] ClientFirstMessage() => Encoding.ASCII.GetBytes(_gs2Header + ClientFirstBare);
 
-    /// <summary>Answers the server-first message with the client-final message (the proof).</summary>
-    /// <exception cref="FormatException">The server's message is malformed or its nonce does not extend ours.</exception>
-    public async ValueTask<byte[]> ClientFinalMessageAsync(string serverFirst, string password, SaltedPasswordCache cache)
+    /// <summary>
+    /// Parses and checks the server-first message (RFC 5802 section 5.1). Whether its iteration
+    /// count is acceptable is the caller's decision (it depends on whether the server is verified);
+    /// see <see cref="MinimumIterationsFromUnverifiedServer"/> and <see cref="MaximumIterations"/>.
+    /// </summary>
+    /// <exception cref="FormatException">The message is malformed or its nonce does not extend ours.</exception>
+    public ScramServerFirst ReadServerFirst(string serverFirst)
     {
         string? nonce = null;
         string? salt = null;
@@ -56,7 +77,7 @@ internal sealed class ScramSha256Client
             }
             else if (attribute.StartsWith("i=", StringComparison.Ordinal) && !int.TryParse(attribute.AsSpan(2), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out iterations))
             {
-                throw new FormatException("the server's SCRAM iteration count is not a number");
+                throw new FormatException("the server's SCRAM iteration count is not a number (or is beyond any the proxy computes)");
             }
             else if (attribute.StartsWith("m=", StringComparison.Ordinal))
             {
@@ -75,18 +96,43 @@ internal sealed class ScramSha256Client
             throw new FormatException("the server's SCRAM nonce does not extend the proxy's");
         }
 
-        // RFC 4096 iterations is PostgreSQL's default; a server demanding absurd work would stall the
-        // proxy for every login (a hostile or misconfigured server), so cap it.
-        if (iterations > 1_000_000)
+        // PostgreSQL's salt is 16 bytes; a larger one only costs memory in the salted-password cache.
+        var saltBytes = new byte[MaxSaltBytes];
+        if (!Convert.TryFromBase64String(salt, saltBytes, out var saltLength) || saltLength == 0)
         {
-            throw new FormatException("the server asked for " + iterations + " SCRAM iterations; the proxy allows at most 1000000");
+            throw new FormatException("the server's SCRAM salt is not base64 of 1 to " + MaxSaltBytes + " bytes");
         }
 
-        var saltBytes = Convert.FromBase64String(salt);
-        var saltedPassword = cache.TryGet(password, saltBytes, iterations)
+        return new ScramServerFirst(serverFirst, nonce, saltBytes[..saltLength], iterations);
+    }
+
+    /// <summary>
+    /// Answers the server-first message with the client-final message (the proof). The derived
+    /// SaltedPassword is remembered in <paramref name="cache"/> only once the server's final
+    /// message proves it holds the verifier (<see cref="VerifyServerFinal"/>), so a server that
+    /// cannot (an impostor under Tls Require) cannot replace the cached entry.
+    /// </summary>
+    public async ValueTask<byte[]> ClientFinalMessageAsync(ScramServerFirst first, string password, SaltedPasswordCache cache)
+    {
+        // Defence in depth: the caller has already refused a count beyond this.
+        if (first.Iterations > MaximumIterations)
+        {
+            throw new FormatException("the server asked for " + first.Iterations + " SCRAM iterations; the proxy computes at most " + MaximumIterations);
+        }
+
+        var serverFirst = first.Message;
+        var nonce = first.Nonce;
+        var saltBytes = first.Salt;
+        var iterations = first.Iterations;
+        var saltedPassword = cache.TryGet(password, saltBytes, iterations);
+        if (saltedPassword is null)
+        {
             // A miss costs thousands of PBKDF2 rounds: off the I/O thread, which (with inline
             // completions) also carries every other spliced connection.
-            ?? await Task.Run(() => cache.Compute(password, saltBytes, iterations)).ConfigureAwait(false);
+            _unproven = await Task.Run(() => SaltedPasswordCache.Derive(password, saltBytes, iterations)).ConfigureAwait(false);
+            _unprovenCache = cache;
+            saltedPassword = _unproven.SaltedPassword;
+        }
 
         var cbindInput = _channelBinding is null
             ? Encoding.ASCII.GetBytes(_gs2Header)
@@ -130,7 +176,19 @@ internal sealed class ScramSha256Client
         var end = serverFinal.IndexOf(',');
         var text = end < 0 ? serverFinal[2..] : serverFinal[2..end];
         var signature = new byte[32];
-        return Convert.TryFromBase64String(text, signature, out var written) && written == 32 &&
-               CryptographicOperations.FixedTimeEquals(signature, _expectedServerSignature);
+        if (!Convert.TryFromBase64String(text, signature, out var written) || written != 32 ||
+            !CryptographicOperations.FixedTimeEquals(signature, _expectedServerSignature))
+        {
+            return false;
+        }
+
+        // Proven: this salt and count are the server's own for the role, worth remembering.
+        if (_unproven is not null)
+        {
+            _unprovenCache?.Remember(_unproven);
+            _unproven = null;
+        }
+
+        return true;
     }
 }

@@ -37,9 +37,17 @@ internal readonly record struct ConnectRequest(string Host, int Port)
         return false;
     }
 
-    /// <summary>Parses the request line of a complete head; null when it is malformed.</summary>
-    public static ConnectRequest? Parse(ReadOnlySequence<byte> head)
+    /// <summary>Parses the request line of a complete head; null when it is malformed or its host is not a host.</summary>
+    public static ConnectRequest? Parse(ReadOnlySequence<byte> head) => Parse(head, out _);
+
+    /// <summary>
+    /// Parses the request line of a complete head; null when it is malformed, with
+    /// <paramref name="invalidHost"/> set when the request line is well formed but its host is
+    /// neither a DNS name nor an IP literal (<see cref="HostName"/>).
+    /// </summary>
+    public static ConnectRequest? Parse(ReadOnlySequence<byte> head, out bool invalidHost)
     {
+        invalidHost = false;
         var text = Encoding.ASCII.GetString(head);
         var lineEnd = text.IndexOf("\r\n", StringComparison.Ordinal);
         var parts = text[..lineEnd].Split(' ');
@@ -57,7 +65,8 @@ internal readonly record struct ConnectRequest(string Host, int Port)
         }
 
         var host = authority[..colon];
-        if (host.StartsWith('['))
+        var bracketed = host.StartsWith('[');
+        if (bracketed)
         {
             if (!host.EndsWith(']'))
             {
@@ -67,11 +76,14 @@ internal readonly record struct ConnectRequest(string Host, int Port)
             host = host[1..^1];
         }
 
-        if (host.Length == 0 || host.Any(c => char.IsWhiteSpace(c) || char.IsControl(c) || c is '/' or '@' or '?' or '#'))
+        // The name goes on to policy, DNS and the leaf certificate's subject: only a DNS name or an
+        // IP literal (an IPv6 one in brackets, RFC 3986 section 3.2.2) gets that far.
+        if (!HostName.TryNormalize(host, out var normalized) || bracketed != normalized.Contains(':'))
         {
+            invalidHost = true;
             return null;
         }
 
-        return new ConnectRequest(host.ToLowerInvariant(), port);
+        return new ConnectRequest(normalized, port);
     }
 }

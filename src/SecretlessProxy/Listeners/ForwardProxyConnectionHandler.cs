@@ -105,8 +105,17 @@ internal sealed partial class ForwardProxyConnectionHandler
             input.AdvanceTo(buffer.Start, buffer.End);
         }
 
-        var parsed = ConnectRequest.Parse(read.Buffer.Slice(0, headEnd));
+        var parsed = ConnectRequest.Parse(read.Buffer.Slice(0, headEnd), out var invalidHost);
         input.AdvanceTo(headEnd);
+        if (invalidHost)
+        {
+            // Refused before policy, DNS or the local CA see it: a leaf's subject or SAN cannot hold
+            // "localhost;.example.test" or "CN=x,O=y", and the name is not echoed back.
+            Log.InvalidHost(_logger, listenerName);
+            await RespondAsync(connection, 400, "Bad Request", "the CONNECT host is neither a DNS name (letters, digits and hyphens in dot-separated labels of at most 63 characters, 253 in all) nor an IP literal (IPv6 in brackets)", "invalid-host").ConfigureAwait(false);
+            return;
+        }
+
         if (parsed is not { } connect)
         {
             await RespondAsync(connection, 400, "Bad Request", "CONNECT needs an authority-form target: host:port").ConfigureAwait(false);
@@ -186,9 +195,9 @@ internal sealed partial class ForwardProxyConnectionHandler
         listener.Unmatched == UnmatchedBehavior.PassThrough &&
         !snapshot.Policies.CanMatchHost(connect.Host, connect.Port);
 
-    private static async Task RespondAsync(ConnectionContext connection, int status, string reason, string detail)
+    private static async Task RespondAsync(ConnectionContext connection, int status, string reason, string detail, string type = "connect-refused")
     {
-        var body = "{\"type\":\"urn:secretless-proxy:problem:connect-refused\",\"title\":\"" + reason + "\",\"status\":" + status + ",\"detail\":" + System.Text.Json.JsonSerializer.Serialize(detail, ProblemJsonContext.Default.String) + "}";
+        var body = "{\"type\":\"urn:secretless-proxy:problem:" + type + "\",\"title\":\"" + reason + "\",\"status\":" + status + ",\"detail\":" + System.Text.Json.JsonSerializer.Serialize(detail, ProblemJsonContext.Default.String) + "}";
         await WriteAsync(connection, "HTTP/1.1 " + status + " " + reason + "\r\nContent-Type: application/problem+json\r\nContent-Length: " + Encoding.UTF8.GetByteCount(body) + "\r\nConnection: close\r\n\r\n" + body).ConfigureAwait(false);
         await connection.Transport.Output.CompleteAsync().ConfigureAwait(false);
     }
@@ -202,6 +211,11 @@ internal sealed partial class ForwardProxyConnectionHandler
     {
         [LoggerMessage(EventIds.ConnectRefused, LogLevel.Information, "Refused CONNECT {Host}:{Port} on listener {Listener}: {Reason}")]
         public static partial void ConnectRefused(ILogger logger, string listener, string host, int port, string reason);
+
+        // Debug: any local process can send these for free, so they must not flood the log. The
+        // name itself is not logged: it is whatever bytes the client chose.
+        [LoggerMessage(EventIds.ConnectInvalidHost, LogLevel.Debug, "Refused a CONNECT on listener {Listener}: its host is neither a DNS name nor an IP literal")]
+        public static partial void InvalidHost(ILogger logger, string listener);
 
         [LoggerMessage(EventIds.TunnelBlind, LogLevel.Information, "Relaying CONNECT {Host}:{Port} on listener {Listener} blind: no policy matches the host")]
         public static partial void RelayingBlind(ILogger logger, string listener, string host, int port);

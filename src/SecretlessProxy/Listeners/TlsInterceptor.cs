@@ -1,8 +1,10 @@
 using System.IO.Pipelines;
 using System.Net.Security;
 using System.Security.Authentication;
+using System.Security.Cryptography;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Logging;
+using SecretlessProxy.Certificates;
 using SecretlessProxy.Hosting;
 using SecretlessProxy.Telemetry;
 
@@ -35,6 +37,9 @@ internal sealed partial class TlsInterceptor
         var leaves = _state.Leaves ?? throw new InvalidOperationException("A listener that intercepts TLS runs without a local CA.");
         var original = connection.Transport;
         var tls = new SslStream(new DuplexPipeStream(original), leaveInnerStreamOpen: false);
+        // Held until the SslStream is disposed: the leaf cache may evict this host's certificate at
+        // any moment, and disposes it only once no tunnel still uses it.
+        LeafCertificateLease? lease = null;
         try
         {
             // The options are chosen from the ClientHello, so an SNI that names another host fails
@@ -42,15 +47,25 @@ internal sealed partial class TlsInterceptor
             await tls.AuthenticateAsServerAsync(
                 (_, hello, _, _) =>
                 {
-                    if (!string.IsNullOrEmpty(hello.ServerName) && !string.Equals(hello.ServerName, tunnel.Host, StringComparison.OrdinalIgnoreCase))
+                    if (!string.IsNullOrEmpty(hello.ServerName))
                     {
-                        Log.SniMismatch(_logger, listenerName, tunnel.Host, hello.ServerName);
-                        throw new AuthenticationException("the TLS SNI does not name the tunnel's host");
+                        if (!HostName.TryNormalizeServerName(hello.ServerName, out var sni))
+                        {
+                            Log.InvalidSni(_logger, listenerName, tunnel.Host);
+                            throw new AuthenticationException("the TLS SNI is not a DNS name");
+                        }
+
+                        if (sni != tunnel.Host)
+                        {
+                            Log.SniMismatch(_logger, listenerName, tunnel.Host, sni);
+                            throw new AuthenticationException("the TLS SNI does not name the tunnel's host");
+                        }
                     }
 
+                    lease ??= leaves.Rent(tunnel.Host);
                     return ValueTask.FromResult(new SslServerAuthenticationOptions
                     {
-                        ServerCertificateContext = leaves.GetOrIssue(tunnel.Host),
+                        ServerCertificateContext = lease.Context,
                         ApplicationProtocols = [SslApplicationProtocol.Http2, SslApplicationProtocol.Http11],
                         EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
                         ClientCertificateRequired = false,
@@ -63,14 +78,17 @@ internal sealed partial class TlsInterceptor
         {
             _refusals.HandshakeTimedOut(listenerName, "the TLS handshake for " + tunnel.Host, deadline.Timeout);
             await tls.DisposeAsync().ConfigureAwait(false);
+            lease?.Dispose();
             return;
         }
-        catch (Exception ex) when (ex is AuthenticationException or IOException or OperationCanceledException)
+        catch (Exception ex) when (ex is AuthenticationException or IOException or OperationCanceledException or ArgumentException or CryptographicException)
         {
             // Typically a client that does not trust the local CA: it aborts the handshake, and
-            // nothing is sent anywhere.
+            // nothing is sent anywhere. A host the CA cannot name (refused upstream of here, by
+            // HostName) would end the same way rather than take the listener down.
             Log.HandshakeFailed(_logger, listenerName, tunnel.Host, ex.GetType().Name);
             await tls.DisposeAsync().ConfigureAwait(false);
+            lease?.Dispose();
             return;
         }
 
@@ -101,6 +119,7 @@ internal sealed partial class TlsInterceptor
         {
             connection.Transport = original;
             await tls.DisposeAsync().ConfigureAwait(false);
+            lease?.Dispose();
         }
     }
 
@@ -111,6 +130,9 @@ internal sealed partial class TlsInterceptor
 
         [LoggerMessage(EventIds.TunnelHandshakeFailed, LogLevel.Information, "TLS handshake for {Host} on listener {Listener} failed ({Error}); does the client trust the local CA?")]
         public static partial void HandshakeFailed(ILogger logger, string listener, string host, string error);
+
+        [LoggerMessage(EventIds.TunnelInvalidServerName, LogLevel.Warning, "Closed the tunnel to {Host} on listener {Listener}: the TLS SNI is not a DNS name")]
+        public static partial void InvalidSni(ILogger logger, string listener, string host);
 
         [LoggerMessage(EventIds.TunnelSniMismatch, LogLevel.Warning, "Closed the tunnel to {Host} on listener {Listener}: the TLS SNI named {Sni}")]
         public static partial void SniMismatch(ILogger logger, string listener, string host, string sni);

@@ -99,7 +99,24 @@ internal sealed partial class TransparentConnectionHandler
 
             case PeekedProtocol.Tls:
                 // Without SNI (an IP literal) the address is the host policies match.
-                var host = first.ServerName ?? original.Address.ToString();
+                var host = first.ServerName is null ? original.Address.ToString() : HostName.TryNormalizeServerName(first.ServerName, out var sni) ? sni : null;
+                if (host is null)
+                {
+                    // An SNI that is no DNS name never reaches policy or the local CA: nothing can be
+                    // intercepted for it. It is relayed blind, as a host no policy names, or refused.
+                    var address = original.Address.ToString();
+                    Log.InvalidServerName(_logger, listenerName, address, original.Port);
+                    if (listener.Unmatched == UnmatchedBehavior.PassThrough)
+                    {
+                        await RelayBlindAsync(connection, listenerName, address, original, deadline, next => next.Listeners.TryGetValue(listenerName, out var l) && l.Unmatched == UnmatchedBehavior.PassThrough).ConfigureAwait(false);
+                        return;
+                    }
+
+                    await connection.Transport.Output.WriteAsync(TlsFrameHelper.CreateAlertFrame(System.Security.Authentication.SslProtocols.Tls12, TlsAlertDescription.IllegalParameter), connection.ConnectionClosed).ConfigureAwait(false);
+                    await connection.Transport.Output.CompleteAsync().ConfigureAwait(false);
+                    return;
+                }
+
                 if (snapshot.Policies.CanMatchHost(host, original.Port))
                 {
                     await _interceptor.InterceptAsync(connection, next, listenerName, new TunnelFeature(host, original.Port, original.Address), deadline).ConfigureAwait(false);
@@ -119,14 +136,14 @@ internal sealed partial class TransparentConnectionHandler
                 return;
 
             default:
-                var address = original.Address.ToString();
+                var other = original.Address.ToString();
                 if (listener.Unmatched == UnmatchedBehavior.PassThrough)
                 {
-                    await RelayBlindAsync(connection, listenerName, address, original, deadline, next => next.Listeners.TryGetValue(listenerName, out var l) && l.Unmatched == UnmatchedBehavior.PassThrough).ConfigureAwait(false);
+                    await RelayBlindAsync(connection, listenerName, other, original, deadline, next => next.Listeners.TryGetValue(listenerName, out var l) && l.Unmatched == UnmatchedBehavior.PassThrough).ConfigureAwait(false);
                     return;
                 }
 
-                Log.Refused(_logger, listenerName, address, original.Port, "neither TLS nor HTTP, and Unmatched is Deny");
+                Log.Refused(_logger, listenerName, other, original.Port, "neither TLS nor HTTP, and Unmatched is Deny");
                 return;
         }
     }
@@ -255,6 +272,10 @@ internal sealed partial class TransparentConnectionHandler
 
         [LoggerMessage(EventIds.TransparentBlind, LogLevel.Information, "Relaying a redirected connection to {Host} ({Address}:{Port}) on listener {Listener} blind")]
         public static partial void RelayingBlind(ILogger logger, string listener, string host, string address, int port);
+
+        // The name itself is not logged: it is whatever bytes the client chose.
+        [LoggerMessage(EventIds.TransparentInvalidServerName, LogLevel.Information, "A redirected TLS connection to {Address}:{Port} on listener {Listener} names no DNS name in its SNI: not intercepted")]
+        public static partial void InvalidServerName(ILogger logger, string listener, string address, int port);
 
         [LoggerMessage(EventIds.TransparentHttp, LogLevel.Debug, "Redirected plain HTTP to {Address}:{Port} on listener {Listener}: deciding each request by its Host")]
         public static partial void Http(ILogger logger, string listener, string address, int port);

@@ -87,6 +87,12 @@ internal static class EventIds
     public const int ProcessStillDumpable = 385;
     public const int IssuerLoopbackSquattingAccepted = 390;
     public const int IssuerPlainHttp = 391;
+    // Weakened database logins, host names and the leaf certificate cache (400-409).
+    public const int DatabaseWeakAuthenticationRefused = 400;
+    public const int ConnectInvalidHost = 401;
+    public const int TransparentInvalidServerName = 402;
+    public const int TunnelInvalidServerName = 403;
+    public const int LeafCertificateEvicted = 404;
     public const int SigningBufferFull = 410;
     public const int SigningBodyTooLarge = 411;
     public const int AuditQueueFull = 412;

@@ -23,6 +23,7 @@ public sealed class ProxyMetrics
     private readonly Histogram<double> _addedLatency;
     private readonly Counter<long> _connectionsRefused;
     private readonly Counter<long> _signingBufferRefusals;
+    private readonly Counter<long> _leafCertificatesRemoved;
 
     public ProxyMetrics(IMeterFactory meterFactory)
     {
@@ -37,6 +38,7 @@ public sealed class ProxyMetrics
         _addedLatency = _meter.CreateHistogram<double>(
             "secretless.proxy.added_latency", "s", "Time from a request's arrival until the proxy sends it upstream: decision, credential, injection and request copy.",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1, 5] });
+        _leafCertificatesRemoved = _meter.CreateCounter<long>("secretless.proxy.leaf_certificates.evicted", "{certificate}", "Leaf certificates dropped from the local CA's cache, by reason: evicted (least recently used, beyond LocalCa:MaxLeafCertificates) or renewed.");
         _connectionsRefused = _meter.CreateCounter<long>("secretless.proxy.connections.refused", "{connection}", "Connections a listener refused or closed before their first request, by listener and reason (max-connections, handshake-timeout).");
         _signingBufferRefusals = _meter.CreateCounter<long>("secretless.proxy.signing_buffer.refusals", "{request}", "Requests refused because their body could not be buffered for SigV4 signing within Limits:SigningBufferBytes, by policy and reason (signing-buffer-full, signing-body-too-large).");
     }
@@ -69,6 +71,17 @@ public sealed class ProxyMetrics
         _meter.CreateObservableGauge("secretless.proxy.signing_buffer.held", () => budget.Held, "By", "Bytes of request bodies held for SigV4 payload signing, across all requests.");
         _meter.CreateObservableGauge("secretless.proxy.signing_buffer.capacity", () => budget.Capacity, "By", "The most bytes of request bodies held at once for SigV4 payload signing (Limits:SigningBufferBytes).");
     }
+
+    public void LeafCertificateRemoved(string reason) =>
+        _leafCertificatesRemoved.Add(1, new KeyValuePair<string, object?>("reason", reason));
+
+    /// <summary>How many leaf certificates the local CA's cache holds (bounded by LocalCa:MaxLeafCertificates).</summary>
+    public void ObserveLeafCertificates(Certificates.LeafCertificateCache cache) =>
+        _meter.CreateObservableGauge(
+            "secretless.proxy.leaf_certificates.cached",
+            () => cache.Count,
+            "{certificate}",
+            "Leaf certificates held by the local CA's cache.");
 
     public void AddedLatency(string listener, TimeSpan elapsed) =>
         _addedLatency.Record(elapsed.TotalSeconds, new KeyValuePair<string, object?>("listener", listener));

@@ -35,6 +35,31 @@ public sealed class ConnectRequestTests
         Assert.Null(Parse(head));
     }
 
+    [Theory]
+    [InlineData("CONNECT api.example.com.:443 HTTP/1.1\r\n\r\n", "api.example.com", 443)]
+    [InlineData("CONNECT [0:0:0:0:0:0:0:1]:443 HTTP/1.1\r\n\r\n", "::1", 443)]
+    public void Hosts_come_out_in_canonical_form(string head, string host, int port)
+    {
+        Assert.Equal(new ConnectRequest(host, port), ConnectRequest.Parse(new ReadOnlySequence<byte>(Encoding.ASCII.GetBytes(head)), out var invalidHost));
+        Assert.False(invalidHost);
+    }
+
+    [Theory]
+    [InlineData("localhost;.example.test:443")]
+    [InlineData("CN=x,O=y:443")]
+    [InlineData("a\0b.example.test:443")]
+    [InlineData("under_score.example.test:443")]
+    [InlineData("::1:443")]
+    [InlineData("[api.example.com]:443")]
+    [InlineData("127.1:443")]
+    [InlineData("user@api.example.com:443")]
+    public void A_well_formed_request_line_whose_host_is_not_a_host_says_so(string authority)
+    {
+        var head = "CONNECT " + authority + " HTTP/1.1\r\n\r\n";
+        Assert.Null(ConnectRequest.Parse(new ReadOnlySequence<byte>(Encoding.ASCII.GetBytes(head)), out var invalidHost));
+        Assert.True(invalidHost);
+    }
+
     [Fact]
     public void Only_requests_that_start_like_connect_are_held_back_from_kestrel()
     {

@@ -71,6 +71,9 @@ internal sealed partial class PostgresConnectionHandler
         [LoggerMessage(EventIds.DatabaseCancelFailed, LogLevel.Warning, "A cancel request on listener {Listener} could not be delivered: {Reason}")]
         public static partial void CancelFailed(ILogger logger, string listener, string reason);
 
+        [LoggerMessage(EventIds.DatabaseWeakAuthenticationRefused, LogLevel.Warning, "Refused the authentication the database server {Host}:{Port} asked for on listener {Listener} (Tls Mode {TlsMode}, {Outcome}): {Reason}")]
+        public static partial void AuthenticationRequestRefused(ILogger logger, string listener, string host, int port, string tlsMode, string outcome, string reason);
+
         [LoggerMessage(EventIds.DatabaseLoginError, LogLevel.Warning, "Logging in on listener {Listener} to {Host}:{Port} failed unexpectedly: {Error}")]
         public static partial void LoginError(ILogger logger, string listener, string host, int port, string error);
     }

@@ -7,6 +7,7 @@ using System.Net.Security;
 using System.Security.Authentication;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Logging;
+using SecretlessProxy.Certificates;
 using SecretlessProxy.Credentials;
 using SecretlessProxy.Hosting;
 using SecretlessProxy.Identity;
@@ -60,6 +61,7 @@ internal sealed partial class PostgresConnectionHandler
         using var deadline = new HandshakeDeadline(listener.Limits.HandshakeTimeout, _time, connection.ConnectionClosed);
         var original = connection.Transport;
         SslStream? appTls = null;
+        LeafCertificateLease? appLease = null;
         ServerConnection? server = null;
         var registered = 0;
         try
@@ -67,7 +69,7 @@ internal sealed partial class PostgresConnectionHandler
             PostgresStartupMessage? startup;
             try
             {
-                startup = await ReadStartupAsync(connection, listener.Name, db, tls => appTls = tls, deadline.Token).ConfigureAwait(false);
+                startup = await ReadStartupAsync(connection, listener.Name, db, tls => appTls = tls, lease => appLease = lease, deadline.Token).ConfigureAwait(false);
             }
             catch (PostgresProtocolException ex)
             {
@@ -126,6 +128,10 @@ internal sealed partial class PostgresConnectionHandler
                 connection.Transport = original;
                 await appTls.DisposeAsync().ConfigureAwait(false);
             }
+
+            // After the SslStream: the leaf cache disposes an evicted certificate only once no
+            // connection still holds it.
+            appLease?.Dispose();
 
             if (registered != 0)
             {
@@ -262,7 +268,14 @@ internal sealed partial class PostgresConnectionHandler
 
             if (ex is PostgresProtocolException p)
             {
-                var message = p.Outcome == "login-failed"
+                if (p.Outcome is PostgresAuthenticator.WeakExchangeOutcome or PostgresAuthenticator.ExcessiveWorkOutcome)
+                {
+                    // A warning of its own: a server asking for a weakened exchange may be an
+                    // impostor between the proxy and the database.
+                    Log.AuthenticationRequestRefused(_logger, listener.Name, db.Host, db.Port, db.TlsMode.ToString(), p.Outcome, p.Message);
+                }
+
+                var message = p.Outcome is "login-failed" or PostgresAuthenticator.WeakExchangeOutcome or PostgresAuthenticator.ExcessiveWorkOutcome
                     ? "the proxy's login to " + db.Host + ":" + db.Port + " as \"" + user + "\" with credential '" + db.CredentialName + "' failed: " + Truncate(p.Message)
                     : Truncate(p.Message);
                 await outcome.RefuseAsync(output, "allow", policy, p.Outcome, p.SqlState, message, db.CredentialName, source).ConfigureAwait(false);
@@ -363,7 +376,7 @@ internal sealed partial class PostgresConnectionHandler
     /// accepts TLS (else 'N', the app's side being loopback) and GSSENCRequest with 'N', serves a
     /// CancelRequest, and returns the StartupMessage. Null when the connection was a cancel or closed.
     /// </summary>
-    private async Task<PostgresStartupMessage?> ReadStartupAsync(ConnectionContext connection, string listener, DatabaseListenerSettings db, Action<SslStream> onTls, CancellationToken cancellationToken)
+    private async Task<PostgresStartupMessage?> ReadStartupAsync(ConnectionContext connection, string listener, DatabaseListenerSettings db, Action<SslStream> onTls, Action<LeafCertificateLease> onLease, CancellationToken cancellationToken)
     {
         var sslAnswered = false;
         var gssAnswered = false;
@@ -421,13 +434,21 @@ internal sealed partial class PostgresConnectionHandler
                         onTls(tls);
                         var local = (connection.LocalEndPoint as System.Net.IPEndPoint)?.Address.ToString() ?? "localhost";
                         await tls.AuthenticateAsServerAsync(
-                            (_, hello, _, _) => ValueTask.FromResult(new SslServerAuthenticationOptions
+                            (_, hello, _, _) =>
                             {
                                 // The name the app verifies: "localhost" or the database's own name
                                 // (an app whose hosts file points it here), else the listener's address.
-                                ServerCertificateContext = leaves.GetOrIssue(hello.ServerName is { Length: > 0 } sni && (sni == "localhost" || string.Equals(sni, db.Host, StringComparison.OrdinalIgnoreCase)) ? sni : local),
-                                EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
-                            }),
+                                // Only those names, never the app's own SNI text, reach the local CA.
+                                var name = hello.ServerName is { Length: > 0 } sni && HostName.TryNormalizeServerName(sni, out var named) &&
+                                    (named == "localhost" || (HostName.TryNormalize(db.Host, out var dbHost) && named == dbHost)) ? named : local;
+                                var lease = leaves.Rent(name);
+                                onLease(lease);
+                                return ValueTask.FromResult(new SslServerAuthenticationOptions
+                                {
+                                    ServerCertificateContext = lease.Context,
+                                    EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
+                                });
+                            },
                             null,
                             cancellationToken).ConfigureAwait(false);
                         connection.Transport = new DuplexPipe(PipeReader.Create(tls), PipeWriter.Create(tls));
