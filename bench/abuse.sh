@@ -89,7 +89,12 @@ NGX
 nginx -c "$work/up/nginx.conf"
 
 printf 'abuse-bench-token-0123456789' > "$work/api-token"
-printf 'x.y.z' > "$work/web-identity-token"
+# A JWT-shaped workload token that expires in two hours (TokenFile without keys checks shape and
+# expiry only; a token that is not a JWT would make every credential 503 identity-unavailable).
+python3 -c 'import base64, json, time, sys
+b = lambda o: base64.urlsafe_b64encode(json.dumps(o).encode()).rstrip(b"=").decode()
+n = int(time.time())
+sys.stdout.write(b({"alg": "RS256", "typ": "JWT"}) + "." + b({"iss": "https://bench.invalid", "sub": "system:serviceaccount:bench:app", "aud": "sts.amazonaws.com", "iat": n, "exp": n + 7200}) + ".c2ln")' > "$work/web-identity-token"
 printf 'abuse-idp-client-secret-0123456789' > "$work/idp-secret"
 chmod 600 "$work/api-token" "$work/web-identity-token" "$work/idp-secret"
 # The loopback issuer's real certificate (pinned; its server never runs) and the squatter's own.
