@@ -29,7 +29,7 @@ internal static class ValidateCommand
                 // Valid, and still worth a second look: each names the key and what is at stake.
                 foreach (var warning in IssuerEndpointWarnings.Of(s))
                 {
-                    await output.WriteLineAsync("warning: " + warning).ConfigureAwait(false);
+                    await error.WriteLineAsync("warning: " + warning).ConfigureAwait(false);
                 }
                 // Valid, but a secret that other users can read is a secret the app's user may read too.
                 foreach (var secret in s.SecretFiles)

@@ -226,7 +226,7 @@ public sealed class LoopbackIssuerTests : IAsyncLifetime
         var result = await baseline.ValidateAsync();
 
         Assert.True(result.ExitCode == 0, result.ToString());
-        var warnings = result.Output.Split('\n').Select(l => l.TrimEnd('\r')).Where(l => l.StartsWith("warning: ", StringComparison.Ordinal)).ToArray();
+        var warnings = result.Error.Split('\n').Select(l => l.TrimEnd('\r')).Where(l => l.StartsWith("warning: ", StringComparison.Ordinal)).ToArray();
         Assert.Equal(2, warnings.Length);
         Assert.Contains(
             "warning: " + Root + ":Credentials:payments-token:TokenUrl: AllowLoopbackSquatting: any local process that binds 127.0.0.1:9100 before the issuer (the app's too) receives the client id and secret; use UnixSocket or PinnedCertificateSha256 instead",
