@@ -17,7 +17,8 @@ public static class ProxyProcess
     /// <param name="environment">Set in the child; variables with the given prefixes are removed first.</param>
     public static Process Start(IReadOnlyList<string> launcher, IEnumerable<string> arguments, IReadOnlyDictionary<string, string> environment, params string[] clearPrefixes)
     {
-        var dll = Path.Combine(AppContext.BaseDirectory, "secretless-proxy.dll");
+        // Under a launcher the proxy may run as another uid, which must be able to reach the build.
+        var dll = Path.Combine(launcher.Count > 0 ? ReachableBuild.Directory : AppContext.BaseDirectory, "secretless-proxy.dll");
         if (!File.Exists(dll))
         {
             throw new FileNotFoundException(dll + " is not in the test output");

@@ -18,6 +18,7 @@ namespace SecretlessProxy.Tests.Listeners;
 /// with a 400 problem and keeps serving; the second stays within LocalCa:MaxLeafCertificates while
 /// every handshake, an evicted host's again included, still works.
 /// </summary>
+[Collection(ProcessMetricsCollection.Name)]
 public sealed class HostNameAbuseTests : IAsyncLifetime
 {
     private readonly TestConfig _config = new();
