@@ -115,6 +115,8 @@ def squat(port, cert, key, out):
     with open(out, "ab") as log:
         while True:
             c, _ = s.accept()
+            log.write(b"[connection]\n")
+            log.flush()
             c.settimeout(5)
             try:
                 t = ctx.wrap_socket(c, server_side=True)

@@ -2,11 +2,12 @@
 # Bounded abuse runs (issue 14): what a hostile app in the pod can do to the proxy, and whether the
 # proxy keeps serving a victim caller with its memory within a stated bound.
 #   bench/abuse.sh                         every scenario against this checkout's Release build
+#   SCENARIOS="hosts bodies" LEAVES=64 bench/abuse.sh   some rows only; LEAVES sets LocalCa:MaxLeafCertificates
 #   BASELINE_REF=<git ref> bench/abuse.sh  the same scenarios against that ref too, side by side
 # Scenarios (a fresh proxy each, RSS sampled every 100 ms, a victim making sequential GETs throughout):
 #   hosts    CONNECT + TLS handshake to HOSTS distinct names under a wildcard policy (leaf certificates)
 #   garbage  CONNECT with names that are not DNS names, then the victim must still be served
-#   bodies   BODIES concurrent PUTs of BODY_MB MB each, signed with SigV4 (bodies held for signing)
+#   bodies   BODIES concurrent PUTs of BODY_MB MB each, SigV4 with the payload signed (each body held and hashed)
 #   squat    an app process binds the loopback token endpoint's port first (needs a pinned endpoint)
 # Not a test: CI does not run it. Everything listens on 127.0.0.1 and is stopped on exit.
 set -euo pipefail
@@ -16,6 +17,8 @@ HOSTS=${HOSTS:-2000}
 HOST_CONCURRENCY=${HOST_CONCURRENCY:-8}
 BODIES=${BODIES:-30}
 BODY_MB=${BODY_MB:-10}
+SCENARIOS=${SCENARIOS:-hosts garbage bodies squat}
+LEAVES=${LEAVES:-}   # LocalCa:MaxLeafCertificates for the current build (its default when empty)
 label=${BENCH_LABEL:-unlabelled run}
 
 need=()
@@ -32,7 +35,7 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   [ -f "$work/up.pid" ] && kill "$(cat "$work/up.pid")" 2>/dev/null || true
-  sleep 0.3; rm -rf "$work"
+  sleep 0.3; [ -n "${KEEP_WORK:-}" ] && echo "kept $work" >&2 || rm -rf "$work"
   git -C "$root" worktree prune 2>/dev/null || true
 }
 trap cleanup EXIT
@@ -81,7 +84,8 @@ http {
   client_max_body_size 0;
   server {
     listen 127.0.0.1:$UP;
-    location = /sts { default_type text/xml; alias $work/up/sts.xml; }
+    # STS is called with POST to /sts/ (the SDK adds the slash), and nginx refuses POST for a static file.
+    location /sts { default_type text/xml; return 200 '$(tr -d '\n' < "$work/up/sts.xml")'; }
     location / { default_type text/plain; return 200 "ok"; }
   }
 }
@@ -108,9 +112,10 @@ head -c $((BODY_MB * 1024 * 1024)) /dev/zero > "$work/body.bin"
 # $1 = build. The current build needs the loopback STS (nginx here) opted in by name, and gets the
 # squatted issuer; the baseline knows neither key.
 write_config() {
-  local extra_sts="" idp_cred="" idp_policy=""
+  local extra_sts="" idp_cred="" idp_policy="" leaves=""
   if [ "$1" = current ]; then
     extra_sts=', "AllowLoopbackSquatting": true'
+    [ -n "$LEAVES" ] && leaves=', "MaxLeafCertificates": '$LEAVES
     idp_cred=',
       "idp": { "Source": "OAuth2ClientCredentials", "TokenUrl": "https://127.0.0.1:'$SQ'/oauth/token", "ClientId": "abuse",
                "ClientSecretFile": "'$work'/idp-secret", "PinnedCertificateSha256": [ "'$pin'" ] }'
@@ -128,7 +133,7 @@ write_config() {
       "api": { "Mode": "Route", "Url": "http://127.0.0.1:$PX", "Upstream": "http://127.0.0.1:$UP" },
       "egress": { "Mode": "Forward", "Url": "http://127.0.0.1:$FX", "AllowedConnectPorts": [ 443 ] }
     },
-    "LocalCa": { "Directory": "$work/localca" },
+    "LocalCa": { "Directory": "$work/localca"$leaves },
     "Credentials": {
       "api-token": { "Source": "File", "Path": "$work/api-token" },
       "aws": { "Source": "AwsWebIdentity", "RoleArn": "arn:aws:iam::123456789012:role/bench", "Region": "eu-west-1",
@@ -138,7 +143,7 @@ write_config() {
       "victim": { "Match": { "Hosts": [ "127.0.0.1" ], "Methods": [ "GET" ], "PathPrefix": "/api/" },
                   "Credential": "api-token", "Inject": { "Header": "Authorization", "Format": "Bearer {token}" } },
       "signed": { "Match": { "Hosts": [ "127.0.0.1" ], "Methods": [ "PUT" ], "PathPrefix": "/bucket/" },
-                  "Credential": "aws", "Inject": { "AwsSigV4": { "Service": "s3", "Region": "eu-west-1" } } },
+                  "Credential": "aws", "Inject": { "AwsSigV4": { "Service": "s3", "Region": "eu-west-1", "SignPayload": true, "MaxBodyBytes": 16777216 } } },
       "wildcard": { "Match": { "Hosts": [ "*.abuse.test" ] },
                     "Credential": "api-token", "Inject": { "Header": "Authorization", "Format": "Bearer {token}" } }$idp_policy
     }
@@ -166,9 +171,9 @@ squat_scenario() {
   sleep 0.5
   local codes=""
   for i in $(seq 1 20); do codes+="$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PX/idp/x$i") "; sleep 0.1; done
-  kill "$sq" 2>/dev/null; wait "$sq" 2>/dev/null || true
+  sleep 1; kill "$sq" 2>/dev/null; wait "$sq" 2>/dev/null || true
   local conns bytes seen=no
-  conns=$(grep -c '^\[' "$work/squat.log" 2>/dev/null || echo 0)
+  conns=$(grep -c '^\[connection\]' "$work/squat.log" 2>/dev/null || true)
   bytes=$(grep -v '^\[' "$work/squat.log" 2>/dev/null | wc -c)
   grep -q "abuse-idp-client-secret" "$work/squat.log" 2>/dev/null && seen=YES
   echo "20 GETs needing the squatted issuer: $(echo $codes | tr ' ' '\n' | sort | uniq -c | awk '{printf "%s%s x%s", sep, $2, $1; sep=", "}'); squatter: $conns connections, $bytes request bytes, client secret seen: $seen"
@@ -189,10 +194,12 @@ run_scenario() {
     hosts) summary=$(python3 bench/abuse.py hosts "$FX" "$work/localca/ca.crt" "$HOSTS" "$HOST_CONCURRENCY") ;;
     garbage) summary=$(python3 bench/abuse.py garbage "$FX") ;;
     bodies)
+      local puts=()
       for i in $(seq 1 "$BODIES"); do
         curl -s -o /dev/null -w '%{http_code}\n' -X PUT -T "$work/body.bin" "http://127.0.0.1:$PX/bucket/obj$i" >> "$work/codes-$build" &
+        puts+=($!)
       done
-      wait $(jobs -p | grep -v -e "^$sampler\$" -e "^$victim\$") 2>/dev/null || true
+      wait "${puts[@]}" 2>/dev/null || true
       summary="$BODIES PUTs of $BODY_MB MB: $(sort "$work/codes-$build" | uniq -c | awk '{printf "%s%s x%s", sep, $2, $1; sep=", "}')"
       rm -f "$work/codes-$build" ;;
     squat) summary=$(squat_scenario) ;;
@@ -227,13 +234,17 @@ row() {
 
 for build in "${builds[@]}"; do
   write_config "$build"
-  row "$build" hosts 30
-  row "$build" garbage 5
-  row "$build" bodies 15
-  [ "$build" = current ] && row "$build" squat 5
+  for scenario in $SCENARIOS; do
+    case $scenario in
+      hosts) row "$build" hosts 30 ;;
+      garbage) row "$build" garbage 5 ;;
+      bodies) row "$build" bodies 15 ;;
+      squat) [ "$build" = current ] && row "$build" squat 5 ;;
+    esac
+  done
 done
 
-echo; echo "Command: \`HOSTS=$HOSTS BODIES=$BODIES BODY_MB=$BODY_MB${BASELINE_REF:+ BASELINE_REF=$BASELINE_REF} bench/abuse.sh\`" >> "$work/section.md"
+{ echo; echo "Command: \`HOSTS=$HOSTS BODIES=$BODIES BODY_MB=$BODY_MB${SCENARIOS:+ SCENARIOS=\"$SCENARIOS\"}${LEAVES:+ LEAVES=$LEAVES}${BASELINE_REF:+ BASELINE_REF=$BASELINE_REF} bench/abuse.sh\`"; } >> "$work/section.md"
 python3 - "$root/bench/RESULTS.md" "$work/section.md" <<'PY'
 import sys, os
 path, section = sys.argv[1], open(sys.argv[2]).read()
