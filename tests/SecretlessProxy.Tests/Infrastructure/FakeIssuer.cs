@@ -125,7 +125,7 @@ public sealed class FakeIssuer : IAsyncDisposable
             var buffer = new List<byte>();
             var chunk = new byte[8192];
             int end;
-            while ((end = IndexOfHeadEnd(buffer)) < 0)
+            while ((end = RawUpstream.IndexOfHeadEnd(buffer)) < 0)
             {
                 var read = await stream.ReadAsync(chunk, _stop.Token);
                 if (read == 0)
@@ -161,19 +161,6 @@ public sealed class FakeIssuer : IAsyncDisposable
         catch (Exception ex) when (ex is IOException or OperationCanceledException or SocketException or System.Security.Authentication.AuthenticationException or ObjectDisposedException)
         {
         }
-    }
-
-    private static int IndexOfHeadEnd(List<byte> buffer)
-    {
-        for (var i = 3; i < buffer.Count; i++)
-        {
-            if (buffer[i] == '\n' && buffer[i - 1] == '\r' && buffer[i - 2] == '\n' && buffer[i - 3] == '\r')
-            {
-                return i - 3;
-            }
-        }
-
-        return -1;
     }
 
     public async ValueTask DisposeAsync()

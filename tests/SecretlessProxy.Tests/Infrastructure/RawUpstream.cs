@@ -123,7 +123,8 @@ public sealed class RawUpstream : IAsyncDisposable
         }
     }
 
-    private static int IndexOfHeadEnd(List<byte> buffer)
+    /// <summary>Where the head ends (the index of its CRLF CRLF) in bytes received so far, or -1; shared with <see cref="FakeIssuer"/>.</summary>
+    internal static int IndexOfHeadEnd(List<byte> buffer)
     {
         for (var i = 3; i < buffer.Count; i++)
         {
