@@ -259,13 +259,14 @@ internal sealed partial class ProxyRequestHandler
 
         if (error != ForwarderError.None)
         {
-            if (SigningBufferRefusedException.Find(context.Features.Get<IForwarderErrorFeature>()?.Exception) is { } refused && !context.Response.HasStarted)
+            var forwardException = context.Features.Get<IForwarderErrorFeature>()?.Exception;
+            if (SigningBufferRefusedException.Find(forwardException) is { } refused && !context.Response.HasStarted)
             {
                 await RefuseSigningBufferAsync(context, activity, listener.Name, decision.Policy?.Name ?? string.Empty, refused).ConfigureAwait(false);
                 return;
             }
 
-            if (Injection.AwsSigV4Injector.IsPayloadTooLarge(context.Features.Get<IForwarderErrorFeature>()?.Exception) && !context.Response.HasStarted)
+            if (Injection.AwsSigV4Injector.IsPayloadTooLarge(forwardException) && !context.Response.HasStarted)
             {
                 // The signer refused to buffer the body (AwsSigV4 MaxBodyBytes); nothing was sent upstream.
                 activity?.SetTag(ProxyTelemetry.Tags.Outcome, "payload-too-large");

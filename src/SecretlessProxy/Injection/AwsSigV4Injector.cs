@@ -83,23 +83,7 @@ public sealed class AwsSigV4Injector : InjectionRule
         service is "s3" or "s3express" or "s3-object-lambda" or "s3-outposts";
 
     /// <summary>Whether an exception, or one it wraps, is the signer refusing an oversized body.</summary>
-    public static bool IsPayloadTooLarge(Exception? exception)
-    {
-        for (var e = exception; e is not null; e = e.InnerException)
-        {
-            if (e is PayloadTooLargeException)
-            {
-                return true;
-            }
-
-            if (e is AggregateException aggregate && aggregate.InnerExceptions.Any(IsPayloadTooLarge))
-            {
-                return true;
-            }
-        }
-
-        return false;
-    }
+    public static bool IsPayloadTooLarge(Exception? exception) => ExceptionChain.Find<PayloadTooLargeException>(exception) is not null;
 
     /// <summary>
     /// Refuses a request whose source object header (<c>x-amz-copy-source</c>,

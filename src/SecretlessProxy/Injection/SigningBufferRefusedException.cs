@@ -46,29 +46,7 @@ public sealed class SigningBufferRefusedException : Exception
         new(BodyTooLarge, requested, budget.Held, budget.Capacity, "the request body needs " + Bytes(requested) + " or more to be signed, more than the " + Bytes(budget.Capacity) + " the proxy holds for bodies being signed (Limits:SigningBufferBytes)");
 
     /// <summary>The refusal in <paramref name="exception"/> or anything it wraps (the forwarder wraps what the upstream client throws).</summary>
-    public static SigningBufferRefusedException? Find(Exception? exception)
-    {
-        for (var e = exception; e is not null; e = e.InnerException)
-        {
-            if (e is SigningBufferRefusedException refused)
-            {
-                return refused;
-            }
-
-            if (e is AggregateException aggregate)
-            {
-                foreach (var inner in aggregate.InnerExceptions)
-                {
-                    if (Find(inner) is { } found)
-                    {
-                        return found;
-                    }
-                }
-            }
-        }
-
-        return null;
-    }
+    public static SigningBufferRefusedException? Find(Exception? exception) => ExceptionChain.Find<SigningBufferRefusedException>(exception);
 
     private static string Bytes(long bytes) => bytes.ToString(CultureInfo.InvariantCulture) + " bytes";
 }
