@@ -3,9 +3,11 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using SecretlessProxy.Configuration;
+using SecretlessProxy.Core;
 using SecretlessProxy.Forwarding;
 using SecretlessProxy.Hosting;
 using SecretlessProxy.Listeners;
+using SecretlessProxy.Runtime;
 using SecretlessProxy.Telemetry;
 
 namespace SecretlessProxy.Admin;
@@ -23,16 +25,16 @@ internal sealed partial class AdminRequestHandler
 {
     private readonly ProxyState _state;
     private readonly AuditLog _audit;
-    private readonly ConfigReloader _reloader;
+    private readonly Func<CancellationToken, Task<ReloadStatus>> _reload;
     private readonly AdminAuthorizer _authorizer;
     private readonly IHostApplicationLifetime _lifetime;
     private readonly ILogger<AdminRequestHandler> _logger;
 
-    public AdminRequestHandler(ProxyState state, AuditLog audit, ConfigReloader reloader, AdminAuthorizer authorizer, IHostApplicationLifetime lifetime, ILogger<AdminRequestHandler> logger)
+    public AdminRequestHandler(ProxyState state, AuditLog audit, Func<CancellationToken, Task<ReloadStatus>> reload, AdminAuthorizer authorizer, IHostApplicationLifetime lifetime, ILogger<AdminRequestHandler> logger)
     {
         _state = state;
         _audit = audit;
-        _reloader = reloader;
+        _reload = reload;
         _authorizer = authorizer;
         _lifetime = lifetime;
         _logger = logger;
@@ -158,7 +160,7 @@ internal sealed partial class AdminRequestHandler
     /// </summary>
     private async Task ReloadAsync(HttpContext context)
     {
-        var status = await _reloader.ReloadAsync(context.RequestAborted).ConfigureAwait(false);
+        var status = await _reload(context.RequestAborted).ConfigureAwait(false);
         await WriteJsonAsync(context, status.IsRejected ? 422 : 200, w => WriteReload(w, status)).ConfigureAwait(false);
     }
 
@@ -250,7 +252,7 @@ internal sealed partial class AdminRequestHandler
     /// </summary>
     private static bool FromLocal(HttpContext context, AdminSettings admin) =>
         context.Connection.RemoteIpAddress is { } remote
-            ? System.Net.IPAddress.IsLoopback(remote) || (remote.IsIPv4MappedToIPv6 && System.Net.IPAddress.IsLoopback(remote.MapToIPv4()))
+            ? Loopback.IsLoopback(remote)
             : admin.EndPoint is System.Net.Sockets.UnixDomainSocketEndPoint;
 
     private Task CredentialsAsync(HttpContext context) => WriteJsonAsync(context, 200, w =>

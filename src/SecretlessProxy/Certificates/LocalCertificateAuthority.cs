@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
+using SecretlessProxy.Core;
 
 namespace SecretlessProxy.Certificates;
 
@@ -30,7 +31,7 @@ public sealed class LocalCertificateAuthority : IDisposable
     public DateTimeOffset NotAfter => new(_certificate.NotAfter.ToUniversalTime());
 
     /// <summary>The CA the configuration names: a mounted pair, or a directory created on first use.</summary>
-    public static LocalCertificateAuthority FromSettings(Configuration.LocalCaSettings settings, TimeProvider time) =>
+    public static LocalCertificateAuthority FromSettings(LocalCaSettings settings, TimeProvider time) =>
         settings.Directory is { } directory ? LoadOrCreate(directory, time) : Load(settings.CertFile!, settings.KeyFile!);
 
     public static LocalCertificateAuthority Load(string certFile, string keyFile)
@@ -99,7 +100,7 @@ public sealed class LocalCertificateAuthority : IDisposable
         // The name comes from the app (a CONNECT target, an SNI). Built field by field, never as
         // "CN=" + host: in a distinguished-name string a ',' '=' ';' or '+' would start another
         // attribute (or make the string unparsable), and only a checked name gets this far at all.
-        if (!Listeners.HostName.TryNormalize(host, out var name))
+        if (!HostName.TryNormalize(host, out var name))
         {
             throw new ArgumentException("the host is neither a DNS name nor an IP literal", nameof(host));
         }

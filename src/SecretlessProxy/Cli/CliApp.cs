@@ -1,4 +1,5 @@
 using System.CommandLine;
+using SecretlessProxy.Configuration;
 
 namespace SecretlessProxy.Cli;
 

@@ -1,3 +1,5 @@
+using SecretlessProxy.Runtime;
+
 namespace SecretlessProxy.Configuration;
 
 /// <summary>A loaded configuration: the snapshot when valid, otherwise every problem found.</summary>

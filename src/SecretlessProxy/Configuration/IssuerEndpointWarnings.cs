@@ -1,5 +1,7 @@
 using Microsoft.Extensions.Logging;
+using SecretlessProxy.Core;
 using SecretlessProxy.Credentials;
+using SecretlessProxy.Runtime;
 using SecretlessProxy.Telemetry;
 
 namespace SecretlessProxy.Configuration;

@@ -1,10 +1,12 @@
+using SecretlessProxy.Runtime;
+
 namespace SecretlessProxy.Configuration;
 
 /// <summary>How the proxy stops (SIGTERM, Ctrl-C or <c>POST /quitquitquit</c>).</summary>
 public sealed class ShutdownOptions
 {
     /// <summary>The proxy's default drain: 5 s inside Kubernetes' default 30 s grace period.</summary>
-    public static readonly TimeSpan DefaultDrainTimeout = TimeSpan.FromSeconds(25);
+    public static readonly TimeSpan DefaultDrainTimeout = ProxySnapshot.DefaultDrainTimeout;
 
     /// <summary>
     /// How long requests in flight may take to finish once the proxy stops accepting new

@@ -1,4 +1,6 @@
 using System.Net;
+using SecretlessProxy.Core;
+using SecretlessProxy.Runtime;
 
 namespace SecretlessProxy.Configuration;
 
@@ -19,7 +21,7 @@ public sealed partial class SnapshotCompiler
         else
         {
             endPoint = ParseBindUrl(url, AdminKey + ":Url", errors);
-            if (endPoint is IPEndPoint ip && !IsLoopback(ip.Address))
+            if (endPoint is IPEndPoint ip && !Loopback.IsLoopback(ip.Address))
             {
                 // /decisions names hosts, paths and calling processes, /credentials shows credential
                 // state; in a pod, an address other than loopback is reachable from every other pod.
@@ -71,6 +73,4 @@ public sealed partial class SnapshotCompiler
         return errors.Count > start || endPoint is null ? null : new AdminSettings(endPoint, probe, tokenFile, uids.Distinct().ToArray());
     }
 
-    private static bool IsLoopback(IPAddress address) =>
-        IPAddress.IsLoopback(address) || (address.IsIPv4MappedToIPv6 && IPAddress.IsLoopback(address.MapToIPv4()));
 }

@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using SecretlessProxy.Core;
 using SecretlessProxy.Credentials;
 
 namespace SecretlessProxy.Configuration;
@@ -41,7 +42,7 @@ public sealed partial class SnapshotCompiler
             errors.Add(new(key + ":StsUrl", "'" + WithoutUserInfo(c.StsUrl) + "' is not an absolute http or https URL without user info, query or fragment"));
             stsUrl = null;
         }
-        else if (stsUrl is { Scheme: "http" } && !IssuerEndpoint.IsLoopbackHost(stsUrl) && c.UnixSocket is null)
+        else if (stsUrl is { Scheme: "http" } && !Loopback.IsLoopbackHost(stsUrl) && c.UnixSocket is null)
         {
             // The call carries the workload token: in the clear only to this host.
             errors.Add(new(key + ":StsUrl", "'" + stsUrl + "' must be https (http only for loopback): the request carries the workload token"));

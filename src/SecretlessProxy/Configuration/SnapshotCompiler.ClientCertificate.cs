@@ -1,3 +1,4 @@
+using SecretlessProxy.Core;
 using SecretlessProxy.Credentials;
 using SecretlessProxy.Injection;
 

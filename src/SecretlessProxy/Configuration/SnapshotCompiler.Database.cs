@@ -1,9 +1,11 @@
 using System.Net;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
+using SecretlessProxy.Core;
 using SecretlessProxy.Injection;
 using SecretlessProxy.Listeners;
 using SecretlessProxy.Policy;
+using SecretlessProxy.Runtime;
 
 namespace SecretlessProxy.Configuration;
 

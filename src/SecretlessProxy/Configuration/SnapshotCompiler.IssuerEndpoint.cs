@@ -1,4 +1,5 @@
 using System.Net;
+using SecretlessProxy.Core;
 using SecretlessProxy.Credentials;
 
 namespace SecretlessProxy.Configuration;
@@ -65,12 +66,12 @@ public sealed partial class SnapshotCompiler
         {
             errors.Add(new(key + ":AllowLoopbackSquatting", "is not needed with " + (unixSocket is not null ? "UnixSocket" : "PinnedCertificateSha256") + ", which no other process can stand in for; remove it"));
         }
-        else if (squatting && IPAddress.TryParse(url.IdnHost.Trim('[', ']'), out var literal) && !IssuerEndpoint.IsLocalAddress(literal))
+        else if (squatting && IPAddress.TryParse(url.IdnHost.Trim('[', ']'), out var literal) && !Loopback.IsLocalAddress(literal))
         {
             errors.Add(new(key + ":AllowLoopbackSquatting", "applies to an issuer on this host only: " + urlKey + " names " + literal));
         }
 
-        if (IssuerEndpoint.IsLoopbackHost(url) && unixSocket is null && pins is null && !squatting)
+        if (Loopback.IsLoopbackHost(url) && unixSocket is null && pins is null && !squatting)
         {
             errors.Add(new(
                 key + ":" + urlKey,

@@ -1,4 +1,5 @@
 using SecretlessProxy.Listeners;
+using SecretlessProxy.Runtime;
 
 namespace SecretlessProxy.Configuration;
 

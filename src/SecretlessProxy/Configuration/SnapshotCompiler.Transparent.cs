@@ -1,5 +1,6 @@
 using SecretlessProxy.Listeners;
 using SecretlessProxy.Policy;
+using SecretlessProxy.Runtime;
 using SecretlessProxy.Telemetry;
 
 namespace SecretlessProxy.Configuration;

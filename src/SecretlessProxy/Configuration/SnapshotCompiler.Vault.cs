@@ -1,4 +1,5 @@
 using System.Security.Cryptography.X509Certificates;
+using SecretlessProxy.Core;
 using SecretlessProxy.Credentials;
 
 namespace SecretlessProxy.Configuration;
@@ -27,7 +28,7 @@ public sealed partial class SnapshotCompiler
         {
             errors.Add(new(key + ":Address", "'" + WithoutUserInfo(c.Address) + "' is not an absolute http or https URL without user info, query or fragment"));
         }
-        else if (address is { Scheme: "http" } && !IssuerEndpoint.IsLoopbackHost(address) && c.UnixSocket is null)
+        else if (address is { Scheme: "http" } && !Loopback.IsLoopbackHost(address) && c.UnixSocket is null)
         {
             errors.Add(new(key + ":Address", "'" + WithoutUserInfo(c.Address) + "' must be https (http only for loopback): the hop carries the workload token, the Vault token and secrets"));
         }

@@ -1,9 +1,13 @@
 using System.Net;
+using SecretlessProxy.Certificates;
+using SecretlessProxy.Core;
 using SecretlessProxy.Credentials;
+using SecretlessProxy.Forwarding;
 using SecretlessProxy.Identity;
 using SecretlessProxy.Injection;
 using SecretlessProxy.Listeners;
 using SecretlessProxy.Policy;
+using SecretlessProxy.Runtime;
 using SecretlessProxy.Telemetry;
 
 namespace SecretlessProxy.Configuration;

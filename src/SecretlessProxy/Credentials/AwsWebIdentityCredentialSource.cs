@@ -4,6 +4,7 @@ using Amazon.Runtime;
 using Amazon.SecurityToken;
 using Amazon.SecurityToken.Model;
 using Polly;
+using SecretlessProxy.Core;
 using SecretlessProxy.Identity;
 
 namespace SecretlessProxy.Credentials;
@@ -111,22 +112,22 @@ public sealed class AwsWebIdentityCredentialSource : ICredentialSource
 
         // The keys are signed into every request's Authorization header and the session token sent as
         // X-Amz-Security-Token: values with control characters could split a header.
-        SecretFile.EnsurePrintable(keys.AccessKeyId, "the access key id");
-        SecretFile.EnsurePrintable(keys.SecretAccessKey, "the secret access key");
-        SecretFile.EnsurePrintable(keys.SessionToken, "the session token");
+        SecretFileReader.EnsurePrintable(keys.AccessKeyId, "the access key id");
+        SecretFileReader.EnsurePrintable(keys.SecretAccessKey, "the secret access key");
+        SecretFileReader.EnsurePrintable(keys.SessionToken, "the session token");
 
         // The SDK parses the ISO 8601 timestamp into a UTC or local DateTime; an unspecified kind is UTC.
         var expiresAt = expiration.Kind == DateTimeKind.Unspecified
             ? new DateTimeOffset(DateTime.SpecifyKind(expiration, DateTimeKind.Utc))
             : new DateTimeOffset(expiration.ToUniversalTime());
-        // The keys live only in AwsSessionCredentials, for the signer; the plain secret slot holds a
+        // The keys live only in SigningKeys, for the signer; the plain secret slot holds a
         // marker, so no bearer-style injector could ever put the secret access key on the wire.
         return new Credential(
             "aws-sigv4-keys",
             username: null,
             requestedAt,
             expiresAt,
-            aws: new AwsSessionCredentials(keys.AccessKeyId, keys.SecretAccessKey, keys.SessionToken));
+            signingKeys: new SigningKeys(keys.AccessKeyId, keys.SecretAccessKey, keys.SessionToken));
     }
 
     /// <summary>

@@ -8,6 +8,7 @@ using Azure.Core.Pipeline;
 using Azure.Identity;
 using Microsoft.Identity.Client;
 using Polly;
+using SecretlessProxy.Core;
 using SecretlessProxy.Identity;
 
 namespace SecretlessProxy.Credentials;
@@ -139,7 +140,7 @@ public sealed partial class AzureIdentityCredentialSource : ICredentialSource
             throw new CredentialFetchException(Kind + ": Microsoft Entra answered without an access token", isTransient: true);
         }
 
-        SecretFile.EnsurePrintable(token.Token, "the access token");
+        SecretFileReader.EnsurePrintable(token.Token, "the access token");
 
         // MSAL stamps ExpiresOn on the system clock (it cannot know ours); what counts is how long the
         // token has left, which is then placed on this source's clock. Measured after the call, so

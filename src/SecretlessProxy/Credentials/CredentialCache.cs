@@ -1,5 +1,6 @@
 using System.Collections.Frozen;
 using Microsoft.Extensions.Logging;
+using SecretlessProxy.Core;
 using SecretlessProxy.Telemetry;
 
 namespace SecretlessProxy.Credentials;

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using SecretlessProxy.Core;
 using SecretlessProxy.Telemetry;
 
 namespace SecretlessProxy.Credentials;

@@ -1,3 +1,5 @@
+using SecretlessProxy.Core;
+
 namespace SecretlessProxy.Credentials;
 
 /// <summary>A credential handed to one request, with how it was obtained.</summary>

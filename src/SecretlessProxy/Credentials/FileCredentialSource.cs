@@ -1,3 +1,5 @@
+using SecretlessProxy.Core;
+
 namespace SecretlessProxy.Credentials;
 
 /// <summary>
@@ -27,8 +29,8 @@ public sealed class FileCredentialSource : ICredentialSource
         // Stamp before reading: if the file changes during the read, the next use sees a newer stamp
         // and reads again, rather than keeping a value that may be half old.
         var stamp = FileStamp.Read(_path);
-        var secret = await SecretFile.ReadAsync(_path, "secret", cancellationToken).ConfigureAwait(false);
-        SecretFile.EnsurePrintable(secret, "the secret in '" + _path + "'");
+        var secret = await SecretFileReader.ReadAsync(_path, "secret", cancellationToken).ConfigureAwait(false);
+        SecretFileReader.EnsurePrintable(secret, "the secret in '" + _path + "'");
         var username = await UsernameResolver.ResolveAsync(_username, _usernameFile, cancellationToken).ConfigureAwait(false);
         return new Credential(secret, username, _time.GetUtcNow(), expiresAt: null, stamp);
     }

@@ -1,3 +1,5 @@
+using SecretlessProxy.Core;
+
 namespace SecretlessProxy.Credentials;
 
 /// <summary>Obtains a fresh credential of one kind. The cache decides when; the source only fetches.</summary>

@@ -3,6 +3,7 @@ using System.Collections.Frozen;
 using System.Net.Http.Headers;
 using System.Text;
 using Polly;
+using SecretlessProxy.Core;
 using SecretlessProxy.Identity;
 
 namespace SecretlessProxy.Credentials;
@@ -57,7 +58,7 @@ public sealed class OAuth2ClientCredentialsSource : ICredentialSource
         }
         else
         {
-            clientSecret = await SecretFile.ReadAsync(_options.ClientSecretFile!, "client secret", cancellationToken).ConfigureAwait(false);
+            clientSecret = await SecretFileReader.ReadAsync(_options.ClientSecretFile!, "client secret", cancellationToken).ConfigureAwait(false);
         }
 
         var username = await UsernameResolver.ResolveAsync(_options.Username, _options.UsernameFile, cancellationToken).ConfigureAwait(false);

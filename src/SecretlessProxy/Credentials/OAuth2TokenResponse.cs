@@ -1,6 +1,7 @@
 using System.Collections.Frozen;
 using System.Globalization;
 using System.Text.Json;
+using SecretlessProxy.Core;
 
 namespace SecretlessProxy.Credentials;
 
@@ -88,7 +89,7 @@ internal sealed class OAuth2TokenResponse
             throw new CredentialFetchException(endpoint + " issued a token with a non-positive expires_in", isTransient: false);
         }
 
-        SecretFile.EnsurePrintable(AccessToken, "the access token");
+        SecretFileReader.EnsurePrintable(AccessToken, "the access token");
         var lifetime = ExpiresIn is { } seconds ? TimeSpan.FromSeconds(Math.Min(seconds, TimeSpan.FromDays(365).TotalSeconds)) : defaultLifetime;
         return new Credential(AccessToken, username, requestedAt, requestedAt + lifetime);
     }

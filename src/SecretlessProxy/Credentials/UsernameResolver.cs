@@ -1,3 +1,5 @@
+using SecretlessProxy.Core;
+
 namespace SecretlessProxy.Credentials;
 
 /// <summary>A credential's user name: inline (it is not a secret) or from a file read at each fetch.</summary>
@@ -10,8 +12,8 @@ internal static class UsernameResolver
             return username;
         }
 
-        var value = await SecretFile.ReadAsync(usernameFile, "user name", cancellationToken).ConfigureAwait(false);
-        SecretFile.EnsurePrintable(value, "the user name in '" + usernameFile + "'");
+        var value = await SecretFileReader.ReadAsync(usernameFile, "user name", cancellationToken).ConfigureAwait(false);
+        SecretFileReader.EnsurePrintable(value, "the user name in '" + usernameFile + "'");
         return value;
     }
 }

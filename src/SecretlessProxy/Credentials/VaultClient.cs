@@ -1,6 +1,7 @@
 using System.Net.Http.Headers;
 using System.Security.Cryptography.X509Certificates;
 using System.Text.Json;
+using SecretlessProxy.Core;
 
 namespace SecretlessProxy.Credentials;
 

@@ -2,9 +2,10 @@ using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Polly;
+using SecretlessProxy.Core;
 using SecretlessProxy.Identity;
-
 using SecretlessProxy.Telemetry;
+
 
 namespace SecretlessProxy.Credentials;
 
@@ -220,7 +221,7 @@ public sealed partial class VaultCredentialSource : ICredentialSource
             throw new CredentialFetchException("field '" + _settings.Field + "' of Vault secret " + _settings.ConfiguredPath + " is not a non-empty string", isTransient: false);
         }
 
-        SecretFile.EnsurePrintable(value, "field '" + _settings.Field + "' of Vault secret " + _settings.ConfiguredPath);
+        SecretFileReader.EnsurePrintable(value, "field '" + _settings.Field + "' of Vault secret " + _settings.ConfiguredPath);
         return new Credential(value, username, readAt, readAt + _settings.ReadInterval);
     }
 
@@ -259,8 +260,8 @@ public sealed partial class VaultCredentialSource : ICredentialSource
             (username, password) = (user, pass);
         }
 
-        SecretFile.EnsurePrintable(username, "the user name Vault issued");
-        SecretFile.EnsurePrintable(password, "the password Vault issued");
+        SecretFileReader.EnsurePrintable(username, "the user name Vault issued");
+        SecretFileReader.EnsurePrintable(password, "the password Vault issued");
 
         // A lease without a duration (some engines) is re-read like a KV secret; one with a
         // duration ends then, or earlier with the token that issued it: Vault revokes a token's
@@ -455,7 +456,7 @@ public sealed partial class VaultCredentialSource : ICredentialSource
             throw new CredentialFetchException(_client.Prefix(action) + "the answer has no auth.client_token", isTransient: true);
         }
 
-        SecretFile.EnsurePrintable(clientToken, "the Vault token");
+        SecretFileReader.EnsurePrintable(clientToken, "the Vault token");
         var token = new VaultToken(clientToken, seconds > 0 ? TimeSpan.FromSeconds(seconds) : null, requestedAt, _settings.Timeout);
         lock (_gate)
         {

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using SecretlessProxy.Core;
 using SecretlessProxy.Hosting;
 
 namespace SecretlessProxy.Demo;

@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging;
 using SecretlessProxy.Configuration;
 using SecretlessProxy.Credentials;
 using SecretlessProxy.Injection;
+using SecretlessProxy.Runtime;
 
 namespace SecretlessProxy.Forwarding;
 

@@ -1,3 +1,5 @@
+using SecretlessProxy.Core;
+
 namespace SecretlessProxy.Forwarding;
 
 /// <summary>

@@ -1,3 +1,4 @@
+using SecretlessProxy.Core;
 using SecretlessProxy.Credentials;
 using SecretlessProxy.Injection;
 
@@ -10,7 +11,7 @@ namespace SecretlessProxy.Forwarding;
 /// </summary>
 internal sealed class ForwardingFeature
 {
-    public ForwardingFeature(string listener, long startTimestamp, InjectionRule? rule, Credential? credential, OutboundRequest outbound, IReadOnlyList<string>? passRoutingHeaders, SigningBufferScope? signingBuffers = null)
+    public ForwardingFeature(string listener, long startTimestamp, HttpRequestInjector? rule, Credential? credential, OutboundRequest outbound, IReadOnlyList<string>? passRoutingHeaders, SigningBufferScope? signingBuffers = null)
     {
         SigningBuffers = signingBuffers;
         Listener = listener;
@@ -25,7 +26,7 @@ internal sealed class ForwardingFeature
 
     public long StartTimestamp { get; }
 
-    public InjectionRule? Rule { get; }
+    public HttpRequestInjector? Rule { get; }
 
     public Credential? Credential { get; }
 

@@ -2,14 +2,17 @@ using System.Diagnostics;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
+using Yarp.ReverseProxy.Forwarder;
+using SecretlessProxy.Attestation;
+using SecretlessProxy.Core;
 using SecretlessProxy.Credentials;
 using SecretlessProxy.Hosting;
 using SecretlessProxy.Identity;
 using SecretlessProxy.Injection;
 using SecretlessProxy.Listeners;
 using SecretlessProxy.Policy;
+using SecretlessProxy.Runtime;
 using SecretlessProxy.Telemetry;
-using Yarp.ReverseProxy.Forwarder;
 
 namespace SecretlessProxy.Forwarding;
 
@@ -152,7 +155,7 @@ internal sealed partial class ProxyRequestHandler
                 feature = new ForwardingFeature(listener.Name, started, rule: null, credential: null, target.Outbound, passRoutingHeaders: null);
                 break;
 
-            case DecisionKind.Allow when decision.Policy!.Injection is Injection.DatabaseLoginInjector:
+            case DecisionKind.Allow when decision.Policy!.Injection.Target == InjectionTarget.DatabaseLogin:
                 // Such a policy names no HTTP injection; sending the request on would add nothing and
                 // let the app reach the host on a policy never written for HTTP.
                 var reason = "policy '" + decision.Policy.Name + "' authorizes database connections only";
@@ -237,7 +240,7 @@ internal sealed partial class ProxyRequestHandler
                 activity?.SetTag(ProxyTelemetry.Tags.CredentialCache, lease.OutcomeName);
                 // A signer may buffer the body: its bytes come from the proxy's budget, released below.
                 var signingBuffers = policy.Injection is AwsSigV4Injector ? new SigningBufferScope(_state.SigningBuffers) : null;
-                feature = new ForwardingFeature(listener.Name, started, policy.Injection, lease.Credential, target.Outbound, policy.PassRoutingHeaders, signingBuffers);
+                feature = new ForwardingFeature(listener.Name, started, (HttpRequestInjector)policy.Injection, lease.Credential, target.Outbound, policy.PassRoutingHeaders, signingBuffers);
                 _metrics.Injection(policy.Name, policy.CredentialName, policy.Injection.Kind);
                 Audit(activity, listener.Name, destination, decision.Name, decision.Reason, policy, "forwarded", who);
                 Log.Allowed(_logger, listener.Name, policy.Name, destination.Method, destination.Host, destination.Port, destination.Path, policy.CredentialName, lease.OutcomeName);
@@ -499,7 +502,7 @@ internal sealed partial class ProxyRequestHandler
             return new Refusal(StatusCodes.Status405MethodNotAllowed, "method-refused", "Method refused", request.Method + " would echo the injected credential back to the app; it is never sent with a credential (policy '" + policy.Name + "')");
         }
 
-        if (policy.Injection.RefuseRequest(request, target.Destination, policy.PathPrefix) is { } reason)
+        if (policy.Injection is HttpRequestInjector http && http.RefuseRequest(request, target.Destination, policy.PathPrefix) is { } reason)
         {
             return new Refusal(StatusCodes.Status403Forbidden, "policy-denied", "Denied by policy", "policy '" + policy.Name + "' does not allow this request: " + reason);
         }

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Logging;
+using SecretlessProxy.Core;
 using SecretlessProxy.Credentials;
 using SecretlessProxy.Injection;
 using SecretlessProxy.Telemetry;
@@ -22,7 +23,7 @@ internal sealed partial class ResponseMaskers
     }
 
     /// <summary>The masker for this value, or null when the response has nothing to mask.</summary>
-    public ResponseSecretMasker? For(InjectionRule rule, Credential credential, string listener)
+    public ResponseSecretMasker? For(HttpRequestInjector rule, Credential credential, string listener)
     {
         if (!_maskers.TryGetValue(credential, out var masker) || !ReferenceEquals(masker.Rule, rule))
         {

@@ -1,6 +1,7 @@
 using System.Text;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Primitives;
+using SecretlessProxy.Core;
 using SecretlessProxy.Credentials;
 using SecretlessProxy.Injection;
 
@@ -34,7 +35,7 @@ internal sealed class ResponseSecretMasker
     private readonly string[] _forms;
     private readonly byte[][] _bodyForms;
 
-    private ResponseSecretMasker(InjectionRule rule, string[] forms, string? queryParameter, bool secretTooShort)
+    private ResponseSecretMasker(HttpRequestInjector rule, string[] forms, string? queryParameter, bool secretTooShort)
     {
         Rule = rule;
         _forms = forms;
@@ -46,7 +47,7 @@ internal sealed class ResponseSecretMasker
     }
 
     /// <summary>The rule this masker was built for (a credential shared by two policies may be injected two ways).</summary>
-    public InjectionRule Rule { get; }
+    public HttpRequestInjector Rule { get; }
 
     /// <summary>The <c>Query</c> parameter to drop from URL headers, or null.</summary>
     public string? QueryParameter { get; }
@@ -61,7 +62,7 @@ internal sealed class ResponseSecretMasker
     /// <summary>Nothing to mask and nothing to drop: the response passes untouched.</summary>
     public bool IsEmpty => _forms.Length == 0 && QueryParameter is null;
 
-    public static ResponseSecretMasker Create(InjectionRule rule, Credential credential)
+    public static ResponseSecretMasker Create(HttpRequestInjector rule, Credential credential)
     {
         ArgumentNullException.ThrowIfNull(rule);
         ArgumentNullException.ThrowIfNull(credential);

@@ -1,7 +1,9 @@
 using System.Security.Cryptography;
 using Microsoft.Extensions.Logging;
 using SecretlessProxy.Configuration;
+using SecretlessProxy.Core;
 using SecretlessProxy.Identity;
+using SecretlessProxy.Runtime;
 using SecretlessProxy.Telemetry;
 
 namespace SecretlessProxy.Hosting;
@@ -293,7 +295,7 @@ public sealed partial class ConfigReloader : IAsyncDisposable
     private static bool SameIdentitySettings(TokenFileIdentitySettings? a, TokenFileIdentitySettings? b) =>
         a is null ? b is null :
         b is not null && a.Path == b.Path && a.Issuer == b.Issuer && a.Audience == b.Audience && a.JwksUrl == b.JwksUrl && a.ClockSkew == b.ClockSkew &&
-        Credentials.IssuerEndpoint.SameReach(a.KeysEndpoint, b.KeysEndpoint);
+        IssuerEndpoint.SameReach(a.KeysEndpoint, b.KeysEndpoint);
 
     private static byte[]? HashFile(string path)
     {

@@ -11,13 +11,16 @@ using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 using OpenTelemetry.Trace;
 using SecretlessProxy.Admin;
+using SecretlessProxy.Attestation;
 using SecretlessProxy.Certificates;
 using SecretlessProxy.Configuration;
+using SecretlessProxy.Core;
 using SecretlessProxy.Credentials;
 using SecretlessProxy.Forwarding;
 using SecretlessProxy.Identity;
 using SecretlessProxy.Listeners;
 using SecretlessProxy.Listeners.Postgres;
+using SecretlessProxy.Runtime;
 using SecretlessProxy.Telemetry;
 
 namespace SecretlessProxy.Hosting;
@@ -307,18 +310,18 @@ public sealed partial class ProxyApp : IAsyncDisposable
         {
             var metrics = sp.GetRequiredService<ProxyMetrics>();
             var cache = new Credentials.CredentialCache(snapshot.Credentials, options.TimeProvider, sp.GetRequiredService<ILoggerFactory>(), metrics);
-            metrics.ObserveCredentialExpiry(cache, options.TimeProvider);
+            metrics.ObserveCredentialExpiry(cache.GetStatuses, options.TimeProvider);
             var leaves = snapshot.LocalCa is { } ca
                 ? new LeafCertificateCache(LocalCertificateAuthority.FromSettings(ca, options.TimeProvider), options.TimeProvider, ca.LeafLifetime, ca.MaxLeafCertificates, metrics)
                 : null;
             if (leaves is not null)
             {
-                metrics.ObserveLeafCertificates(leaves);
+                metrics.ObserveLeafCertificates(() => leaves.Count);
             }
 
             identityAccessor.Identity = snapshot.Identity is { } settings ? sp.GetRequiredService<Func<TokenFileIdentitySettings, TokenFileIdentity>>()(settings) : null;
             var proxyState = new ProxyState(snapshot, cache, leaves, identityAccessor);
-            metrics.ObserveSigningBuffers(proxyState.SigningBuffers);
+            metrics.ObserveSigningBuffers(() => proxyState.SigningBuffers.Held, () => proxyState.SigningBuffers.Capacity);
             return proxyState;
         });
         builder.Services.AddSingleton(sp => new ConfigReloader(
@@ -347,7 +350,7 @@ public sealed partial class ProxyApp : IAsyncDisposable
             options.TimeProvider,
             sp.GetRequiredService<ILogger<ProxyRequestHandler>>()));
         builder.Services.AddSingleton<AdminAuthorizer>();
-        builder.Services.AddSingleton<AdminRequestHandler>();
+        builder.Services.AddSingleton(sp => new AdminRequestHandler(sp.GetRequiredService<ProxyState>(), sp.GetRequiredService<AuditLog>(), sp.GetRequiredService<ConfigReloader>().ReloadAsync, sp.GetRequiredService<AdminAuthorizer>(), sp.GetRequiredService<IHostApplicationLifetime>(), sp.GetRequiredService<ILogger<AdminRequestHandler>>()));
         builder.Services.AddSingleton(sp => new ConnectionRefusals(sp.GetRequiredService<ProxyMetrics>(), options.TimeProvider, sp.GetRequiredService<ILogger<ConnectionRefusals>>()));
         builder.Services.AddSingleton<ConnectionLimiter>();
         builder.Services.AddSingleton(sp => new RouteConnectionHandler(sp.GetRequiredService<ProxyState>(), sp.GetRequiredService<ConnectionRefusals>(), options.TimeProvider));
@@ -547,7 +550,7 @@ public sealed partial class ProxyApp : IAsyncDisposable
         var attestNow = usesCaller();
         if (connection.RemoteEndPoint is IPEndPoint remote && connection.LocalEndPoint is IPEndPoint local)
         {
-            return IPAddress.IsLoopback(remote.Address) || (remote.Address.IsIPv4MappedToIPv6 && IPAddress.IsLoopback(remote.Address.MapToIPv4()))
+            return Loopback.IsLoopback(remote.Address)
                 ? new CallerFeature(() => callers.AttestTcp(remote, local), callers.Recheck, usesCaller, attestNow)
                 : new CallerFeature(Caller.Unknown);
         }

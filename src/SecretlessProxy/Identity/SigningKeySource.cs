@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Microsoft.IdentityModel.Tokens;
+using SecretlessProxy.Core;
 using SecretlessProxy.Telemetry;
 
 namespace SecretlessProxy.Identity;
@@ -187,7 +188,7 @@ internal sealed partial class SigningKeySource
                 return (null, "HTTP " + status);
             }
 
-            var body = await Credentials.BoundedContent.ReadAsync(response.Content, MaxResponseBytes, timeout.Token).ConfigureAwait(false);
+            var body = await BoundedContent.ReadAsync(response.Content, MaxResponseBytes, timeout.Token).ConfigureAwait(false);
             return body is null ? (null, "answer is larger than " + (MaxResponseBytes / 1024) + " KiB") : (body, null);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
@@ -196,7 +197,7 @@ internal sealed partial class SigningKeySource
         }
         catch (HttpRequestException ex)
         {
-            return (null, "request failed (" + Credentials.IssuerTransport.Reason(ex) + ")");
+            return (null, "request failed (" + IssuerTransport.Reason(ex) + ")");
         }
     }
 

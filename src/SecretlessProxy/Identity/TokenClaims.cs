@@ -1,6 +1,7 @@
 using System.Buffers.Text;
 using System.Text.Json;
 using Microsoft.IdentityModel.JsonWebTokens;
+using SecretlessProxy.Core;
 
 namespace SecretlessProxy.Identity;
 

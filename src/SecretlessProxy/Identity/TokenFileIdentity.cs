@@ -4,6 +4,7 @@ using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
+using SecretlessProxy.Core;
 using SecretlessProxy.Credentials;
 using SecretlessProxy.Telemetry;
 
@@ -67,7 +68,7 @@ public sealed partial class TokenFileIdentity : IDisposable
         _time = time;
         _logger = logger;
         _stoppingToken = _stopping.Token;
-        var keysHttp = settings.KeysEndpoint is { } endpoint ? Credentials.IssuerTransport.InvokerFor(endpoint, http) : http;
+        var keysHttp = settings.KeysEndpoint is { } endpoint ? IssuerTransport.InvokerFor(endpoint, http) : http;
         _keys = settings.Verifies ? new SigningKeySource(settings.JwksUrl, settings.Issuer, time, keysHttp, logger) : null;
     }
 
@@ -186,7 +187,7 @@ public sealed partial class TokenFileIdentity : IDisposable
         string token;
         try
         {
-            token = await SecretFile.ReadAsync(_settings.Path, "identity token", cancellationToken).ConfigureAwait(false);
+            token = await SecretFileReader.ReadAsync(_settings.Path, "identity token", cancellationToken).ConfigureAwait(false);
         }
         catch (CredentialFetchException ex)
         {

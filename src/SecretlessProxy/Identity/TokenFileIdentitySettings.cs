@@ -1,3 +1,5 @@
+using SecretlessProxy.Core;
+
 namespace SecretlessProxy.Identity;
 
 /// <summary>
@@ -7,7 +9,7 @@ namespace SecretlessProxy.Identity;
 /// </summary>
 public sealed class TokenFileIdentitySettings
 {
-    public TokenFileIdentitySettings(string path, string? issuer, string? audience, Uri? jwksUrl, TimeSpan clockSkew, Credentials.IssuerEndpoint? keysEndpoint = null)
+    public TokenFileIdentitySettings(string path, string? issuer, string? audience, Uri? jwksUrl, TimeSpan clockSkew, IssuerEndpoint? keysEndpoint = null)
     {
         KeysEndpoint = keysEndpoint;
         Path = path;
@@ -30,7 +32,7 @@ public sealed class TokenFileIdentitySettings
     public TimeSpan ClockSkew { get; }
 
     /// <summary>How the key endpoint is reached (a Unix socket, a pinned certificate); null for the shared transport.</summary>
-    public Credentials.IssuerEndpoint? KeysEndpoint { get; }
+    public IssuerEndpoint? KeysEndpoint { get; }
 
     public bool Verifies => JwksUrl is not null || Issuer is not null;
 }

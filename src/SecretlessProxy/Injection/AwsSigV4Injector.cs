@@ -5,6 +5,7 @@ using Amazon;
 using Amazon.Runtime;
 using Amazon.Runtime.Signing;
 using Microsoft.AspNetCore.Http;
+using SecretlessProxy.Core;
 using SecretlessProxy.Credentials;
 using SecretlessProxy.Policy;
 
@@ -34,7 +35,7 @@ namespace SecretlessProxy.Injection;
 /// kept, everything else percent-encoded as UTF-8, <c>+</c> read as a space) so the bytes on the wire
 /// are the ones the signature covers, whichever way the service re-canonicalizes them.</para>
 /// </remarks>
-public sealed class AwsSigV4Injector : InjectionRule
+public sealed class AwsSigV4Injector : HttpRequestInjector
 {
     public const long DefaultMaxBodyBytes = 10 * 1024 * 1024;
 
@@ -138,7 +139,7 @@ public sealed class AwsSigV4Injector : InjectionRule
     {
         ArgumentNullException.ThrowIfNull(proxyRequest);
         ArgumentNullException.ThrowIfNull(credential);
-        var keys = credential.Aws ?? throw new InvalidOperationException("SigV4 signing needs temporary AWS keys; this credential has none.");
+        var keys = credential.SigningKeys ?? throw new InvalidOperationException("SigV4 signing needs temporary AWS keys; this credential has none.");
         var uri = proxyRequest.RequestUri ?? throw new InvalidOperationException("The outgoing request has no URI.");
 
         var service = Service;
@@ -218,7 +219,7 @@ public sealed class AwsSigV4Injector : InjectionRule
     /// it, which is valid for that one request; the access key id is not secret.
     /// </summary>
     internal override IEnumerable<string> WireForms(Credential credential) =>
-        credential.Aws?.SessionToken is { Length: > 0 } token ? [token] : [];
+        credential.SigningKeys?.SessionToken is { Length: > 0 } token ? [token] : [];
 
     /// <summary>
     /// Removes a request header wherever the forwarder put it: a name such as <c>Authorization</c>

@@ -1,10 +1,11 @@
 using System.Text;
+using SecretlessProxy.Core;
 using SecretlessProxy.Credentials;
 
 namespace SecretlessProxy.Injection;
 
 /// <summary>HTTP Basic (RFC 7617): the credential's user name and its secret as the password.</summary>
-public sealed class BasicAuthInjector : InjectionRule
+public sealed class BasicAuthInjector : HttpRequestInjector
 {
     public override string Kind => "basic";
 

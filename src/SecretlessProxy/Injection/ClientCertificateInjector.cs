@@ -1,3 +1,4 @@
+using SecretlessProxy.Core;
 using SecretlessProxy.Credentials;
 
 namespace SecretlessProxy.Injection;
@@ -27,8 +28,5 @@ public sealed class ClientCertificateInjector : InjectionRule
 
     public override string Kind => "client-certificate";
 
-    public override void Apply(HttpRequestMessage proxyRequest, Credential credential)
-    {
-        // The credential travels in the TLS handshake, not in the request.
-    }
+    public override InjectionTarget Target => InjectionTarget.TlsClientCertificate;
 }

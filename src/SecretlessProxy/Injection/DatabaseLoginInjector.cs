@@ -1,3 +1,4 @@
+using SecretlessProxy.Core;
 using SecretlessProxy.Credentials;
 
 namespace SecretlessProxy.Injection;
@@ -17,6 +18,5 @@ public sealed class DatabaseLoginInjector : InjectionRule
 
     public override string Kind => "database-login";
 
-    public override void Apply(HttpRequestMessage proxyRequest, Credential credential) =>
-        throw new InvalidOperationException("a DatabaseLogin policy cannot inject into an HTTP request");
+    public override InjectionTarget Target => InjectionTarget.DatabaseLogin;
 }

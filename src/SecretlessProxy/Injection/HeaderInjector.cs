@@ -1,9 +1,10 @@
+using SecretlessProxy.Core;
 using SecretlessProxy.Credentials;
 
 namespace SecretlessProxy.Injection;
 
 /// <summary>Writes <c>Format</c> with <c>{token}</c> replaced by the secret into one header.</summary>
-public sealed class HeaderInjector : InjectionRule
+public sealed class HeaderInjector : HttpRequestInjector
 {
     public const string Placeholder = "{token}";
 

@@ -1,10 +1,11 @@
 using System.Text;
+using SecretlessProxy.Core;
 using SecretlessProxy.Credentials;
 
 namespace SecretlessProxy.Injection;
 
 /// <summary>Puts the secret in one query parameter, replacing every occurrence the app sent.</summary>
-public sealed class QueryInjector : InjectionRule
+public sealed class QueryInjector : HttpRequestInjector
 {
     public QueryInjector(string parameter)
     {

@@ -1,4 +1,5 @@
 using System.Globalization;
+using SecretlessProxy.Core;
 
 namespace SecretlessProxy.Injection;
 

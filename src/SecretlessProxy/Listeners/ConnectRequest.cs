@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Text;
+using SecretlessProxy.Core;
 
 namespace SecretlessProxy.Listeners;
 

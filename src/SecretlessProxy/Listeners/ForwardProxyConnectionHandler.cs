@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Logging;
 using SecretlessProxy.Hosting;
 using SecretlessProxy.Policy;
+using SecretlessProxy.Runtime;
 using SecretlessProxy.Telemetry;
 
 namespace SecretlessProxy.Listeners;
@@ -189,7 +190,7 @@ internal sealed partial class ForwardProxyConnectionHandler
         await _relay.RelayAsync(connection, upstream, listenerName, connect.Host, connect.Port, next => StillBlind(next, listenerName, connect)).ConfigureAwait(false);
     }
 
-    private static bool StillBlind(Configuration.ProxySnapshot snapshot, string listenerName, ConnectRequest connect) =>
+    private static bool StillBlind(ProxySnapshot snapshot, string listenerName, ConnectRequest connect) =>
         snapshot.Listeners.TryGetValue(listenerName, out var listener) &&
         listener.AllowedConnectPorts.Contains(connect.Port) &&
         listener.Unmatched == UnmatchedBehavior.PassThrough &&

@@ -5,7 +5,9 @@ using System.Security.Cryptography;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Logging;
 using SecretlessProxy.Certificates;
+using SecretlessProxy.Core;
 using SecretlessProxy.Hosting;
+using SecretlessProxy.Runtime;
 using SecretlessProxy.Telemetry;
 
 namespace SecretlessProxy.Listeners;

@@ -4,12 +4,15 @@ using System.Net.Sockets;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.Extensions.Logging;
+using Yarp.ReverseProxy.Utilities.Tls;
+using SecretlessProxy.Attestation;
 using SecretlessProxy.Configuration;
+using SecretlessProxy.Core;
 using SecretlessProxy.Hosting;
 using SecretlessProxy.Identity;
 using SecretlessProxy.Policy;
+using SecretlessProxy.Runtime;
 using SecretlessProxy.Telemetry;
-using Yarp.ReverseProxy.Utilities.Tls;
 
 namespace SecretlessProxy.Listeners;
 

@@ -1,3 +1,4 @@
+using SecretlessProxy.Core;
 using SecretlessProxy.Injection;
 
 namespace SecretlessProxy.Policy;
@@ -99,7 +100,7 @@ public sealed class CompiledPolicy
 
         // A database connection's path is "/" + its name, and names have no hierarchy: "/orders"
         // must not also admit "orders_admin", so for databases the prefix names one exactly.
-        if (PathPrefix.Length > 0 && destination.Scheme == Listeners.DatabaseDestination.Scheme && destination.Path.Length != PathPrefix.Length)
+        if (PathPrefix.Length > 0 && destination.IsDatabase && destination.Path.Length != PathPrefix.Length)
         {
             return null;
         }

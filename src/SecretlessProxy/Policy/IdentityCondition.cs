@@ -1,4 +1,5 @@
 using System.Collections.Frozen;
+using SecretlessProxy.Core;
 using SecretlessProxy.Identity;
 
 namespace SecretlessProxy.Policy;

@@ -1,3 +1,4 @@
+using SecretlessProxy.Core;
 using SecretlessProxy.Injection;
 
 namespace SecretlessProxy.Policy;
@@ -12,7 +13,7 @@ public sealed class PolicySet
         Policies = policies;
         UsesCaller = policies.Any(p => p.Conditions.Caller is not null);
         _namedLogins = new HashSet<string>(
-            policies.Where(p => p.Injection is DatabaseLoginInjector && p.CredentialName.Length > 0).Select(p => p.CredentialName),
+            policies.Where(p => p.Injection.Target == InjectionTarget.DatabaseLogin && p.CredentialName.Length > 0).Select(p => p.CredentialName),
             StringComparer.OrdinalIgnoreCase);
     }
 
@@ -90,7 +91,7 @@ public sealed class PolicySet
                 continue;
             }
 
-            if (login is not null && policy.Injection is DatabaseLoginInjector && !IsForLogin(policy, login))
+            if (login is not null && policy.Injection.Target == InjectionTarget.DatabaseLogin && !IsForLogin(policy, login))
             {
                 otherLogin ??= policy;
                 continue;

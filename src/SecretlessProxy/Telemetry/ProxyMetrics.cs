@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
+using SecretlessProxy.Core;
 using SecretlessProxy.Credentials;
 using SecretlessProxy.Injection;
 
@@ -66,20 +67,20 @@ public sealed class ProxyMetrics
         _signingBufferRefusals.Add(1, new TagList { { "policy", policy }, { "reason", reason } });
 
     /// <summary>The bytes held for signing now and the most that may be, read at each collection.</summary>
-    public void ObserveSigningBuffers(SigningBufferBudget budget)
+    public void ObserveSigningBuffers(Func<long> held, Func<long> capacity)
     {
-        _meter.CreateObservableGauge("secretless.proxy.signing_buffer.held", () => budget.Held, "By", "Bytes of request bodies held for SigV4 payload signing, across all requests.");
-        _meter.CreateObservableGauge("secretless.proxy.signing_buffer.capacity", () => budget.Capacity, "By", "The most bytes of request bodies held at once for SigV4 payload signing (Limits:SigningBufferBytes).");
+        _meter.CreateObservableGauge("secretless.proxy.signing_buffer.held", held, "By", "Bytes of request bodies held for SigV4 payload signing, across all requests.");
+        _meter.CreateObservableGauge("secretless.proxy.signing_buffer.capacity", capacity, "By", "The most bytes of request bodies held at once for SigV4 payload signing (Limits:SigningBufferBytes).");
     }
 
     public void LeafCertificateRemoved(string reason) =>
         _leafCertificatesRemoved.Add(1, new KeyValuePair<string, object?>("reason", reason));
 
     /// <summary>How many leaf certificates the local CA's cache holds (bounded by LocalCa:MaxLeafCertificates).</summary>
-    public void ObserveLeafCertificates(Certificates.LeafCertificateCache cache) =>
+    public void ObserveLeafCertificates(Func<int> count) =>
         _meter.CreateObservableGauge(
             "secretless.proxy.leaf_certificates.cached",
-            () => cache.Count,
+            count,
             "{certificate}",
             "Leaf certificates held by the local CA's cache.");
 
@@ -87,17 +88,17 @@ public sealed class ProxyMetrics
         _addedLatency.Record(elapsed.TotalSeconds, new KeyValuePair<string, object?>("listener", listener));
 
     /// <summary>Seconds until each cached credential expires; credentials that do not expire report nothing.</summary>
-    public void ObserveCredentialExpiry(CredentialCache cache, TimeProvider time) =>
+    public void ObserveCredentialExpiry(Func<IEnumerable<CredentialStatus>> statuses, TimeProvider time) =>
         _meter.CreateObservableGauge(
             "secretless.credential.expires_in",
-            () => Observe(cache, time),
+            () => Observe(statuses(), time),
             "s",
             "Seconds until the cached credential expires.");
 
-    private static IEnumerable<Measurement<double>> Observe(CredentialCache cache, TimeProvider time)
+    private static IEnumerable<Measurement<double>> Observe(IEnumerable<CredentialStatus> statuses, TimeProvider time)
     {
         var now = time.GetUtcNow();
-        foreach (var status in cache.GetStatuses())
+        foreach (var status in statuses)
         {
             if (status.ExpiresAt is { } expiresAt)
             {

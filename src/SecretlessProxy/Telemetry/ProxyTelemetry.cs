@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using SecretlessProxy.Core;
+using SecretlessProxy.Credentials;
 using SecretlessProxy.Identity;
 
 namespace SecretlessProxy.Telemetry;
@@ -91,14 +93,17 @@ public static class ProxyTelemetry
         return activity;
     }
 
-    /// <summary>One span per database connection, from accept to the end of the login handshake.</summary>
-    public static Activity? StartDatabaseConnection(string listener, in Policy.RequestDestination destination, string database)
+    /// <summary>
+    /// One span per database connection, from accept to the end of the login handshake.
+    /// <paramref name="databaseSystem"/> is the OpenTelemetry <c>db.system</c> value the listener kind owns.
+    /// </summary>
+    public static Activity? StartDatabaseConnection(string listener, string databaseSystem, in RequestDestination destination, string database)
     {
         var activity = Source.StartActivity("secretless.database.connection", ActivityKind.Internal);
         if (activity is not null)
         {
             activity.SetTag(Tags.Listener, listener);
-            activity.SetTag(Tags.DatabaseSystem, "postgresql");
+            activity.SetTag(Tags.DatabaseSystem, databaseSystem);
             activity.SetTag(Tags.DatabaseNamespace, database);
             activity.SetTag(Tags.ServerAddress, destination.Host);
             activity.SetTag(Tags.ServerPort, destination.Port);

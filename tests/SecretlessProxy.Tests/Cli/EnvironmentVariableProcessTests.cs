@@ -1,6 +1,7 @@
+using Xunit;
+using SecretlessProxy.Core;
 using SecretlessProxy.Tests.Configuration;
 using SecretlessProxy.Tests.Infrastructure;
-using Xunit;
 
 namespace SecretlessProxy.Tests.Cli;
 

@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
-using SecretlessProxy.Tests.Configuration;
 using Xunit;
+using SecretlessProxy.Core;
+using SecretlessProxy.Tests.Configuration;
 
 namespace SecretlessProxy.Tests.Cli;
 

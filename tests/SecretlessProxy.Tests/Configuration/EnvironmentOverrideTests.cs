@@ -1,8 +1,9 @@
 using System.Net;
 using Microsoft.Extensions.Configuration;
-using SecretlessProxy.Configuration;
-using SecretlessProxy.Policy;
 using Xunit;
+using SecretlessProxy.Configuration;
+using SecretlessProxy.Core;
+using SecretlessProxy.Policy;
 
 namespace SecretlessProxy.Tests.Configuration;
 

@@ -1,7 +1,7 @@
 using System.Text.Json.Nodes;
+using Xunit;
 using SecretlessProxy.Configuration;
 using SecretlessProxy.Tests.Cli;
-using Xunit;
 
 namespace SecretlessProxy.Tests.Configuration;
 

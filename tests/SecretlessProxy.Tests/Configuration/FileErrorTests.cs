@@ -1,6 +1,5 @@
-using SecretlessProxy.Tests.Cli;
-using SecretlessProxy.Tests.Infrastructure;
 using Xunit;
+using SecretlessProxy.Tests.Cli;
 
 namespace SecretlessProxy.Tests.Configuration;
 

@@ -1,7 +1,8 @@
 using System.Text.Json.Nodes;
-using SecretlessProxy.Cli;
-using SecretlessProxy.Tests.Infrastructure;
 using Xunit;
+using SecretlessProxy.Cli;
+using SecretlessProxy.Core;
+using SecretlessProxy.Tests.Infrastructure;
 
 namespace SecretlessProxy.Tests.Configuration;
 

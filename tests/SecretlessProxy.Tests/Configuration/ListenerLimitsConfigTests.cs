@@ -1,8 +1,9 @@
 using System.Text.Json.Nodes;
-using SecretlessProxy.Configuration;
-using SecretlessProxy.Listeners;
-using SecretlessProxy.Tests.Infrastructure;
 using Xunit;
+using SecretlessProxy.Configuration;
+using SecretlessProxy.Core;
+using SecretlessProxy.Listeners;
+using SecretlessProxy.Runtime;
 using static SecretlessProxy.Tests.Configuration.BaselineConfig;
 
 namespace SecretlessProxy.Tests.Configuration;

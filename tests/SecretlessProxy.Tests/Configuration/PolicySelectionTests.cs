@@ -1,7 +1,9 @@
 using Microsoft.Extensions.Configuration;
-using SecretlessProxy.Configuration;
-using SecretlessProxy.Policy;
 using Xunit;
+using SecretlessProxy.Configuration;
+using SecretlessProxy.Core;
+using SecretlessProxy.Policy;
+using SecretlessProxy.Runtime;
 
 namespace SecretlessProxy.Tests.Configuration;
 

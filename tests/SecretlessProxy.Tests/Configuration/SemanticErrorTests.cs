@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
-using SecretlessProxy.Tests.Infrastructure;
 using Xunit;
+using SecretlessProxy.Core;
+using SecretlessProxy.Tests.Infrastructure;
 using static SecretlessProxy.Tests.Configuration.BaselineConfig;
 
 namespace SecretlessProxy.Tests.Configuration;

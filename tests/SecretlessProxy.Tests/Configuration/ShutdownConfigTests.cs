@@ -1,9 +1,10 @@
 using System.Net;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using SecretlessProxy.Configuration;
-using SecretlessProxy.Tests.Infrastructure;
 using Xunit;
+using SecretlessProxy.Configuration;
+using SecretlessProxy.Core;
+using SecretlessProxy.Tests.Infrastructure;
 using static SecretlessProxy.Tests.Configuration.BaselineConfig;
 
 namespace SecretlessProxy.Tests.Configuration;

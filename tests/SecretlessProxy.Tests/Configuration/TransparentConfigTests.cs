@@ -1,7 +1,8 @@
 using System.Text.Json.Nodes;
+using Xunit;
+using SecretlessProxy.Core;
 using SecretlessProxy.Tests.Cli;
 using SecretlessProxy.Tests.Infrastructure;
-using Xunit;
 
 namespace SecretlessProxy.Tests.Configuration;
 

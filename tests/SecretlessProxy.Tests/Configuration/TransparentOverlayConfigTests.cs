@@ -1,7 +1,8 @@
 using System.Text.Json.Nodes;
+using Xunit;
 using SecretlessProxy.Configuration;
 using SecretlessProxy.Listeners;
-using Xunit;
+using SecretlessProxy.Runtime;
 
 namespace SecretlessProxy.Tests.Configuration;
 

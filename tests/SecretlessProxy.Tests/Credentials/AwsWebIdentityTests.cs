@@ -2,16 +2,17 @@ using System.Net;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging.Abstractions;
-using SecretlessProxy.Configuration;
-using SecretlessProxy.Credentials;
-using SecretlessProxy.Identity;
-using SecretlessProxy.Tests.Identity;
-using SecretlessProxy.Tests.Infrastructure;
 using WireMock.RequestBuilders;
 using WireMock.ResponseBuilders;
 using WireMock.Server;
 using Xunit;
 using Xunit.Abstractions;
+using SecretlessProxy.Configuration;
+using SecretlessProxy.Core;
+using SecretlessProxy.Credentials;
+using SecretlessProxy.Identity;
+using SecretlessProxy.Tests.Identity;
+using SecretlessProxy.Tests.Infrastructure;
 
 namespace SecretlessProxy.Tests.Credentials;
 
@@ -156,11 +157,11 @@ public sealed class AwsWebIdentityTests : IDisposable
         Assert.Null(credential.Username);
         Assert.Equal(now, credential.ObtainedAt);
         Assert.Equal(issued.Expiration, credential.ExpiresAt);
-        Assert.NotNull(credential.Aws);
-        Assert.Equal(issued.AccessKeyId, credential.Aws.AccessKeyId);
-        Assert.Equal(issued.SecretAccessKey, credential.Aws.SecretAccessKey);
-        Assert.Equal(issued.SessionToken, credential.Aws.SessionToken);
-        AssertSafe(credential.ToString() + credential.Aws.ToString());
+        Assert.NotNull(credential.SigningKeys);
+        Assert.Equal(issued.AccessKeyId, credential.SigningKeys.AccessKeyId);
+        Assert.Equal(issued.SecretAccessKey, credential.SigningKeys.SecretAccessKey);
+        Assert.Equal(issued.SessionToken, credential.SigningKeys.SessionToken);
+        AssertSafe(credential.ToString() + credential.SigningKeys.ToString());
     }
 
     [Fact]
@@ -212,7 +213,7 @@ public sealed class AwsWebIdentityTests : IDisposable
 
         var first = await cache.GetAsync(Credential, CancellationToken.None);
         Assert.Equal(CacheOutcome.Fetch, first.Outcome);
-        Assert.Equal(_sts.IssuedKeys[0].AccessKeyId, first.Credential.Aws!.AccessKeyId);
+        Assert.Equal(_sts.IssuedKeys[0].AccessKeyId, first.Credential.SigningKeys!.AccessKeyId);
 
         // Before 80% of the lifetime: served from cache, STS not asked again.
         _identity.Advance(TimeSpan.FromMinutes(47));
@@ -226,7 +227,7 @@ public sealed class AwsWebIdentityTests : IDisposable
         var during = await cache.GetAsync(Credential, CancellationToken.None);
         Assert.Equal(CacheOutcome.RefreshAhead, during.Outcome);
         Assert.Same(first.Credential, during.Credential);
-        await WaitUntilAsync(async () => (await cache.GetAsync(Credential, CancellationToken.None)).Credential.Aws!.AccessKeyId == _sts.IssuedKeys.ElementAtOrDefault(1)?.AccessKeyId);
+        await WaitUntilAsync(async () => (await cache.GetAsync(Credential, CancellationToken.None)).Credential.SigningKeys!.AccessKeyId == _sts.IssuedKeys.ElementAtOrDefault(1)?.AccessKeyId);
         Assert.Equal(2, _sts.Requests.Count);
 
         // STS fails from now on; just inside the 5 s expiry skew of the second keys they are not
@@ -302,7 +303,7 @@ public sealed class AwsWebIdentityTests : IDisposable
         var credential = await definition.Source.FetchAsync(CancellationToken.None);
 
         Assert.Equal(2, _sts.Requests.Count);
-        Assert.Equal(Assert.Single(_sts.IssuedKeys).AccessKeyId, credential.Aws!.AccessKeyId);
+        Assert.Equal(Assert.Single(_sts.IssuedKeys).AccessKeyId, credential.SigningKeys!.AccessKeyId);
     }
 
     [Fact]

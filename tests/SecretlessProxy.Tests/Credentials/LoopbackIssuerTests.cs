@@ -2,12 +2,13 @@ using System.Net;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
+using Xunit;
 using SecretlessProxy.Configuration;
+using SecretlessProxy.Core;
 using SecretlessProxy.Credentials;
 using SecretlessProxy.Hosting;
 using SecretlessProxy.Tests.Configuration;
 using SecretlessProxy.Tests.Infrastructure;
-using Xunit;
 
 namespace SecretlessProxy.Tests.Credentials;
 

@@ -2,8 +2,9 @@ using System.Globalization;
 using System.Net;
 using System.Text.Json.Nodes;
 using k8s.Models;
-using SecretlessProxy.Configuration;
 using Xunit;
+using SecretlessProxy.Configuration;
+using SecretlessProxy.Tests.Configuration;
 
 namespace SecretlessProxy.Tests.Deployment;
 

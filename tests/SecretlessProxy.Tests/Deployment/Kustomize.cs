@@ -1,8 +1,8 @@
 using k8s;
 using k8s.Models;
+using Xunit;
 using SecretlessProxy.Tests.Configuration;
 using SecretlessProxy.Tests.Infrastructure;
-using Xunit;
 
 namespace SecretlessProxy.Tests.Deployment;
 

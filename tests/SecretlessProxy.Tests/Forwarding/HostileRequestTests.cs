@@ -1,8 +1,9 @@
 using System.Text;
 using System.Text.Json.Nodes;
+using Xunit;
+using SecretlessProxy.Core;
 using SecretlessProxy.Tests.Configuration;
 using SecretlessProxy.Tests.Infrastructure;
-using Xunit;
 
 namespace SecretlessProxy.Tests.Forwarding;
 

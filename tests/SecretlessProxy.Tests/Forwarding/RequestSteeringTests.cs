@@ -1,8 +1,9 @@
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json.Nodes;
-using SecretlessProxy.Tests.Infrastructure;
 using Xunit;
+using SecretlessProxy.Core;
+using SecretlessProxy.Tests.Infrastructure;
 
 namespace SecretlessProxy.Tests.Forwarding;
 

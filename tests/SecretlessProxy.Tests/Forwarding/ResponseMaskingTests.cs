@@ -3,8 +3,9 @@ using System.IO.Compression;
 using System.Net;
 using System.Text;
 using System.Text.Json.Nodes;
-using SecretlessProxy.Tests.Infrastructure;
 using Xunit;
+using SecretlessProxy.Core;
+using SecretlessProxy.Tests.Infrastructure;
 
 namespace SecretlessProxy.Tests.Forwarding;
 

@@ -3,12 +3,14 @@ using System.Net;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using SecretlessProxy.Tests.Infrastructure;
 using WireMock.RequestBuilders;
 using WireMock.ResponseBuilders;
 using WireMock.Server;
 using Xunit;
 using Xunit.Abstractions;
+using SecretlessProxy.Core;
+using SecretlessProxy.Hosting;
+using SecretlessProxy.Tests.Infrastructure;
 
 namespace SecretlessProxy.Tests.Hosting;
 

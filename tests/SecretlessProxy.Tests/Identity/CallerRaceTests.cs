@@ -1,9 +1,10 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
-using SecretlessProxy.Telemetry;
-using SecretlessProxy.Tests.Infrastructure;
 using Xunit;
 using Xunit.Abstractions;
+using SecretlessProxy.Core;
+using SecretlessProxy.Telemetry;
+using SecretlessProxy.Tests.Infrastructure;
 
 namespace SecretlessProxy.Tests.Identity;
 

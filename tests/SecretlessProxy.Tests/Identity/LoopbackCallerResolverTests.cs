@@ -3,11 +3,13 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text.RegularExpressions;
 using Microsoft.Extensions.Logging;
+using Xunit;
+using Xunit.Abstractions;
+using SecretlessProxy.Attestation;
+using SecretlessProxy.Core;
 using SecretlessProxy.Identity;
 using SecretlessProxy.Telemetry;
 using SecretlessProxy.Tests.Infrastructure;
-using Xunit;
-using Xunit.Abstractions;
 
 namespace SecretlessProxy.Tests.Identity;
 

@@ -4,12 +4,12 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Time.Testing;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
-using SecretlessProxy.Identity;
-using SecretlessProxy.Tests.Infrastructure;
 using WireMock.RequestBuilders;
 using WireMock.ResponseBuilders;
 using WireMock.Server;
 using Xunit;
+using SecretlessProxy.Identity;
+using SecretlessProxy.Tests.Infrastructure;
 
 namespace SecretlessProxy.Tests.Identity;
 

@@ -1,9 +1,9 @@
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
+using Xunit;
+using SecretlessProxy.Tests.Infrastructure;
 using SecretlessProxy.Identity;
 using SecretlessProxy.Telemetry;
-using SecretlessProxy.Tests.Infrastructure;
-using Xunit;
 
 namespace SecretlessProxy.Tests.Identity;
 

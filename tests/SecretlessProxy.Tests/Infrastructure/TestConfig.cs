@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using SecretlessProxy.Core;
 
 namespace SecretlessProxy.Tests.Infrastructure;
 
@@ -132,7 +133,7 @@ public sealed class TestConfig : IDisposable
             ["ClientId"] = clientId,
             ["ClientSecretFile"] = clientSecretFile,
         };
-        if (SecretlessProxy.Credentials.IssuerEndpoint.IsLoopbackHost(new Uri(tokenUrl)))
+        if (SecretlessProxy.Core.Loopback.IsLoopbackHost(new Uri(tokenUrl)))
         {
             credential["AllowLoopbackSquatting"] = true;
         }

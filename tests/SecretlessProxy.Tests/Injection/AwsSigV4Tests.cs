@@ -4,13 +4,15 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Time.Testing;
+using Xunit;
+using Xunit.Abstractions;
 using SecretlessProxy.Configuration;
+using SecretlessProxy.Core;
 using SecretlessProxy.Credentials;
+using SecretlessProxy.Identity;
 using SecretlessProxy.Injection;
 using SecretlessProxy.Tests.Identity;
 using SecretlessProxy.Tests.Infrastructure;
-using Xunit;
-using Xunit.Abstractions;
 
 namespace SecretlessProxy.Tests.Injection;
 
@@ -173,7 +175,7 @@ public sealed partial class AwsSigV4Tests : IAsyncLifetime
     public async Task Keys_without_a_session_token_sign_without_one()
     {
         var request = new HttpRequestMessage(HttpMethod.Get, Url("/"));
-        var credential = new Credential(SecretKey, null, Now, Now.AddHours(1), aws: new AwsSessionCredentials(AccessKey, SecretKey, null));
+        var credential = new Credential(SecretKey, null, Now, Now.AddHours(1), signingKeys: new SigningKeys(AccessKey, SecretKey, null));
         var injector = new AwsSigV4Injector("sqs", "us-east-1", null, 1024, _time);
 
         await injector.ApplyAsync(request, credential, CancellationToken.None);
@@ -690,7 +692,7 @@ public sealed partial class AwsSigV4Tests : IAsyncLifetime
     }
 
     private static Credential NewCredential() =>
-        new(SecretKey, null, Now, Now.AddHours(1), aws: new AwsSessionCredentials(AccessKey, SecretKey, SessionToken));
+        new(SecretKey, null, Now, Now.AddHours(1), signingKeys: new SigningKeys(AccessKey, SecretKey, SessionToken));
 
     private static string Sha256Hex(byte[] data) => Convert.ToHexStringLower(SHA256.HashData(data));
 

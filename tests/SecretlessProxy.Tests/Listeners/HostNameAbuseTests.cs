@@ -4,9 +4,10 @@ using System.Security.Authentication;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using System.Text.Json.Nodes;
+using Xunit;
+using SecretlessProxy.Core;
 using SecretlessProxy.Telemetry;
 using SecretlessProxy.Tests.Infrastructure;
-using Xunit;
 
 namespace SecretlessProxy.Tests.Listeners;
 

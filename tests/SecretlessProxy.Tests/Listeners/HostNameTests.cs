@@ -1,5 +1,6 @@
-using SecretlessProxy.Listeners;
 using Xunit;
+using SecretlessProxy.Core;
+using SecretlessProxy.Listeners;
 
 namespace SecretlessProxy.Tests.Listeners;
 

@@ -1,7 +1,9 @@
 using System.Net;
 using System.Net.Sockets;
-using SecretlessProxy.Listeners;
 using Xunit;
+using SecretlessProxy.Core;
+using SecretlessProxy.Listeners;
+using SecretlessProxy.Runtime;
 
 namespace SecretlessProxy.Tests.Listeners;
 

@@ -2,9 +2,10 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text.Json.Nodes;
 using Npgsql;
-using SecretlessProxy.Tests.Infrastructure;
 using Xunit;
 using Xunit.Abstractions;
+using SecretlessProxy.Core;
+using SecretlessProxy.Tests.Infrastructure;
 
 namespace SecretlessProxy.Tests.Listeners;
 

@@ -3,8 +3,9 @@ using System.Net;
 using System.Net.Security;
 using System.Net.Sockets;
 using System.Text;
-using SecretlessProxy.Listeners;
 using Xunit;
+using SecretlessProxy.Core;
+using SecretlessProxy.Listeners;
 
 namespace SecretlessProxy.Tests.Listeners;
 

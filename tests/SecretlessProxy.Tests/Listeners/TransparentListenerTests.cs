@@ -1,9 +1,10 @@
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json.Nodes;
-using SecretlessProxy.Tests.Infrastructure;
-using SecretlessProxy.Telemetry;
 using Xunit;
+using SecretlessProxy.Core;
+using SecretlessProxy.Telemetry;
+using SecretlessProxy.Tests.Infrastructure;
 
 namespace SecretlessProxy.Tests.Listeners;
 

@@ -1,8 +1,9 @@
+using Xunit;
+using SecretlessProxy.Core;
 using SecretlessProxy.Identity;
 using SecretlessProxy.Injection;
 using SecretlessProxy.Listeners;
 using SecretlessProxy.Policy;
-using Xunit;
 
 namespace SecretlessProxy.Tests.Policy;
 
@@ -15,7 +16,7 @@ public sealed class DatabaseLoginSelectionTests
 {
     private static readonly DateTimeOffset Now = new(2026, 12, 2, 12, 0, 0, TimeSpan.Zero);
 
-    private static readonly RequestDestination Orders = new(DatabaseDestination.Scheme, "db.internal", 5432, DatabaseDestination.Method, "/orders");
+    private static readonly RequestDestination Orders = DatabaseDestination.For("postgres", "db.internal", 5432, "orders");
 
     private static readonly Caller App = new(isKnown: true, uid: 1000, pid: 42, executable: "/usr/bin/app", executableSha256: null, containerId: null, cgroup: null);
 

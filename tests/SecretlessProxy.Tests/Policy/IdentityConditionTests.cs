@@ -1,12 +1,15 @@
 using System.Net;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using SecretlessProxy.Tests.Identity;
-using SecretlessProxy.Tests.Infrastructure;
 using WireMock.RequestBuilders;
 using WireMock.ResponseBuilders;
 using WireMock.Server;
 using Xunit;
+using SecretlessProxy.Configuration;
+using SecretlessProxy.Core;
+using SecretlessProxy.Tests.Credentials;
+using SecretlessProxy.Tests.Identity;
+using SecretlessProxy.Tests.Infrastructure;
 
 namespace SecretlessProxy.Tests.Policy;
 

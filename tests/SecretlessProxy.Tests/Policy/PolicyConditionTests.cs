@@ -3,11 +3,15 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Time.Testing;
-using SecretlessProxy.Tests.Infrastructure;
 using WireMock.RequestBuilders;
 using WireMock.ResponseBuilders;
 using WireMock.Server;
 using Xunit;
+using SecretlessProxy.Configuration;
+using SecretlessProxy.Core;
+using SecretlessProxy.Hosting;
+using SecretlessProxy.Policy;
+using SecretlessProxy.Tests.Infrastructure;
 
 namespace SecretlessProxy.Tests.Policy;
 
@@ -273,11 +277,11 @@ public sealed class PolicyConditionTests : IDisposable
         // The proxy sees the socket's uid but not the process (no shared pid namespace): any
         // process of that uid, in any container, could be the caller.
         var condition = new SecretlessProxy.Policy.CallerCondition([OwnUid], null, null);
-        var uidOnly = new SecretlessProxy.Identity.Caller(isKnown: true, uid: OwnUid, pid: null, executable: null, executableSha256: null, containerId: null, cgroup: null);
-        var resolved = new SecretlessProxy.Identity.Caller(isKnown: true, uid: OwnUid, pid: Environment.ProcessId, executable: OwnExecutable, executableSha256: null, containerId: null, cgroup: null);
+        var uidOnly = new SecretlessProxy.Core.Caller(isKnown: true, uid: OwnUid, pid: null, executable: null, executableSha256: null, containerId: null, cgroup: null);
+        var resolved = new SecretlessProxy.Core.Caller(isKnown: true, uid: OwnUid, pid: Environment.ProcessId, executable: OwnExecutable, executableSha256: null, containerId: null, cgroup: null);
 
         Assert.Equal(SecretlessProxy.Policy.ConditionFailure.CallerUnknown, condition.Evaluate(uidOnly));
-        Assert.Equal(SecretlessProxy.Policy.ConditionFailure.CallerUnknown, condition.Evaluate(SecretlessProxy.Identity.Caller.Unknown));
+        Assert.Equal(SecretlessProxy.Policy.ConditionFailure.CallerUnknown, condition.Evaluate(SecretlessProxy.Core.Caller.Unknown));
         Assert.Equal(SecretlessProxy.Policy.ConditionFailure.None, condition.Evaluate(resolved));
     }
 

@@ -1,10 +1,10 @@
 using System.Diagnostics;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
+using Xunit;
 using SecretlessProxy.Configuration;
 using SecretlessProxy.Telemetry;
 using SecretlessProxy.Tests.Infrastructure;
-using Xunit;
 
 namespace SecretlessProxy.Tests.Telemetry;
 

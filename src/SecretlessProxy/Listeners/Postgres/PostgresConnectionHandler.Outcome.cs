@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.IO.Pipelines;
 using Microsoft.Extensions.Logging;
+using SecretlessProxy.Core;
 using SecretlessProxy.Identity;
 using SecretlessProxy.Policy;
 using SecretlessProxy.Telemetry;

@@ -7,13 +7,16 @@ using System.Net.Security;
 using System.Security.Authentication;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Logging;
+using SecretlessProxy.Attestation;
 using SecretlessProxy.Certificates;
+using SecretlessProxy.Configuration;
+using SecretlessProxy.Core;
 using SecretlessProxy.Credentials;
 using SecretlessProxy.Hosting;
 using SecretlessProxy.Identity;
 using SecretlessProxy.Injection;
-using SecretlessProxy.Configuration;
 using SecretlessProxy.Policy;
+using SecretlessProxy.Runtime;
 using SecretlessProxy.Telemetry;
 
 namespace SecretlessProxy.Listeners.Postgres;
@@ -155,8 +158,8 @@ internal sealed partial class PostgresConnectionHandler
         var output = connection.Transport.Output;
         var snapshot = generation.Snapshot;
         var database = startup.Database ?? string.Empty;
-        var destination = DatabaseDestination.For(db, database);
-        using var activity = ProxyTelemetry.StartDatabaseConnection(listener.Name, destination, database);
+        var destination = DatabaseDestination.For(PostgresWire.Scheme, db.Host, db.Port, database);
+        using var activity = ProxyTelemetry.StartDatabaseConnection(listener.Name, PostgresWire.DatabaseSystem, destination, database);
 
         // Attesting the calling process scans /proc (milliseconds) and only a Caller condition or the
         // audit trail reads it; a pool opening connections should not pay for it otherwise.

@@ -1,3 +1,4 @@
+using SecretlessProxy.Core;
 using System.Buffers;
 using System.Buffers.Binary;
 using System.Text;
@@ -10,6 +11,12 @@ namespace SecretlessProxy.Listeners.Postgres;
 /// </summary>
 internal static class PostgresWire
 {
+    /// <summary>The scheme policy sees for a PostgreSQL login (<see cref="DatabaseDestination"/>).</summary>
+    public const string Scheme = "postgres";
+
+    /// <summary>OpenTelemetry's <c>db.system</c> name for PostgreSQL.</summary>
+    public const string DatabaseSystem = "postgresql";
+
     /// <summary>Protocol 3.0 in a StartupMessage: major 3 in the high 16 bits.</summary>
     public const int ProtocolVersion3 = 3 << 16;
 

@@ -1,0 +1,11 @@
+namespace SecretlessProxy.Core;
+
+/// <summary>What /credentials shows for one credential: its state and timing, never its value.</summary>
+public sealed record CredentialStatus(
+    string Name,
+    string Source,
+    string State,
+    DateTimeOffset? ExpiresAt,
+    DateTimeOffset? LastRefresh,
+    string? LastError,
+    DateTimeOffset? LastErrorAt);

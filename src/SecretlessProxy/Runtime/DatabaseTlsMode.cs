@@ -1,0 +1,14 @@
+namespace SecretlessProxy.Runtime;
+
+/// <summary>TLS toward a database server, named after libpq's sslmode values of the same meaning.</summary>
+public enum DatabaseTlsMode
+{
+    /// <summary>TLS; the server's certificate chain and name are verified.</summary>
+    VerifyFull,
+
+    /// <summary>TLS without verifying the server: protects against passive listeners only.</summary>
+    Require,
+
+    /// <summary>No TLS.</summary>
+    Disable,
+}

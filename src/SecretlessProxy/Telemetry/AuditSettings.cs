@@ -1,0 +1,14 @@
+namespace SecretlessProxy.Telemetry;
+
+public enum AuditSink
+{
+    None,
+    Stdout,
+    File,
+}
+
+/// <summary>Validated audit settings.</summary>
+public sealed record AuditSettings(AuditSink Sink, string? Path, long MaxFileBytes)
+{
+    public static readonly AuditSettings Default = new(AuditSink.None, null, 10 * 1024 * 1024);
+}
