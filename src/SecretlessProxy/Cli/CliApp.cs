@@ -1,5 +1,6 @@
 using System.CommandLine;
 using SecretlessProxy.Configuration;
+using SecretlessProxy.Core;
 
 namespace SecretlessProxy.Cli;
 
@@ -39,7 +40,7 @@ public static class CliApp
     }
 
     /// <summary>Prints each configuration problem as "Key: message", one per line, after a heading.</summary>
-    internal static async Task WriteErrorsAsync(TextWriter error, string heading, IEnumerable<Configuration.ConfigError> errors)
+    internal static async Task WriteErrorsAsync(TextWriter error, string heading, IEnumerable<SecretlessProxy.Core.ConfigError> errors)
     {
         await error.WriteLineAsync(heading).ConfigureAwait(false);
         foreach (var e in errors)

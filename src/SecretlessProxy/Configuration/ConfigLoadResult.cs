@@ -1,3 +1,4 @@
+using SecretlessProxy.Core;
 using SecretlessProxy.Runtime;
 
 namespace SecretlessProxy.Configuration;

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
+using SecretlessProxy.Core;
 using SecretlessProxy.Identity;
 
 namespace SecretlessProxy.Configuration;

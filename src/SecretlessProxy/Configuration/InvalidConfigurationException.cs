@@ -1,3 +1,5 @@
+using SecretlessProxy.Core;
+
 namespace SecretlessProxy.Configuration;
 
 /// <summary>The configuration has problems; <see cref="Errors"/> lists each with its key path.</summary>

@@ -1,3 +1,4 @@
+using SecretlessProxy.Core;
 using SecretlessProxy.Listeners;
 using SecretlessProxy.Policy;
 using SecretlessProxy.Runtime;

@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using Xunit;
 using SecretlessProxy.Configuration;
+using SecretlessProxy.Core;
 using SecretlessProxy.Tests.Cli;
 
 namespace SecretlessProxy.Tests.Configuration;

@@ -1,6 +1,7 @@
 using System.Text.Json;
-using SecretlessProxy.Configuration;
 using Xunit;
+using SecretlessProxy.Configuration;
+using SecretlessProxy.Core;
 
 namespace SecretlessProxy.Tests.Configuration;
 

@@ -1,4 +1,4 @@
-namespace SecretlessProxy.Configuration;
+namespace SecretlessProxy.Core;
 
 /// <summary>One configuration problem, with the key path an operator can search for.</summary>
 public sealed record ConfigError(string Key, string Message)
