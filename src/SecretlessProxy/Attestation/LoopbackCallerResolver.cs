@@ -30,9 +30,9 @@ public sealed partial class LoopbackCallerResolver
     // Bound on the number of processes whose descriptors one resolution reads. With the time
     // bound (ScanBudget) it keeps a busy host's first request from waiting long: there, an
     // unresolved pid (the caller is its uid alone) is preferred to a slow connection. The time
-    // bound is generous (250 ms, paid once per connection) because a caller resolved to its uid
-    // alone fails every Executables/ExecutableSha256 condition: measured 8-12 ms here for ~90
-    // processes, 45-83 ms with both cores saturated by builds.
+    // bound is generous (ScanBudget, paid once per connection) because a caller resolved to its
+    // uid alone fails every Executables/ExecutableSha256 condition, and a scan slows down many
+    // times over when the host's cores are busy.
     private const int MaxProcessesScanned = 2048;
 
     private const string DeletedSuffix = " (deleted)";

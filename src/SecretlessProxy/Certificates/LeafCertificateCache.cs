@@ -10,7 +10,7 @@ namespace SecretlessProxy.Certificates;
 /// Leaf certificates per intercepted host: short-lived, issued on first use, reissued once past
 /// 80% of their lifetime, so a long-running proxy never presents an expired one. At most
 /// <c>LocalCa:MaxLeafCertificates</c> are kept, least recently used first out: under a wildcard
-/// policy every new host name adds one (35-40 KB each), and the app chooses the names.
+/// policy every new host name adds one (tens of KB with its key), and the app chooses the names.
 /// </summary>
 /// <remarks>
 /// An evicted certificate may still be in use: a handshake choosing it right now, or a tunnel whose

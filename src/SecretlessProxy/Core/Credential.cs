@@ -21,7 +21,7 @@ public sealed class Credential
     /// <summary>The secret value. Never log, trace or return it.</summary>
     internal string Secret { get; }
 
-    /// <summary>A user name is not a secret (for Basic injection and, later, database logins).</summary>
+    /// <summary>A user name is not a secret (for Basic injection and database logins).</summary>
     public string? Username { get; }
 
     public DateTimeOffset ObtainedAt { get; }
