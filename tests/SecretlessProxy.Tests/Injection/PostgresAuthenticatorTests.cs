@@ -24,6 +24,9 @@ public sealed class PostgresAuthenticatorTests : IAsyncLifetime
     private readonly SaltedPasswordCache _cache = new();
     private readonly Pipe _toServer = new();
     private readonly Pipe _toProxy = new();
+
+    // A login that waits for a server message the script never sends fails instead of hanging.
+    private readonly CancellationTokenSource _bound = new(TimeSpan.FromSeconds(30));
     private readonly DuplexPipeStream _proxySide;
     private readonly Stream _serverIn;
     private readonly Stream _serverOut;
@@ -36,7 +39,7 @@ public sealed class PostgresAuthenticatorTests : IAsyncLifetime
     }
 
     private Task<string> LoginAsync() =>
-        PostgresAuthenticator.AuthenticateAsync(_proxySide, new PostgresBackendReader(_proxySide), User, _password, serverCertificate: null, DatabaseTlsMode.Disable, _cache, CancellationToken.None);
+        PostgresAuthenticator.AuthenticateAsync(_proxySide, new PostgresBackendReader(_proxySide), User, _password, serverCertificate: null, DatabaseTlsMode.Disable, _cache, _bound.Token);
 
     /// <summary>Plays the server up to the client-final message; returns the client nonce it answered.</summary>
     private async Task<string> ServerUpToClientFinalAsync(Func<string, string>? serverNonce = null)
@@ -161,6 +164,7 @@ public sealed class PostgresAuthenticatorTests : IAsyncLifetime
 
     public async Task DisposeAsync()
     {
+        _bound.Dispose();
         await _proxySide.DisposeAsync();
         await _serverIn.DisposeAsync();
         await _serverOut.DisposeAsync();
