@@ -30,6 +30,7 @@ internal sealed class ScramSha256Client
     private const int MaxSaltBytes = 1024;
 
     private readonly string _clientNonce;
+    private readonly string _userName;
     private readonly string _gs2Header;
     private readonly byte[]? _channelBinding;
     private byte[]? _expectedServerSignature;
@@ -40,17 +41,28 @@ internal sealed class ScramSha256Client
     /// <param name="tlsInUse">Whether the connection to the server is TLS (so the proxy could bind to it).</param>
     /// <param name="serverOffersPlus">Whether the server offered -PLUS.</param>
     public ScramSha256Client(byte[]? channelBinding, bool tlsInUse, bool serverOffersPlus)
+        : this(channelBinding, tlsInUse, serverOffersPlus, Convert.ToBase64String(RandomNumberGenerator.GetBytes(18)), userName: string.Empty)
+    {
+    }
+
+    /// <summary>
+    /// With a chosen client nonce and SCRAM user name, so that the published test vectors (RFC 7677
+    /// section 3 names user "user") can be replayed; logins use the random nonce and PostgreSQL's empty name.
+    /// </summary>
+    internal ScramSha256Client(byte[]? channelBinding, bool tlsInUse, bool serverOffersPlus, string clientNonce, string userName)
     {
         _channelBinding = channelBinding;
         // RFC 5802 section 6: "y" tells a server that offered no binding over TLS that we could have
         // bound (its downgrade check); "n" that we do not bind at all.
         _gs2Header = channelBinding is not null ? "p=tls-server-end-point,," : tlsInUse && !serverOffersPlus ? "y,," : "n,,";
-        _clientNonce = Convert.ToBase64String(RandomNumberGenerator.GetBytes(18));
+        _clientNonce = clientNonce;
+        // RFC 5802 section 5.1: '=' and ',' in a saslname are written =3D and =2C.
+        _userName = userName.Replace("=", "=3D", StringComparison.Ordinal).Replace(",", "=2C", StringComparison.Ordinal);
     }
 
     public string MechanismName => _channelBinding is null ? Mechanism : MechanismPlus;
 
-    private string ClientFirstBare => "n=,r=" + _clientNonce;
+    private string ClientFirstBare => "n=" + _userName + ",r=" + _clientNonce;
 
     public byte[] ClientFirstMessage() => Encoding.ASCII.GetBytes(_gs2Header + ClientFirstBare);
 

@@ -410,11 +410,9 @@ public sealed class PostgresListenerTests
         }
     }
 
-    [Fact]
+    [PostgresFact]
     public async Task A_caller_refused_by_the_admin_logins_policy_never_logs_in_as_admin_through_a_wider_policy()
     {
-        Assert.True(_pg.Available, _pg.UnavailableReason);
-
         // One server, two listeners: "reader" logs in as app_scram, "admin" as the superuser.
         // orders-admin names the admin login and lets in only uid 54321 (not this test process);
         // orders-read names no credential.

@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Security;
 using System.Net.Sockets;
 using System.Text;
+using SecretlessProxy.Tests.Infrastructure;
 using Xunit;
 using SecretlessProxy.Core;
 using SecretlessProxy.Listeners;
@@ -44,7 +45,7 @@ public sealed class ProtocolPeekTests
         // The client stopped sending halfway through: not a hello the proxy can decide on.
         Assert.Equal(PeekedProtocol.Other, ProtocolPeek.Classify(new ReadOnlySequence<byte>(hello, 0, hello.Length - 1), completed: true).Protocol);
 
-        var split = Segments(hello, 7, 50);
+        var split = SegmentedSequence.Create(hello, 7, 50);
         Assert.False(split.IsSingleSegment);
         Assert.Equal("api.example.com", ProtocolPeek.Classify(split, completed: false).ServerName);
     }
@@ -107,35 +108,5 @@ public sealed class ProtocolPeekTests
         server.Close();
         await Assert.ThrowsAnyAsync<Exception>(() => handshake);
         return buffer[..length];
-    }
-
-    private static ReadOnlySequence<byte> Segments(byte[] bytes, params int[] cuts)
-    {
-        var first = new Segment(bytes.AsMemory(0, cuts[0]), 0);
-        var last = first;
-        var start = cuts[0];
-        foreach (var cut in cuts.Skip(1).Append(bytes.Length))
-        {
-            last = last.Append(bytes.AsMemory(start, cut - start));
-            start = cut;
-        }
-
-        return new ReadOnlySequence<byte>(first, 0, last, last.Memory.Length);
-    }
-
-    private sealed class Segment : ReadOnlySequenceSegment<byte>
-    {
-        public Segment(ReadOnlyMemory<byte> memory, long runningIndex)
-        {
-            Memory = memory;
-            RunningIndex = runningIndex;
-        }
-
-        public Segment Append(ReadOnlyMemory<byte> memory)
-        {
-            var next = new Segment(memory, RunningIndex + Memory.Length);
-            Next = next;
-            return next;
-        }
     }
 }
