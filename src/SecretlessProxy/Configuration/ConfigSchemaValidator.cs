@@ -20,8 +20,8 @@ namespace SecretlessProxy.Configuration;
 /// </remarks>
 public sealed class ConfigSchemaValidator
 {
-    // Any fixed absolute URI: it only anchors the schema's local $refs, and error locations are read
-    // back against it. The schema has no $id, so nothing else names it.
+    // Any fixed absolute URI: it only anchors the schema's local $refs (the schema has no $id), and a
+    // fixed one keeps messages about the schema the same from run to run.
     private static readonly Uri SchemaUri = new("https://secretless-proxy.invalid/appsettings.schema.json");
 
     private static readonly JsonDocumentOptions ParseOptions = new() { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true };
