@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
-using System.Text.RegularExpressions;
+using Json.Pointer;
+using Json.Schema;
 using SecretlessProxy.Core;
 
 namespace SecretlessProxy.Configuration;
@@ -11,30 +12,36 @@ namespace SecretlessProxy.Configuration;
 /// misspelt key, an inline secret, a wrong type.
 /// </summary>
 /// <remarks>
-/// This evaluates the part of JSON Schema draft-07 that the schema uses (type, properties,
-/// additionalProperties, required, enum, pattern, format uri, minimum/maximum and their exclusive
-/// forms, minLength, items, minItems, local <c>$ref</c>) with System.Text.Json. NJsonSchema was used
-/// first; it reads schemas through Newtonsoft.Json and Namotion.Reflection, which fail at run time
-/// under Native AOT, and no AOT-safe validator restores here. A test checks that every keyword the
-/// schema file contains is one this class evaluates, so the schema cannot silently outgrow it.
+/// Evaluation is JsonSchema.Net's: a maintained, complete draft-07 implementation on
+/// System.Text.Json that publishes under Native AOT without warnings (NJsonSchema reads schemas
+/// through Newtonsoft.Json and reflection, which fail at run time under AOT). This class only turns
+/// the library's list output into the <c>Key: message</c> errors that <c>validate</c> prints, in
+/// the operator's terms rather than the library's: each error's instance location becomes the
+/// configuration key, and the failing keyword's value in the schema says what was expected.
 /// </remarks>
 public sealed class ConfigSchemaValidator
 {
-    /// <summary>Keywords evaluated here, plus annotations that need no evaluation.</summary>
-    public static readonly IReadOnlySet<string> SupportedKeywords = new HashSet<string>(StringComparer.Ordinal)
-    {
-        "type", "properties", "additionalProperties", "required", "enum", "pattern", "format", "minimum", "maximum",
-        "exclusiveMinimum", "exclusiveMaximum", "minLength", "items", "minItems", "$ref",
-        "$schema", "title", "description", "definitions",
-    };
+    // Any fixed absolute URI: it only anchors the schema's local $refs (the schema has no $id), and a
+    // fixed one keeps messages about the schema the same from run to run.
+    private static readonly Uri SchemaUri = new("https://secretless-proxy.invalid/appsettings.schema.json");
 
     private static readonly JsonDocumentOptions ParseOptions = new() { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true };
 
+    private readonly JsonSchema _schema;
     private readonly JsonElement _root;
-    private readonly Dictionary<string, Regex> _patterns = new(StringComparer.Ordinal);
 
-    private ConfigSchemaValidator(JsonElement root)
+    // Draft-07 treats format as an annotation unless the validator is told to assert it; the schema
+    // relies on "format": "uri" to reject listener and admin URLs that are not absolute.
+    private readonly EvaluationOptions _evaluation = new()
     {
+        OutputFormat = OutputFormat.List,
+        RequireFormatValidation = true,
+        Culture = CultureInfo.InvariantCulture,
+    };
+
+    private ConfigSchemaValidator(JsonSchema schema, JsonElement root)
+    {
+        _schema = schema;
         _root = root;
     }
 
@@ -43,7 +50,11 @@ public sealed class ConfigSchemaValidator
         await using var stream = typeof(ConfigSchemaValidator).Assembly.GetManifestResourceStream("appsettings.schema.json")
             ?? throw new InvalidOperationException("The configuration schema is not embedded in this build.");
         using var document = await JsonDocument.ParseAsync(stream).ConfigureAwait(false);
-        return new ConfigSchemaValidator(document.RootElement.Clone());
+        var root = document.RootElement.Clone();
+
+        // A registry of its own: building into the global one would add an entry at every reload.
+        var schema = JsonSchema.Build(root, new BuildOptions { SchemaRegistry = new SchemaRegistry() }, SchemaUri);
+        return new ConfigSchemaValidator(schema, root);
     }
 
     public void Validate(string json, List<ConfigError> errors)
@@ -61,197 +72,164 @@ public sealed class ConfigSchemaValidator
 
         using (document)
         {
-            Check(_root, document.RootElement, [], errors);
+            var results = _schema.Evaluate(document.RootElement, _evaluation);
+            if (results.IsValid)
+            {
+                return;
+            }
+
+            Describe(results, document.RootElement, errors);
+            foreach (var detail in results.Details ?? [])
+            {
+                Describe(detail, document.RootElement, errors);
+            }
         }
     }
 
-    private void Check(JsonElement schema, JsonElement value, List<string> path, List<ConfigError> errors)
+    /// <summary>Turns one failing schema node's errors into configuration errors at the key it checked.</summary>
+    private void Describe(EvaluationResults result, JsonElement instanceRoot, List<ConfigError> errors)
     {
-        if (schema.ValueKind == JsonValueKind.True)
+        if (result.Errors is not { Count: > 0 } failed)
         {
             return;
         }
+
+        var path = Segments(result.InstanceLocation);
+        var underAdditional = result.EvaluationPath.SegmentCount > 0 && result.EvaluationPath[result.EvaluationPath.SegmentCount - 1] == "additionalProperties";
+        var schema = SchemaAt(result.EvaluationPath);
 
         if (schema.ValueKind == JsonValueKind.False)
         {
-            errors.Add(new(KeyOf(path), "is not allowed"));
+            // "additionalProperties": false is where the schema closes an object: the key is not in it.
+            errors.Add(new(KeyOf(path), underAdditional ? "is not a known key (misspelt, or a secret written inline instead of in a file?)" : "is not allowed"));
             return;
         }
 
-        if (schema.TryGetProperty("$ref", out var reference))
+        // A value of the wrong type fails its other keywords too; the type is what to fix.
+        if (failed.ContainsKey("type"))
         {
-            Check(Resolve(reference.GetString()!), value, path, errors);
-        }
-
-        if (schema.TryGetProperty("type", out var type) && !HasType(value, type.GetString()!))
-        {
-            errors.Add(new(KeyOf(path), TypeMessage(type.GetString()!)));
+            errors.Add(new(KeyOf(path), TypeMessage(schema.GetProperty("type"))));
             return;
         }
 
-        if (schema.TryGetProperty("enum", out var allowed) && !allowed.EnumerateArray().Any(a => JsonElement.DeepEquals(a, value)))
+        var outOfRange = false;
+        foreach (var (keyword, message) in failed)
         {
-            errors.Add(new(KeyOf(path), "is not one of the allowed values"));
-        }
-
-        switch (value.ValueKind)
-        {
-            case JsonValueKind.Object:
-                CheckObject(schema, value, path, errors);
-                break;
-            case JsonValueKind.Array:
-                CheckArray(schema, value, path, errors);
-                break;
-            case JsonValueKind.String:
-                CheckString(schema, value.GetString()!, path, errors);
-                break;
-            case JsonValueKind.Number:
-                CheckNumber(schema, value.GetDouble(), path, errors);
-                break;
-        }
-    }
-
-    private void CheckObject(JsonElement schema, JsonElement value, List<string> path, List<ConfigError> errors)
-    {
-        schema.TryGetProperty("properties", out var properties);
-        if (schema.TryGetProperty("required", out var required))
-        {
-            foreach (var name in required.EnumerateArray().Select(r => r.GetString()!))
+            switch (keyword)
             {
-                if (!value.TryGetProperty(name, out _))
-                {
-                    errors.Add(new(KeyOf([.. path, name]), "is required"));
-                }
+                case "required":
+                    var value = result.InstanceLocation.Evaluate(instanceRoot);
+                    foreach (var name in schema.GetProperty("required").EnumerateArray().Select(r => r.GetString()!))
+                    {
+                        if (value is not { ValueKind: JsonValueKind.Object } instance || !instance.TryGetProperty(name, out _))
+                        {
+                            errors.Add(new(KeyOf([.. path, name]), "is required"));
+                        }
+                    }
+
+                    break;
+                case "enum":
+                    errors.Add(new(KeyOf(path), "is not one of the allowed values"));
+                    break;
+                case "pattern":
+                    errors.Add(new(KeyOf(path), "does not have the expected format"));
+                    break;
+                case "format":
+                    errors.Add(new(KeyOf(path), schema.GetProperty("format").GetString() == "uri" ? "must be an absolute URL" : "does not have the expected format"));
+                    break;
+                case "minLength":
+                    errors.Add(new(KeyOf(path), schema.GetProperty("minLength").GetInt32() == 1 ? "must not be empty" : "is too short"));
+                    break;
+                case "minItems":
+                    var minItems = schema.GetProperty("minItems").GetInt32();
+                    errors.Add(new(KeyOf(path), minItems == 1 ? "needs at least one item" : "needs at least " + minItems.ToString(CultureInfo.InvariantCulture) + " items"));
+                    break;
+                case "minimum" or "maximum" or "exclusiveMinimum" or "exclusiveMaximum":
+                    outOfRange = true;
+                    break;
+                case "properties" or "additionalProperties" or "items" or "$ref":
+                    // Applicators: the subschema that failed reports its own, more precise error.
+                    break;
+                default:
+                    // A keyword the schema may use one day: the library's own words, still at the key.
+                    errors.Add(new(KeyOf(path), message));
+                    break;
             }
         }
 
-        foreach (var property in value.EnumerateObject())
-        {
-            path.Add(property.Name);
-            if (properties.ValueKind == JsonValueKind.Object && properties.TryGetProperty(property.Name, out var propertySchema))
-            {
-                Check(propertySchema, property.Value, path, errors);
-            }
-            else if (schema.TryGetProperty("additionalProperties", out var additional))
-            {
-                if (additional.ValueKind == JsonValueKind.False)
-                {
-                    errors.Add(new(KeyOf(path), "is not a known key (misspelt, or a secret written inline instead of in a file?)"));
-                }
-                else
-                {
-                    Check(additional, property.Value, path, errors);
-                }
-            }
-
-            path.RemoveAt(path.Count - 1);
-        }
-    }
-
-    private void CheckArray(JsonElement schema, JsonElement value, List<string> path, List<ConfigError> errors)
-    {
-        if (schema.TryGetProperty("minItems", out var minItems) && value.GetArrayLength() < minItems.GetInt32())
-        {
-            errors.Add(new(KeyOf(path), "needs at least one item"));
-        }
-
-        if (schema.TryGetProperty("items", out var items))
-        {
-            var index = 0;
-            foreach (var item in value.EnumerateArray())
-            {
-                path.Add(index++.ToString(CultureInfo.InvariantCulture));
-                Check(items, item, path, errors);
-                path.RemoveAt(path.Count - 1);
-            }
-        }
-    }
-
-    private void CheckString(JsonElement schema, string value, List<string> path, List<ConfigError> errors)
-    {
-        if (schema.TryGetProperty("minLength", out var minLength) && value.Length < minLength.GetInt32())
-        {
-            errors.Add(new(KeyOf(path), minLength.GetInt32() == 1 ? "must not be empty" : "is too short"));
-        }
-
-        if (schema.TryGetProperty("pattern", out var pattern) && !Pattern(pattern.GetString()!).IsMatch(value))
-        {
-            errors.Add(new(KeyOf(path), "does not have the expected format"));
-        }
-
-        if (schema.TryGetProperty("format", out var format) && format.GetString() == "uri" && !Uri.TryCreate(value, UriKind.Absolute, out _))
-        {
-            errors.Add(new(KeyOf(path), "must be an absolute URL"));
-        }
-    }
-
-    private static void CheckNumber(JsonElement schema, double value, List<string> path, List<ConfigError> errors)
-    {
-        var outOfRange =
-            (schema.TryGetProperty("minimum", out var minimum) && value < minimum.GetDouble()) ||
-            (schema.TryGetProperty("maximum", out var maximum) && value > maximum.GetDouble()) ||
-            (schema.TryGetProperty("exclusiveMinimum", out var exclusiveMinimum) && value <= exclusiveMinimum.GetDouble()) ||
-            (schema.TryGetProperty("exclusiveMaximum", out var exclusiveMaximum) && value >= exclusiveMaximum.GetDouble());
         if (outOfRange)
         {
             errors.Add(new(KeyOf(path), "is out of range"));
         }
     }
 
-    private static bool HasType(JsonElement value, string type) => type switch
+    /// <summary>The schema node that produced a result, found by walking its evaluation path.</summary>
+    /// <remarks>
+    /// The evaluation path is the way the evaluator went (through each <c>$ref</c>), so it names the
+    /// node exactly. The result's absolute schema location would be shorter, but for subschemas of
+    /// <c>items</c> and <c>additionalProperties</c> the library appends the enclosing property's name
+    /// to it, which points nowhere.
+    /// </remarks>
+    private JsonElement SchemaAt(JsonPointer evaluationPath)
     {
-        "object" => value.ValueKind == JsonValueKind.Object,
-        "array" => value.ValueKind == JsonValueKind.Array,
-        "string" => value.ValueKind == JsonValueKind.String,
-        "boolean" => value.ValueKind is JsonValueKind.True or JsonValueKind.False,
-        "number" => value.ValueKind == JsonValueKind.Number,
-        "integer" => value.ValueKind == JsonValueKind.Number && value.TryGetDouble(out var d) && Math.Floor(d) == d,
-        "null" => value.ValueKind == JsonValueKind.Null,
-        _ => throw new InvalidOperationException("The schema uses type '" + type + "', which this validator does not know."),
-    };
+        var schema = _root;
+        foreach (var segment in Segments(evaluationPath))
+        {
+            if (segment == "$ref" && schema.TryGetProperty("$ref", out var reference) && reference.ValueKind == JsonValueKind.String)
+            {
+                schema = Resolve(reference.GetString()!);
+            }
+            else if (schema.ValueKind == JsonValueKind.Array)
+            {
+                schema = schema[int.Parse(segment, CultureInfo.InvariantCulture)];
+            }
+            else if (!schema.TryGetProperty(segment, out schema))
+            {
+                throw new InvalidOperationException("The schema evaluator reported a path the schema does not have: " + evaluationPath);
+            }
+        }
 
-    private static string TypeMessage(string type) => type switch
-    {
-        "string" => "must be a string",
-        "integer" => "must be an integer",
-        "number" => "must be a number",
-        "boolean" => "must be true or false",
-        "array" => "must be an array",
-        "object" => "must be an object",
-        _ => "must be " + type,
-    };
+        return schema;
+    }
 
     private JsonElement Resolve(string reference)
     {
-        // Only local references into the schema's own definitions are used (#/definitions/Name).
-        if (!reference.StartsWith("#/", StringComparison.Ordinal))
+        // The schema refers only into itself (#/definitions/Name); the pointer is URI-fragment encoded.
+        if (!reference.StartsWith('#'))
         {
-            throw new InvalidOperationException("The schema references '" + reference + "'; only local references are supported.");
+            throw new InvalidOperationException("The schema references '" + reference + "'; only references within it are expected.");
         }
 
-        var target = _root;
-        foreach (var segment in reference[2..].Split('/'))
-        {
-            target = target.GetProperty(segment.Replace("~1", "/", StringComparison.Ordinal).Replace("~0", "~", StringComparison.Ordinal));
-        }
-
-        return target;
+        return JsonPointer.Parse(Uri.UnescapeDataString(reference[1..])).Evaluate(_root)
+            ?? throw new InvalidOperationException("The schema references '" + reference + "', which it does not contain.");
     }
 
-    private Regex Pattern(string pattern)
+    private static List<string> Segments(JsonPointer pointer)
     {
-        lock (_patterns)
+        var segments = new List<string>(pointer.SegmentCount);
+        for (var i = 0; i < pointer.SegmentCount; i++)
         {
-            if (!_patterns.TryGetValue(pattern, out var regex))
-            {
-                // ECMAScript semantics, as JSON Schema specifies for patterns.
-                regex = new Regex(pattern, RegexOptions.ECMAScript | RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1));
-                _patterns[pattern] = regex;
-            }
-
-            return regex;
+            // Segments come encoded (RFC 6901): a key containing '/' or '~' is spelt ~1 and ~0.
+            segments.Add(pointer[i].ToString().Replace("~1", "/", StringComparison.Ordinal).Replace("~0", "~", StringComparison.Ordinal));
         }
+
+        return segments;
     }
+
+    private static string TypeMessage(JsonElement type) => type.ValueKind == JsonValueKind.Array
+        ? "must be " + string.Join(" or ", type.EnumerateArray().Select(t => TypeName(t.GetString()!)))
+        : "must be " + TypeName(type.GetString()!);
+
+    private static string TypeName(string type) => type switch
+    {
+        "string" => "a string",
+        "integer" => "an integer",
+        "number" => "a number",
+        "boolean" => "true or false",
+        "array" => "an array",
+        "object" => "an object",
+        _ => type,
+    };
 
     private static string KeyOf(List<string> path) => path.Count == 0 ? "(root)" : string.Join(':', path);
 }
