@@ -77,12 +77,15 @@ public sealed partial class ConfigurationReferenceTests
         foreach (var section in sections)
         {
             var row = rows.FirstOrDefault(r => r.Key == section);
-            var target = row is null ? null : LinkPattern().Match(StripCode(row.Row)) is { Success: true } link ? link.Groups[1].Value.Split('#')[0] : null;
             if (row is null)
             {
                 problems.Add("docs/configuration/README.md: the sections table has no row for " + section);
+                continue;
             }
-            else if (target is null || target.Length == 0 || !PathExists(Path.Combine(reference.Root, target)))
+
+            var link = LinkPattern().Match(StripCode(row.Row));
+            var target = link.Success ? link.Groups[1].Value.Split('#')[0] : string.Empty;
+            if (target.Length == 0 || !PathExists(Path.Combine(reference.Root, target)))
             {
                 problems.Add("docs/configuration/README.md:" + row.Line + ": the row for " + section + " links to no existing page");
             }
@@ -347,10 +350,12 @@ public sealed partial class ConfigurationReferenceTests
             foreach (var part in pointer[1..].Split('/', StringSplitOptions.RemoveEmptyEntries))
             {
                 var name = part.Replace("~1", "/", StringComparison.Ordinal).Replace("~0", "~", StringComparison.Ordinal);
-                if (node.ValueKind != JsonValueKind.Object || !node.TryGetProperty(name, out node))
+                if (node.ValueKind != JsonValueKind.Object || !node.TryGetProperty(name, out var child))
                 {
                     return null;
                 }
+
+                node = child;
             }
 
             return node;
