@@ -82,7 +82,7 @@ public sealed class ConfigLoader
 
         // Schema and semantic checks may both flag one key (a missing Url, say); both messages are
         // kept, since each says something the other does not.
-        var snapshot = new SnapshotCompiler(_time, _tokenClient, baseDirectory, checkFiles, _identity, _loggerFactory).Compile(options, errors);
+        var snapshot = new SnapshotCompiler(_time, _tokenClient, baseDirectory, checkFiles, _identity, _loggerFactory).Compile(options, configuration.GetSection(SecretlessProxyOptions.SectionName), errors);
         if (snapshot is not null)
         {
             snapshot = snapshot.WithCredentialFingerprints(name => Fingerprint(configuration.GetSection(SecretlessProxyOptions.SectionName + ":Credentials:" + name)));

@@ -18,7 +18,7 @@ public sealed class IdentityOptions
 
     public TimeSpan? ClockSkew { get; set; }
 
-    /// <summary>Fetch the signing keys over this Unix socket (see <see cref="CredentialOptions.UnixSocket"/>).</summary>
+    /// <summary>Fetch the signing keys over this Unix socket (as a credential's <c>UnixSocket</c>).</summary>
     public string? UnixSocket { get; set; }
 
     /// <summary>SHA-256 fingerprints of the certificates the key endpoint may present.</summary>

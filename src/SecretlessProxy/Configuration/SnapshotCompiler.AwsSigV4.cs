@@ -6,14 +6,15 @@ namespace SecretlessProxy.Configuration;
 public sealed partial class SnapshotCompiler
 {
     /// <param name="matchHosts">The policy's <c>Match:Hosts</c>: when Service or Region is omitted, each must be a standard AWS host name it can be inferred from.</param>
-    private static AwsSigV4Injector? CompileAwsSigV4(string key, AwsSigV4Options options, CredentialOptions? credential, IReadOnlyList<string>? matchHosts, TimeProvider time, List<ConfigError> errors)
+    /// <param name="credential">What the policy's credential yields; null when it names none (or an unknown one, already reported).</param>
+    private AwsSigV4Injector? CompileAwsSigV4(string key, AwsSigV4Options options, DeclaredCredential? credential, IReadOnlyList<string>? matchHosts, TimeProvider time, List<ConfigError> errors)
     {
         var sigKey = key + ":AwsSigV4";
         var start = errors.Count;
-        if (credential is not null && !string.Equals(credential.Source, "AwsWebIdentity", StringComparison.OrdinalIgnoreCase))
+        if (credential is not null && !credential.Yields.HasFlag(CredentialShape.SigningKeys))
         {
             // Only temporary AWS keys can sign; any other credential's secret is not a signing key.
-            errors.Add(new(sigKey, "signs with temporary AWS keys: the policy's credential must have Source AwsWebIdentity"));
+            errors.Add(new(sigKey, "signs with temporary AWS keys: the policy's credential must have Source " + _sources.NamesYielding(CredentialShape.SigningKeys)));
         }
 
         var service = options.Service;

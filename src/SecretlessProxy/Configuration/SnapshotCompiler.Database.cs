@@ -43,18 +43,18 @@ public sealed partial class SnapshotCompiler
         {
             errors.Add(new(key + ":Credential", "is required: the credential that logs in to the database"));
         }
-        else if (!credentials.TryGetValue(listener.Credential, out var credential))
+        else if (!credentials.ContainsKey(listener.Credential))
         {
             errors.Add(new(key + ":Credential", "names unknown credential '" + listener.Credential + "'"));
         }
-        else if (string.Equals(credential.Source, "AwsWebIdentity", StringComparison.OrdinalIgnoreCase))
+        else if (_declared[listener.Credential] is { Yields: var yields } declared && !yields.HasFlag(CredentialShape.UsernamePassword))
         {
-            errors.Add(new(key + ":Credential", "an AwsWebIdentity credential holds signing keys, not a database password"));
-        }
-        else if (credential.Username is null && credential.UsernameFile is null && credential.DynamicPath is null)
-        {
-            // A Vault dynamic secret brings its own user name with each lease; everything else needs one.
-            errors.Add(new(key + ":Credential", "credential '" + listener.Credential + "' has no user name: set Username or UsernameFile on it"));
+            // A login needs a user name and a password. Some sources bring their own user name (a Vault
+            // dynamic secret, with each lease); the others need one configured.
+            errors.Add(new(key + ":Credential",
+                yields.HasFlag(CredentialShape.Token) ? "credential '" + listener.Credential + "' has no user name: set Username or UsernameFile on it"
+                : yields.HasFlag(CredentialShape.SigningKeys) ? "an " + declared.Source + " credential holds signing keys, not a database password"
+                : "a " + declared.Source + " credential holds no database password"));
         }
 
         var tls = listener.Tls ?? new DatabaseTlsOptions();

@@ -1,4 +1,5 @@
 using System.Net;
+using Microsoft.Extensions.Configuration;
 using SecretlessProxy.Certificates;
 using SecretlessProxy.Core;
 using SecretlessProxy.Credentials;
@@ -23,8 +24,6 @@ public sealed partial class SnapshotCompiler
     /// <summary>A million leaves is about 40 GB: beyond any pod, and beyond any bound worth having.</summary>
     private const int MaxLeafCertificatesLimit = 1_000_000;
 
-    private const string SourceNames = "File, OAuth2ClientCredentials, OAuth2TokenExchange, AwsWebIdentity, AzureWorkloadIdentity, AzureManagedIdentity or Vault";
-
     // Headers the HTTP stack or the connection owns: injecting into them would corrupt framing or routing.
     private static readonly HashSet<string> ForbiddenHeaders = new(StringComparer.OrdinalIgnoreCase)
     {
@@ -38,14 +37,27 @@ public sealed partial class SnapshotCompiler
     private readonly bool _checkFiles;
     private readonly WorkloadIdentityAccessor _identity;
     private readonly Microsoft.Extensions.Logging.ILoggerFactory _loggerFactory;
+    private readonly CredentialSourceRegistry _sources;
+    private readonly ConfigFiles _files;
 
     // Filled while one Compile runs (RequireSecretFile), handed to the snapshot it returns.
     private readonly List<SecretFile> _secretFiles = [];
 
+    // What each credential of one Compile yields, by name, for the policies and listeners that use it.
+    private readonly Dictionary<string, DeclaredCredential> _declared = new(StringComparer.OrdinalIgnoreCase);
+
     /// <param name="baseDirectory">Relative file paths are resolved against it (the config file's folder).</param>
     /// <param name="checkFiles">Whether referenced secret files must exist now.</param>
     public SnapshotCompiler(TimeProvider time, HttpMessageInvoker tokenClient, string baseDirectory, bool checkFiles = true, WorkloadIdentityAccessor? identity = null, Microsoft.Extensions.Logging.ILoggerFactory? loggerFactory = null)
+        : this(time, tokenClient, baseDirectory, checkFiles, identity, loggerFactory, CredentialSourceRegistry.Default)
     {
+    }
+
+    /// <param name="sources">The credential source kinds a <c>Source</c> value may name.</param>
+    internal SnapshotCompiler(TimeProvider time, HttpMessageInvoker tokenClient, string baseDirectory, bool checkFiles, WorkloadIdentityAccessor? identity, Microsoft.Extensions.Logging.ILoggerFactory? loggerFactory, CredentialSourceRegistry sources)
+    {
+        _sources = sources;
+        _files = new ConfigFiles(baseDirectory, checkFiles, _secretFiles);
         _loggerFactory = loggerFactory ?? Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance;
         _identity = identity ?? new WorkloadIdentityAccessor();
         _time = time;
@@ -54,11 +66,19 @@ public sealed partial class SnapshotCompiler
         _checkFiles = checkFiles;
     }
 
-    public ProxySnapshot? Compile(SecretlessProxyOptions options, List<ConfigError> errors)
+    /// <param name="options">The <c>SecretlessProxy</c> section, bound.</param>
+    /// <param name="section">The same section unbound: each credential's source binds its own keys from it.</param>
+    public ProxySnapshot? Compile(SecretlessProxyOptions options, IConfiguration section, List<ConfigError> errors)
     {
         var start = errors.Count;
         _issuerEndpoints.Clear();
         _secretFiles.Clear();
+        _declared.Clear();
+        if (BindCredentialSources(options, section, errors) is not { } bound)
+        {
+            return null;
+        }
+
         var unmatched = ParseUnmatched(options.Unmatched, Root + ":Unmatched", errors) ?? UnmatchedBehavior.Deny;
         var admin = CompileAdmin(options.Admin, errors);
 
@@ -66,7 +86,7 @@ public sealed partial class SnapshotCompiler
         var credentials = new List<CredentialDefinition>();
         foreach (var (name, credential) in options.Credentials)
         {
-            var compiled = CompileCredential(name, credential, options.Identity is not null, errors);
+            var compiled = CompileCredential(name, credential, bound.GetValueOrDefault(name), options.Identity is not null, errors);
             if (compiled is not null)
             {
                 credentials.Add(compiled);
@@ -333,7 +353,43 @@ public sealed partial class SnapshotCompiler
         }
     }
 
-    private CredentialDefinition? CompileCredential(string name, CredentialOptions c, bool identityConfigured, List<ConfigError> errors)
+    /// <summary>
+    /// Has each credential's source kind bind its own keys, and records what each credential yields
+    /// (<see cref="_declared"/>). Null when a value does not convert, reported as the binder of the
+    /// whole section reports it (<see cref="ConfigLoader.Compile"/>): nothing else is checked then.
+    /// </summary>
+    private Dictionary<string, BoundCredentialSource>? BindCredentialSources(SecretlessProxyOptions options, IConfiguration section, List<ConfigError> errors)
+    {
+        var bound = new Dictionary<string, BoundCredentialSource>(StringComparer.OrdinalIgnoreCase);
+        foreach (var (name, credential) in options.Credentials)
+        {
+            var hasUsername = credential.Username is not null || credential.UsernameFile is not null;
+            try
+            {
+                if (_sources.Find(credential.Source)?.Bind(section.GetSection("Credentials:" + name)) is { } source)
+                {
+                    bound[name] = source;
+                    _declared[name] = new DeclaredCredential(source.Kind.Name, source.Yields(hasUsername));
+                    continue;
+                }
+            }
+            catch (InvalidOperationException ex)
+            {
+                // The binder names the key and the value it could not convert; values here are not secrets.
+                errors.Add(new(Root, ex.Message));
+                return null;
+            }
+
+            // A source no kind answers to is reported with the credential; meanwhile it is taken to
+            // yield a value, so that what its policies need is still checked.
+            _declared[name] = new DeclaredCredential(credential.Source ?? string.Empty, hasUsername ? CredentialShape.Token | CredentialShape.UsernamePassword : CredentialShape.Token);
+        }
+
+        return bound;
+    }
+
+    /// <summary>The keys every credential has here; the rest is its source kind's (<see cref="BoundCredentialSource.Compile"/>).</summary>
+    private CredentialDefinition? CompileCredential(string name, CredentialOptions c, BoundCredentialSource? bound, bool identityConfigured, List<ConfigError> errors)
     {
         var key = Root + ":Credentials:" + name;
         var start = errors.Count;
@@ -354,150 +410,34 @@ public sealed partial class SnapshotCompiler
         var maxBackoff = Positive(c.MaxBackoff, TimeSpan.FromSeconds(30), key + ":MaxBackoff", errors);
 
         ICredentialSource? source = null;
-        switch (c.Source?.ToLowerInvariant())
+        if (bound is not null)
         {
-            case "file":
-                if (string.IsNullOrWhiteSpace(c.Path))
-                {
-                    errors.Add(new(key + ":Path", "is required for a File credential"));
-                }
-                else
-                {
-                    var path = RequireSecretFile(c.Path, key + ":Path", errors);
-                    source = new FileCredentialSource(path, c.Username, usernameFile, _time);
-                }
-
-                RejectIssuerEndpointKeys(key, c, "the value is read from a file, not fetched from an issuer", errors);
-
-                break;
-
-            case "oauth2clientcredentials":
-                source = CompileOAuth2(key, c, usernameFile, identityConfigured, errors);
-                break;
-
-            case "oauth2tokenexchange":
-                source = CompileTokenExchange(key, c, usernameFile, identityConfigured, errors);
-                break;
-
-            case "awswebidentity":
-                source = CompileAwsWebIdentity(key, c, identityConfigured, errors);
-                break;
-
-            case "azureworkloadidentity":
-                source = CompileAzureWorkloadIdentity(key, c, usernameFile, identityConfigured, errors);
-                break;
-
-            case "azuremanagedidentity":
-                source = CompileAzureManagedIdentity(key, c, usernameFile, errors);
-                break;
-
-            case "vault":
-                source = CompileVault(key, c, usernameFile, identityConfigured, errors);
-                break;
-
-            case null:
-                errors.Add(new(key + ":Source", "is required (" + SourceNames + ")"));
-                break;
-
-            default:
-                errors.Add(new(key + ":Source", "'" + c.Source + "' is not a credential source; expected " + SourceNames));
-                break;
-        }
-
-        return errors.Count == start && source is not null ? new CredentialDefinition(name, source, refreshAt, expirySkew, maxBackoff) : null;
-    }
-
-    private OAuth2ClientCredentialsSource? CompileOAuth2(string key, CredentialOptions c, string? usernameFile, bool identityConfigured, List<ConfigError> errors)
-    {
-        var start = errors.Count;
-        Uri? tokenUrl = null;
-        if (string.IsNullOrWhiteSpace(c.TokenUrl))
-        {
-            errors.Add(new(key + ":TokenUrl", "is required for an OAuth2ClientCredentials credential"));
-        }
-        else if (!Uri.TryCreate(c.TokenUrl, UriKind.Absolute, out tokenUrl) || tokenUrl.Scheme is not ("http" or "https") || !string.IsNullOrEmpty(tokenUrl.UserInfo))
-        {
-            errors.Add(new(key + ":TokenUrl", "'" + WithoutUserInfo(c.TokenUrl) + "' is not an absolute http or https URL without user info"));
-        }
-
-        if (string.IsNullOrWhiteSpace(c.ClientId))
-        {
-            errors.Add(new(key + ":ClientId", "is required for an OAuth2ClientCredentials credential"));
-        }
-
-        string? secretFile = null;
-        var workloadAssertion = false;
-        if (c.ClientAssertion is not null)
-        {
-            // RFC 7523 section 2.2: the workload's own token authenticates the client; no secret exists.
-            if (!string.Equals(c.ClientAssertion, "WorkloadToken", StringComparison.OrdinalIgnoreCase))
+            source = bound.Compile(new CredentialSourceContext
             {
-                errors.Add(new(key + ":ClientAssertion", "'" + c.ClientAssertion + "' is not a client assertion; expected WorkloadToken"));
-            }
-            else if (!identityConfigured)
-            {
-                errors.Add(new(key + ":ClientAssertion", "WorkloadToken needs the workload identity: configure SecretlessProxy:Identity"));
-            }
-
-            if (c.ClientSecretFile is not null)
-            {
-                errors.Add(new(key + ":ClientSecretFile", "give ClientSecretFile or ClientAssertion, not both"));
-            }
-
-            if (c.ClientAuth is not null)
-            {
-                errors.Add(new(key + ":ClientAuth", "does not apply with ClientAssertion (the assertion is sent in the body)"));
-            }
-
-            workloadAssertion = true;
+                Key = key,
+                Source = c.Source!,
+                Username = c.Username,
+                UsernameFile = usernameFile,
+                IdentityConfigured = identityConfigured,
+                Errors = errors,
+                Time = _time,
+                TokenClient = _tokenClient,
+                Identity = _identity,
+                LoggerFactory = _loggerFactory,
+                Files = _files,
+                IssuerEndpoints = _issuerEndpoints,
+            });
         }
-        else if (string.IsNullOrWhiteSpace(c.ClientSecretFile))
+        else if (c.Source is null)
         {
-            errors.Add(new(key + ":ClientSecretFile", "is required (or ClientAssertion: WorkloadToken): the client secret is read from a file, never from the config"));
+            errors.Add(new(key + ":Source", "is required (" + _sources.Expected + ")"));
         }
         else
         {
-            secretFile = RequireSecretFile(c.ClientSecretFile, key + ":ClientSecretFile", errors);
+            errors.Add(new(key + ":Source", "'" + c.Source + "' is not a credential source; expected " + _sources.Expected));
         }
 
-        var inBody = false;
-        switch (c.ClientAuth?.ToLowerInvariant())
-        {
-            case null or "basic":
-                break;
-            case "body":
-                inBody = true;
-                break;
-            default:
-                errors.Add(new(key + ":ClientAuth", "'" + c.ClientAuth + "' is not a client authentication method; expected Basic or Body"));
-                break;
-        }
-
-        var retryAttempts = c.RetryAttempts ?? 2;
-        if (retryAttempts is < 0 or > 10)
-        {
-            errors.Add(new(key + ":RetryAttempts", "must be between 0 and 10"));
-        }
-
-        var defaultLifetime = Positive(c.DefaultLifetime, TimeSpan.FromMinutes(5), key + ":DefaultLifetime", errors);
-        var timeout = Positive(c.Timeout, TimeSpan.FromSeconds(10), key + ":Timeout", errors);
-        var retryDelay = NonNegative(c.RetryDelay, TimeSpan.FromMilliseconds(200), key + ":RetryDelay", errors);
-
-        IssuerEndpoint? endpoint = null;
-        if (tokenUrl is not null && errors.Count == start)
-        {
-            endpoint = CompileIssuerEndpoint(key, "TokenUrl", tokenUrl, c.UnixSocket, c.PinnedCertificateSha256, c.AllowLoopbackSquatting, workloadAssertion ? "the workload token" : "the client id and secret", errors);
-        }
-
-        if (errors.Count > start || endpoint is null)
-        {
-            return null;
-        }
-
-        var options = new OAuth2ClientCredentialsOptions(
-            tokenUrl!, c.ClientId!, secretFile, c.Scopes ?? [], inBody, c.Audience, c.Resource,
-            c.Parameters ?? new Dictionary<string, string>(), defaultLifetime, timeout, retryAttempts, retryDelay, c.Username, usernameFile);
-        return new OAuth2ClientCredentialsSource(options, IssuerTransport.InvokerFor(endpoint, _tokenClient), _time, workloadAssertion ? _identity : null);
+        return errors.Count == start && source is not null ? new CredentialDefinition(name, source, refreshAt, expirySkew, maxBackoff) : null;
     }
 
     private CompiledPolicy? CompilePolicy(string name, PolicyOptions p, Dictionary<string, CredentialOptions> credentials, Dictionary<string, string> sourceKinds, PolicyConditions? conditions, TimeProvider time, List<ConfigError> errors)
@@ -615,7 +555,7 @@ public sealed partial class SnapshotCompiler
 
         var injection = p.Inject.ClientCertificate is not null
             ? CompileClientCertificate(key, p, errors)
-            : CompileInjection(key + ":Inject", p.Inject, credential, p.Match.Hosts, time, errors);
+            : CompileInjection(key + ":Inject", p.Inject, credential is null ? null : _declared[p.Credential!], p.Match.Hosts, time, errors);
         if (errors.Count > start || conditions is null)
         {
             return null;
@@ -630,7 +570,8 @@ public sealed partial class SnapshotCompiler
         return new CompiledPolicy(name, hosts, ports, methods, prefix, p.Credential ?? string.Empty, p.Credential is null ? string.Empty : sourceKinds.GetValueOrDefault(p.Credential, "unknown"), injection!, conditions, schemes, p.Match.AllowEncodedSlashes == true, p.PassRoutingHeaders);
     }
 
-    private static InjectionRule? CompileInjection(string key, InjectOptions inject, CredentialOptions? credential, IReadOnlyList<string>? matchHosts, TimeProvider time, List<ConfigError> errors)
+    /// <param name="credential">What the policy's credential yields; null when it names none (or an unknown one, already reported).</param>
+    private InjectionRule? CompileInjection(string key, InjectOptions inject, DeclaredCredential? credential, IReadOnlyList<string>? matchHosts, TimeProvider time, List<ConfigError> errors)
     {
         var kinds = (inject.Header is not null ? 1 : 0) + (inject.Basic == true ? 1 : 0) + (inject.Query is not null ? 1 : 0) + (inject.AwsSigV4 is not null ? 1 : 0) + (inject.DatabaseLogin == true ? 1 : 0);
         if (kinds != 1)
@@ -649,11 +590,13 @@ public sealed partial class SnapshotCompiler
             return CompileAwsSigV4(key, inject.AwsSigV4, credential, matchHosts, time, errors);
         }
 
-        if (string.Equals(credential?.Source, "AwsWebIdentity", StringComparison.OrdinalIgnoreCase))
+        if (credential is not null && !credential.Yields.HasFlag(CredentialShape.Token))
         {
-            // Temporary AWS keys are a signing key, not a bearer value: putting the secret access key
-            // in a header or query would hand it to the upstream.
-            errors.Add(new(key, "an AwsWebIdentity credential can only sign requests: use AwsSigV4"));
+            // Signing keys are not a bearer value: putting a secret access key in a header or query
+            // would hand it to the upstream.
+            errors.Add(new(key, credential.Yields.HasFlag(CredentialShape.SigningKeys)
+                ? "an " + credential.Source + " credential can only sign requests: use AwsSigV4"
+                : "a " + credential.Source + " credential has no secret value to inject"));
             return null;
         }
 
@@ -690,8 +633,8 @@ public sealed partial class SnapshotCompiler
 
         if (inject.Basic == true)
         {
-            // A Vault dynamic secret brings its own user name with each lease.
-            if (credential is not null && credential.Username is null && credential.UsernameFile is null && credential.DynamicPath is null)
+            // Some sources bring their own user name (a Vault dynamic secret, with each lease).
+            if (credential is not null && !credential.Yields.HasFlag(CredentialShape.UsernamePassword))
             {
                 errors.Add(new(key + ":Basic", "needs a user name: set Username or UsernameFile on the credential"));
                 return null;
@@ -999,23 +942,9 @@ public sealed partial class SnapshotCompiler
     }
 
     /// <summary>A file that holds a secret: required like any other, and recorded in <see cref="ProxySnapshot.SecretFiles"/>.</summary>
-    private string RequireSecretFile(string path, string key, List<ConfigError> errors)
-    {
-        var full = RequireFile(path, key, errors);
-        _secretFiles.Add(new SecretFile(key, full));
-        return full;
-    }
+    private string RequireSecretFile(string path, string key, List<ConfigError> errors) => _files.RequireSecret(path, key, errors);
 
-    private string RequireFile(string path, string key, List<ConfigError> errors)
-    {
-        var full = Path.IsPathRooted(path) ? path : Path.GetFullPath(Path.Combine(_baseDirectory, path));
-        if (_checkFiles && !File.Exists(full))
-        {
-            errors.Add(new(key, "file '" + full + "' does not exist"));
-        }
-
-        return full;
-    }
+    private string RequireFile(string path, string key, List<ConfigError> errors) => _files.Require(path, key, errors);
 
     /// <summary>
     /// <c>unix:/run/secretless/proxy.sock</c>: a Unix socket listener, where the kernel names the
@@ -1074,19 +1003,8 @@ public sealed partial class SnapshotCompiler
         return new IPEndPoint(address, uri.Port);
     }
 
-    /// <summary>
-    /// A URL with user info carries a password; error messages show the URL without it, since they
-    /// end up in logs and CI output.
-    /// </summary>
-    internal static string WithoutUserInfo(string url)
-    {
-        var scheme = url.IndexOf("://", StringComparison.Ordinal);
-        var start = scheme < 0 ? 0 : scheme + 3;
-        var end = url.IndexOfAny(['/', '?', '#'], start);
-        var authority = end < 0 ? url[start..] : url[start..end];
-        var at = authority.LastIndexOf('@');
-        return at < 0 ? url : url[..start] + "***@" + url[(start + at + 1)..];
-    }
+    /// <summary>The URL without its user info (<see cref="ConfigChecks.WithoutUserInfo"/>), for messages.</summary>
+    internal static string WithoutUserInfo(string url) => ConfigChecks.WithoutUserInfo(url);
 
     /// <summary>Whether the authority names a port; an IPv6 literal's own colons do not count.</summary>
     private static bool HasExplicitPort(string url)
@@ -1114,25 +1032,9 @@ public sealed partial class SnapshotCompiler
         }
     }
 
-    private static TimeSpan Positive(TimeSpan? value, TimeSpan fallback, string key, List<ConfigError> errors)
-    {
-        if (value is { } v && v <= TimeSpan.Zero)
-        {
-            errors.Add(new(key, "must be a positive duration (hh:mm:ss)"));
-        }
+    private static TimeSpan Positive(TimeSpan? value, TimeSpan fallback, string key, List<ConfigError> errors) => ConfigChecks.Positive(value, fallback, key, errors);
 
-        return value ?? fallback;
-    }
-
-    private static TimeSpan NonNegative(TimeSpan? value, TimeSpan fallback, string key, List<ConfigError> errors)
-    {
-        if (value is { } v && v < TimeSpan.Zero)
-        {
-            errors.Add(new(key, "must not be negative"));
-        }
-
-        return value ?? fallback;
-    }
+    private static TimeSpan NonNegative(TimeSpan? value, TimeSpan fallback, string key, List<ConfigError> errors) => ConfigChecks.NonNegative(value, fallback, key, errors);
 
     // RFC 9110 section 5.6.2 token characters.
     private static bool IsTokenChar(char c) => char.IsAsciiLetterOrDigit(c) || "!#$%&'*+-.^_`|~".Contains(c);

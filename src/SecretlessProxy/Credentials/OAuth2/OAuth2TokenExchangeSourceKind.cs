@@ -1,23 +1,33 @@
+using Microsoft.Extensions.Configuration;
 using SecretlessProxy.Core;
-using SecretlessProxy.Credentials;
 using SecretlessProxy.Identity;
 
-namespace SecretlessProxy.Configuration;
+namespace SecretlessProxy.Credentials;
 
-public sealed partial class SnapshotCompiler
+/// <summary><c>Source: OAuth2TokenExchange</c>: the workload token exchanged for an access token (RFC 8693).</summary>
+internal sealed class OAuth2TokenExchangeSourceKind : CredentialSourceKind<OAuth2TokenExchangeSourceOptions>
 {
     // Form fields the source writes itself: a Parameters entry may not replace them (the subject
     // token above all: it must be the workload's, never a value from the config).
-    private static readonly HashSet<string> TokenExchangeReservedParameters = new(StringComparer.OrdinalIgnoreCase)
+    private static readonly HashSet<string> ReservedParameters = new(StringComparer.OrdinalIgnoreCase)
     {
         "grant_type", "subject_token", "subject_token_type", "audience", "scope", "resource", "requested_token_type",
         "client_id", "client_secret", "client_assertion", "client_assertion_type", "actor_token", "actor_token_type",
     };
 
-    private OAuth2TokenExchangeSource? CompileTokenExchange(string key, CredentialOptions c, string? usernameFile, bool identityConfigured, List<ConfigError> errors)
+    public override string Name => "OAuth2TokenExchange";
+
+    public override CredentialShape MayYield => CredentialShape.Token | CredentialShape.UsernamePassword;
+
+    public override CredentialShape Yields(OAuth2TokenExchangeSourceOptions options, bool hasUsername) =>
+        hasUsername ? CredentialShape.Token | CredentialShape.UsernamePassword : CredentialShape.Token;
+
+    public override ICredentialSource? Compile(OAuth2TokenExchangeSourceOptions c, CredentialSourceContext context)
     {
+        var key = context.Key;
+        var errors = context.Errors;
         var start = errors.Count;
-        if (!identityConfigured)
+        if (!context.IdentityConfigured)
         {
             errors.Add(new(key + ":Source", "OAuth2TokenExchange needs the workload identity: configure SecretlessProxy:Identity (its token is the subject token)"));
         }
@@ -30,7 +40,7 @@ public sealed partial class SnapshotCompiler
         else if (!Uri.TryCreate(c.TokenUrl, UriKind.Absolute, out tokenUrl) || !SigningKeySource.IsTrustworthyKeyUrl(tokenUrl) || !string.IsNullOrEmpty(tokenUrl.UserInfo))
         {
             // The request carries the workload token, which anyone who reads it can exchange as well.
-            errors.Add(new(key + ":TokenUrl", "'" + WithoutUserInfo(c.TokenUrl) + "' is not an absolute https URL without user info (http only for loopback): the workload token would travel in the clear"));
+            errors.Add(new(key + ":TokenUrl", "'" + ConfigChecks.WithoutUserInfo(c.TokenUrl) + "' is not an absolute https URL without user info (http only for loopback): the workload token would travel in the clear"));
         }
 
         // Keys of the client-credentials grant that have no meaning here: say so rather than ignore them.
@@ -76,7 +86,7 @@ public sealed partial class SnapshotCompiler
 
         foreach (var name in c.Parameters?.Keys ?? Enumerable.Empty<string>())
         {
-            if (TokenExchangeReservedParameters.Contains(name))
+            if (ReservedParameters.Contains(name))
             {
                 errors.Add(new(key + ":Parameters:" + name, "is set by the source itself and cannot be given as an extra parameter"));
             }
@@ -88,14 +98,14 @@ public sealed partial class SnapshotCompiler
             errors.Add(new(key + ":RetryAttempts", "must be between 0 and 10"));
         }
 
-        var defaultLifetime = Positive(c.DefaultLifetime, TimeSpan.FromMinutes(5), key + ":DefaultLifetime", errors);
-        var timeout = Positive(c.Timeout, TimeSpan.FromSeconds(10), key + ":Timeout", errors);
-        var retryDelay = NonNegative(c.RetryDelay, TimeSpan.FromMilliseconds(200), key + ":RetryDelay", errors);
+        var defaultLifetime = ConfigChecks.Positive(c.DefaultLifetime, TimeSpan.FromMinutes(5), key + ":DefaultLifetime", errors);
+        var timeout = ConfigChecks.Positive(c.Timeout, TimeSpan.FromSeconds(10), key + ":Timeout", errors);
+        var retryDelay = ConfigChecks.NonNegative(c.RetryDelay, TimeSpan.FromMilliseconds(200), key + ":RetryDelay", errors);
 
         IssuerEndpoint? endpoint = null;
         if (errors.Count == start)
         {
-            endpoint = CompileIssuerEndpoint(key, "TokenUrl", tokenUrl!, c.UnixSocket, c.PinnedCertificateSha256, c.AllowLoopbackSquatting, "the workload token (the subject token, which it could exchange itself)", errors);
+            endpoint = context.CompileIssuerEndpoint("TokenUrl", tokenUrl!, c, "the workload token (the subject token, which it could exchange itself)");
         }
 
         if (errors.Count > start || endpoint is null)
@@ -105,9 +115,11 @@ public sealed partial class SnapshotCompiler
 
         var settings = new OAuth2TokenExchangeSource.Settings(
             tokenUrl!, subjectTokenType, c.Audience, c.Scopes ?? [], c.Resource, c.RequestedTokenType, c.ClientId,
-            c.Parameters ?? new Dictionary<string, string>(), defaultLifetime, timeout, retryAttempts, retryDelay, c.Username, usernameFile);
-        return new OAuth2TokenExchangeSource(settings, IssuerTransport.InvokerFor(endpoint, _tokenClient), _time, _identity);
+            c.Parameters ?? new Dictionary<string, string>(), defaultLifetime, timeout, retryAttempts, retryDelay, context.Username, context.UsernameFile);
+        return new OAuth2TokenExchangeSource(settings, IssuerTransport.InvokerFor(endpoint, context.TokenClient), context.Time, context.Identity);
     }
+
+    protected override OAuth2TokenExchangeSourceOptions BindOptions(IConfigurationSection section) => section.Get<OAuth2TokenExchangeSourceOptions>() ?? new();
 
     private static bool IsTokenTypeUri(string value) => Uri.TryCreate(value, UriKind.Absolute, out _) && !value.Any(char.IsWhiteSpace);
 }

@@ -1,17 +1,27 @@
 using System.Security.Cryptography.X509Certificates;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Logging;
 using SecretlessProxy.Core;
-using SecretlessProxy.Credentials;
 
-namespace SecretlessProxy.Configuration;
+namespace SecretlessProxy.Credentials;
 
-public sealed partial class SnapshotCompiler
+/// <summary><c>Source: Vault</c>: logged in to with the workload token; a KV v2 field or a dynamic secret's lease.</summary>
+internal sealed class VaultSourceKind : CredentialSourceKind<VaultSourceOptions>
 {
-    private static bool IsPathSegment(string s) => s.Length > 0 && s is not ("." or "..") && s.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' or '@' or '+' or '=' or ',' or ':');
+    public override string Name => "Vault";
 
-    private VaultCredentialSource? CompileVault(string key, CredentialOptions c, string? usernameFile, bool identityConfigured, List<ConfigError> errors)
+    public override CredentialShape MayYield => CredentialShape.Token | CredentialShape.UsernamePassword;
+
+    /// <summary>A dynamic secret brings its own user name with each lease; a KV field has one only when configured.</summary>
+    public override CredentialShape Yields(VaultSourceOptions options, bool hasUsername) =>
+        options.DynamicPath is not null || hasUsername ? CredentialShape.Token | CredentialShape.UsernamePassword : CredentialShape.Token;
+
+    public override ICredentialSource? Compile(VaultSourceOptions c, CredentialSourceContext context)
     {
+        var key = context.Key;
+        var errors = context.Errors;
         var start = errors.Count;
-        if (!identityConfigured)
+        if (!context.IdentityConfigured)
         {
             errors.Add(new(key + ":AuthMethod", "needs the workload identity: configure SecretlessProxy:Identity (Vault is logged in to with the workload token)"));
         }
@@ -26,11 +36,11 @@ public sealed partial class SnapshotCompiler
         else if (!Uri.TryCreate(c.Address, UriKind.Absolute, out address) || address.Scheme is not ("http" or "https") || string.IsNullOrEmpty(address.Host) ||
                  !string.IsNullOrEmpty(address.UserInfo) || !string.IsNullOrEmpty(address.Query) || !string.IsNullOrEmpty(address.Fragment))
         {
-            errors.Add(new(key + ":Address", "'" + WithoutUserInfo(c.Address) + "' is not an absolute http or https URL without user info, query or fragment"));
+            errors.Add(new(key + ":Address", "'" + ConfigChecks.WithoutUserInfo(c.Address) + "' is not an absolute http or https URL without user info, query or fragment"));
         }
         else if (address is { Scheme: "http" } && !Loopback.IsLoopbackHost(address) && c.UnixSocket is null)
         {
-            errors.Add(new(key + ":Address", "'" + WithoutUserInfo(c.Address) + "' must be https (http only for loopback): the hop carries the workload token, the Vault token and secrets"));
+            errors.Add(new(key + ":Address", "'" + ConfigChecks.WithoutUserInfo(c.Address) + "' must be https (http only for loopback): the hop carries the workload token, the Vault token and secrets"));
         }
 
         string? defaultMount = null;
@@ -107,12 +117,12 @@ public sealed partial class SnapshotCompiler
             }
 
             // One lease gives both; a configured user name would pair with another user's password.
-            if (c.Username is not null)
+            if (context.Username is not null)
             {
                 errors.Add(new(key + ":Username", "does not apply with DynamicPath: the lease gives the user name"));
             }
 
-            if (c.UsernameFile is not null)
+            if (context.UsernameFile is not null)
             {
                 errors.Add(new(key + ":UsernameFile", "does not apply with DynamicPath: the lease gives the user name"));
             }
@@ -129,8 +139,8 @@ public sealed partial class SnapshotCompiler
         string? caFile = null;
         if (c.CaFile is not null)
         {
-            caFile = RequireFile(c.CaFile, key + ":CaFile", errors);
-            if (_checkFiles && File.Exists(caFile) && !HoldsPemCertificate(caFile))
+            caFile = context.RequireFile(c.CaFile, key + ":CaFile");
+            if (context.CheckFiles && File.Exists(caFile) && !HoldsPemCertificate(caFile))
             {
                 errors.Add(new(key + ":CaFile", "file '" + caFile + "' holds no PEM certificate"));
             }
@@ -144,14 +154,14 @@ public sealed partial class SnapshotCompiler
 
         // KV secrets do not expire; DefaultLifetime is how long a read value is served before it is
         // read again (ahead, at RefreshAt), so a rotation in Vault reaches requests within it.
-        var readInterval = Positive(c.DefaultLifetime, TimeSpan.FromMinutes(5), key + ":DefaultLifetime", errors);
-        var timeout = Positive(c.Timeout, TimeSpan.FromSeconds(10), key + ":Timeout", errors);
-        var retryDelay = NonNegative(c.RetryDelay, TimeSpan.FromMilliseconds(200), key + ":RetryDelay", errors);
+        var readInterval = ConfigChecks.Positive(c.DefaultLifetime, TimeSpan.FromMinutes(5), key + ":DefaultLifetime", errors);
+        var timeout = ConfigChecks.Positive(c.Timeout, TimeSpan.FromSeconds(10), key + ":Timeout", errors);
+        var retryDelay = ConfigChecks.NonNegative(c.RetryDelay, TimeSpan.FromMilliseconds(200), key + ":RetryDelay", errors);
 
         IssuerEndpoint? endpoint = null;
         if (errors.Count == start)
         {
-            endpoint = CompileIssuerEndpoint(key, "Address", address!, c.UnixSocket, c.PinnedCertificateSha256, c.AllowLoopbackSquatting, "the workload token at login, then the Vault token with every read", errors);
+            endpoint = context.CompileIssuerEndpoint("Address", address!, c, "the workload token at login, then the Vault token with every read");
             if (caFile is not null && c.PinnedCertificateSha256 is not null)
             {
                 errors.Add(new(key + ":CaFile", "give CaFile or PinnedCertificateSha256, not both: a pinned certificate is trusted by its fingerprint alone"));
@@ -165,9 +175,13 @@ public sealed partial class SnapshotCompiler
 
         var settings = new VaultSettings(
             address!, authMount!, c.Role!, dynamic, configuredPath!, readPath!, dynamic ? null : c.Field, caFile,
-            readInterval, timeout, retryAttempts, retryDelay, c.Username, usernameFile, endpoint);
-        return new VaultCredentialSource(settings, _tokenClient, _time, _identity, Microsoft.Extensions.Logging.LoggerFactoryExtensions.CreateLogger<VaultCredentialSource>(_loggerFactory));
+            readInterval, timeout, retryAttempts, retryDelay, context.Username, context.UsernameFile, endpoint);
+        return new VaultCredentialSource(settings, context.TokenClient, context.Time, context.Identity, context.LoggerFactory.CreateLogger<VaultCredentialSource>());
     }
+
+    protected override VaultSourceOptions BindOptions(IConfigurationSection section) => section.Get<VaultSourceOptions>() ?? new();
+
+    private static bool IsPathSegment(string s) => s.Length > 0 && s is not ("." or "..") && s.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' or '@' or '+' or '=' or ',' or ':');
 
     private static bool HoldsPemCertificate(string path)
     {

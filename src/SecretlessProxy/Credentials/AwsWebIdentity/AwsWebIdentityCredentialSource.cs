@@ -19,14 +19,14 @@ namespace SecretlessProxy.Credentials;
 public sealed class AwsWebIdentityCredentialSource : ICredentialSource
 {
 
-    private readonly AwsWebIdentityOptions _options;
+    private readonly AwsWebIdentitySettings _options;
     private readonly TimeProvider _time;
     private readonly WorkloadIdentityAccessor _identity;
     private readonly ResiliencePipeline _retry;
     private readonly AmazonSecurityTokenServiceClient _sts;
 
     /// <param name="http">The proxy's client for identity providers; STS calls go through it.</param>
-    public AwsWebIdentityCredentialSource(AwsWebIdentityOptions options, HttpMessageInvoker http, TimeProvider time, WorkloadIdentityAccessor identity)
+    public AwsWebIdentityCredentialSource(AwsWebIdentitySettings options, HttpMessageInvoker http, TimeProvider time, WorkloadIdentityAccessor identity)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(http);
@@ -211,7 +211,7 @@ public sealed class AwsWebIdentityCredentialSource : ICredentialSource
         "IDPCommunicationError", "Throttling", "ThrottlingException", "RequestLimitExceeded", "ServiceUnavailable", "InternalFailure", "InternalError",
     }.ToFrozenSet(StringComparer.Ordinal);
 
-    private static AmazonSecurityTokenServiceConfig CreateConfig(AwsWebIdentityOptions options, HttpMessageInvoker http)
+    private static AmazonSecurityTokenServiceConfig CreateConfig(AwsWebIdentitySettings options, HttpMessageInvoker http)
     {
         // Every setting the SDK would otherwise look up in AWS_* variables or the shared config file
         // is set here, so the proxy's behaviour depends on its own configuration only.

@@ -1,20 +1,29 @@
 using System.Text.RegularExpressions;
+using Microsoft.Extensions.Configuration;
 using SecretlessProxy.Core;
-using SecretlessProxy.Credentials;
 
-namespace SecretlessProxy.Configuration;
+namespace SecretlessProxy.Credentials;
 
-public sealed partial class SnapshotCompiler
+/// <summary><c>Source: AwsWebIdentity</c>: temporary AWS keys for the workload token, which can only sign requests.</summary>
+internal sealed partial class AwsWebIdentitySourceKind : CredentialSourceKind<AwsWebIdentitySourceOptions>
 {
     // STS limits for AssumeRoleWithWebIdentity's DurationSeconds (the role's own maximum may be lower;
     // STS then answers ValidationError, reported at fetch time).
-    private static readonly TimeSpan MinAwsSessionDuration = TimeSpan.FromMinutes(15);
-    private static readonly TimeSpan MaxAwsSessionDuration = TimeSpan.FromHours(12);
+    private static readonly TimeSpan MinSessionDuration = TimeSpan.FromMinutes(15);
+    private static readonly TimeSpan MaxSessionDuration = TimeSpan.FromHours(12);
 
-    private AwsWebIdentityCredentialSource? CompileAwsWebIdentity(string key, CredentialOptions c, bool identityConfigured, List<ConfigError> errors)
+    public override string Name => "AwsWebIdentity";
+
+    public override CredentialShape MayYield => CredentialShape.SigningKeys;
+
+    public override CredentialShape Yields(AwsWebIdentitySourceOptions options, bool hasUsername) => CredentialShape.SigningKeys;
+
+    public override ICredentialSource? Compile(AwsWebIdentitySourceOptions c, CredentialSourceContext context)
     {
+        var key = context.Key;
+        var errors = context.Errors;
         var start = errors.Count;
-        if (!identityConfigured)
+        if (!context.IdentityConfigured)
         {
             errors.Add(new(key + ":Source", "AwsWebIdentity needs the workload identity: configure SecretlessProxy:Identity"));
         }
@@ -39,7 +48,7 @@ public sealed partial class SnapshotCompiler
             (!Uri.TryCreate(c.StsUrl, UriKind.Absolute, out stsUrl) || stsUrl.Scheme is not ("http" or "https") || string.IsNullOrEmpty(stsUrl.Host) ||
              !string.IsNullOrEmpty(stsUrl.UserInfo) || !string.IsNullOrEmpty(stsUrl.Query) || !string.IsNullOrEmpty(stsUrl.Fragment)))
         {
-            errors.Add(new(key + ":StsUrl", "'" + WithoutUserInfo(c.StsUrl) + "' is not an absolute http or https URL without user info, query or fragment"));
+            errors.Add(new(key + ":StsUrl", "'" + ConfigChecks.WithoutUserInfo(c.StsUrl) + "' is not an absolute http or https URL without user info, query or fragment"));
             stsUrl = null;
         }
         else if (stsUrl is { Scheme: "http" } && !Loopback.IsLoopbackHost(stsUrl) && c.UnixSocket is null)
@@ -62,7 +71,7 @@ public sealed partial class SnapshotCompiler
         }
 
         var duration = c.Duration ?? TimeSpan.FromHours(1);
-        if (duration < MinAwsSessionDuration || duration > MaxAwsSessionDuration)
+        if (duration < MinSessionDuration || duration > MaxSessionDuration)
         {
             errors.Add(new(key + ":Duration", "must be between 00:15:00 and 12:00:00 (the session durations STS allows)"));
         }
@@ -71,9 +80,9 @@ public sealed partial class SnapshotCompiler
             errors.Add(new(key + ":Duration", "must be whole seconds (STS takes DurationSeconds)"));
         }
 
-        if (c.Username is not null || c.UsernameFile is not null)
+        if (context.Username is not null || context.UsernameFile is not null)
         {
-            errors.Add(new(key + (c.Username is not null ? ":Username" : ":UsernameFile"), "does not apply to an AwsWebIdentity credential (it signs requests; there is no user name)"));
+            errors.Add(new(key + (context.Username is not null ? ":Username" : ":UsernameFile"), "does not apply to an AwsWebIdentity credential (it signs requests; there is no user name)"));
         }
 
         var retryAttempts = c.RetryAttempts ?? 2;
@@ -82,20 +91,20 @@ public sealed partial class SnapshotCompiler
             errors.Add(new(key + ":RetryAttempts", "must be between 0 and 10"));
         }
 
-        var timeout = Positive(c.Timeout, TimeSpan.FromSeconds(10), key + ":Timeout", errors);
-        var retryDelay = NonNegative(c.RetryDelay, TimeSpan.FromMilliseconds(200), key + ":RetryDelay", errors);
+        var timeout = ConfigChecks.Positive(c.Timeout, TimeSpan.FromSeconds(10), key + ":Timeout", errors);
+        var retryDelay = ConfigChecks.NonNegative(c.RetryDelay, TimeSpan.FromMilliseconds(200), key + ":RetryDelay", errors);
 
         // Without StsUrl the SDK picks the regional endpoint (https, on the network); only the
         // configured URL can be on this host.
-        var http = _tokenClient;
+        var http = context.TokenClient;
         if (errors.Count == start && stsUrl is not null)
         {
-            var endpoint = CompileIssuerEndpoint(key, "StsUrl", stsUrl, c.UnixSocket, c.PinnedCertificateSha256, c.AllowLoopbackSquatting, "the workload token (which it could present to STS itself)", errors);
-            http = endpoint is null ? http : IssuerTransport.InvokerFor(endpoint, _tokenClient);
+            var endpoint = context.CompileIssuerEndpoint("StsUrl", stsUrl, c, "the workload token (which it could present to STS itself)");
+            http = endpoint is null ? http : IssuerTransport.InvokerFor(endpoint, context.TokenClient);
         }
         else if (c.StsUrl is null && (c.UnixSocket is not null || c.PinnedCertificateSha256 is not null || c.AllowLoopbackSquatting is not null))
         {
-            errors.Add(new(key + ":StsUrl", "is required with " + IssuerEndpointKeys + ": they say how a configured STS endpoint is reached"));
+            errors.Add(new(key + ":StsUrl", "is required with " + IssuerEndpointRules.Keys + ": they say how a configured STS endpoint is reached"));
         }
 
         if (errors.Count > start)
@@ -103,9 +112,11 @@ public sealed partial class SnapshotCompiler
             return null;
         }
 
-        var options = new AwsWebIdentityOptions(c.RoleArn!, sessionName, c.Region, stsUrl, duration, timeout, retryAttempts, retryDelay);
-        return new AwsWebIdentityCredentialSource(options, http, _time, _identity);
+        var settings = new AwsWebIdentitySettings(c.RoleArn!, sessionName, c.Region, stsUrl, duration, timeout, retryAttempts, retryDelay);
+        return new AwsWebIdentityCredentialSource(settings, http, context.Time, context.Identity);
     }
+
+    protected override AwsWebIdentitySourceOptions BindOptions(IConfigurationSection section) => section.Get<AwsWebIdentitySourceOptions>() ?? new();
 
     // arn:<partition>:iam::<account>:role/<path/>name (IAM: path of printable ASCII, name up to 64 of [\w+=,.@-]).
     [GeneratedRegex(@"^arn:aws(-[a-z]+)*:iam::[0-9]{12}:role/([\x21-\x7E]*/)?[A-Za-z0-9_+=,.@-]{1,64}$", RegexOptions.CultureInvariant)]

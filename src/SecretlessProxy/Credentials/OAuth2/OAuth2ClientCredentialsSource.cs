@@ -18,14 +18,14 @@ public sealed class OAuth2ClientCredentialsSource : ICredentialSource
 {
     private const int MaxResponseBytes = 256 * 1024;
 
-    private readonly OAuth2ClientCredentialsOptions _options;
+    private readonly OAuth2ClientCredentialsSettings _options;
     private readonly HttpMessageInvoker _http;
     private readonly TimeProvider _time;
     private readonly ResiliencePipeline _retry;
     private readonly WorkloadIdentityAccessor? _assertion;
 
     /// <param name="workloadAssertion">When set, the client authenticates with the workload token (RFC 7523) instead of a secret.</param>
-    public OAuth2ClientCredentialsSource(OAuth2ClientCredentialsOptions options, HttpMessageInvoker http, TimeProvider time, WorkloadIdentityAccessor? workloadAssertion = null)
+    public OAuth2ClientCredentialsSource(OAuth2ClientCredentialsSettings options, HttpMessageInvoker http, TimeProvider time, WorkloadIdentityAccessor? workloadAssertion = null)
     {
         _assertion = workloadAssertion;
         _options = options;

@@ -1,0 +1,78 @@
+using Microsoft.Extensions.Logging;
+using SecretlessProxy.Core;
+using SecretlessProxy.Identity;
+
+namespace SecretlessProxy.Credentials;
+
+/// <summary>
+/// What a <see cref="ICredentialSourceKind"/> compiles one credential with: where its keys live,
+/// the keys every kind shares, where problems go, and what a built source runs on.
+/// </summary>
+internal sealed class CredentialSourceContext
+{
+    /// <summary>The credential's section (<c>SecretlessProxy:Credentials:orders</c>): problems are reported under it.</summary>
+    public required string Key { get; init; }
+
+    /// <summary>The <c>Source</c> value as written, for messages that name it.</summary>
+    public required string Source { get; init; }
+
+    /// <summary>The inline user name, when given.</summary>
+    public string? Username { get; init; }
+
+    /// <summary><c>UsernameFile</c> as a full path, when given (required to exist by the caller).</summary>
+    public string? UsernameFile { get; init; }
+
+    /// <summary>Whether <c>SecretlessProxy:Identity</c> is configured: sources that present the workload token need it.</summary>
+    public required bool IdentityConfigured { get; init; }
+
+    public required List<ConfigError> Errors { get; init; }
+
+    public required TimeProvider Time { get; init; }
+
+    /// <summary>The shared client for token endpoints; an issuer with its own transport gets one from <see cref="IssuerTransport.InvokerFor"/>.</summary>
+    public required HttpMessageInvoker TokenClient { get; init; }
+
+    /// <summary>The running proxy's workload identity, for sources that present its token.</summary>
+    public required WorkloadIdentityAccessor Identity { get; init; }
+
+    public required ILoggerFactory LoggerFactory { get; init; }
+
+    public required ConfigFiles Files { get; init; }
+
+    /// <summary>Where every issuer endpoint of the configuration is recorded, for <c>validate</c>'s warnings.</summary>
+    public required List<IssuerEndpoint> IssuerEndpoints { get; init; }
+
+    /// <summary>Whether referenced files must exist now, so their content can be checked as well.</summary>
+    public bool CheckFiles => Files.CheckFiles;
+
+    public string RequireFile(string path, string key) => Files.Require(path, key, Errors);
+
+    /// <summary>A file that holds a secret: required like any other, and recorded for the permission checks.</summary>
+    public string RequireSecretFile(string path, string key) => Files.RequireSecret(path, key, Errors);
+
+    /// <summary>Checks how the issuer at <paramref name="url"/> is reached (<see cref="IssuerEndpointRules.Compile"/>) and records it.</summary>
+    /// <param name="urlKey">The URL's own key (<c>TokenUrl</c>), under <see cref="Key"/>.</param>
+    /// <param name="carries">What a process answering in the issuer's place would receive.</param>
+    public IssuerEndpoint? CompileIssuerEndpoint(string urlKey, Uri url, IIssuerEndpointOptions options, string carries)
+    {
+        var endpoint = IssuerEndpointRules.Compile(Key, urlKey, url, options.UnixSocket, options.PinnedCertificateSha256, options.AllowLoopbackSquatting, carries, Errors);
+        if (endpoint is not null)
+        {
+            IssuerEndpoints.Add(endpoint);
+        }
+
+        return endpoint;
+    }
+
+    /// <summary>The three issuer keys on a source that has no issuer URL of its own (File, AzureManagedIdentity).</summary>
+    public void RejectIssuerEndpointKeys(IIssuerEndpointOptions options, string why)
+    {
+        foreach (var (name, value) in new[] { ("UnixSocket", (object?)options.UnixSocket), ("PinnedCertificateSha256", (object?)options.PinnedCertificateSha256), ("AllowLoopbackSquatting", (object?)options.AllowLoopbackSquatting) })
+        {
+            if (value is not null)
+            {
+                Errors.Add(new(Key + ":" + name, "does not apply to " + Source + ": " + why));
+            }
+        }
+    }
+}
