@@ -1,3 +1,5 @@
+using SecretlessProxy.Listeners;
+
 namespace SecretlessProxy.Configuration;
 
 /// <summary>

@@ -119,7 +119,7 @@ public sealed partial class SnapshotCompiler
 
         foreach (var (name, listener) in options.Listeners)
         {
-            var compiled = CompileListener(name, listener, unmatched, injectedQueryParameters, credentialOptions, errors);
+            var compiled = CompileListener(name, listener, unmatched, injectedQueryParameters, credentialOptions, options.LocalCa is not null, errors);
             if (compiled is not null)
             {
                 listeners[name] = compiled;
@@ -129,13 +129,6 @@ public sealed partial class SnapshotCompiler
         CheckPortConflicts(admin, listeners.Values, errors);
 
         var localCa = CompileLocalCa(options.LocalCa, LocalCaNeededBy(listeners.Values), errors);
-        foreach (var listener in listeners.Values)
-        {
-            if (listener.Database is { AcceptTls: true } && options.LocalCa is null)
-            {
-                errors.Add(new(Root + ":Listeners:" + listener.Name + ":AcceptTls", "needs LocalCa: the app's TLS certificate is issued by the local CA"));
-            }
-        }
 
         var trustedCaFile = options.Upstreams.TrustedCaFile is null ? null : RequireFile(options.Upstreams.TrustedCaFile, Root + ":Upstreams:TrustedCaFile", errors);
         var audit = CompileAudit(options.Audit, errors);
@@ -152,103 +145,6 @@ public sealed partial class SnapshotCompiler
         }
 
         return new ProxySnapshot(admin, listeners, credentials, new PolicySet(policies.OrderBy(p => p.Name, StringComparer.Ordinal).ToArray()), localCa, trustedCaFile, audit, identity, labels, drainTimeout, signingBufferBytes, [.. _issuerEndpoints], _secretFiles.ToArray());
-    }
-
-    private ListenerDefinition? CompileListener(string name, ListenerOptions listener, UnmatchedBehavior globalUnmatched, IReadOnlyList<string> injectedQueryParameters, Dictionary<string, CredentialOptions> credentials, List<ConfigError> errors)
-    {
-        var key = Root + ":Listeners:" + name;
-        var ok = true;
-        if (!Enum.TryParse<ListenerMode>(listener.Mode, ignoreCase: true, out var mode) || !Enum.IsDefined(mode) || int.TryParse(listener.Mode, out _))
-        {
-            errors.Add(new(key + ":Mode", listener.Mode is null ? "is required (Route, Forward, Postgres or Transparent)" : "'" + listener.Mode + "' is not a listener mode; expected Route, Forward, Postgres or Transparent"));
-            ok = false;
-        }
-
-        if (ok && mode == ListenerMode.Postgres)
-        {
-            return CompileDatabaseListener(name, key, mode, listener, globalUnmatched, credentials, errors);
-        }
-
-        ReportDatabaseOnlyKeys(key, listener, errors);
-        if (ok && mode == ListenerMode.Transparent)
-        {
-            return CompileTransparentListener(name, key, listener, globalUnmatched, injectedQueryParameters, errors);
-        }
-
-        var bind = listener.Url?.StartsWith("unix:", StringComparison.OrdinalIgnoreCase) == true
-            ? ParseUnixUrl(listener.Url, key + ":Url", errors)
-            : ParseBindUrl(listener.Url, key + ":Url", errors);
-        var unmatched = ParseUnmatched(listener.Unmatched, key + ":Unmatched", errors) ?? globalUnmatched;
-
-        Uri? upstream = null;
-        IReadOnlyList<int>? connectPorts = null;
-        if (ok && mode == ListenerMode.Forward)
-        {
-            if (listener.Upstream is not null)
-            {
-                errors.Add(new(key + ":Upstream", "is not used by a Forward listener: each request names its destination"));
-            }
-
-            if (listener.AllowedConnectPorts is { Length: > 0 } ports)
-            {
-                for (var i = 0; i < ports.Length; i++)
-                {
-                    if (ports[i] is < 1 or > 65535)
-                    {
-                        errors.Add(new(key + ":AllowedConnectPorts:" + i, ports[i] + " is not a TCP port"));
-                    }
-                }
-
-                connectPorts = ports;
-            }
-        }
-        else if (listener.AllowedConnectPorts is not null)
-        {
-            errors.Add(new(key + ":AllowedConnectPorts", "applies to Forward listeners only"));
-        }
-
-        if (!(ok && mode == ListenerMode.Forward))
-        {
-            upstream = CompileUpstream(key, listener.Upstream, errors);
-        }
-
-        QueryRedactor? queryRecording = null;
-        if (listener.RecordQuery == true)
-        {
-            queryRecording = new QueryRedactor((listener.RedactQueryParameters ?? []).Concat(injectedQueryParameters));
-        }
-        else if (listener.RedactQueryParameters is { Length: > 0 })
-        {
-            errors.Add(new(key + ":RedactQueryParameters", "has no effect unless RecordQuery is true"));
-        }
-
-        var limits = CompileListenerLimits(key, listener, errors);
-        var destinationKnown = upstream is not null || mode == ListenerMode.Forward;
-        return ok && bind is not null && destinationKnown ? new ListenerDefinition(name, mode, bind, upstream, unmatched, queryRecording, connectPorts, limits: limits) : null;
-    }
-
-    private static Uri? CompileUpstream(string key, string? upstreamText, List<ConfigError> errors)
-    {
-        if (string.IsNullOrWhiteSpace(upstreamText))
-        {
-            errors.Add(new(key + ":Upstream", "is required for a Route listener (for example http://127.0.0.1:9000)"));
-            return null;
-        }
-
-        if (!Uri.TryCreate(upstreamText, UriKind.Absolute, out var upstream) || upstream.Scheme is not ("http" or "https") || string.IsNullOrEmpty(upstream.Host))
-        {
-            errors.Add(new(key + ":Upstream", "'" + WithoutUserInfo(upstreamText) + "' is not an absolute http or https URL"));
-            return null;
-        }
-
-        if (!string.IsNullOrEmpty(upstream.UserInfo) || !string.IsNullOrEmpty(upstream.Query) || !string.IsNullOrEmpty(upstream.Fragment))
-        {
-            // User info in a URL is a credential in the config; query and fragment have no meaning for a route prefix.
-            errors.Add(new(key + ":Upstream", "must not contain user info, a query or a fragment"));
-            return null;
-        }
-
-        return upstream;
     }
 
     private AuditSettings CompileAudit(AuditOptions audit, List<ConfigError> errors)

@@ -379,7 +379,7 @@ internal sealed partial class ProxyRequestHandler
         int port;
         string? outboundHost = null;
         var schemeFromApp = true;
-        if (listener.Mode == ListenerMode.Route)
+        if (listener.Http == HttpDestination.Upstream)
         {
             if (absolute)
             {
@@ -446,7 +446,7 @@ internal sealed partial class ProxyRequestHandler
             prefix = original.DestinationPrefix;
             outboundHost = request.Host.HasValue ? request.Host.Value : null;
         }
-        else if (listener.Mode == ListenerMode.Transparent)
+        else if (listener.Http == HttpDestination.Connection)
         {
             refusal = new Refusal(StatusCodes.Status400BadRequest, "not-redirected", "Not a redirected request", "a transparent listener serves connections redirected by iptables");
             return false;

@@ -19,7 +19,6 @@ using SecretlessProxy.Credentials;
 using SecretlessProxy.Forwarding;
 using SecretlessProxy.Identity;
 using SecretlessProxy.Listeners;
-using SecretlessProxy.Listeners.Postgres;
 using SecretlessProxy.Runtime;
 using SecretlessProxy.Telemetry;
 
@@ -111,7 +110,7 @@ public sealed partial class ProxyApp : IAsyncDisposable
                 throw new InvalidConfigurationException(loaded.Errors);
             }
 
-            if (options.OwnsProcess && loaded.Snapshot!.Listeners.Values.All(l => l.Mode == ListenerMode.Postgres) && Environment.GetEnvironmentVariable(InlineCompletionsVariable) is null)
+            if (options.OwnsProcess && loaded.Snapshot!.Listeners.Values.All(l => l.Http is null) && Environment.GetEnvironmentVariable(InlineCompletionsVariable) is null)
             {
                 // A database-only proxy splices small messages: with completions inline on the epoll
                 // thread a message costs no thread-pool hand-off (measured with pgbench: about half
@@ -179,7 +178,7 @@ public sealed partial class ProxyApp : IAsyncDisposable
             kestrel.AddServerHeader = false;
             // Kestrel's request-head timeout is server-wide: the strictest HTTP listener's
             // HandshakeTimeout, read at start, so no listener waits longer for a head than it asked.
-            var httpListeners = snapshot.Listeners.Values.Where(l => l.Mode != ListenerMode.Postgres).ToList();
+            var httpListeners = snapshot.Listeners.Values.Where(l => l.Http is not null).ToList();
             if (httpListeners.Count > 0)
             {
                 kestrel.Limits.RequestHeadersTimeout = httpListeners.Min(l => l.Limits.HandshakeTimeout);
@@ -213,44 +212,7 @@ public sealed partial class ProxyApp : IAsyncDisposable
                             return next(connection);
                         };
                     });
-                    if (listener.Mode == ListenerMode.Postgres)
-                    {
-                        // A raw TCP protocol: the handler owns the connection and never hands it to HTTP.
-                        listen.Use(_ =>
-                        {
-                            var handler = listen.ApplicationServices.GetRequiredService<PostgresConnectionHandler>();
-                            return connection => handler.OnConnectionAsync(connection, listener.Name);
-                        });
-                    }
-                    else if (listener.Mode == ListenerMode.Forward)
-                    {
-                        // Cleartext requests (CONNECT, absolute-form) are HTTP/1.1; inside an intercepted
-                        // tunnel, ALPN chooses HTTP/2 or HTTP/1.1 (see TunnelTlsFeature).
-                        listen.Protocols = HttpProtocols.Http1AndHttp2;
-                        listen.Use(next =>
-                        {
-                            var handler = listen.ApplicationServices.GetRequiredService<ForwardProxyConnectionHandler>();
-                            return connection => handler.OnConnectionAsync(connection, next, listener.Name);
-                        });
-                    }
-                    else if (listener.Mode == ListenerMode.Route)
-                    {
-                        listen.Use(next =>
-                        {
-                            var handler = listen.ApplicationServices.GetRequiredService<RouteConnectionHandler>();
-                            return connection => handler.OnConnectionAsync(connection, next, listener.Name);
-                        });
-                    }
-                    else if (listener.Mode == ListenerMode.Transparent)
-                    {
-                        // As in forward mode: HTTP/1.1 in cleartext, ALPN's choice inside intercepted TLS.
-                        listen.Protocols = HttpProtocols.Http1AndHttp2;
-                        listen.Use(next =>
-                        {
-                            var handler = listen.ApplicationServices.GetRequiredService<TransparentConnectionHandler>();
-                            return connection => handler.OnConnectionAsync(connection, next, listener.Name);
-                        });
-                    }
+                    ListenerKindRegistry.For(listener).Configure(listen, listener);
                 });
             }
 
@@ -353,20 +315,10 @@ public sealed partial class ProxyApp : IAsyncDisposable
         builder.Services.AddSingleton(sp => new AdminRequestHandler(sp.GetRequiredService<ProxyState>(), sp.GetRequiredService<AuditLog>(), sp.GetRequiredService<ConfigReloader>().ReloadAsync, sp.GetRequiredService<AdminAuthorizer>(), sp.GetRequiredService<IHostApplicationLifetime>(), sp.GetRequiredService<ILogger<AdminRequestHandler>>()));
         builder.Services.AddSingleton(sp => new ConnectionRefusals(sp.GetRequiredService<ProxyMetrics>(), options.TimeProvider, sp.GetRequiredService<ILogger<ConnectionRefusals>>()));
         builder.Services.AddSingleton<ConnectionLimiter>();
-        builder.Services.AddSingleton(sp => new RouteConnectionHandler(sp.GetRequiredService<ProxyState>(), sp.GetRequiredService<ConnectionRefusals>(), options.TimeProvider));
-        builder.Services.AddSingleton<TlsInterceptor>();
-        builder.Services.AddSingleton<BlindRelay>();
-        builder.Services.AddSingleton(sp => ActivatorUtilities.CreateInstance<ForwardProxyConnectionHandler>(sp, options.TimeProvider));
-        builder.Services.AddSingleton(sp => ActivatorUtilities.CreateInstance<TransparentConnectionHandler>(sp, options.TimeProvider));
-        builder.Services.AddSingleton<PostgresCancelRegistry>();
-        builder.Services.AddSingleton(sp => new PostgresConnectionHandler(
-            sp.GetRequiredService<ProxyState>(),
-            sp.GetRequiredService<PostgresCancelRegistry>(),
-            sp.GetRequiredService<ProxyMetrics>(),
-            sp.GetRequiredService<AuditLog>(),
-            sp.GetRequiredService<ConnectionRefusals>(),
-            options.TimeProvider,
-            sp.GetRequiredService<ILogger<PostgresConnectionHandler>>()));
+        foreach (var kind in ListenerKindRegistry.All)
+        {
+            kind.AddServices(builder.Services, options.TimeProvider);
+        }
 
         var app = builder.Build();
         // Sources compiled before the host existed log through the host's logging from now on.
@@ -398,7 +350,7 @@ public sealed partial class ProxyApp : IAsyncDisposable
         foreach (var (name, endpoint) in _listenerEndpoints)
         {
             var listener = State.Snapshot.Listeners[name];
-            Log.ListenerBound(logger, name, listener.Mode.ToString(), endpoint.EndPoint.ToString()!, listener.Upstream?.ToString() ?? (listener.Database is { } db ? db.Host + ":" + db.Port : "the destination each request names"));
+            Log.ListenerBound(logger, name, listener.Mode.ToString(), endpoint.EndPoint.ToString()!, ListenerKindRegistry.For(listener).DescribeDestination(listener));
         }
 
         Log.Started(logger, AdminBinding.ToString()!, ProbeEndPoint?.ToString() ?? "none", _listenerEndpoints.Count, State.Snapshot.Policies.Policies.Count, State.Snapshot.Credentials.Count);

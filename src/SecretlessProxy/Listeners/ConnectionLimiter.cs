@@ -41,7 +41,7 @@ internal sealed class ConnectionLimiter
         {
             Interlocked.Decrement(ref open.Count);
             _refusals.OverMaxConnections(listenerName, max);
-            if (listener?.Mode is ListenerMode.Route or ListenerMode.Forward)
+            if (listener is not null && ListenerKindRegistry.TryFind(listener.Mode, out var kind) && kind.ClientSpeaksHttpFirst)
             {
                 await RespondBusyAsync(connection).ConfigureAwait(false);
             }

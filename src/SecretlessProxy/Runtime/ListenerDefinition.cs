@@ -4,18 +4,21 @@ using SecretlessProxy.Telemetry;
 
 namespace SecretlessProxy.Runtime;
 
-/// <summary>A validated listener: where it binds and, in route mode, where its requests go.</summary>
+/// <summary>
+/// A validated listener: what every kind has (name, address, limits, unmatched behaviour) and the
+/// settings its kind compiled. Which kind serves it is <see cref="Mode"/>, as the kind spells it.
+/// </summary>
 public sealed class ListenerDefinition
 {
-    public ListenerDefinition(string name, ListenerMode mode, EndPoint bindEndPoint, Uri? upstream, UnmatchedBehavior unmatched, QueryRedactor? queryRecording = null, IReadOnlyList<int>? allowedConnectPorts = null, DatabaseListenerSettings? database = null, ListenerLimits? limits = null)
+    public ListenerDefinition(string name, string mode, EndPoint bindEndPoint, UnmatchedBehavior unmatched, HttpDestination? http, Uri? upstream = null, QueryRedactor? queryRecording = null, ListenerSettings? settings = null, ListenerLimits? limits = null)
     {
         Limits = limits ?? ListenerLimits.Default;
-        Database = database;
+        Settings = settings;
         QueryRecording = queryRecording;
-        AllowedConnectPorts = allowedConnectPorts ?? [443];
         Name = name;
         Mode = mode;
         BindEndPoint = bindEndPoint;
+        Http = http;
         Upstream = upstream;
         Unmatched = unmatched;
         // YARP appends the request path to this prefix; a trailing slash would double it.
@@ -24,18 +27,19 @@ public sealed class ListenerDefinition
 
     public string Name { get; }
 
-    public ListenerMode Mode { get; }
+    /// <summary>The listener kind's <c>Mode</c> (Route, Forward, Postgres, Transparent), spelled as the kind spells it.</summary>
+    public string Mode { get; }
 
     /// <summary>An <see cref="IPEndPoint"/>, or a <see cref="System.Net.Sockets.UnixDomainSocketEndPoint"/> for <c>unix:</c> URLs.</summary>
     public EndPoint BindEndPoint { get; }
 
-    /// <summary>Route mode only; a forward listener's destination comes from each request.</summary>
+    /// <summary>Where the shared HTTP handler finds each request's destination; null when the kind never hands a connection to HTTP.</summary>
+    public HttpDestination? Http { get; }
+
+    /// <summary>With <see cref="HttpDestination.Upstream"/>: the origin every request goes to; null otherwise.</summary>
     public Uri? Upstream { get; }
 
     public string UpstreamPrefix { get; }
-
-    /// <summary>Forward mode: the ports a CONNECT may name.</summary>
-    public IReadOnlyList<int> AllowedConnectPorts { get; }
 
     public UnmatchedBehavior Unmatched { get; }
 
@@ -45,6 +49,6 @@ public sealed class ListenerDefinition
     /// <summary>The handshake deadline and the connection cap (<c>HandshakeTimeout</c>, <c>MaxConnections</c>).</summary>
     public ListenerLimits Limits { get; }
 
-    /// <summary>Postgres mode only: the database server and the login credential.</summary>
-    public DatabaseListenerSettings? Database { get; }
+    /// <summary>What the listener's kind compiled from the keys only it reads; null when the kind has none.</summary>
+    public ListenerSettings? Settings { get; }
 }

@@ -3,6 +3,7 @@ using Xunit;
 using SecretlessProxy.Configuration;
 using SecretlessProxy.Core;
 using SecretlessProxy.Listeners;
+using SecretlessProxy.Listeners.Postgres;
 using SecretlessProxy.Runtime;
 using static SecretlessProxy.Tests.Configuration.BaselineConfig;
 
@@ -119,7 +120,7 @@ public sealed class ListenerLimitsConfigTests : IDisposable
             Assert.Equal(7, l.Limits.MaxConnections);
         });
         // The Postgres listener's login deadline is the same setting, not a second one.
-        Assert.Equal(TimeSpan.FromSeconds(3), set.Snapshot.Listeners["orders-db"].Database!.HandshakeTimeout);
+        Assert.Equal(TimeSpan.FromSeconds(3), Assert.IsType<DatabaseListenerSettings>(set.Snapshot.Listeners["orders-db"].Settings).HandshakeTimeout);
     }
 
     public void Dispose() => _config.Dispose();

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Text;
 using SecretlessProxy.Listeners;
+using SecretlessProxy.Listeners.Forward;
 using Xunit;
 
 namespace SecretlessProxy.Tests.Listeners;

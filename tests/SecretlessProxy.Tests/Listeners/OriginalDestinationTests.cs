@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using Xunit;
 using SecretlessProxy.Core;
 using SecretlessProxy.Listeners;
+using SecretlessProxy.Listeners.Transparent;
 using SecretlessProxy.Runtime;
 
 namespace SecretlessProxy.Tests.Listeners;

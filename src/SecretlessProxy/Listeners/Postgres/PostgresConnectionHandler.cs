@@ -53,7 +53,7 @@ internal sealed partial class PostgresConnectionHandler
     public async Task OnConnectionAsync(ConnectionContext connection, string listenerName)
     {
         var generation = _state.Current;
-        if (!generation.Snapshot.Listeners.TryGetValue(listenerName, out var listener) || listener.Database is not { } db)
+        if (!generation.Snapshot.Listeners.TryGetValue(listenerName, out var listener) || listener.Settings is not DatabaseListenerSettings db)
         {
             // Removed or re-purposed by a reload while the socket still accepts: fail closed.
             await WriteErrorAsync(connection.Transport.Output, "08004", "listener '" + listenerName + "' is not configured", CancellationToken.None).ConfigureAwait(false);

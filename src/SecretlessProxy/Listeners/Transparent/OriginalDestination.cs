@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
 
-namespace SecretlessProxy.Listeners;
+namespace SecretlessProxy.Listeners.Transparent;
 
 /// <summary>
 /// Where a connection that iptables REDIRECTed to a Transparent listener was really going: the

@@ -1,4 +1,4 @@
-namespace SecretlessProxy.Runtime;
+namespace SecretlessProxy.Listeners.Postgres;
 
 /// <summary>TLS toward a database server, named after libpq's sslmode values of the same meaning.</summary>
 public enum DatabaseTlsMode

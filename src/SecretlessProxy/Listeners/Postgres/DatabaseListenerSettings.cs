@@ -1,12 +1,13 @@
 using System.Security.Cryptography.X509Certificates;
+using SecretlessProxy.Runtime;
 
-namespace SecretlessProxy.Runtime;
+namespace SecretlessProxy.Listeners.Postgres;
 
 /// <summary>
 /// A database listener's fixed upstream: where the server is, how to reach it securely, and which
 /// credential logs in. The destination comes from here, never from the app's startup message.
 /// </summary>
-public sealed class DatabaseListenerSettings
+public sealed class DatabaseListenerSettings : ListenerSettings
 {
     public DatabaseListenerSettings(string host, int port, string credentialName, DatabaseTlsMode tlsMode, X509Certificate2Collection? trustedCas, string serverName, TimeSpan handshakeTimeout, bool acceptTls = false)
     {

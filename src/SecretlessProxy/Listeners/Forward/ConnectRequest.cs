@@ -2,7 +2,7 @@ using System.Buffers;
 using System.Text;
 using SecretlessProxy.Core;
 
-namespace SecretlessProxy.Listeners;
+namespace SecretlessProxy.Listeners.Forward;
 
 /// <summary>
 /// An HTTP/1.1 CONNECT request head (RFC 9110 section 9.3.6): <c>CONNECT host:port HTTP/1.1</c>,

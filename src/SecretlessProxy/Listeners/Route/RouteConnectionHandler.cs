@@ -2,7 +2,7 @@ using Microsoft.AspNetCore.Connections;
 using SecretlessProxy.Hosting;
 using SecretlessProxy.Runtime;
 
-namespace SecretlessProxy.Listeners;
+namespace SecretlessProxy.Listeners.Route;
 
 /// <summary>
 /// Connection middleware of a Route listener, below HTTP: a new connection must send its first

@@ -1,6 +1,7 @@
 using SecretlessProxy.Core;
+using SecretlessProxy.Listeners.Postgres;
 
-namespace SecretlessProxy.Configuration;
+namespace SecretlessProxy.Listeners;
 
 public sealed class ListenerOptions
 {

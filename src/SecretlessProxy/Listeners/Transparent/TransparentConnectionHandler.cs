@@ -14,7 +14,7 @@ using SecretlessProxy.Policy;
 using SecretlessProxy.Runtime;
 using SecretlessProxy.Telemetry;
 
-namespace SecretlessProxy.Listeners;
+namespace SecretlessProxy.Listeners.Transparent;
 
 /// <summary>
 /// Connection middleware of a Transparent listener, below HTTP. iptables REDIRECTs the app's

@@ -1,4 +1,4 @@
-namespace SecretlessProxy.Configuration;
+namespace SecretlessProxy.Listeners.Postgres;
 
 /// <summary>TLS from the proxy to a database server (the app's side is loopback).</summary>
 public sealed class DatabaseTlsOptions

@@ -9,7 +9,7 @@ using SecretlessProxy.Policy;
 using SecretlessProxy.Runtime;
 using SecretlessProxy.Telemetry;
 
-namespace SecretlessProxy.Listeners;
+namespace SecretlessProxy.Listeners.Forward;
 
 /// <summary>
 /// Connection middleware of a Forward listener, below HTTP. A CONNECT is decided here: refused
@@ -130,7 +130,7 @@ internal sealed partial class ForwardProxyConnectionHandler
             return;
         }
 
-        if (!listener.AllowedConnectPorts.Contains(connect.Port))
+        if (!ForwardListenerSettings.Of(listener).AllowedConnectPorts.Contains(connect.Port))
         {
             Log.ConnectRefused(_logger, listenerName, connect.Host, connect.Port, "port not allowed");
             await RespondAsync(connection, 403, "Forbidden", "CONNECT to port " + connect.Port + " is not allowed on listener '" + listenerName + "'").ConfigureAwait(false);
@@ -192,7 +192,7 @@ internal sealed partial class ForwardProxyConnectionHandler
 
     private static bool StillBlind(ProxySnapshot snapshot, string listenerName, ConnectRequest connect) =>
         snapshot.Listeners.TryGetValue(listenerName, out var listener) &&
-        listener.AllowedConnectPorts.Contains(connect.Port) &&
+        ForwardListenerSettings.Of(listener).AllowedConnectPorts.Contains(connect.Port) &&
         listener.Unmatched == UnmatchedBehavior.PassThrough &&
         !snapshot.Policies.CanMatchHost(connect.Host, connect.Port);
 
