@@ -302,14 +302,14 @@ public sealed partial class ProxyApp : IAsyncDisposable
             sp.GetRequiredService<ProxyState>().SnapshotChanged += clients.Retain;
             return clients;
         });
+        builder.Services.AddSingleton(sp => new AccessPipeline(sp.GetRequiredService<ProxyMetrics>(), sp.GetRequiredService<AuditLog>(), options.TimeProvider, sp.GetRequiredService<ILogger<AccessPipeline>>()));
         builder.Services.AddSingleton(sp => new ProxyRequestHandler(
             sp.GetRequiredService<ProxyState>(),
             sp.GetRequiredService<Yarp.ReverseProxy.Forwarder.IHttpForwarder>(),
             upstreamClient,
             sp.GetRequiredService<ClientCertificateClients>(),
             sp.GetRequiredService<ProxyMetrics>(),
-            sp.GetRequiredService<AuditLog>(),
-            options.TimeProvider,
+            sp.GetRequiredService<AccessPipeline>(),
             sp.GetRequiredService<ILogger<ProxyRequestHandler>>()));
         builder.Services.AddSingleton<AdminAuthorizer>();
         builder.Services.AddSingleton(sp => new AdminRequestHandler(sp.GetRequiredService<ProxyState>(), sp.GetRequiredService<AuditLog>(), sp.GetRequiredService<ConfigReloader>().ReloadAsync, sp.GetRequiredService<AdminAuthorizer>(), sp.GetRequiredService<IHostApplicationLifetime>(), sp.GetRequiredService<ILogger<AdminRequestHandler>>()));

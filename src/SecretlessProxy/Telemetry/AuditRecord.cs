@@ -17,7 +17,7 @@ public sealed record AuditRecord(
     string? Policy,
     string? CredentialName,
     string? CredentialSource,
-    string Outcome,
+    AccessOutcome Outcome,
     string Scheme,
     string Host,
     int Port,
@@ -34,7 +34,7 @@ public sealed record AuditRecord(
         writer.WriteString("time", Time);
         writer.WriteString("decision", Decision);
         writer.WriteString("reason", Reason);
-        writer.WriteString("outcome", Outcome);
+        writer.WriteString("outcome", Outcome.ToWireName());
         WriteOptional(writer, "policy", Policy);
         writer.WriteStartObject("credential");
         WriteOptional(writer, "name", CredentialName);

@@ -29,7 +29,7 @@ public sealed class ProxyMetrics
     public ProxyMetrics(IMeterFactory meterFactory)
     {
         _meter = meterFactory.Create(MeterName);
-        _requests = _meter.CreateCounter<long>("secretless.proxy.requests", "{request}", "Requests by listener, policy and decision.");
+        _requests = _meter.CreateCounter<long>("secretless.proxy.requests", "{request}", "Requests and database connections by listener, policy, decision and outcome, one per access.");
         _injections = _meter.CreateCounter<long>("secretless.proxy.injections", "{injection}", "Credentials injected into requests.");
         _fetches = _meter.CreateCounter<long>("secretless.credential.fetches", "{fetch}", "Credential fetches by outcome.");
         _fetchDuration = _meter.CreateHistogram<double>(
@@ -44,8 +44,8 @@ public sealed class ProxyMetrics
         _signingBufferRefusals = _meter.CreateCounter<long>("secretless.proxy.signing_buffer.refusals", "{request}", "Requests refused because their body could not be buffered for SigV4 signing within Limits:SigningBufferBytes, by policy and reason (signing-buffer-full, signing-body-too-large).");
     }
 
-    public void Request(string listener, string? policy, string decision) =>
-        _requests.Add(1, new TagList { { "listener", listener }, { "policy", policy ?? string.Empty }, { "decision", decision } });
+    public void Request(string listener, string? policy, string decision, AccessOutcome outcome) =>
+        _requests.Add(1, new TagList { { "listener", listener }, { "policy", policy ?? string.Empty }, { "decision", decision }, { "outcome", outcome.ToWireName() } });
 
     public void Injection(string policy, string credential, string kind) =>
         _injections.Add(1, new TagList { { "policy", policy }, { "credential", credential }, { "injection", kind } });

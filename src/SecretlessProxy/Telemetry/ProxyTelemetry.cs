@@ -78,12 +78,12 @@ public static class ProxyTelemetry
     }
 
     /// <summary>The decision as an event on the request or connection span (the same facts as its audit record).</summary>
-    public static void AddDecisionEvent(Activity? activity, string decision, string reason, string outcome) =>
+    public static void AddDecisionEvent(Activity? activity, string decision, string reason, AccessOutcome outcome) =>
         activity?.AddEvent(new ActivityEvent("secretless.decision", tags: new ActivityTagsCollection
         {
             [Tags.Decision] = decision,
             [Tags.Reason] = reason,
-            [Tags.Outcome] = outcome,
+            [Tags.Outcome] = outcome.ToWireName(),
         }));
 
     public static Activity? StartRequest(string listener)

@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using Xunit;
+using SecretlessProxy.Core;
 
 namespace SecretlessProxy.Tests.Configuration;
 

@@ -1,8 +1,9 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Json.Schema;
-using SecretlessProxy.Configuration;
 using Xunit;
+using SecretlessProxy.Configuration;
+using SecretlessProxy.Core;
 
 namespace SecretlessProxy.Tests.Configuration;
 

@@ -1,9 +1,10 @@
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
+using Xunit;
+using SecretlessProxy.Core;
 using SecretlessProxy.Credentials;
 using SecretlessProxy.Tests.Infrastructure;
-using Xunit;
 
 namespace SecretlessProxy.Tests.Credentials;
 

@@ -2,10 +2,11 @@ using System.Buffers.Binary;
 using System.IO.Pipelines;
 using System.Security.Cryptography;
 using System.Text;
+using Xunit;
+using SecretlessProxy.Core;
 using SecretlessProxy.Injection;
 using SecretlessProxy.Listeners;
 using SecretlessProxy.Listeners.Postgres;
-using Xunit;
 
 namespace SecretlessProxy.Tests.Injection;
 
@@ -71,7 +72,7 @@ public sealed class PostgresAuthenticatorTests : IAsyncLifetime
 
         var ex = await Assert.ThrowsAsync<PostgresProtocolException>(() => login);
         Assert.Equal("28000", ex.SqlState);
-        Assert.Equal("login-failed", ex.Outcome);
+        Assert.Equal("login-failed", AccessOutcomeNames.ToWireName(ex.Outcome));
         Assert.Equal("the database server's SCRAM signature did not verify: it does not hold this user's verifier", ex.Message);
         Assert.Null(_cache.TryGet(_password, _salt, 4096));
     }

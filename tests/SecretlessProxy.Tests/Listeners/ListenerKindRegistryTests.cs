@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Xunit;
+using SecretlessProxy.Core;
 using SecretlessProxy.Listeners;
 using SecretlessProxy.Tests.Cli;
 using SecretlessProxy.Tests.Configuration;

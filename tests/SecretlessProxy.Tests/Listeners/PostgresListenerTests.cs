@@ -586,7 +586,7 @@ public sealed class PostgresListenerTests
             await using var connection = new NpgsqlConnection(AppConnectionString(proxy));
             var error = await Assert.ThrowsAsync<PostgresException>(() => connection.OpenAsync());
             Assert.Equal("57P03", error.SqlState);
-            Assert.Contains("credential 'db-login' is unavailable", error.MessageText);
+            Assert.Contains("policy 'orders-db' needs credential 'db-login', which is unavailable", error.MessageText);
         }
 
         using var closed = new TcpListener(IPAddress.Loopback, 0);

@@ -167,10 +167,10 @@ public sealed class PostgresWeakExchangeTests : IDisposable
     }
 
     /// <summary>The app's side: a startup message without TLS, then every message up to ReadyForQuery or an ErrorResponse.</summary>
-    private static async Task<List<(char Type, byte[] Payload)>> LoginAsync(ProxyHarness proxy)
+    internal static async Task<List<(char Type, byte[] Payload)>> LoginAsync(ProxyHarness proxy, string listener = "db")
     {
         using var client = new TcpClient();
-        await client.ConnectAsync(proxy.App.GetListenerEndPoint("db"));
+        await client.ConnectAsync(proxy.App.GetListenerEndPoint(listener));
         var stream = client.GetStream();
         var parameters = Encoding.UTF8.GetBytes("user\0the-app\0database\0orders\0\0");
         var startup = new byte[8 + parameters.Length];
@@ -196,7 +196,7 @@ public sealed class PostgresWeakExchangeTests : IDisposable
     }
 
     /// <summary>Asserts the only answer is a FATAL ErrorResponse with <paramref name="sqlState"/>; returns its message.</summary>
-    private static string AssertRefused(List<(char Type, byte[] Payload)> answer, string sqlState)
+    internal static string AssertRefused(List<(char Type, byte[] Payload)> answer, string sqlState)
     {
         var (type, payload) = Assert.Single(answer);
         Assert.Equal('E', type);

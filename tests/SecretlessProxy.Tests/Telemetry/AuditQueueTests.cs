@@ -3,6 +3,7 @@ using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Xunit;
 using SecretlessProxy.Configuration;
+using SecretlessProxy.Core;
 using SecretlessProxy.Telemetry;
 using SecretlessProxy.Tests.Infrastructure;
 
@@ -75,5 +76,5 @@ public sealed class AuditQueueTests : IDisposable
     public void Dispose() => _directory.Delete(recursive: true);
 
     private static AuditRecord Record(int i) =>
-        new(DateTimeOffset.UnixEpoch, "l", "allow", "r", "p", "c", "File", "forwarded", "http", "127.0.0.1", 80, "GET", "/r/" + i, null);
+        new(DateTimeOffset.UnixEpoch, "l", "allow", "r", "p", "c", "File", AccessOutcome.Forwarded, "http", "127.0.0.1", 80, "GET", "/r/" + i, null);
 }

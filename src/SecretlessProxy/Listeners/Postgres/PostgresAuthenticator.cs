@@ -3,6 +3,7 @@ using System.Buffers.Binary;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
+using SecretlessProxy.Core;
 using SecretlessProxy.Injection;
 using SecretlessProxy.Listeners;
 using SecretlessProxy.Listeners.Postgres;
@@ -26,12 +27,6 @@ namespace SecretlessProxy.Listeners.Postgres;
 /// </remarks>
 internal static class PostgresAuthenticator
 {
-    /// <summary>The outcome of a login the proxy refused because the server asked for a weakened exchange.</summary>
-    public const string WeakExchangeOutcome = "weak-exchange-refused";
-
-    /// <summary>The outcome of a login the proxy refused because the server asked for more SCRAM work than it does.</summary>
-    public const string ExcessiveWorkOutcome = "excessive-work-refused";
-
     private const int AuthOk = 0;
     private const int AuthCleartext = 3;
     private const int AuthMd5 = 5;
@@ -63,7 +58,7 @@ internal static class PostgresAuthenticator
                     throw new PostgresProtocolException(
                         fields.GetValueOrDefault('C', "28000"),
                         fields.GetValueOrDefault('M', "the database server refused the login"),
-                        "login-failed");
+                        AccessOutcome.LoginFailed);
                 case PostgresWire.NoticeResponseType or PostgresWire.NegotiateProtocolVersionType:
                     // The proxy asks for plain 3.0 with no options, so a version answer changes nothing.
                     continue;
@@ -82,20 +77,20 @@ internal static class PostgresAuthenticator
                     // knows the password's verifier; do not hand it the app's session.
                     if (scram is not null && !scramVerified)
                     {
-                        throw new PostgresProtocolException("28000", "the database server ended SCRAM authentication without proving its identity", "login-failed");
+                        throw new PostgresProtocolException("28000", "the database server ended SCRAM authentication without proving its identity", AccessOutcome.LoginFailed);
                     }
 
                     return method;
 
                 case AuthCleartext or AuthMd5 when scram is not null:
-                    throw new PostgresProtocolException("28000", "the database server switched from SCRAM to another authentication method mid-login; the proxy refuses", "login-failed");
+                    throw new PostgresProtocolException("28000", "the database server switched from SCRAM to another authentication method mid-login; the proxy refuses", AccessOutcome.LoginFailed);
 
                 case AuthCleartext:
                     if (!verified)
                     {
                         throw new PostgresProtocolException("28000", tls
                             ? "the database server asked for the password in cleartext, and its certificate is not verified (Tls Mode Require); the proxy refuses (use VerifyFull, or scram-sha-256 in pg_hba.conf)"
-                            : "the database server asked for the password in cleartext over a connection without TLS; the proxy refuses (use Tls Mode VerifyFull, or scram-sha-256 in pg_hba.conf)", WeakExchangeOutcome);
+                            : "the database server asked for the password in cleartext over a connection without TLS; the proxy refuses (use Tls Mode VerifyFull, or scram-sha-256 in pg_hba.conf)", AccessOutcome.WeakExchangeRefused);
                     }
 
                     method = "password";
@@ -108,7 +103,7 @@ internal static class PostgresAuthenticator
                         // An MD5 response to a salt the server chose is one MD5 per guess offline.
                         throw new PostgresProtocolException("28000", tls
                             ? "the database server asked for an MD5 response, and its certificate is not verified (Tls Mode Require); the proxy refuses (use VerifyFull, or scram-sha-256 in pg_hba.conf)"
-                            : "the database server asked for an MD5 response over a connection without TLS; the proxy refuses (use Tls Mode VerifyFull, or scram-sha-256 in pg_hba.conf)", WeakExchangeOutcome);
+                            : "the database server asked for an MD5 response over a connection without TLS; the proxy refuses (use Tls Mode VerifyFull, or scram-sha-256 in pg_hba.conf)", AccessOutcome.WeakExchangeRefused);
                     }
 
                     method = "md5";
@@ -116,14 +111,14 @@ internal static class PostgresAuthenticator
                     break;
 
                 case AuthSasl when scram is not null:
-                    throw new PostgresProtocolException("08P01", "the database server started SASL twice", "login-failed");
+                    throw new PostgresProtocolException("08P01", "the database server started SASL twice", AccessOutcome.LoginFailed);
 
                 case AuthSasl:
                     var mechanisms = ReadMechanisms(payload[4..]);
                     var binding = serverCertificate is not null && mechanisms.Contains(ScramSha256Client.MechanismPlus) ? TlsServerEndPoint(serverCertificate) : null;
                     if (binding is null && !mechanisms.Contains(ScramSha256Client.Mechanism))
                     {
-                        throw new PostgresProtocolException("28000", "the database server offers SASL mechanisms " + string.Join(", ", mechanisms) + "; the proxy supports SCRAM-SHA-256", "login-failed");
+                        throw new PostgresProtocolException("28000", "the database server offers SASL mechanisms " + string.Join(", ", mechanisms) + "; the proxy supports SCRAM-SHA-256", AccessOutcome.LoginFailed);
                     }
 
                     scram = new ScramSha256Client(binding, tls, mechanisms.Contains(ScramSha256Client.MechanismPlus));
@@ -139,19 +134,19 @@ internal static class PostgresAuthenticator
                     }
                     catch (FormatException ex)
                     {
-                        throw new PostgresProtocolException("08P01", "SCRAM with the database server failed: " + ex.Message, "login-failed");
+                        throw new PostgresProtocolException("08P01", "SCRAM with the database server failed: " + ex.Message, AccessOutcome.LoginFailed);
                     }
 
                     if (first.Iterations > ScramSha256Client.MaximumIterations)
                     {
-                        throw new PostgresProtocolException("28000", "the database server asked for SCRAM with " + first.Iterations + " iterations; the proxy computes at most " + ScramSha256Client.MaximumIterations + " (each login would cost it seconds of CPU)", ExcessiveWorkOutcome);
+                        throw new PostgresProtocolException("28000", "the database server asked for SCRAM with " + first.Iterations + " iterations; the proxy computes at most " + ScramSha256Client.MaximumIterations + " (each login would cost it seconds of CPU)", AccessOutcome.ExcessiveWorkRefused);
                     }
 
                     if (!verified && first.Iterations < ScramSha256Client.MinimumIterationsFromUnverifiedServer)
                     {
                         // RFC 7677 section 4: at least 4096. The count is the server's to choose, so
                         // from a server nobody vouches for a low one is an offline-cracking request.
-                        throw new PostgresProtocolException("28000", "the database server asked for SCRAM with " + first.Iterations + " iterations, and " + unverifiedBecause + "; the proxy refuses fewer than " + ScramSha256Client.MinimumIterationsFromUnverifiedServer + " from a server it cannot verify, whose answer could be cracked offline (use Tls Mode VerifyFull, or raise the role's iteration count: scram_iterations, then set the password again)", WeakExchangeOutcome);
+                        throw new PostgresProtocolException("28000", "the database server asked for SCRAM with " + first.Iterations + " iterations, and " + unverifiedBecause + "; the proxy refuses fewer than " + ScramSha256Client.MinimumIterationsFromUnverifiedServer + " from a server it cannot verify, whose answer could be cracked offline (use Tls Mode VerifyFull, or raise the role's iteration count: scram_iterations, then set the password again)", AccessOutcome.WeakExchangeRefused);
                     }
 
                     byte[] final;
@@ -161,7 +156,7 @@ internal static class PostgresAuthenticator
                     }
                     catch (FormatException ex)
                     {
-                        throw new PostgresProtocolException("08P01", "SCRAM with the database server failed: " + ex.Message, "login-failed");
+                        throw new PostgresProtocolException("08P01", "SCRAM with the database server failed: " + ex.Message, AccessOutcome.LoginFailed);
                     }
 
                     await SendAsync(server, PasswordMessage(final, terminate: false), cancellationToken).ConfigureAwait(false);
@@ -172,14 +167,14 @@ internal static class PostgresAuthenticator
                     {
                         throw new PostgresProtocolException("28000", serverError is null
                             ? "the database server's SCRAM signature did not verify: it does not hold this user's verifier"
-                            : "SCRAM with the database server failed: " + serverError, "login-failed");
+                            : "SCRAM with the database server failed: " + serverError, AccessOutcome.LoginFailed);
                     }
 
                     scramVerified = true;
                     break;
 
                 default:
-                    throw new PostgresProtocolException("28000", "the database server asked for authentication method " + request + " (Kerberos, GSSAPI or SSPI); the proxy supports SCRAM-SHA-256, MD5 and password", "login-failed");
+                    throw new PostgresProtocolException("28000", "the database server asked for authentication method " + request + " (Kerberos, GSSAPI or SSPI); the proxy supports SCRAM-SHA-256, MD5 and password", AccessOutcome.LoginFailed);
             }
         }
     }

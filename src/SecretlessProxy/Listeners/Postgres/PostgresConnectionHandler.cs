@@ -9,7 +9,6 @@ using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Logging;
 using SecretlessProxy.Attestation;
 using SecretlessProxy.Certificates;
-using SecretlessProxy.Configuration;
 using SecretlessProxy.Core;
 using SecretlessProxy.Credentials;
 using SecretlessProxy.Hosting;
@@ -30,22 +29,25 @@ namespace SecretlessProxy.Listeners.Postgres;
 /// </summary>
 internal sealed partial class PostgresConnectionHandler
 {
+    /// <summary>What a database listener can inject: the credential goes into the login.</summary>
+    private static readonly InjectionTarget[] DatabaseTargets = [InjectionTarget.DatabaseLogin];
+
     private readonly ProxyState _state;
     private readonly PostgresCancelRegistry _cancels;
     private readonly ProxyMetrics _metrics;
-    private readonly AuditLog _audit;
+    private readonly AccessPipeline _pipeline;
     private readonly TimeProvider _time;
     private readonly ConnectionRefusals _refusals;
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<string, SaltedPasswordCache> _saltedPasswords = new(StringComparer.OrdinalIgnoreCase);
 
-    public PostgresConnectionHandler(ProxyState state, PostgresCancelRegistry cancels, ProxyMetrics metrics, AuditLog audit, ConnectionRefusals refusals, TimeProvider time, ILogger<PostgresConnectionHandler> logger)
+    public PostgresConnectionHandler(ProxyState state, PostgresCancelRegistry cancels, ProxyMetrics metrics, AccessPipeline pipeline, ConnectionRefusals refusals, TimeProvider time, ILogger<PostgresConnectionHandler> logger)
     {
         _refusals = refusals;
         _state = state;
         _cancels = cancels;
         _metrics = metrics;
-        _audit = audit;
+        _pipeline = pipeline;
         _time = time;
         _logger = logger;
     }
@@ -155,89 +157,48 @@ internal sealed partial class PostgresConnectionHandler
     private async Task<(ServerConnection? Server, int CancelKey)> EstablishAsync(ConnectionContext connection, ProxyGeneration generation, ListenerDefinition listener, DatabaseListenerSettings db, PostgresStartupMessage startup, CancellationToken cancellationToken)
     {
         var started = Stopwatch.GetTimestamp();
-        var output = connection.Transport.Output;
-        var snapshot = generation.Snapshot;
         var database = startup.Database ?? string.Empty;
         var destination = DatabaseDestination.For(PostgresWire.Scheme, db.Host, db.Port, database);
         using var activity = ProxyTelemetry.StartDatabaseConnection(listener.Name, PostgresWire.DatabaseSystem, destination, database);
-
-        // Attesting the calling process scans /proc (milliseconds) and only a Caller condition or the
-        // audit trail reads it; a pool opening connections should not pay for it otherwise.
-        // The scan is synchronous: off the I/O thread, which with inline completions serves every socket.
-        var caller = (snapshot.Policies.UsesCaller || snapshot.Audit.Sink != AuditSink.None) && connection.Features.Get<CallerFeature>() is { } callerFeature
-            ? await Task.Run(() => callerFeature.Caller, cancellationToken).ConfigureAwait(false)
-            : Caller.Unknown;
-        IdentityStatus? identityStatus = null;
-        if (generation.Identity is { } workloadIdentity)
-        {
-            identityStatus = await workloadIdentity.GetAsync(cancellationToken).ConfigureAwait(false);
-        }
-
-        // Only the policies for this listener's login decide (PolicySet.EvaluateLogin): a caller refused
-        // by the admin login's policies never falls through to a wider policy written for another login.
-        var decision = snapshot.Policies.EvaluateLogin(destination, db.CredentialName, new PolicyContext(caller, identityStatus?.Identity, _time.GetUtcNow()));
-        var policy = decision.Policy;
-        var outcome = new ConnectionOutcome(this, activity, listener.Name, destination, caller, identityStatus?.Identity, started);
-        if (activity is not null)
-        {
-            activity.SetTag(ProxyTelemetry.Tags.Decision, decision.Name);
-            ProxyTelemetry.TagCaller(activity, caller, identityStatus?.Identity);
-            if (policy is not null)
-            {
-                activity.SetTag(ProxyTelemetry.Tags.Policy, policy.Name);
-            }
-        }
-
-        if ((decision.AwaitsIdentity || decision.Kind == DecisionKind.Allow) && identityStatus is { IsValid: false })
-        {
-            await outcome.RefuseAsync(output, "deny", decision.Policy, "identity-unavailable", "57P03", "the workload identity is not valid: " + identityStatus.FailureReason).ConfigureAwait(false);
-            return default;
-        }
-
-        if (decision.Kind != DecisionKind.Allow)
-        {
-            await outcome.RefuseAsync(output, "deny", policy, "denied", "28000", "denied by policy: " + decision.Reason).ConfigureAwait(false);
-            return default;
-        }
-
-        if (policy!.Injection is not DatabaseLoginInjector)
-        {
-            await outcome.RefuseAsync(output, "deny", policy, "denied", "28000", "denied by policy: policy '" + policy.Name + "' injects " + policy.Injection.Kind + " into HTTP requests; a database connection needs a policy with Inject DatabaseLogin").ConfigureAwait(false);
-            return default;
-        }
-
-        activity?.SetTag(ProxyTelemetry.Tags.CredentialName, db.CredentialName);
-        CredentialLease lease;
         try
         {
-            lease = await generation.GetCredentialAsync(db.CredentialName, cancellationToken).ConfigureAwait(false);
+            return await LogInAsync(connection, generation, listener, db, startup, destination, activity, cancellationToken).ConfigureAwait(false);
         }
-        catch (CredentialUnavailableException ex)
+        finally
         {
-            await outcome.RefuseAsync(output, "allow", policy, "credential-unavailable", "57P03", "credential '" + ex.CredentialName + "' is unavailable: " + ex.Reason, db.CredentialName).ConfigureAwait(false);
+            var elapsed = Stopwatch.GetElapsedTime(started);
+            activity?.SetTag(ProxyTelemetry.Tags.HandshakeDuration, elapsed.TotalMilliseconds);
+            _metrics.AddedLatency(listener.Name, elapsed);
+        }
+    }
+
+    private async Task<(ServerConnection? Server, int CancelKey)> LogInAsync(ConnectionContext connection, ProxyGeneration generation, ListenerDefinition listener, DatabaseListenerSettings db, PostgresStartupMessage startup, RequestDestination destination, Activity? activity, CancellationToken cancellationToken)
+    {
+        var output = connection.Transport.Output;
+        var database = startup.Database ?? string.Empty;
+        var access = new AccessRequest(generation, listener, destination, DatabaseTargets, activity)
+        {
+            Caller = connection.Features.Get<CallerFeature>(),
+            OneAccessPerConnection = true,
+            LoginCredential = db.CredentialName,
+            ClientClosed = connection.ConnectionClosed,
+        };
+        var decision = await _pipeline.DecideAsync(access, cancellationToken).ConfigureAwait(false);
+        if (decision is AccessRefusal refusal)
+        {
+            if (!refusal.AppIsGone)
+            {
+                await WriteErrorAsync(output, SqlStateOf(refusal.Outcome), MessageOf(refusal, listener), CancellationToken.None).ConfigureAwait(false);
+            }
+
             return default;
         }
 
-        var credential = lease.Credential;
-        var source = generation.Credentials.TryGetValue(db.CredentialName, out var entry) ? entry.Definition.Source.Kind : "unknown";
-        activity?.SetTag(ProxyTelemetry.Tags.CredentialSource, source);
-        activity?.SetTag(ProxyTelemetry.Tags.CredentialCache, lease.OutcomeName);
-        activity?.SetTag(ProxyTelemetry.Tags.Injection, DatabaseLoginInjector.Instance.Kind);
-        if (credential.ExpiresAt is { } expires && expires <= _time.GetUtcNow())
-        {
-            // The cache never hands out an expired value; this guards the moment between its check and the wire.
-            await outcome.RefuseAsync(output, "allow", policy, "credential-unavailable", "57P03", "credential '" + db.CredentialName + "' expired before the login", db.CredentialName, source).ConfigureAwait(false);
-            return default;
-        }
-
-        if (credential.Username is not { Length: > 0 } user)
-        {
-            await outcome.RefuseAsync(output, "allow", policy, "credential-unavailable", "57P03", "credential '" + db.CredentialName + "' has no user name to log in with", db.CredentialName, source).ConfigureAwait(false);
-            return default;
-        }
-
+        var grant = (AccessGrant)decision;
+        // The pipeline grants a DatabaseLogin policy only with a credential that has a user name.
+        var credential = grant.Credential!;
+        var user = credential.Username!;
         activity?.SetTag(ProxyTelemetry.Tags.DatabaseUser, user);
-        outcome.User = user;
         ServerConnection server = default;
         try
         {
@@ -256,8 +217,7 @@ internal sealed partial class PostgresConnectionHandler
 
             await output.WriteAsync(PostgresWire.AuthenticationOk(), cancellationToken).ConfigureAwait(false);
             var cancelKey = await RelayUntilReadyAsync(reader, output, listener.Name, cancellationToken).ConfigureAwait(false);
-            outcome.Connected(policy, db.CredentialName, source, database);
-            _metrics.Injection(policy.Name, db.CredentialName, DatabaseLoginInjector.Instance.Kind);
+            grant.Complete(AccessOutcome.Connected);
             return (server, cancelKey);
         }
         catch (Exception ex)
@@ -269,40 +229,62 @@ internal sealed partial class PostgresConnectionHandler
                 await server.Stream.DisposeAsync().ConfigureAwait(false);
             }
 
+            AccessRefusal? failed = null;
             if (ex is PostgresProtocolException p)
             {
-                if (p.Outcome is PostgresAuthenticator.WeakExchangeOutcome or PostgresAuthenticator.ExcessiveWorkOutcome)
+                if (p.Outcome is AccessOutcome.WeakExchangeRefused or AccessOutcome.ExcessiveWorkRefused)
                 {
                     // A warning of its own: a server asking for a weakened exchange may be an
                     // impostor between the proxy and the database.
-                    Log.AuthenticationRequestRefused(_logger, listener.Name, db.Host, db.Port, db.TlsMode.ToString(), p.Outcome, p.Message);
+                    Log.AuthenticationRequestRefused(_logger, listener.Name, db.Host, db.Port, db.TlsMode.ToString(), p.Outcome.ToWireName(), p.Message);
                 }
 
-                var message = p.Outcome is "login-failed" or PostgresAuthenticator.WeakExchangeOutcome or PostgresAuthenticator.ExcessiveWorkOutcome
+                var message = p.Outcome is AccessOutcome.LoginFailed or AccessOutcome.WeakExchangeRefused or AccessOutcome.ExcessiveWorkRefused
                     ? "the proxy's login to " + db.Host + ":" + db.Port + " as \"" + user + "\" with credential '" + db.CredentialName + "' failed: " + Truncate(p.Message)
                     : Truncate(p.Message);
-                await outcome.RefuseAsync(output, "allow", policy, p.Outcome, p.SqlState, message, db.CredentialName, source).ConfigureAwait(false);
+                failed = grant.Refuse(p.Outcome, message);
+                await WriteErrorAsync(output, p.SqlState, message, CancellationToken.None).ConfigureAwait(false);
             }
             else if (ex is not (OperationCanceledException or IOException))
             {
                 Log.LoginError(_logger, listener.Name, db.Host, db.Port, ex.GetType().Name);
-                await outcome.RefuseAsync(output, "allow", policy, "proxy-error", "08006", "the proxy failed while logging in to " + db.Host + ":" + db.Port + " (" + ex.GetType().Name + ")", db.CredentialName, source).ConfigureAwait(false);
+                failed = grant.Refuse(AccessOutcome.ProxyError, "the proxy failed while logging in to " + db.Host + ":" + db.Port + " (" + ex.GetType().Name + ")");
             }
             else if (!connection.ConnectionClosed.IsCancellationRequested)
             {
-                var message = ex is OperationCanceledException
+                failed = grant.Refuse(AccessOutcome.UpstreamFailed, ex is OperationCanceledException
                     ? "connecting and logging in to the database server " + db.Host + ":" + db.Port + " took longer than " + db.HandshakeTimeout.TotalSeconds + " s"
-                    : "the connection to the database server " + db.Host + ":" + db.Port + " failed during login";
-                await outcome.RefuseAsync(output, "allow", policy, "upstream-failed", "08006", message, db.CredentialName, source).ConfigureAwait(false);
+                    : "the connection to the database server " + db.Host + ":" + db.Port + " failed during login");
             }
             else
             {
-                outcome.Abandoned(policy, db.CredentialName, source);
+                grant.Complete(AccessOutcome.ClientAborted, "the app closed the connection during the handshake");
+            }
+
+            if (failed is not null && ex is not PostgresProtocolException)
+            {
+                await WriteErrorAsync(output, "08006", failed.Reason, CancellationToken.None).ConfigureAwait(false);
             }
 
             return default;
         }
     }
+
+    /// <summary>The SQLSTATE (PostgreSQL docs, Appendix A) for a refusal the pipeline decided.</summary>
+    private static string SqlStateOf(AccessOutcome outcome) => outcome switch
+    {
+        // cannot_connect_now: transient, the app may retry.
+        AccessOutcome.IdentityUnavailable or AccessOutcome.CredentialUnavailable or AccessOutcome.HandshakeTimeout => "57P03",
+        // invalid_authorization_specification, as the server answers a pg_hba.conf reject.
+        _ => "28000",
+    };
+
+    private static string MessageOf(AccessRefusal refusal, ListenerDefinition listener) => refusal.Outcome switch
+    {
+        AccessOutcome.Denied => "denied by policy: " + refusal.Reason,
+        AccessOutcome.HandshakeTimeout => "the proxy could not log in within " + listener.Limits.HandshakeTimeout.TotalSeconds + " s: " + refusal.Reason,
+        _ => refusal.Reason,
+    };
 
     /// <summary>
     /// Relays ParameterStatus, notices and ReadyForQuery; replaces BackendKeyData with the proxy's own
@@ -331,7 +313,7 @@ internal sealed partial class PostgresConnectionHandler
                         // A FATAL after authentication (database does not exist, too many connections):
                         // the server's own words are for the app and hold no credential.
                         var fields = PostgresWire.ReadFields(message.Payload);
-                        throw new PostgresProtocolException(fields.GetValueOrDefault('C', "08006"), fields.GetValueOrDefault('M', "the database server refused the session"), "session-refused");
+                        throw new PostgresProtocolException(fields.GetValueOrDefault('C', "08006"), fields.GetValueOrDefault('M', "the database server refused the session"), AccessOutcome.SessionRefused);
                     case PostgresWire.ReadyForQueryType:
                         await output.WriteAsync(message.Frame, cancellationToken).ConfigureAwait(false);
                         return registered;
@@ -578,5 +560,27 @@ internal sealed partial class PostgresConnectionHandler
         {
             // The app is gone; there is nobody to tell.
         }
+    }
+
+    private static partial class Log
+    {
+        // Debug: any local process can send these for free, so they must not flood the log.
+        [LoggerMessage(EventIds.DatabaseClientRejected, LogLevel.Debug, "Rejected a client on listener {Listener}: {Reason}")]
+        public static partial void ClientRejected(ILogger logger, string listener, string reason);
+
+        [LoggerMessage(EventIds.DatabaseCancelForwarded, LogLevel.Debug, "Forwarded a cancel request from listener {Listener} to {Host}:{Port}")]
+        public static partial void CancelForwarded(ILogger logger, string listener, string host, int port);
+
+        [LoggerMessage(EventIds.DatabaseCancelIgnored, LogLevel.Debug, "Ignored a cancel request on listener {Listener}: no session of this proxy has that key")]
+        public static partial void CancelIgnored(ILogger logger, string listener);
+
+        [LoggerMessage(EventIds.DatabaseCancelFailed, LogLevel.Warning, "A cancel request on listener {Listener} could not be delivered: {Reason}")]
+        public static partial void CancelFailed(ILogger logger, string listener, string reason);
+
+        [LoggerMessage(EventIds.DatabaseWeakAuthenticationRefused, LogLevel.Warning, "Refused the authentication the database server {Host}:{Port} asked for on listener {Listener} (Tls Mode {TlsMode}, {Outcome}): {Reason}")]
+        public static partial void AuthenticationRequestRefused(ILogger logger, string listener, string host, int port, string tlsMode, string outcome, string reason);
+
+        [LoggerMessage(EventIds.DatabaseLoginError, LogLevel.Warning, "Logging in on listener {Listener} to {Host}:{Port} failed unexpectedly: {Error}")]
+        public static partial void LoginError(ILogger logger, string listener, string host, int port, string error);
     }
 }

@@ -1,3 +1,5 @@
+using SecretlessProxy.Core;
+
 namespace SecretlessProxy.Listeners.Postgres;
 
 /// <summary>
@@ -6,7 +8,7 @@ namespace SecretlessProxy.Listeners.Postgres;
 /// </summary>
 internal sealed class PostgresProtocolException : Exception
 {
-    public PostgresProtocolException(string sqlState, string message, string outcome = "handshake-failed")
+    public PostgresProtocolException(string sqlState, string message, AccessOutcome outcome = AccessOutcome.HandshakeFailed)
         : base(message)
     {
         SqlState = sqlState;
@@ -16,6 +18,6 @@ internal sealed class PostgresProtocolException : Exception
     /// <summary>The SQLSTATE the app sees (PostgreSQL docs, Appendix A).</summary>
     public string SqlState { get; }
 
-    /// <summary>For spans, metrics and audit: <c>handshake-failed</c>, <c>login-failed</c>, <c>upstream-unreachable</c>...</summary>
-    public string Outcome { get; }
+    /// <summary>How the access ended, for spans, metrics and audit: the server broke the protocol, refused the login, could not be reached...</summary>
+    public AccessOutcome Outcome { get; }
 }

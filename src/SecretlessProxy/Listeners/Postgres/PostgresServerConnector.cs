@@ -3,6 +3,7 @@ using System.Net.Security;
 using System.Net.Sockets;
 using System.Security.Authentication;
 using System.Security.Cryptography.X509Certificates;
+using SecretlessProxy.Core;
 using SecretlessProxy.Runtime;
 
 namespace SecretlessProxy.Listeners.Postgres;
@@ -25,7 +26,7 @@ internal static class PostgresServerConnector
             }
             catch (SocketException ex)
             {
-                throw new PostgresProtocolException("08006", "could not connect to the database server " + settings.Host + ":" + settings.Port + " (" + ex.SocketErrorCode + ")", "upstream-unreachable");
+                throw new PostgresProtocolException("08006", "could not connect to the database server " + settings.Host + ":" + settings.Port + " (" + ex.SocketErrorCode + ")", AccessOutcome.UpstreamUnreachable);
             }
 
             var network = new NetworkStream(socket, ownsSocket: true);
@@ -43,7 +44,7 @@ internal static class PostgresServerConnector
             catch (EndOfStreamException)
             {
                 await network.DisposeAsync().ConfigureAwait(false);
-                throw new PostgresProtocolException("08006", "the database server closed the connection when asked for TLS", "upstream-tls-failed");
+                throw new PostgresProtocolException("08006", "the database server closed the connection when asked for TLS", AccessOutcome.UpstreamTlsFailed);
             }
 
             if (answer[0] != (byte)'S')
@@ -51,7 +52,7 @@ internal static class PostgresServerConnector
                 await network.DisposeAsync().ConfigureAwait(false);
                 throw new PostgresProtocolException("08006", answer[0] == (byte)'N'
                     ? "the database server does not offer TLS, and the listener requires it (Tls Mode " + settings.TlsMode + ")"
-                    : "the database server answered the TLS request with an unexpected byte", "upstream-tls-failed");
+                    : "the database server answered the TLS request with an unexpected byte", AccessOutcome.UpstreamTlsFailed);
             }
 
             var tls = new SslStream(network, leaveInnerStreamOpen: false);
@@ -70,7 +71,7 @@ internal static class PostgresServerConnector
             catch (Exception ex) when (ex is AuthenticationException or IOException)
             {
                 await tls.DisposeAsync().ConfigureAwait(false);
-                throw new PostgresProtocolException("08006", "TLS with the database server " + settings.Host + ":" + settings.Port + " failed: " + ex.Message, "upstream-tls-failed");
+                throw new PostgresProtocolException("08006", "TLS with the database server " + settings.Host + ":" + settings.Port + " failed: " + ex.Message, AccessOutcome.UpstreamTlsFailed);
             }
 
             return new ServerConnection(tls, tls.RemoteCertificate);

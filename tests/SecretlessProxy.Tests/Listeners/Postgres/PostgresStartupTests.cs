@@ -2,8 +2,9 @@ using System.Buffers.Binary;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json.Nodes;
-using SecretlessProxy.Tests.Infrastructure;
 using Xunit;
+using SecretlessProxy.Core;
+using SecretlessProxy.Tests.Infrastructure;
 
 namespace SecretlessProxy.Tests.Listeners.Postgres;
 
