@@ -203,9 +203,16 @@ public sealed class PostgresStartupTests : IAsyncLifetime
             await app.WriteAsync(startup[..(startup.Length - 3)]);
             app.Client.Client.Shutdown(SocketShutdown.Send);
 
-            var (state, message) = AssertFatal(await app.ReadToEndAsync());
-            Assert.Equal("08P01", state);
-            Assert.Equal("incomplete startup packet", message);
+            // The half-close races the read: the proxy either reads the short packet and answers
+            // 08P01, or sees the app gone first and closes without an answer. Both refuse; what must
+            // never happen is a login upstream.
+            var answer = await app.ReadToEndAsync();
+            if (answer.Length > 0)
+            {
+                var (state, message) = AssertFatal(answer);
+                Assert.Equal("08P01", state);
+                Assert.Equal("incomplete startup packet", message);
+            }
         }
 
         Assert.Empty(_server.Events);
