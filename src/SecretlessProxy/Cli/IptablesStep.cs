@@ -1,6 +1,6 @@
 namespace SecretlessProxy.Cli;
 
-/// <summary>One iptables or ip6tables invocation. For the Add/Delete kinds, <see cref="Rule"/> is the rule after the <c>-A</c>/<c>-D</c>/<c>-C</c> flag.</summary>
+/// <summary>One iptables or ip6tables invocation. For the Add/Delete kinds, <c>Rule</c> is the rule after the <c>-A</c>/<c>-D</c>/<c>-C</c> flag.</summary>
 internal sealed record IptablesStep(string Tool, IptablesStepKind Kind, IReadOnlyList<string> Arguments)
 {
     /// <summary>The step as a line of POSIX shell that behaves the same (what <c>iptables</c> without <c>--apply</c> prints).</summary>

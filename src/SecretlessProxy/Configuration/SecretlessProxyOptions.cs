@@ -4,7 +4,7 @@ namespace SecretlessProxy.Configuration;
 
 /// <summary>
 /// The <c>SecretlessProxy</c> configuration section as bound from JSON and environment variables.
-/// Mutable only for the binder: it is validated and compiled into an immutable <see cref="ProxySnapshot"/>
+/// Mutable only for the binder: it is validated and compiled into an immutable <see cref="Runtime.ProxySnapshot"/>
 /// before anything reads it on the request path.
 /// </summary>
 public sealed class SecretlessProxyOptions

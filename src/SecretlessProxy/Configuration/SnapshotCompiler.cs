@@ -149,7 +149,7 @@ public sealed partial class SnapshotCompiler
 
     private AuditSettings CompileAudit(AuditOptions audit, List<ConfigError> errors)
     {
-        const string key = Root + ":Audit";
+        var key = Root + ":Audit";
         var maxBytes = audit.MaxFileBytes ?? AuditSettings.Default.MaxFileBytes;
         if (maxBytes < 1024)
         {
@@ -178,7 +178,7 @@ public sealed partial class SnapshotCompiler
 
     private LocalCaSettings? CompileLocalCa(LocalCaOptions? options, string? neededBy, List<ConfigError> errors)
     {
-        const string key = Root + ":LocalCa";
+        var key = Root + ":LocalCa";
         if (options is null)
         {
             if (neededBy is not null)
@@ -607,7 +607,7 @@ public sealed partial class SnapshotCompiler
 
     private TokenFileIdentitySettings? CompileIdentity(IdentityOptions? identity, List<ConfigError> errors)
     {
-        const string key = Root + ":Identity";
+        var key = Root + ":Identity";
         if (identity is null)
         {
             return null;

@@ -201,7 +201,7 @@ public sealed partial class ConfigReloader : IAsyncDisposable
     private static List<string> RestartOnlyChanges(ProxySnapshot current, ProxySnapshot next)
     {
         var reasons = new List<string>();
-        const string restart = " changed; this needs a restart (the running version keeps serving)";
+        var restart = " changed; this needs a restart (the running version keeps serving)";
         if (!current.AdminEndPoint.Equals(next.AdminEndPoint))
         {
             reasons.Add(SecretlessProxyOptions.SectionName + ":Admin:Url" + restart);

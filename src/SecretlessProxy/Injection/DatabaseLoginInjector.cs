@@ -6,7 +6,7 @@ namespace SecretlessProxy.Injection;
 /// <summary>
 /// The credential goes into a database's login handshake (see <c>Listeners/Postgres</c>), not into
 /// an HTTP request. A policy with this injection authorizes database connections only: an HTTP
-/// request it matches is refused before anything is sent, so it never reaches <see cref="Apply"/>.
+/// request it matches is refused before anything is sent (its target is not <see cref="InjectionTarget.HttpRequest"/>).
 /// </summary>
 public sealed class DatabaseLoginInjector : InjectionRule
 {

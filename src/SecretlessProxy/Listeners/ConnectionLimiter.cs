@@ -79,7 +79,7 @@ internal sealed class ConnectionLimiter
 
     private static byte[] BuildBusyResponse()
     {
-        const string body = "{\"type\":\"urn:secretless-proxy:problem:too-many-connections\",\"title\":\"Service Unavailable\",\"status\":503,\"detail\":\"the listener has as many connections open as its MaxConnections allows; retry later\"}";
+        var body = "{\"type\":\"urn:secretless-proxy:problem:too-many-connections\",\"title\":\"Service Unavailable\",\"status\":503,\"detail\":\"the listener has as many connections open as its MaxConnections allows; retry later\"}";
         return Encoding.ASCII.GetBytes(
             "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: " +
             body.Length + "\r\n\r\n" + body);

@@ -304,7 +304,7 @@ public sealed partial class VaultCredentialSource : ICredentialSource
     /// </summary>
     private async Task<Credential?> TryRenewAsync(Lease lease, CancellationToken cancellationToken)
     {
-        const string action = "renewing the lease";
+        var action = "renewing the lease";
         try
         {
             var increment = (long)Math.Ceiling(lease.Duration.TotalSeconds);
