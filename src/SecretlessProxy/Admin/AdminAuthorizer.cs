@@ -1,12 +1,8 @@
 using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text;
-using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.Logging;
 using SecretlessProxy.Attestation;
 using SecretlessProxy.Configuration;
-using SecretlessProxy.Core;
-using SecretlessProxy.Identity;
 using SecretlessProxy.Runtime;
 using SecretlessProxy.Telemetry;
 

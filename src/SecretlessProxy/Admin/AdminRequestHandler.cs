@@ -1,12 +1,6 @@
 using System.Text.Json;
-using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
-using SecretlessProxy.Configuration;
 using SecretlessProxy.Core;
 using SecretlessProxy.Forwarding;
-using SecretlessProxy.Hosting;
-using SecretlessProxy.Listeners;
 using SecretlessProxy.Runtime;
 using SecretlessProxy.Telemetry;
 

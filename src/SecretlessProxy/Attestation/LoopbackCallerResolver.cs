@@ -3,7 +3,6 @@ using System.IO.Enumeration;
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
-using Microsoft.Extensions.Logging;
 using SecretlessProxy.Core;
 using SecretlessProxy.Telemetry;
 

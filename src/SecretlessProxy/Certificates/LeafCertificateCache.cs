@@ -1,7 +1,6 @@
 using System.Net.Security;
 using System.Security.Cryptography.X509Certificates;
 using SecretlessProxy.Core;
-using SecretlessProxy.Listeners;
 using SecretlessProxy.Telemetry;
 
 namespace SecretlessProxy.Certificates;

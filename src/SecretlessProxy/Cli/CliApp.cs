@@ -1,6 +1,4 @@
 using System.CommandLine;
-using SecretlessProxy.Configuration;
-using SecretlessProxy.Core;
 
 namespace SecretlessProxy.Cli;
 

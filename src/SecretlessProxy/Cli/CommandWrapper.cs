@@ -1,12 +1,9 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.InteropServices;
-using Microsoft.Extensions.Configuration;
-using Microsoft.Extensions.Logging;
 using SecretlessProxy.Configuration;
 using SecretlessProxy.Core;
 using SecretlessProxy.Hosting;
-using SecretlessProxy.Listeners;
 using SecretlessProxy.Telemetry;
 
 namespace SecretlessProxy.Cli;

@@ -1,6 +1,4 @@
-using Microsoft.Extensions.Logging;
 using SecretlessProxy.Core;
-using SecretlessProxy.Credentials;
 using SecretlessProxy.Runtime;
 using SecretlessProxy.Telemetry;
 

@@ -2,7 +2,6 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text;
 using SecretlessProxy.Attestation;
-using SecretlessProxy.Identity;
 
 namespace SecretlessProxy.Configuration;
 

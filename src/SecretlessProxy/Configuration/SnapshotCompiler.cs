@@ -1,12 +1,9 @@
 using System.Net;
-using Microsoft.Extensions.Configuration;
 using SecretlessProxy.Certificates;
 using SecretlessProxy.Core;
 using SecretlessProxy.Credentials;
-using SecretlessProxy.Forwarding;
 using SecretlessProxy.Identity;
 using SecretlessProxy.Injection;
-using SecretlessProxy.Listeners;
 using SecretlessProxy.Policy;
 using SecretlessProxy.Runtime;
 using SecretlessProxy.Telemetry;

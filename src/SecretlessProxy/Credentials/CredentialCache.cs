@@ -1,5 +1,4 @@
 using System.Collections.Frozen;
-using Microsoft.Extensions.Logging;
 using SecretlessProxy.Core;
 using SecretlessProxy.Telemetry;
 

@@ -1,4 +1,3 @@
-using Microsoft.Extensions.Logging;
 using SecretlessProxy.Core;
 using SecretlessProxy.Telemetry;
 

@@ -1,5 +1,4 @@
 using System.Text.Json;
-using SecretlessProxy.Core;
 using SecretlessProxy.Hosting;
 
 namespace SecretlessProxy.Demo;

@@ -1,5 +1,3 @@
-using Microsoft.Extensions.Logging;
-using SecretlessProxy.Configuration;
 using SecretlessProxy.Credentials;
 using SecretlessProxy.Injection;
 using SecretlessProxy.Runtime;

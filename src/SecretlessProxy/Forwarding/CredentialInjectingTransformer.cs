@@ -1,10 +1,6 @@
 using System.Diagnostics;
-using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
-using Microsoft.Extensions.Logging;
 using Yarp.ReverseProxy.Forwarder;
-using SecretlessProxy.Core;
-using SecretlessProxy.Injection;
 using SecretlessProxy.Telemetry;
 
 namespace SecretlessProxy.Forwarding;

@@ -1,11 +1,8 @@
 using System.Diagnostics;
-using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
-using Microsoft.Extensions.Logging;
 using Yarp.ReverseProxy.Forwarder;
 using SecretlessProxy.Attestation;
 using SecretlessProxy.Core;
-using SecretlessProxy.Credentials;
 using SecretlessProxy.Injection;
 using SecretlessProxy.Policy;
 using SecretlessProxy.Runtime;
@@ -171,7 +168,7 @@ internal sealed partial class ProxyRequestHandler
             if (AwsSigV4Injector.IsPayloadTooLarge(forwardException) && !context.Response.HasStarted)
             {
                 // The signer refused to buffer the body (AwsSigV4 MaxBodyBytes); nothing was sent upstream.
-                const string detail = "the request body is larger than the policy's AwsSigV4 MaxBodyBytes, the most the proxy buffers to sign it";
+                var detail = "the request body is larger than the policy's AwsSigV4 MaxBodyBytes, the most the proxy buffers to sign it";
                 grant.Amend(AccessOutcome.PayloadTooLarge, detail);
                 await WriteProblemAsync(context, activity, StatusCodes.Status413PayloadTooLarge, "payload-too-large", "Payload too large", detail).ConfigureAwait(false);
                 return;

@@ -1,7 +1,5 @@
 using System.Runtime.CompilerServices;
-using Microsoft.Extensions.Logging;
 using SecretlessProxy.Core;
-using SecretlessProxy.Credentials;
 using SecretlessProxy.Injection;
 using SecretlessProxy.Telemetry;
 

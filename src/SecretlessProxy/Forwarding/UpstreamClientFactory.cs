@@ -1,5 +1,3 @@
-using System.Net.Security;
-using System.Net.Http;
 using System.Security.Cryptography.X509Certificates;
 using Yarp.ReverseProxy.Configuration;
 using Yarp.ReverseProxy.Forwarder;

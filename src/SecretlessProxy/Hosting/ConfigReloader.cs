@@ -1,5 +1,4 @@
 using System.Security.Cryptography;
-using Microsoft.Extensions.Logging;
 using SecretlessProxy.Configuration;
 using SecretlessProxy.Core;
 using SecretlessProxy.Identity;

@@ -1,6 +1,5 @@
 using System.Security.Cryptography.X509Certificates;
 using SecretlessProxy.Core;
-using SecretlessProxy.Credentials;
 using SecretlessProxy.Forwarding;
 
 namespace SecretlessProxy.Hosting;

@@ -1,5 +1,4 @@
 using System.Text.Json;
-using Microsoft.Extensions.Logging;
 using Microsoft.IdentityModel.Tokens;
 using SecretlessProxy.Core;
 using SecretlessProxy.Telemetry;

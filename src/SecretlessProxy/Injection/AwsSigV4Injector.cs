@@ -4,10 +4,7 @@ using System.Text;
 using Amazon;
 using Amazon.Runtime;
 using Amazon.Runtime.Signing;
-using Microsoft.AspNetCore.Http;
 using SecretlessProxy.Core;
-using SecretlessProxy.Credentials;
-using SecretlessProxy.Policy;
 
 namespace SecretlessProxy.Injection;
 

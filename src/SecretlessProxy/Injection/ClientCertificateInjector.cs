@@ -1,5 +1,4 @@
 using SecretlessProxy.Core;
-using SecretlessProxy.Credentials;
 
 namespace SecretlessProxy.Injection;
 

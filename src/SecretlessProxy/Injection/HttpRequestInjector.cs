@@ -1,4 +1,3 @@
-using Microsoft.AspNetCore.Http;
 using SecretlessProxy.Core;
 
 namespace SecretlessProxy.Injection;

@@ -1,6 +1,5 @@
 using System.Text;
 using SecretlessProxy.Core;
-using SecretlessProxy.Credentials;
 
 namespace SecretlessProxy.Injection;
 

@@ -1,9 +1,6 @@
 using System.IO.Pipelines;
 using System.Net.Sockets;
 using Microsoft.AspNetCore.Connections;
-using Microsoft.Extensions.Logging;
-using SecretlessProxy.Configuration;
-using SecretlessProxy.Hosting;
 using SecretlessProxy.Runtime;
 using SecretlessProxy.Telemetry;
 

@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using System.Text;
 using Microsoft.AspNetCore.Connections;
-using SecretlessProxy.Hosting;
 using SecretlessProxy.Runtime;
 
 namespace SecretlessProxy.Listeners;

@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using Microsoft.Extensions.Logging;
 using SecretlessProxy.Telemetry;
 
 namespace SecretlessProxy.Listeners;

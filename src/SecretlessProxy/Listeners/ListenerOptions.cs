@@ -1,4 +1,3 @@
-using SecretlessProxy.Core;
 using SecretlessProxy.Listeners.Postgres;
 
 namespace SecretlessProxy.Listeners;

@@ -3,10 +3,8 @@ using System.Net.Security;
 using System.Security.Authentication;
 using System.Security.Cryptography;
 using Microsoft.AspNetCore.Connections;
-using Microsoft.Extensions.Logging;
 using SecretlessProxy.Certificates;
 using SecretlessProxy.Core;
-using SecretlessProxy.Hosting;
 using SecretlessProxy.Runtime;
 using SecretlessProxy.Telemetry;
 

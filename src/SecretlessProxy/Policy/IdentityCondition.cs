@@ -1,6 +1,5 @@
 using System.Collections.Frozen;
 using SecretlessProxy.Core;
-using SecretlessProxy.Identity;
 
 namespace SecretlessProxy.Policy;
 

@@ -1,6 +1,3 @@
-using SecretlessProxy.Core;
-using SecretlessProxy.Identity;
-
 namespace SecretlessProxy.Policy;
 
 /// <summary>

@@ -1,5 +1,4 @@
 using SecretlessProxy.Core;
-using SecretlessProxy.Identity;
 
 namespace SecretlessProxy.Policy;
 

@@ -1,5 +1,3 @@
-using SecretlessProxy.Core;
-
 namespace SecretlessProxy.Policy;
 
 /// <summary>

@@ -1,5 +1,4 @@
 using SecretlessProxy.Core;
-using SecretlessProxy.Injection;
 
 namespace SecretlessProxy.Policy;
 

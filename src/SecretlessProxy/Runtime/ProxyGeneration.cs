@@ -1,4 +1,3 @@
-using SecretlessProxy.Configuration;
 using SecretlessProxy.Credentials;
 using SecretlessProxy.Identity;
 

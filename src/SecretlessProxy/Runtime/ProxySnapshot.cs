@@ -1,10 +1,8 @@
 using System.Net;
 using SecretlessProxy.Certificates;
-using SecretlessProxy.Configuration;
 using SecretlessProxy.Core;
 using SecretlessProxy.Credentials;
 using SecretlessProxy.Identity;
-using SecretlessProxy.Listeners;
 using SecretlessProxy.Policy;
 using SecretlessProxy.Telemetry;
 

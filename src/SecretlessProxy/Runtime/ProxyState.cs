@@ -1,5 +1,4 @@
 using SecretlessProxy.Certificates;
-using SecretlessProxy.Configuration;
 using SecretlessProxy.Credentials;
 using SecretlessProxy.Identity;
 using SecretlessProxy.Injection;

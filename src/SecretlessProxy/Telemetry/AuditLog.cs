@@ -1,8 +1,6 @@
 using System.Buffers;
 using System.Text.Json;
 using System.Threading.Channels;
-using Microsoft.Extensions.Logging;
-using SecretlessProxy.Configuration;
 
 namespace SecretlessProxy.Telemetry;
 

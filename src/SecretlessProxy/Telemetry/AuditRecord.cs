@@ -1,6 +1,5 @@
 using System.Text.Json;
 using SecretlessProxy.Core;
-using SecretlessProxy.Identity;
 
 namespace SecretlessProxy.Telemetry;
 

@@ -1,8 +1,6 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using SecretlessProxy.Core;
-using SecretlessProxy.Credentials;
-using SecretlessProxy.Injection;
 
 namespace SecretlessProxy.Telemetry;
 

@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using SecretlessProxy.Core;
-using SecretlessProxy.Credentials;
-using SecretlessProxy.Identity;
 
 namespace SecretlessProxy.Telemetry;
 

@@ -2,7 +2,6 @@ using System.Reflection;
 using NetArchTest.Rules;
 using Xunit;
 using SecretlessProxy.Hosting;
-using SecretlessProxy.Tests.Configuration;
 
 namespace SecretlessProxy.Tests.Architecture;
 

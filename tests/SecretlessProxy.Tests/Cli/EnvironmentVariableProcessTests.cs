@@ -1,5 +1,4 @@
 using Xunit;
-using SecretlessProxy.Core;
 using SecretlessProxy.Tests.Configuration;
 using SecretlessProxy.Tests.Infrastructure;
 

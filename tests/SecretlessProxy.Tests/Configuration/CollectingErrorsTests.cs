@@ -1,6 +1,5 @@
 using System.Text.Json.Nodes;
 using Xunit;
-using SecretlessProxy.Core;
 using static SecretlessProxy.Tests.Configuration.BaselineConfig;
 
 namespace SecretlessProxy.Tests.Configuration;

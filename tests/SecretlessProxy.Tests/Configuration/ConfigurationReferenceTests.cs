@@ -2,7 +2,6 @@ using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using Xunit;
-using SecretlessProxy.Core;
 
 namespace SecretlessProxy.Tests.Configuration;
 

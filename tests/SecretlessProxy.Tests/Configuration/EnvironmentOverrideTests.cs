@@ -2,7 +2,6 @@ using System.Net;
 using Microsoft.Extensions.Configuration;
 using Xunit;
 using SecretlessProxy.Configuration;
-using SecretlessProxy.Core;
 using SecretlessProxy.Policy;
 
 namespace SecretlessProxy.Tests.Configuration;

@@ -1,7 +1,6 @@
 using System.Text.Json.Nodes;
 using Xunit;
 using SecretlessProxy.Cli;
-using SecretlessProxy.Core;
 using SecretlessProxy.Tests.Infrastructure;
 
 namespace SecretlessProxy.Tests.Configuration;

@@ -1,8 +1,6 @@
 using System.Text.Json.Nodes;
 using Xunit;
 using SecretlessProxy.Configuration;
-using SecretlessProxy.Core;
-using SecretlessProxy.Listeners;
 using SecretlessProxy.Listeners.Postgres;
 using SecretlessProxy.Runtime;
 using static SecretlessProxy.Tests.Configuration.BaselineConfig;

@@ -1,6 +1,5 @@
 using System.Text.Json.Nodes;
 using Xunit;
-using SecretlessProxy.Core;
 using SecretlessProxy.Tests.Infrastructure;
 using static SecretlessProxy.Tests.Configuration.BaselineConfig;
 
@@ -428,7 +427,7 @@ public sealed class SemanticErrorTests : IDisposable
 
         var result = await _config.ValidateAsync();
 
-        const string key = Root + ":Credentials:payments-token";
+        var key = Root + ":Credentials:payments-token";
         AssertProblem(result, key + ":TokenUrl", "is required");
         AssertProblem(result, key + ":ClientId", "is required");
         AssertProblem(result, key + ":ClientSecretFile", "never from the config");

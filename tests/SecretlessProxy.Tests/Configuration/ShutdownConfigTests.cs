@@ -3,7 +3,6 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Xunit;
 using SecretlessProxy.Configuration;
-using SecretlessProxy.Core;
 using SecretlessProxy.Tests.Infrastructure;
 using static SecretlessProxy.Tests.Configuration.BaselineConfig;
 

@@ -1,6 +1,5 @@
 using System.Text.Json.Nodes;
 using Xunit;
-using SecretlessProxy.Core;
 using SecretlessProxy.Tests.Cli;
 using SecretlessProxy.Tests.Infrastructure;
 

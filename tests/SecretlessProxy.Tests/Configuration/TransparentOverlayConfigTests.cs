@@ -2,7 +2,6 @@ using System.Text.Json.Nodes;
 using Xunit;
 using SecretlessProxy.Configuration;
 using SecretlessProxy.Listeners;
-using SecretlessProxy.Runtime;
 
 namespace SecretlessProxy.Tests.Configuration;
 

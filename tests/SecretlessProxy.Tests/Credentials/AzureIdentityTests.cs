@@ -10,7 +10,6 @@ using WireMock.Server;
 using WireMock.Settings;
 using Xunit;
 using Xunit.Abstractions;
-using SecretlessProxy.Core;
 using SecretlessProxy.Tests.Infrastructure;
 
 namespace SecretlessProxy.Tests.Credentials;
@@ -343,7 +342,7 @@ public sealed class AzureIdentityTests : IDisposable
     [Fact]
     public async Task Workload_identity_configuration_errors_are_named_by_key()
     {
-        const string key = "SecretlessProxy:Credentials:storage-token";
+        var key = "SecretlessProxy:Credentials:storage-token";
         Credential(c =>
         {
             c.Remove("TenantId");

@@ -5,7 +5,6 @@ using System.Text.Json.Nodes;
 using Xunit;
 using SecretlessProxy.Configuration;
 using SecretlessProxy.Core;
-using SecretlessProxy.Credentials;
 using SecretlessProxy.Hosting;
 using SecretlessProxy.Tests.Configuration;
 using SecretlessProxy.Tests.Infrastructure;

@@ -277,7 +277,7 @@ public sealed class TokenExchangeTests : IDisposable
     [Fact]
     public async Task Configuration_errors_are_named_by_key()
     {
-        const string key = "SecretlessProxy:Credentials:gcp-token";
+        var key = "SecretlessProxy:Credentials:gcp-token";
         Credential(c =>
         {
             c.Remove("TokenUrl");

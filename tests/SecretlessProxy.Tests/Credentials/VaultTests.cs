@@ -12,7 +12,6 @@ using WireMock.Server;
 using Xunit;
 using SecretlessProxy.Configuration;
 using SecretlessProxy.Core;
-using SecretlessProxy.Credentials;
 using SecretlessProxy.Tests.Infrastructure;
 
 namespace SecretlessProxy.Tests.Credentials;

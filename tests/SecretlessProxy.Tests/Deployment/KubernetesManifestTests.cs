@@ -4,7 +4,6 @@ using System.Text.Json.Nodes;
 using k8s.Models;
 using Xunit;
 using SecretlessProxy.Configuration;
-using SecretlessProxy.Tests.Configuration;
 
 namespace SecretlessProxy.Tests.Deployment;
 

@@ -1,7 +1,6 @@
 using System.Text;
 using System.Text.Json.Nodes;
 using Xunit;
-using SecretlessProxy.Core;
 using SecretlessProxy.Tests.Configuration;
 using SecretlessProxy.Tests.Infrastructure;
 

@@ -2,7 +2,6 @@ using System.Net.Sockets;
 using System.Text;
 using System.Text.Json.Nodes;
 using Xunit;
-using SecretlessProxy.Core;
 using SecretlessProxy.Tests.Infrastructure;
 
 namespace SecretlessProxy.Tests.Forwarding;
@@ -119,7 +118,7 @@ public sealed class RequestSteeringTests : IAsyncLifetime
     public async Task Routing_override_headers_are_removed_from_credentialed_requests_unless_the_policy_passes_them()
     {
         await using var proxy = await StartAsync();
-        const string overrides = "X-Original-URL: /admin\r\nX-Rewrite-URL: /admin\r\nX-HTTP-Method-Override: DELETE\r\nX-Method-Override: DELETE\r\n" +
+        var overrides = "X-Original-URL: /admin\r\nX-Rewrite-URL: /admin\r\nX-HTTP-Method-Override: DELETE\r\nX-Method-Override: DELETE\r\n" +
             "X-Forwarded-Host: evil.example\r\nX-Forwarded-Proto: http\r\nX-Forwarded-For: 10.9.9.9\r\nForwarded: host=evil.example\r\nX-Real-IP: 10.9.9.9\r\nX-Kept: yes\r\n";
 
         var v1 = await RawAsync(proxy, "plain", "GET /v1/orders HTTP/1.1\r\nHost: localhost\r\n" + overrides + "Connection: close\r\n\r\n");

@@ -2,7 +2,6 @@ using System.Text;
 using Microsoft.AspNetCore.Http;
 using Xunit;
 using SecretlessProxy.Core;
-using SecretlessProxy.Credentials;
 using SecretlessProxy.Forwarding;
 using SecretlessProxy.Injection;
 

@@ -8,8 +8,6 @@ using WireMock.ResponseBuilders;
 using WireMock.Server;
 using Xunit;
 using Xunit.Abstractions;
-using SecretlessProxy.Core;
-using SecretlessProxy.Hosting;
 using SecretlessProxy.Tests.Infrastructure;
 
 namespace SecretlessProxy.Tests.Hosting;

@@ -7,7 +7,6 @@ using Xunit;
 using Xunit.Abstractions;
 using SecretlessProxy.Attestation;
 using SecretlessProxy.Core;
-using SecretlessProxy.Identity;
 using SecretlessProxy.Telemetry;
 using SecretlessProxy.Tests.Infrastructure;
 

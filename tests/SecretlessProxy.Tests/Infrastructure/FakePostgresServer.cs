@@ -6,7 +6,6 @@ using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
-using SecretlessProxy.Core;
 
 namespace SecretlessProxy.Tests.Infrastructure;
 

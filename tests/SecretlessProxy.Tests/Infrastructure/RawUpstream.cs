@@ -4,7 +4,6 @@ using System.Net.Security;
 using System.Net.Sockets;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
-using SecretlessProxy.Core;
 
 namespace SecretlessProxy.Tests.Infrastructure;
 

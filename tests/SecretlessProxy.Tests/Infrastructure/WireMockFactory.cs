@@ -2,7 +2,6 @@ using System.Net;
 using System.Net.Sockets;
 using WireMock.Server;
 using WireMock.Settings;
-using SecretlessProxy.Core;
 
 namespace SecretlessProxy.Tests.Infrastructure;
 

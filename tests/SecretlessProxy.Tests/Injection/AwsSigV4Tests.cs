@@ -8,8 +8,6 @@ using Xunit;
 using Xunit.Abstractions;
 using SecretlessProxy.Configuration;
 using SecretlessProxy.Core;
-using SecretlessProxy.Credentials;
-using SecretlessProxy.Identity;
 using SecretlessProxy.Injection;
 using SecretlessProxy.Tests.Identity;
 using SecretlessProxy.Tests.Infrastructure;

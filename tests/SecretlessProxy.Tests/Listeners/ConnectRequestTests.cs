@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Text;
-using SecretlessProxy.Listeners;
 using SecretlessProxy.Listeners.Forward;
 using Xunit;
 

@@ -7,7 +7,6 @@ using WireMock.RequestBuilders;
 using WireMock.ResponseBuilders;
 using WireMock.Server;
 using Xunit;
-using SecretlessProxy.Core;
 using SecretlessProxy.Telemetry;
 using SecretlessProxy.Tests.Infrastructure;
 

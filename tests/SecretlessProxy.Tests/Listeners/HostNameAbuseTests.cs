@@ -5,7 +5,6 @@ using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using System.Text.Json.Nodes;
 using Xunit;
-using SecretlessProxy.Core;
 using SecretlessProxy.Telemetry;
 using SecretlessProxy.Tests.Infrastructure;
 

@@ -1,6 +1,5 @@
 using Xunit;
 using SecretlessProxy.Core;
-using SecretlessProxy.Listeners;
 
 namespace SecretlessProxy.Tests.Listeners;
 

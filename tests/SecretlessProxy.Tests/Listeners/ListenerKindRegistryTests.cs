@@ -1,7 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Xunit;
-using SecretlessProxy.Core;
 using SecretlessProxy.Listeners;
 using SecretlessProxy.Tests.Cli;
 using SecretlessProxy.Tests.Configuration;

@@ -1,8 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
 using Xunit;
-using SecretlessProxy.Core;
-using SecretlessProxy.Listeners;
 using SecretlessProxy.Listeners.Transparent;
 using SecretlessProxy.Runtime;
 

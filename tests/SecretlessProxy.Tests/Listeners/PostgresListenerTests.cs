@@ -4,7 +4,6 @@ using System.Text.Json.Nodes;
 using Npgsql;
 using Xunit;
 using Xunit.Abstractions;
-using SecretlessProxy.Core;
 using SecretlessProxy.Tests.Infrastructure;
 
 namespace SecretlessProxy.Tests.Listeners;
@@ -281,7 +280,7 @@ public sealed class PostgresListenerTests
     [PostgresFact]
     public async Task A_wrong_credential_gives_the_app_a_clean_error_response_without_the_password()
     {
-        const string wrong = "pg-wrong-password-5be0c2d1";
+        var wrong = "pg-wrong-password-5be0c2d1";
         var (proxy, config, _) = await StartProxyAsync(PostgresServer.ScramUser, wrong);
         await using (proxy)
         using (config)

@@ -5,7 +5,6 @@ using System.Net.Sockets;
 using System.Text;
 using SecretlessProxy.Tests.Infrastructure;
 using Xunit;
-using SecretlessProxy.Core;
 using SecretlessProxy.Listeners;
 
 namespace SecretlessProxy.Tests.Listeners;

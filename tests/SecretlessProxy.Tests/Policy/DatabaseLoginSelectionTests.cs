@@ -1,8 +1,6 @@
 using Xunit;
 using SecretlessProxy.Core;
-using SecretlessProxy.Identity;
 using SecretlessProxy.Injection;
-using SecretlessProxy.Listeners;
 using SecretlessProxy.Policy;
 
 namespace SecretlessProxy.Tests.Policy;

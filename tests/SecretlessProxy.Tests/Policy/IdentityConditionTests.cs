@@ -5,9 +5,6 @@ using WireMock.RequestBuilders;
 using WireMock.ResponseBuilders;
 using WireMock.Server;
 using Xunit;
-using SecretlessProxy.Configuration;
-using SecretlessProxy.Core;
-using SecretlessProxy.Tests.Credentials;
 using SecretlessProxy.Tests.Identity;
 using SecretlessProxy.Tests.Infrastructure;
 

@@ -7,10 +7,6 @@ using WireMock.RequestBuilders;
 using WireMock.ResponseBuilders;
 using WireMock.Server;
 using Xunit;
-using SecretlessProxy.Configuration;
-using SecretlessProxy.Core;
-using SecretlessProxy.Hosting;
-using SecretlessProxy.Policy;
 using SecretlessProxy.Tests.Infrastructure;
 
 namespace SecretlessProxy.Tests.Policy;

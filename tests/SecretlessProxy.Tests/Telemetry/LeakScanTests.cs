@@ -5,7 +5,6 @@ using WireMock.RequestBuilders;
 using WireMock.ResponseBuilders;
 using WireMock.Server;
 using Xunit;
-using SecretlessProxy.Core;
 using SecretlessProxy.Tests.Infrastructure;
 
 namespace SecretlessProxy.Tests.Telemetry;

@@ -1,4 +1,3 @@
-using Microsoft.Extensions.Configuration;
 using SecretlessProxy.Core;
 
 namespace SecretlessProxy.Credentials;

@@ -1,6 +1,4 @@
 using System.Security.Cryptography.X509Certificates;
-using Microsoft.Extensions.Configuration;
-using Microsoft.Extensions.Logging;
 using SecretlessProxy.Core;
 
 namespace SecretlessProxy.Credentials;

@@ -1,10 +1,7 @@
-using System.Buffers;
 using System.IO.Pipelines;
 using System.Net.Sockets;
 using System.Text;
 using Microsoft.AspNetCore.Connections;
-using Microsoft.Extensions.Logging;
-using SecretlessProxy.Hosting;
 using SecretlessProxy.Policy;
 using SecretlessProxy.Runtime;
 using SecretlessProxy.Telemetry;

@@ -5,9 +5,6 @@ using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using SecretlessProxy.Core;
 using SecretlessProxy.Injection;
-using SecretlessProxy.Listeners;
-using SecretlessProxy.Listeners.Postgres;
-using SecretlessProxy.Runtime;
 
 namespace SecretlessProxy.Listeners.Postgres;
 

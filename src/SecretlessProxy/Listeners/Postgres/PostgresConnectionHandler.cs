@@ -6,15 +6,10 @@ using System.IO.Pipelines;
 using System.Net.Security;
 using System.Security.Authentication;
 using Microsoft.AspNetCore.Connections;
-using Microsoft.Extensions.Logging;
 using SecretlessProxy.Attestation;
 using SecretlessProxy.Certificates;
 using SecretlessProxy.Core;
-using SecretlessProxy.Credentials;
-using SecretlessProxy.Hosting;
-using SecretlessProxy.Identity;
 using SecretlessProxy.Injection;
-using SecretlessProxy.Policy;
 using SecretlessProxy.Runtime;
 using SecretlessProxy.Telemetry;
 

@@ -4,7 +4,6 @@ using System.Net.Sockets;
 using System.Security.Authentication;
 using System.Security.Cryptography.X509Certificates;
 using SecretlessProxy.Core;
-using SecretlessProxy.Runtime;
 
 namespace SecretlessProxy.Listeners.Postgres;
 

@@ -1,5 +1,4 @@
 using Microsoft.AspNetCore.Connections;
-using SecretlessProxy.Hosting;
 using SecretlessProxy.Runtime;
 
 namespace SecretlessProxy.Listeners.Route;
