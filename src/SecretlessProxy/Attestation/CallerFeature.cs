@@ -9,7 +9,7 @@ namespace SecretlessProxy.Attestation;
 /// on the connection's caller now: a connection handed to another program, or whose process
 /// exec(2)s another binary, after it was attested is its uid alone from then on.
 /// </summary>
-public sealed class CallerFeature
+internal sealed class CallerFeature
 {
     private readonly Func<CallerAttestation>? _attest;
     private readonly Func<CallerAttestation, CallerAttestation>? _recheck;

@@ -24,7 +24,7 @@ namespace SecretlessProxy.Attestation;
 /// process (another pid namespace, another uid without CAP_SYS_PTRACE, the bound reached) the
 /// caller is the uid alone.
 /// </remarks>
-public sealed partial class LoopbackCallerResolver
+internal sealed partial class LoopbackCallerResolver
 {
     // Bound on the number of processes whose descriptors one resolution reads. With the time
     // bound (ScanBudget) it keeps a busy host's first request from waiting long: there, an

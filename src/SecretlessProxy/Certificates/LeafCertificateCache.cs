@@ -22,7 +22,7 @@ namespace SecretlessProxy.Certificates;
 /// LocalCertificate, and tunnels are bounded by the listeners' MaxConnections, so what evicted
 /// certificates are kept alive by is bounded too.
 /// </remarks>
-public sealed class LeafCertificateCache : IDisposable
+internal sealed class LeafCertificateCache : IDisposable
 {
     public const int DefaultMaxCertificates = 1024;
 

@@ -7,7 +7,7 @@ namespace SecretlessProxy.Certificates;
 /// is open the certificate is not disposed, even if the cache has evicted it. Dispose it once the
 /// TLS session that presents the certificate is disposed.
 /// </summary>
-public sealed class LeafCertificateLease : IDisposable
+internal sealed class LeafCertificateLease : IDisposable
 {
     private LeafCertificateCache.Entry? _entry;
 

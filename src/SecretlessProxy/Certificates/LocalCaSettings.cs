@@ -1,4 +1,4 @@
 namespace SecretlessProxy.Certificates;
 
 /// <summary>Validated local CA settings: a directory, or a certificate and key pair.</summary>
-public sealed record LocalCaSettings(string? Directory, string? CertFile, string? KeyFile, TimeSpan LeafLifetime, int MaxLeafCertificates = Certificates.LeafCertificateCache.DefaultMaxCertificates);
+internal sealed record LocalCaSettings(string? Directory, string? CertFile, string? KeyFile, TimeSpan LeafLifetime, int MaxLeafCertificates = Certificates.LeafCertificateCache.DefaultMaxCertificates);

@@ -10,7 +10,7 @@ namespace SecretlessProxy.Certificates;
 /// the proxy's user only) or
 /// loaded from a mounted certificate and key. Its key never leaves the process or the directory.
 /// </summary>
-public sealed class LocalCertificateAuthority : IDisposable
+internal sealed class LocalCertificateAuthority : IDisposable
 {
     public const string CertFileName = "ca.crt";
     public const string KeyFileName = "ca.key";

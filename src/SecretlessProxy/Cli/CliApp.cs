@@ -3,7 +3,7 @@ using System.CommandLine;
 namespace SecretlessProxy.Cli;
 
 /// <summary>The <c>secretless-proxy</c> command line: run, validate, demo.</summary>
-public static class CliApp
+internal static class CliApp
 {
     /// <param name="ownsProcess">
     /// The CLI is the process (Program), not a guest in a test host: <c>run</c> may then change

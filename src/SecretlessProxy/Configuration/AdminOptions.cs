@@ -6,7 +6,7 @@ namespace SecretlessProxy.Configuration;
 /// of <see cref="AllowedUids"/>; <see cref="ProbeUrl"/> (any address) serves the kubelet's probes
 /// and <c>/metrics</c> and nothing else.
 /// </summary>
-public sealed class AdminOptions
+internal sealed class AdminOptions
 {
     public const string DefaultUrl = "http://127.0.0.1:9901";
 

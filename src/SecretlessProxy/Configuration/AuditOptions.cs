@@ -1,7 +1,7 @@
 namespace SecretlessProxy.Configuration;
 
 /// <summary>Where the audit trail (one JSON line per decision) is written.</summary>
-public sealed class AuditOptions
+internal sealed class AuditOptions
 {
     /// <summary><c>None</c> (default), <c>Stdout</c> or <c>File</c>.</summary>
     public string? Sink { get; set; }

@@ -1,7 +1,7 @@
 namespace SecretlessProxy.Configuration;
 
 /// <summary><c>Inject:AwsSigV4</c>: how requests are signed with an AWS credential.</summary>
-public sealed class AwsSigV4Options
+internal sealed class AwsSigV4Options
 {
     /// <summary>Signing name, e.g. <c>s3</c>, <c>sqs</c>, <c>execute-api</c>; inferred from a standard AWS host name when omitted.</summary>
     public string? Service { get; set; }

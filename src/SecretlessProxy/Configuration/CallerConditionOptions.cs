@@ -1,7 +1,7 @@
 namespace SecretlessProxy.Configuration;
 
 /// <summary>A policy's <c>Caller</c> condition: which local processes may use it. Every list given must match.</summary>
-public sealed class CallerConditionOptions
+internal sealed class CallerConditionOptions
 {
     public int[]? Uids { get; set; }
 

@@ -5,7 +5,7 @@ namespace SecretlessProxy.Configuration;
 /// (a SPIFFE X.509-SVID written by spiffe-helper, a cert-manager or Vault PKI secret) and re-read
 /// when they rotate.
 /// </summary>
-public sealed class ClientCertificateOptions
+internal sealed class ClientCertificateOptions
 {
     /// <summary>PEM certificate; the first certificate in the file is the leaf that is presented.</summary>
     public string? CertFile { get; set; }

@@ -7,7 +7,7 @@ namespace SecretlessProxy.Configuration;
 /// Loads a config file: JSON schema check, then binding (with <c>SecretlessProxy__*</c> environment
 /// overrides applied), then semantic validation and compilation into a snapshot.
 /// </summary>
-public sealed class ConfigLoader
+internal sealed class ConfigLoader
 {
     private readonly TimeProvider _time;
     private readonly HttpMessageInvoker _tokenClient;

@@ -19,7 +19,7 @@ namespace SecretlessProxy.Configuration;
 /// the operator's terms rather than the library's: each error's instance location becomes the
 /// configuration key, and the failing keyword's value in the schema says what was expected.
 /// </remarks>
-public sealed class ConfigSchemaValidator
+internal sealed class ConfigSchemaValidator
 {
     // Any fixed absolute URI: it only anchors the schema's local $refs (the schema has no $id), and a
     // fixed one keeps messages about the schema the same from run to run.

@@ -4,7 +4,7 @@ namespace SecretlessProxy.Configuration;
 /// The keys every credential has, whatever its <see cref="Source"/>. The source's own keys are
 /// bound by its kind (<c>Credentials/CredentialSourceRegistry</c>) from the same section.
 /// </summary>
-public sealed class CredentialOptions
+internal sealed class CredentialOptions
 {
     /// <summary>
     /// <c>File</c>, <c>OAuth2ClientCredentials</c>, <c>OAuth2TokenExchange</c>, <c>AwsWebIdentity</c>,

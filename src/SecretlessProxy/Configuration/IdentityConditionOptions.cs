@@ -1,7 +1,7 @@
 namespace SecretlessProxy.Configuration;
 
 /// <summary>A policy's <c>Identity</c> condition on the workload identity's claims. Every list given must match.</summary>
-public sealed class IdentityConditionOptions
+internal sealed class IdentityConditionOptions
 {
     public string[]? Subjects { get; set; }
 

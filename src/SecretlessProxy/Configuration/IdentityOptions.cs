@@ -1,7 +1,7 @@
 namespace SecretlessProxy.Configuration;
 
 /// <summary>The workload's own identity token (<c>Identity</c> section).</summary>
-public sealed class IdentityOptions
+internal sealed class IdentityOptions
 {
     /// <summary><c>TokenFile</c>: a projected service-account token, a SPIFFE JWT-SVID, a CI OIDC token.</summary>
     public string? Source { get; set; }

@@ -1,6 +1,6 @@
 namespace SecretlessProxy.Configuration;
 
-public sealed class InjectOptions
+internal sealed class InjectOptions
 {
     /// <summary>Header name; with <see cref="Format"/> containing <c>{token}</c>.</summary>
     public string? Header { get; set; }

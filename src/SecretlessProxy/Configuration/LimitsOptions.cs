@@ -3,7 +3,7 @@ using SecretlessProxy.Runtime;
 namespace SecretlessProxy.Configuration;
 
 /// <summary>Process-wide bounds on what the apps can make the proxy hold (<c>SecretlessProxy:Limits</c>).</summary>
-public sealed class LimitsOptions
+internal sealed class LimitsOptions
 {
     /// <summary>64 MiB: a few large signed bodies at once, far below a sidecar's usual memory limit.</summary>
     public const long DefaultSigningBufferBytes = ProxySnapshot.DefaultSigningBufferBytes;

@@ -1,7 +1,7 @@
 namespace SecretlessProxy.Configuration;
 
 /// <summary>The CA that signs leaf certificates for intercepted HTTPS (Forward listeners).</summary>
-public sealed class LocalCaOptions
+internal sealed class LocalCaOptions
 {
     /// <summary>Folder holding ca.crt and ca.key; both are created on first start when absent.</summary>
     public string? Directory { get; set; }

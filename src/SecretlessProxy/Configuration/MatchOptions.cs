@@ -1,6 +1,6 @@
 namespace SecretlessProxy.Configuration;
 
-public sealed class MatchOptions
+internal sealed class MatchOptions
 {
     /// <summary>Exact host names or <c>*.example.com</c> wildcards (one or more labels).</summary>
     public string[]? Hosts { get; set; }

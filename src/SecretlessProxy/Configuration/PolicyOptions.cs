@@ -1,6 +1,6 @@
 namespace SecretlessProxy.Configuration;
 
-public sealed class PolicyOptions
+internal sealed class PolicyOptions
 {
     public MatchOptions Match { get; set; } = new();
 

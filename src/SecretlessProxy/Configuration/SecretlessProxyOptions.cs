@@ -7,7 +7,7 @@ namespace SecretlessProxy.Configuration;
 /// Mutable only for the binder: it is validated and compiled into an immutable <see cref="Runtime.ProxySnapshot"/>
 /// before anything reads it on the request path.
 /// </summary>
-public sealed class SecretlessProxyOptions
+internal sealed class SecretlessProxyOptions
 {
     public const string SectionName = "SecretlessProxy";
 

@@ -3,7 +3,7 @@ using SecretlessProxy.Runtime;
 namespace SecretlessProxy.Configuration;
 
 /// <summary>How the proxy stops (SIGTERM, Ctrl-C or <c>POST /quitquitquit</c>).</summary>
-public sealed class ShutdownOptions
+internal sealed class ShutdownOptions
 {
     /// <summary>The proxy's default drain: 5 s inside Kubernetes' default 30 s grace period.</summary>
     public static readonly TimeSpan DefaultDrainTimeout = ProxySnapshot.DefaultDrainTimeout;

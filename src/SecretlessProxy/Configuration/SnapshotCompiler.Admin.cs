@@ -5,7 +5,7 @@ using SecretlessProxy.Runtime;
 namespace SecretlessProxy.Configuration;
 
 /// <summary>The <c>Admin</c> section: who can reach which admin endpoint.</summary>
-public sealed partial class SnapshotCompiler
+internal sealed partial class SnapshotCompiler
 {
     private const string AdminKey = Root + ":Admin";
 

@@ -3,7 +3,7 @@ using SecretlessProxy.Injection;
 
 namespace SecretlessProxy.Configuration;
 
-public sealed partial class SnapshotCompiler
+internal sealed partial class SnapshotCompiler
 {
     /// <param name="matchHosts">The policy's <c>Match:Hosts</c>: when Service or Region is omitted, each must be a standard AWS host name it can be inferred from.</param>
     /// <param name="credential">What the policy's credential yields; null when it names none (or an unknown one, already reported).</param>

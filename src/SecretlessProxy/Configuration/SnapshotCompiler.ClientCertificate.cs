@@ -4,7 +4,7 @@ using SecretlessProxy.Injection;
 
 namespace SecretlessProxy.Configuration;
 
-public sealed partial class SnapshotCompiler
+internal sealed partial class SnapshotCompiler
 {
     /// <summary>Source kind of a client-certificate policy, for spans and audit records.</summary>
     internal const string ClientCertificateSource = "ClientCertificate";

@@ -2,7 +2,7 @@ using SecretlessProxy.Core;
 
 namespace SecretlessProxy.Configuration;
 
-public sealed partial class SnapshotCompiler
+internal sealed partial class SnapshotCompiler
 {
     private const string IssuerEndpointKeys = IssuerEndpointRules.Keys;
 

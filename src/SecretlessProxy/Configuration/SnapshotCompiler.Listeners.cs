@@ -7,7 +7,7 @@ using SecretlessProxy.Runtime;
 namespace SecretlessProxy.Configuration;
 
 /// <summary>Listeners: each is compiled by its kind (<see cref="ListenerKindRegistry"/>); the compiler answers what a kind asks.</summary>
-public sealed partial class SnapshotCompiler
+internal sealed partial class SnapshotCompiler
 {
     private ListenerDefinition? CompileListener(string name, ListenerOptions listener, UnmatchedBehavior globalUnmatched, IReadOnlyList<string> injectedQueryParameters, Dictionary<string, CredentialOptions> credentials, bool hasLocalCa, List<ConfigError> errors) =>
         ListenerKindRegistry.Compile(new Compilation(this, name, listener, errors, globalUnmatched, injectedQueryParameters, credentials, hasLocalCa));

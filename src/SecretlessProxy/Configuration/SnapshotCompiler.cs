@@ -14,7 +14,7 @@ namespace SecretlessProxy.Configuration;
 /// Validates bound options and compiles them into an immutable <see cref="ProxySnapshot"/>. Every
 /// problem is collected with its key path, so one run of <c>validate</c> shows them all.
 /// </summary>
-public sealed partial class SnapshotCompiler
+internal sealed partial class SnapshotCompiler
 {
     private const string Root = SecretlessProxyOptions.SectionName;
 

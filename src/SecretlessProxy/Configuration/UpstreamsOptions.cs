@@ -1,7 +1,7 @@
 namespace SecretlessProxy.Configuration;
 
 /// <summary>How the proxy verifies the upstreams it connects to over TLS.</summary>
-public sealed class UpstreamsOptions
+internal sealed class UpstreamsOptions
 {
     /// <summary>Extra CA certificates (PEM bundle) trusted in addition to the system store.</summary>
     public string? TrustedCaFile { get; set; }

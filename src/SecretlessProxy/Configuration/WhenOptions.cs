@@ -1,7 +1,7 @@
 namespace SecretlessProxy.Configuration;
 
 /// <summary>A policy's <c>When</c> condition: the days and hours it applies, in one time zone.</summary>
-public sealed class WhenOptions
+internal sealed class WhenOptions
 {
     /// <summary><c>Mon</c> … <c>Sun</c> (or full names).</summary>
     public string[]? Days { get; set; }

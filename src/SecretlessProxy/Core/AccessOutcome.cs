@@ -6,7 +6,7 @@ namespace SecretlessProxy.Core;
 /// <c>secretless.outcome</c> and the <c>outcome</c> label of <c>secretless_proxy_requests_total</c>;
 /// docs/architecture.md lists them.
 /// </summary>
-public enum AccessOutcome
+internal enum AccessOutcome
 {
     /// <summary>Sent upstream with the policy's credential.</summary>
     Forwarded,

@@ -1,7 +1,7 @@
 namespace SecretlessProxy.Core;
 
 /// <summary>The one mapping from <see cref="AccessOutcome"/> to the name audit, metrics, spans and docs use.</summary>
-public static class AccessOutcomeNames
+internal static class AccessOutcomeNames
 {
     /// <summary>Kebab-case, stable: operators alert and dashboards filter on these.</summary>
     public static string ToWireName(this AccessOutcome outcome) => outcome switch

@@ -1,7 +1,7 @@
 namespace SecretlessProxy.Core;
 
 /// <summary>How a request got its credential; recorded on the span as <c>secretless.credential.cache</c>.</summary>
-public enum CacheOutcome
+internal enum CacheOutcome
 {
     /// <summary>Served from cache, no fetch started.</summary>
     Hit,

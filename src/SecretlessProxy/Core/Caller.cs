@@ -6,7 +6,7 @@ namespace SecretlessProxy.Core;
 /// cannot be found (another pod's process, no permission to read its /proc entries, a non-loopback
 /// peer); only policies that do not constrain the caller can match an unknown caller.
 /// </summary>
-public sealed class Caller
+internal sealed class Caller
 {
     public static readonly Caller Unknown = new(isKnown: false, uid: null, pid: null, executable: null, executableSha256: null, containerId: null, cgroup: null);
 

@@ -5,7 +5,7 @@ namespace SecretlessProxy.Core;
 /// an accidental log line, exception message or debugger display leaks nothing. Only injectors read
 /// <see cref="Secret"/>.
 /// </summary>
-public sealed class Credential
+internal sealed class Credential
 {
     public Credential(string secret, string? username, DateTimeOffset obtainedAt, DateTimeOffset? expiresAt, object? sourceStamp = null, SigningKeys? signingKeys = null)
     {

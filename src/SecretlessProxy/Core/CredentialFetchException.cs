@@ -4,7 +4,7 @@ namespace SecretlessProxy.Core;
 /// A credential could not be fetched. The message is shown to operators (logs, /credentials) and
 /// must never contain a secret or a response body that might echo one.
 /// </summary>
-public sealed class CredentialFetchException : Exception
+internal sealed class CredentialFetchException : Exception
 {
     public CredentialFetchException(string message, bool isTransient, Exception? innerException = null)
         : base(message, innerException)

@@ -6,7 +6,7 @@ namespace SecretlessProxy.Core;
 /// which source it is.
 /// </summary>
 [Flags]
-public enum CredentialShape
+internal enum CredentialShape
 {
     None = 0,
 

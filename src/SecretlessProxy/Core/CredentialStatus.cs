@@ -1,7 +1,7 @@
 namespace SecretlessProxy.Core;
 
 /// <summary>What /credentials shows for one credential: its state and timing, never its value.</summary>
-public sealed record CredentialStatus(
+internal sealed record CredentialStatus(
     string Name,
     string Source,
     string State,

@@ -6,7 +6,7 @@ namespace SecretlessProxy.Core;
 /// <c>PathPrefix</c> can limit which databases a caller may log in to. The scheme is the listener
 /// kind's own (<c>postgres</c>, <c>mysql</c>, <c>redis</c>).
 /// </summary>
-public static class DatabaseDestination
+internal static class DatabaseDestination
 {
     public const string Method = "CONNECT";
 

@@ -6,7 +6,7 @@ namespace SecretlessProxy.Core;
 /// themselves live in <c>Injection/</c> and are typed by their target, so no injector is ever
 /// handed something it cannot act on.
 /// </summary>
-public abstract class InjectionRule
+internal abstract class InjectionRule
 {
     /// <summary>Short name for spans and logs: <c>header</c>, <c>basic</c>, <c>query</c>, <c>database-login</c>.</summary>
     public abstract string Kind { get; }

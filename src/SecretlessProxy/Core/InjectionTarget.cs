@@ -1,7 +1,7 @@
 namespace SecretlessProxy.Core;
 
 /// <summary>What an injection acts on; a listener only uses a policy whose injection it can perform.</summary>
-public enum InjectionTarget
+internal enum InjectionTarget
 {
     /// <summary>A header, query parameter or signature on the outgoing HTTP request.</summary>
     HttpRequest,

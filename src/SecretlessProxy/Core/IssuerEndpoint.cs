@@ -7,7 +7,7 @@ namespace SecretlessProxy.Core;
 /// loopback endpoint is reached only over a Unix socket, over TLS pinned to a configured
 /// certificate, or with <see cref="LoopbackSquattingAccepted"/> saying the risk is taken.
 /// </summary>
-public sealed class IssuerEndpoint
+internal sealed class IssuerEndpoint
 {
     public IssuerEndpoint(string key, Uri url, string carries, string? unixSocket = null, IReadOnlyList<byte[]>? pinnedCertificates = null, bool loopbackSquattingAccepted = false)
     {

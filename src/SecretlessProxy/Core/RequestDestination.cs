@@ -9,4 +9,4 @@ namespace SecretlessProxy.Core;
 /// True where the app chose the scheme (Forward and Transparent listeners): a policy then matches
 /// plain http only when its <c>Match:Schemes</c> says so. A Route upstream's scheme is the operator's.
 /// </param>
-public readonly record struct RequestDestination(string Scheme, string Host, int Port, string Method, string Path, bool SchemeFromApp = false, bool IsDatabase = false);
+internal readonly record struct RequestDestination(string Scheme, string Host, int Port, string Method, string Path, bool SchemeFromApp = false, bool IsDatabase = false);

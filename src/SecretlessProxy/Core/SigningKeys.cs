@@ -4,7 +4,7 @@ namespace SecretlessProxy.Core;
 /// Signing keys, what a request signer needs (for SigV4: temporary AWS keys from STS). Held inside a
 /// <see cref="Credential"/> and, like it, never printed.
 /// </summary>
-public sealed class SigningKeys
+internal sealed class SigningKeys
 {
     public SigningKeys(string accessKeyId, string secretAccessKey, string? sessionToken)
     {

@@ -6,7 +6,7 @@ namespace SecretlessProxy.Core;
 /// The token is a bearer secret: it is handed to credential sources as a subject or client
 /// assertion and never printed (<see cref="ToString"/> names the subject only).
 /// </summary>
-public sealed class WorkloadIdentity
+internal sealed class WorkloadIdentity
 {
     public WorkloadIdentity(string token, string? subject, string? issuer, IReadOnlyList<string> audiences, string? kubernetesNamespace, string? serviceAccount, DateTimeOffset? expiresAt, bool verified)
     {

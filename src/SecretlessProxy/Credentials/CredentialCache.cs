@@ -8,7 +8,7 @@ namespace SecretlessProxy.Credentials;
 /// Hands out current, unexpired credentials by name: refreshes ahead of expiry, one fetch at a time
 /// per credential, backs off after failures, and never returns an expired value.
 /// </summary>
-public sealed class CredentialCache : IDisposable
+internal sealed class CredentialCache : IDisposable
 {
     private readonly CancellationTokenSource _stopping = new();
     private readonly Lock _applying = new();

@@ -1,7 +1,7 @@
 namespace SecretlessProxy.Credentials;
 
 /// <summary>The validated, immutable timing settings of one credential; the source holds the rest.</summary>
-public sealed record CredentialDefinition(
+internal sealed record CredentialDefinition(
     string Name,
     ICredentialSource Source,
     double RefreshAt,

@@ -3,7 +3,7 @@ using SecretlessProxy.Core;
 namespace SecretlessProxy.Credentials;
 
 /// <summary>A credential handed to one request, with how it was obtained.</summary>
-public readonly record struct CredentialLease(Credential Credential, CacheOutcome Outcome)
+internal readonly record struct CredentialLease(Credential Credential, CacheOutcome Outcome)
 {
     public string OutcomeName => Outcome switch
     {

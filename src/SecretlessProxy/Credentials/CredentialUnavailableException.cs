@@ -1,7 +1,7 @@
 namespace SecretlessProxy.Credentials;
 
 /// <summary>No valid credential can be had for a request: the proxy answers 503 and does not call the upstream.</summary>
-public sealed class CredentialUnavailableException : Exception
+internal sealed class CredentialUnavailableException : Exception
 {
     public CredentialUnavailableException(string credentialName, string reason)
         : base("credential '" + credentialName + "' is unavailable: " + reason)

@@ -3,7 +3,7 @@ using SecretlessProxy.Core;
 namespace SecretlessProxy.Credentials;
 
 /// <summary>Obtains a fresh credential of one kind. The cache decides when; the source only fetches.</summary>
-public interface ICredentialSource
+internal interface ICredentialSource
 {
     /// <summary>The configured source name (<c>File</c>, <c>OAuth2ClientCredentials</c>), for spans and /credentials.</summary>
     string Kind { get; }

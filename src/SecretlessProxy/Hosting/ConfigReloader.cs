@@ -14,7 +14,7 @@ namespace SecretlessProxy.Hosting;
 /// reason in the log and at <c>/readyz</c>, and the last good version keeps serving (Secretless
 /// Broker exits here, taking the app's traffic with it). <c>POST /reload</c> forces one.
 /// </summary>
-public sealed partial class ConfigReloader : IAsyncDisposable
+internal sealed partial class ConfigReloader : IAsyncDisposable
 {
     // File events come in bursts (write, chmod, rename); one reload per burst.
     private static readonly TimeSpan Debounce = TimeSpan.FromMilliseconds(100);

@@ -21,7 +21,7 @@ namespace SecretlessProxy.Hosting;
 /// A running proxy: Kestrel with one endpoint per listener plus the admin endpoint, all in one
 /// host so they share the credential cache and the configuration snapshot.
 /// </summary>
-public sealed partial class ProxyApp : IAsyncDisposable
+internal sealed partial class ProxyApp : IAsyncDisposable
 {
     private const string InlineCompletionsVariable = "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS";
 

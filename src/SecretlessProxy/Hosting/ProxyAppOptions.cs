@@ -4,7 +4,7 @@ using OpenTelemetry.Trace;
 namespace SecretlessProxy.Hosting;
 
 /// <summary>Host-level hooks: the clock, and extra logging or tracing sinks (tests capture everything emitted).</summary>
-public sealed class ProxyAppOptions
+internal sealed class ProxyAppOptions
 {
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 

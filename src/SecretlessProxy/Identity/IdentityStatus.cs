@@ -7,7 +7,7 @@ namespace SecretlessProxy.Identity;
 /// reason is fit for the app's 503 problem response and for logs: it names what failed
 /// ("the token expired at ...", "the issuer ... is not ..."), never the token.
 /// </summary>
-public sealed class IdentityStatus
+internal sealed class IdentityStatus
 {
     private IdentityStatus(WorkloadIdentity? identity, string? failureReason)
     {

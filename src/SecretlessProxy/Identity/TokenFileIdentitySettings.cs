@@ -7,7 +7,7 @@ namespace SecretlessProxy.Identity;
 /// <see cref="JwksUrl"/> or <see cref="Issuer"/> is set: keys come from <see cref="JwksUrl"/>, or
 /// from the issuer's OpenID discovery document (<c>{Issuer}/.well-known/openid-configuration</c>).
 /// </summary>
-public sealed class TokenFileIdentitySettings
+internal sealed class TokenFileIdentitySettings
 {
     public TokenFileIdentitySettings(string path, string? issuer, string? audience, Uri? jwksUrl, TimeSpan clockSkew, IssuerEndpoint? keysEndpoint = null)
     {

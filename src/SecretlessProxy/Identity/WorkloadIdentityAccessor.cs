@@ -6,7 +6,7 @@ namespace SecretlessProxy.Identity;
 /// proxy: sources are compiled before the identity exists and outlive reloads that replace it,
 /// so they hold this and ask it at fetch time.
 /// </summary>
-public sealed class WorkloadIdentityAccessor
+internal sealed class WorkloadIdentityAccessor
 {
     private volatile TokenFileIdentity? _identity;
 

@@ -11,7 +11,7 @@ namespace SecretlessProxy.Injection;
 /// <c>s3.amazonaws.com</c> (signed for us-east-1), and the China partition
 /// (<c>amazonaws.com.cn</c>). A wildcard pattern is inferred from its fixed suffix.
 /// </remarks>
-public static class AwsHostNames
+internal static class AwsHostNames
 {
     private static readonly string[] Suffixes = [".amazonaws.com.cn", ".amazonaws.com"];
 

@@ -32,7 +32,7 @@ namespace SecretlessProxy.Injection;
 /// kept, everything else percent-encoded as UTF-8, <c>+</c> read as a space) so the bytes on the wire
 /// are the ones the signature covers, whichever way the service re-canonicalizes them.</para>
 /// </remarks>
-public sealed class AwsSigV4Injector : HttpRequestInjector
+internal sealed class AwsSigV4Injector : HttpRequestInjector
 {
     public const long DefaultMaxBodyBytes = 10 * 1024 * 1024;
 
@@ -387,7 +387,7 @@ public sealed class AwsSigV4Injector : HttpRequestInjector
 }
 
 /// <summary>The body to sign is larger than <c>MaxBodyBytes</c>: the request is refused with 413, never sent.</summary>
-public sealed class PayloadTooLargeException : Exception
+internal sealed class PayloadTooLargeException : Exception
 {
     public PayloadTooLargeException(long limit)
         : base("the request body is larger than " + limit.ToString(CultureInfo.InvariantCulture) + " bytes, the most that is buffered to sign it")

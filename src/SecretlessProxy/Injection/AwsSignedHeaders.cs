@@ -18,7 +18,7 @@ namespace SecretlessProxy.Injection;
 /// <c>Cache-Control</c>, <c>Content-Encoding</c>, <c>User-Agent</c>, trace headers) are sent
 /// unsigned: they qualify the request's own target, and AWS does not require them signed.</para>
 /// </remarks>
-public static class AwsSignedHeaders
+internal static class AwsSignedHeaders
 {
     /// <summary>
     /// Headers that name a second object the request reads (CopyObject and UploadPartCopy read

@@ -23,7 +23,7 @@ namespace SecretlessProxy.Injection;
 /// <c>+</c> (a space to some decoders), control characters, invalid percent-encoding or UTF-8,
 /// anything still percent-encoded after one decode, a query other than <c>versionId</c>, an ARN.</para>
 /// </remarks>
-public static class AwsSourceCheck
+internal static class AwsSourceCheck
 {
     /// <summary>Null when the source is inside the prefix; otherwise why not, fit for the app (it names only what the app sent).</summary>
     public static string? Refuse(string header, string value, string host, string pathPrefix, bool pathStyle)

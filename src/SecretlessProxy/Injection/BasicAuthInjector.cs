@@ -4,7 +4,7 @@ using SecretlessProxy.Core;
 namespace SecretlessProxy.Injection;
 
 /// <summary>HTTP Basic (RFC 7617): the credential's user name and its secret as the password.</summary>
-public sealed class BasicAuthInjector : HttpRequestInjector
+internal sealed class BasicAuthInjector : HttpRequestInjector
 {
     public override string Kind => "basic";
 

@@ -8,7 +8,7 @@ namespace SecretlessProxy.Injection;
 /// client (<c>Forwarding/ClientCertificateClients</c>), so connections pooled for other policies
 /// never carry it. The policy has no <c>Credential</c>: the certificate is the credential.
 /// </summary>
-public sealed class ClientCertificateInjector : InjectionRule
+internal sealed class ClientCertificateInjector : InjectionRule
 {
     public ClientCertificateInjector(string certFile, string keyFile)
     {

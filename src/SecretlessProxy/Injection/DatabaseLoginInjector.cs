@@ -7,7 +7,7 @@ namespace SecretlessProxy.Injection;
 /// an HTTP request. A policy with this injection authorizes database connections only: an HTTP
 /// request it matches is refused before anything is sent (its target is not <see cref="InjectionTarget.HttpRequest"/>).
 /// </summary>
-public sealed class DatabaseLoginInjector : InjectionRule
+internal sealed class DatabaseLoginInjector : InjectionRule
 {
     public static readonly DatabaseLoginInjector Instance = new();
 

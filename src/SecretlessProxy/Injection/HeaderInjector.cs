@@ -3,7 +3,7 @@ using SecretlessProxy.Core;
 namespace SecretlessProxy.Injection;
 
 /// <summary>Writes <c>Format</c> with <c>{token}</c> replaced by the secret into one header.</summary>
-public sealed class HeaderInjector : HttpRequestInjector
+internal sealed class HeaderInjector : HttpRequestInjector
 {
     public const string Placeholder = "{token}";
 

@@ -7,7 +7,7 @@ namespace SecretlessProxy.Injection;
 /// whatever the app sent under the same header or query parameter is removed first, so the app can
 /// neither supply nor steer the credential.
 /// </summary>
-public abstract class HttpRequestInjector : InjectionRule
+internal abstract class HttpRequestInjector : InjectionRule
 {
     public sealed override InjectionTarget Target => InjectionTarget.HttpRequest;
 

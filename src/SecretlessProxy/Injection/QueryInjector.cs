@@ -4,7 +4,7 @@ using SecretlessProxy.Core;
 namespace SecretlessProxy.Injection;
 
 /// <summary>Puts the secret in one query parameter, replacing every occurrence the app sent.</summary>
-public sealed class QueryInjector : HttpRequestInjector
+internal sealed class QueryInjector : HttpRequestInjector
 {
     public QueryInjector(string parameter)
     {

@@ -11,7 +11,7 @@ namespace SecretlessProxy.Injection;
 /// <see cref="Capacity"/> below what is held; nothing held is taken back, later reservations wait
 /// for the total to fall under the new capacity.
 /// </remarks>
-public sealed class SigningBufferBudget
+internal sealed class SigningBufferBudget
 {
     private long _capacity;
     private long _held;

@@ -7,7 +7,7 @@ namespace SecretlessProxy.Injection;
 /// A body to sign could not be buffered within the <see cref="SigningBufferBudget"/>: the
 /// request is answered with <see cref="Status"/> and never sent upstream, signed or not.
 /// </summary>
-public sealed class SigningBufferRefusedException : Exception
+internal sealed class SigningBufferRefusedException : Exception
 {
     /// <summary>Other requests hold the budget now: 503 with Retry-After.</summary>
     public const string BufferFull = "signing-buffer-full";

@@ -6,7 +6,7 @@ namespace SecretlessProxy.Injection;
 /// (answered, refused, failed, aborted). The request handler owns it and hands it to the
 /// signer on the outgoing message (<see cref="OptionsKey"/>).
 /// </summary>
-public sealed class SigningBufferScope : IDisposable
+internal sealed class SigningBufferScope : IDisposable
 {
     public static readonly HttpRequestOptionsKey<SigningBufferScope> OptionsKey = new("SecretlessProxy.SigningBufferScope");
 

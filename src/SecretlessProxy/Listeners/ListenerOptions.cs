@@ -2,7 +2,7 @@ using SecretlessProxy.Listeners.Postgres;
 
 namespace SecretlessProxy.Listeners;
 
-public sealed class ListenerOptions
+internal sealed class ListenerOptions
 {
     /// <summary>
     /// <c>Route</c>: requests to this listener go to <see cref="Upstream"/>. <c>Forward</c>: an

@@ -22,7 +22,7 @@ namespace SecretlessProxy.Policy;
 /// (LD_PRELOAD, ptrace). So they are a boundary only between uids, and configuration validation
 /// requires them to come with <c>Uids</c> or with <c>SameUidCanImpersonate: true</c>.
 /// </remarks>
-public sealed class CallerCondition
+internal sealed class CallerCondition
 {
     public CallerCondition(IReadOnlyCollection<int>? uids, IReadOnlyCollection<string>? executables, IReadOnlyCollection<string>? executableSha256)
     {

@@ -3,7 +3,7 @@ using SecretlessProxy.Core;
 namespace SecretlessProxy.Policy;
 
 /// <summary>A validated, immutable policy: what it matches, which credential it uses and how it is injected.</summary>
-public sealed class CompiledPolicy
+internal sealed class CompiledPolicy
 {
     public CompiledPolicy(string name, IReadOnlyList<HostPattern> hosts, IReadOnlyList<int>? ports, IReadOnlyList<string>? methods, string pathPrefix, string credentialName, string credentialSource, InjectionRule injection, PolicyConditions? conditions = null, IReadOnlyList<string>? schemes = null, bool allowEncodedSlashes = false, IReadOnlyList<string>? passRoutingHeaders = null)
     {

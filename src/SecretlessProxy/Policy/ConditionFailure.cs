@@ -1,7 +1,7 @@
 namespace SecretlessProxy.Policy;
 
 /// <summary>Which of a policy's conditions turned a request away; <see cref="None"/> when all hold.</summary>
-public enum ConditionFailure
+internal enum ConditionFailure
 {
     None = 0,
     CallerUnknown,

@@ -1,6 +1,6 @@
 namespace SecretlessProxy.Policy;
 
-public enum DecisionKind
+internal enum DecisionKind
 {
     Allow,
     Deny,

@@ -1,7 +1,7 @@
 namespace SecretlessProxy.Policy;
 
 /// <summary>An exact host name, or <c>*.example.com</c> which matches one or more labels below example.com.</summary>
-public sealed class HostPattern
+internal sealed class HostPattern
 {
     private HostPattern(string text, bool isWildcard, string value)
     {

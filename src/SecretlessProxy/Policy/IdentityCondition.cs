@@ -4,7 +4,7 @@ using SecretlessProxy.Core;
 namespace SecretlessProxy.Policy;
 
 /// <summary>A policy's <c>Identity</c> condition on the workload identity's claims (compared exactly, case-sensitively).</summary>
-public sealed class IdentityCondition
+internal sealed class IdentityCondition
 {
     public IdentityCondition(IReadOnlyCollection<string>? subjects, IReadOnlyCollection<string>? issuers, IReadOnlyCollection<string>? namespaces, IReadOnlyCollection<string>? serviceAccounts, IReadOnlyCollection<string>? audiences = null)
     {

@@ -5,7 +5,7 @@ namespace SecretlessProxy.Policy;
 /// compare the policy with the proxy's own labels, which are fixed per snapshot, so that outcome is
 /// computed once at compile time.
 /// </summary>
-public sealed class PolicyConditions
+internal sealed class PolicyConditions
 {
     public static readonly PolicyConditions None = new(null, null, null, null, labelsMatch: true, failedLabel: null);
 

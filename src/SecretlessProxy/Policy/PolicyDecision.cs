@@ -4,7 +4,7 @@ namespace SecretlessProxy.Policy;
 /// The outcome of evaluating a request. Instances are immutable and precomputed (one per policy,
 /// one per unmatched behaviour) so that deciding allocates nothing on the request path.
 /// </summary>
-public sealed class PolicyDecision
+internal sealed class PolicyDecision
 {
     public static readonly PolicyDecision NoPolicyDenied = new(DecisionKind.Deny, null, "no policy matches this request");
 

@@ -3,7 +3,7 @@ using SecretlessProxy.Core;
 namespace SecretlessProxy.Policy;
 
 /// <summary>The immutable set of policies of one configuration snapshot, evaluated for every request.</summary>
-public sealed class PolicySet
+internal sealed class PolicySet
 {
     private readonly HashSet<string> _namedLogins;
 

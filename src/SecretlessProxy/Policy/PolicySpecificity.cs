@@ -7,7 +7,7 @@ namespace SecretlessProxy.Policy;
 /// then the one with more kinds of condition (Caller, Identity, When, Labels): a policy written for
 /// one caller beats the general one for the same destination.
 /// </summary>
-public readonly record struct PolicySpecificity(int HostRank, int HostLength, int PathPrefixLength, int MethodsRank, int PortsRank, int ConditionsRank)
+internal readonly record struct PolicySpecificity(int HostRank, int HostLength, int PathPrefixLength, int MethodsRank, int PortsRank, int ConditionsRank)
     : IComparable<PolicySpecificity>
 {
     public int CompareTo(PolicySpecificity other)

@@ -5,7 +5,7 @@ namespace SecretlessProxy.Policy;
 /// that crosses midnight (22:00-02:00) belongs to the day it starts, so "Fri 22:00-02:00" covers
 /// Saturday 01:00 and not Friday 01:00.
 /// </summary>
-public sealed class TimeWindow
+internal sealed class TimeWindow
 {
     public TimeWindow(IReadOnlySet<DayOfWeek>? days, TimeOnly? start, TimeOnly? end, TimeZoneInfo timeZone)
     {

@@ -1,7 +1,7 @@
 namespace SecretlessProxy.Policy;
 
 /// <summary>What a listener does with a request that no policy matches.</summary>
-public enum UnmatchedBehavior
+internal enum UnmatchedBehavior
 {
     /// <summary>403 problem response; the upstream is not called. The default: fail closed.</summary>
     Deny,

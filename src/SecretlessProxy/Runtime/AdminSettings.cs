@@ -7,7 +7,7 @@ namespace SecretlessProxy.Runtime;
 /// <param name="ProbeEndPoint">The probes-and-metrics endpoint, when configured.</param>
 /// <param name="TokenFile">The admin token's file (absolute), or null when no token is configured.</param>
 /// <param name="AllowedUids">Peer uids accepted on a Unix-socket admin endpoint without a token.</param>
-public sealed record AdminSettings(EndPoint EndPoint, IPEndPoint? ProbeEndPoint, string? TokenFile, IReadOnlyList<int> AllowedUids)
+internal sealed record AdminSettings(EndPoint EndPoint, IPEndPoint? ProbeEndPoint, string? TokenFile, IReadOnlyList<int> AllowedUids)
 {
     /// <summary>Whether any state-changing call can be authorised at all.</summary>
     public bool StateChangesEnabled => TokenFile is not null || AllowedUids.Count > 0;

@@ -5,7 +5,7 @@ namespace SecretlessProxy.Runtime;
 /// its connections to Kestrel's HTTP pipeline. A listener kind chooses one; the handler knows
 /// nothing else about the kind.
 /// </summary>
-public enum HttpDestination
+internal enum HttpDestination
 {
     /// <summary>The listener's configured <see cref="ListenerDefinition.Upstream"/>; an absolute-form target is refused.</summary>
     Upstream,

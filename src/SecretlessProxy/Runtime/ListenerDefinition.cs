@@ -8,7 +8,7 @@ namespace SecretlessProxy.Runtime;
 /// A validated listener: what every kind has (name, address, limits, unmatched behaviour) and the
 /// settings its kind compiled. Which kind serves it is <see cref="Mode"/>, as the kind spells it.
 /// </summary>
-public sealed class ListenerDefinition
+internal sealed class ListenerDefinition
 {
     public ListenerDefinition(string name, string mode, EndPoint bindEndPoint, UnmatchedBehavior unmatched, HttpDestination? http, Uri? upstream = null, QueryRedactor? queryRecording = null, ListenerSettings? settings = null, ListenerLimits? limits = null)
     {

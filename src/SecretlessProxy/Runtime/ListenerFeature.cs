@@ -4,7 +4,7 @@ namespace SecretlessProxy.Runtime;
 /// Set on every connection by the listener that accepted it, so the HTTP pipeline knows which
 /// listener (or the admin port) a request came through without trusting anything the client sent.
 /// </summary>
-public sealed class ListenerFeature
+internal sealed class ListenerFeature
 {
     public static readonly ListenerFeature Admin = new(null);
 

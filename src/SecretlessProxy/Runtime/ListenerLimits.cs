@@ -6,7 +6,7 @@ namespace SecretlessProxy.Runtime;
 /// connections cost a socket, a buffer and a task each; without these a client that connects and
 /// says nothing could exhaust them.
 /// </summary>
-public sealed class ListenerLimits
+internal sealed class ListenerLimits
 {
     /// <summary>Ten seconds: generous for loopback clients and a database login, short enough that stalled connections do not pile up.</summary>
     public static readonly TimeSpan DefaultHandshakeTimeout = TimeSpan.FromSeconds(10);

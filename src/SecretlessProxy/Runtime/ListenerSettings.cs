@@ -5,6 +5,6 @@ namespace SecretlessProxy.Runtime;
 /// listener's CONNECT ports, a Postgres listener's database server and login), carried by
 /// <see cref="ListenerDefinition.Settings"/>. The kind that compiled it is the one that reads it.
 /// </summary>
-public abstract class ListenerSettings
+internal abstract class ListenerSettings
 {
 }

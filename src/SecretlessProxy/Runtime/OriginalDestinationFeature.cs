@@ -7,7 +7,7 @@ namespace SecretlessProxy.Runtime;
 /// the app was connecting to. The Host header names the policy host only where that address is one
 /// the name resolves to (<see cref="ResolvesToAsync"/>); otherwise the destination is the address.
 /// </summary>
-public sealed class OriginalDestinationFeature
+internal sealed class OriginalDestinationFeature
 {
     // How long one lookup may hold a request: the name is the app's, its resolver may be slow.
     private static readonly TimeSpan LookupTimeout = TimeSpan.FromSeconds(5);

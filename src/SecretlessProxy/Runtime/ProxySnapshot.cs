@@ -12,7 +12,7 @@ namespace SecretlessProxy.Runtime;
 /// One validated, immutable version of the configuration. The request path reads it without locks;
 /// a later version replaces it as a whole.
 /// </summary>
-public sealed class ProxySnapshot
+internal sealed class ProxySnapshot
 {
     /// <summary>The proxy's default drain: 5 s inside Kubernetes' default 30 s grace period.</summary>
     public static readonly TimeSpan DefaultDrainTimeout = TimeSpan.FromSeconds(25);

@@ -11,7 +11,7 @@ namespace SecretlessProxy.Runtime;
 /// throughout; a reload swaps in the next version atomically, so the very next request (on any
 /// connection, kept-alive or tunnelled) is decided by it.
 /// </summary>
-public sealed class ProxyState : IDisposable
+internal sealed class ProxyState : IDisposable
 {
     private volatile bool _ready;
     private volatile string _notReadyReason = "listeners are not bound yet";

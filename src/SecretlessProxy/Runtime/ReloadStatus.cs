@@ -1,7 +1,7 @@
 namespace SecretlessProxy.Runtime;
 
 /// <summary>The outcome of one reload attempt: applied, unchanged, or rejected with every reason (the last good version keeps serving).</summary>
-public sealed record ReloadStatus(DateTimeOffset At, string Outcome, IReadOnlyList<string> Reasons)
+internal sealed record ReloadStatus(DateTimeOffset At, string Outcome, IReadOnlyList<string> Reasons)
 {
     public const string Applied = "applied";
     public const string Unchanged = "unchanged";

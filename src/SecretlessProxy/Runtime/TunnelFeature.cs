@@ -6,7 +6,7 @@ namespace SecretlessProxy.Runtime;
 /// Set on a connection whose TLS the proxy intercepts: every request decrypted from it goes to this
 /// host and port over TLS, whatever its Host header says (a mismatch is refused).
 /// </summary>
-public sealed class TunnelFeature
+internal sealed class TunnelFeature
 {
     /// <param name="upstreamAddress">
     /// Transparent mode: the address the app was connecting to. Requests go there, not to a DNS

@@ -9,7 +9,7 @@ namespace SecretlessProxy.Telemetry;
 /// port's <c>/decisions</c>) and, when a sink is configured, written as one JSON line to standard
 /// output or to a size-rotated file by a background writer, so a slow disk never delays a request.
 /// </summary>
-public sealed partial class AuditLog : IAsyncDisposable
+internal sealed partial class AuditLog : IAsyncDisposable
 {
     public const int RecentCapacity = 512;
 

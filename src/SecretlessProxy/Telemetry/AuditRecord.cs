@@ -8,7 +8,7 @@ namespace SecretlessProxy.Telemetry;
 /// identity subject), where to (scheme, host, port, method, path without query), what was decided and
 /// why, with which credential (by name), and the trace to find it in. Never a value.
 /// </summary>
-public sealed record AuditRecord(
+internal sealed record AuditRecord(
     DateTimeOffset Time,
     string Listener,
     string Decision,

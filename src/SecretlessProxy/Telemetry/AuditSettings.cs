@@ -1,6 +1,6 @@
 namespace SecretlessProxy.Telemetry;
 
-public enum AuditSink
+internal enum AuditSink
 {
     None,
     Stdout,
@@ -8,7 +8,7 @@ public enum AuditSink
 }
 
 /// <summary>Validated audit settings.</summary>
-public sealed record AuditSettings(AuditSink Sink, string? Path, long MaxFileBytes)
+internal sealed record AuditSettings(AuditSink Sink, string? Path, long MaxFileBytes)
 {
     public static readonly AuditSettings Default = new(AuditSink.None, null, 10 * 1024 * 1024);
 }

@@ -9,7 +9,7 @@ namespace SecretlessProxy.Telemetry;
 /// port's <c>/metrics</c> and over OTLP when configured. Label values are names and outcomes,
 /// never values, so no series can carry a secret.
 /// </summary>
-public sealed class ProxyMetrics
+internal sealed class ProxyMetrics
 {
     public const string MeterName = "SecretlessProxy";
 

@@ -8,7 +8,7 @@ namespace SecretlessProxy.Telemetry;
 /// <c>SecretlessProxy</c> source. When no listener is attached (no exporter configured) starting
 /// an activity costs a null check.
 /// </summary>
-public static class ProxyTelemetry
+internal static class ProxyTelemetry
 {
     public const string SourceName = "SecretlessProxy";
 

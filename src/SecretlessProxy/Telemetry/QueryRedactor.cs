@@ -6,7 +6,7 @@ namespace SecretlessProxy.Telemetry;
 /// A listener that opts in to recording query strings on spans gets them with the values of
 /// configured parameters (and of every parameter a policy injects) replaced by <c>REDACTED</c>.
 /// </summary>
-public sealed class QueryRedactor
+internal sealed class QueryRedactor
 {
     public const string Mask = "REDACTED";
 

@@ -56,23 +56,24 @@ public sealed class CredentialSourceRegistryTests : IDisposable
         Assert.Equal("AwsWebIdentity", registry.NamesYielding(CredentialShape.SigningKeys));
     }
 
-    public static TheoryData<string, string[], CredentialShape> Sources() => new()
+    public static TheoryData<string, string[], int> Sources() => new()
     {
-        { "File", ["Path=/run/secrets/key"], CredentialShape.Token },
-        { "File", ["Path=/run/secrets/password", "Username=orders"], CredentialShape.Token | CredentialShape.UsernamePassword },
-        { "OAuth2ClientCredentials", ["TokenUrl=https://idp.example.com/token", "ClientId=orders", "ClientSecretFile=/run/secrets/client"], CredentialShape.Token },
-        { "OAuth2TokenExchange", ["TokenUrl=https://sts.example.com/token"], CredentialShape.Token },
-        { "AwsWebIdentity", ["RoleArn=arn:aws:iam::123456789012:role/exporter", "Region=eu-west-1"], CredentialShape.SigningKeys },
-        { "AzureWorkloadIdentity", ["TenantId=contoso.onmicrosoft.com", "ClientId=orders", "Scopes:0=https://storage.azure.com/.default"], CredentialShape.Token },
-        { "AzureManagedIdentity", ["Scopes:0=https://ossrdbms-aad.database.windows.net/.default", "Username=orders@contoso"], CredentialShape.Token | CredentialShape.UsernamePassword },
-        { "Vault", ["Address=https://vault.example.com:8200", "AuthMethod=Jwt", "Role=orders", "SecretPath=secret/orders/api", "Field=key"], CredentialShape.Token },
-        { "Vault", ["Address=https://vault.example.com:8200", "AuthMethod=Jwt", "Role=orders", "DynamicPath=database/creds/orders"], CredentialShape.Token | CredentialShape.UsernamePassword },
+        { "File", ["Path=/run/secrets/key"], (int)(CredentialShape.Token) },
+        { "File", ["Path=/run/secrets/password", "Username=orders"], (int)(CredentialShape.Token | CredentialShape.UsernamePassword) },
+        { "OAuth2ClientCredentials", ["TokenUrl=https://idp.example.com/token", "ClientId=orders", "ClientSecretFile=/run/secrets/client"], (int)(CredentialShape.Token) },
+        { "OAuth2TokenExchange", ["TokenUrl=https://sts.example.com/token"], (int)(CredentialShape.Token) },
+        { "AwsWebIdentity", ["RoleArn=arn:aws:iam::123456789012:role/exporter", "Region=eu-west-1"], (int)(CredentialShape.SigningKeys) },
+        { "AzureWorkloadIdentity", ["TenantId=contoso.onmicrosoft.com", "ClientId=orders", "Scopes:0=https://storage.azure.com/.default"], (int)(CredentialShape.Token) },
+        { "AzureManagedIdentity", ["Scopes:0=https://ossrdbms-aad.database.windows.net/.default", "Username=orders@contoso"], (int)(CredentialShape.Token | CredentialShape.UsernamePassword) },
+        { "Vault", ["Address=https://vault.example.com:8200", "AuthMethod=Jwt", "Role=orders", "SecretPath=secret/orders/api", "Field=key"], (int)(CredentialShape.Token) },
+        { "Vault", ["Address=https://vault.example.com:8200", "AuthMethod=Jwt", "Role=orders", "DynamicPath=database/creds/orders"], (int)(CredentialShape.Token | CredentialShape.UsernamePassword) },
     };
 
     [Theory]
     [MemberData(nameof(Sources))]
-    public void What_a_source_yields_decides_which_injections_and_logins_accept_its_credential(string source, string[] keys, CredentialShape expected)
+    public void What_a_source_yields_decides_which_injections_and_logins_accept_its_credential(string source, string[] keys, int expectedShape)
     {
+        var expected = (CredentialShape)expectedShape;
         var values = ConfigWithEveryUse(source, keys);
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(values).Build();
         var section = configuration.GetSection(Root);

@@ -18,7 +18,7 @@ namespace SecretlessProxy.Tests.Identity;
 /// document served by WireMock on 127.0.0.1), a fake clock and captured logs. Every token it signs is
 /// remembered, so <see cref="AssertNothingLeaked"/> can check that no reason or log line repeats one.
 /// </summary>
-public sealed class TokenFileIdentityHarness : IDisposable
+internal sealed class TokenFileIdentityHarness : IDisposable
 {
     public const string JwksPath = "/keys";
     public const string DiscoveryPath = "/.well-known/openid-configuration";

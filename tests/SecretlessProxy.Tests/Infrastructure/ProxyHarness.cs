@@ -28,7 +28,7 @@ public sealed class ProxyHarness : IAsyncDisposable
         Client = new HttpClient(new SocketsHttpHandler { UseProxy = false, AllowAutoRedirect = false, ActivityHeadersPropagator = null }) { Timeout = TimeSpan.FromSeconds(60) };
     }
 
-    public ProxyApp App { get; }
+    internal ProxyApp App { get; }
 
     public CapturingLoggerProvider Logs { get; }
 

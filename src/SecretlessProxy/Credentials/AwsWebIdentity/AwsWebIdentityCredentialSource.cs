@@ -16,7 +16,7 @@ namespace SecretlessProxy.Credentials;
 /// <c>~/.aws</c>, environment endpoint overrides or instance metadata, and its answers are reduced
 /// to safe messages: a fixed vocabulary of STS error codes, never the service's free-text message.
 /// </summary>
-public sealed class AwsWebIdentityCredentialSource : ICredentialSource
+internal sealed class AwsWebIdentityCredentialSource : ICredentialSource
 {
 
     private readonly AwsWebIdentitySettings _options;

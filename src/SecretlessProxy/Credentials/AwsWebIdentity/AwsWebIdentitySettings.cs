@@ -4,7 +4,7 @@ namespace SecretlessProxy.Credentials;
 /// The validated settings of an AWS web-identity source. <see cref="StsUrl"/> is null for the
 /// regional endpoint of <see cref="Region"/>; one of the two is always set.
 /// </summary>
-public sealed record AwsWebIdentitySettings(
+internal sealed record AwsWebIdentitySettings(
     string RoleArn,
     string RoleSessionName,
     string? Region,

@@ -41,7 +41,7 @@ namespace SecretlessProxy.Credentials;
 /// errors are reduced to a status, a known OAuth error code and an <c>AADSTS</c> number.
 /// </para>
 /// </remarks>
-public sealed partial class AzureIdentityCredentialSource : ICredentialSource
+internal sealed partial class AzureIdentityCredentialSource : ICredentialSource
 {
     private static readonly HashSet<string> KnownErrorCodes = new(StringComparer.Ordinal)
     {

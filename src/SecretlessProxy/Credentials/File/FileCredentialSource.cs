@@ -7,7 +7,7 @@ namespace SecretlessProxy.Credentials;
 /// changes: Kubernetes rotates a secret by swapping the <c>..data</c> symlink, so the stamp is the
 /// final link target plus its modification time and length, checked on every use.
 /// </summary>
-public sealed class FileCredentialSource : ICredentialSource
+internal sealed class FileCredentialSource : ICredentialSource
 {
     private readonly string _path;
     private readonly string? _username;

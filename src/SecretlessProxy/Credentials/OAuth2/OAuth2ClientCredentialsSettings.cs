@@ -4,7 +4,7 @@ namespace SecretlessProxy.Credentials;
 /// The validated settings of an OAuth2 client-credentials source (RFC 6749 section 4.4).
 /// <see cref="ClientSecretFile"/> is null when the client authenticates with the workload token.
 /// </summary>
-public sealed record OAuth2ClientCredentialsSettings(
+internal sealed record OAuth2ClientCredentialsSettings(
     Uri TokenUrl,
     string ClientId,
     string? ClientSecretFile,

@@ -14,7 +14,7 @@ namespace SecretlessProxy.Credentials;
 /// token endpoint's answers are reduced to safe messages: a body is never echoed into an error,
 /// because some endpoints repeat the submitted secret in their error description.
 /// </summary>
-public sealed class OAuth2ClientCredentialsSource : ICredentialSource
+internal sealed class OAuth2ClientCredentialsSource : ICredentialSource
 {
     private const int MaxResponseBytes = 256 * 1024;
 

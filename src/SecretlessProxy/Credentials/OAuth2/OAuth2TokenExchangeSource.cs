@@ -14,7 +14,7 @@ namespace SecretlessProxy.Credentials;
 /// Answers are reduced to safe messages: <c>error_description</c> and response bodies are never
 /// echoed, since a server may repeat the subject token in them.
 /// </summary>
-public sealed class OAuth2TokenExchangeSource : ICredentialSource
+internal sealed class OAuth2TokenExchangeSource : ICredentialSource
 {
     /// <summary>RFC 8693 section 2.1.</summary>
     public const string GrantType = "urn:ietf:params:oauth:grant-type:token-exchange";

@@ -25,7 +25,7 @@ namespace SecretlessProxy.Credentials;
 /// <see cref="ReleaseAsync"/> revokes every lease this source still holds. The Vault role's policy
 /// needs <c>update</c> on <c>sys/leases/renew</c> and <c>sys/leases/revoke</c> for that.
 /// </summary>
-public sealed partial class VaultCredentialSource : ICredentialSource
+internal sealed partial class VaultCredentialSource : ICredentialSource
 {
     // Local until the lead adds them to EventIds (range 160-179).
     private const int LoggedInEvent = EventIds.VaultLoggedIn;

@@ -9,7 +9,7 @@ namespace SecretlessProxy.Credentials;
 /// (<c>secret/data/payments/api</c>, <c>database/creds/orders</c>); nothing here is a secret.
 /// <see cref="Endpoint"/> says how Vault is reached (a Unix socket, a pinned certificate).
 /// </summary>
-public sealed record VaultSettings(
+internal sealed record VaultSettings(
     Uri Address,
     string AuthMount,
     string Role,

@@ -7,7 +7,7 @@ namespace SecretlessProxy.Listeners.Postgres;
 /// A database listener's fixed upstream: where the server is, how to reach it securely, and which
 /// credential logs in. The destination comes from here, never from the app's startup message.
 /// </summary>
-public sealed class DatabaseListenerSettings : ListenerSettings
+internal sealed class DatabaseListenerSettings : ListenerSettings
 {
     public DatabaseListenerSettings(string host, int port, string credentialName, DatabaseTlsMode tlsMode, X509Certificate2Collection? trustedCas, string serverName, TimeSpan handshakeTimeout, bool acceptTls = false)
     {

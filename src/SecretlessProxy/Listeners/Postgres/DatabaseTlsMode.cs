@@ -1,7 +1,7 @@
 namespace SecretlessProxy.Listeners.Postgres;
 
 /// <summary>TLS toward a database server, named after libpq's sslmode values of the same meaning.</summary>
-public enum DatabaseTlsMode
+internal enum DatabaseTlsMode
 {
     /// <summary>TLS; the server's certificate chain and name are verified.</summary>
     VerifyFull,

@@ -1,7 +1,7 @@
 namespace SecretlessProxy.Listeners.Postgres;
 
 /// <summary>TLS from the proxy to a database server (the app's side is loopback).</summary>
-public sealed class DatabaseTlsOptions
+internal sealed class DatabaseTlsOptions
 {
     /// <summary>
     /// <c>VerifyFull</c> (default): TLS, the server's chain and name verified against
