@@ -9,8 +9,8 @@ namespace SecretlessProxy.Configuration;
 /// <summary>Listeners: each is compiled by its kind (<see cref="ListenerKindRegistry"/>); the compiler answers what a kind asks.</summary>
 internal sealed partial class SnapshotCompiler
 {
-    private ListenerDefinition? CompileListener(string name, ListenerOptions listener, UnmatchedBehavior globalUnmatched, IReadOnlyList<string> injectedQueryParameters, Dictionary<string, CredentialOptions> credentials, bool hasLocalCa, List<ConfigError> errors) =>
-        ListenerKindRegistry.Compile(new Compilation(this, name, listener, errors, globalUnmatched, injectedQueryParameters, credentials, hasLocalCa));
+    private ListenerDefinition? CompileListener(string name, ListenerOptions listener, IConfigurationSection section, UnmatchedBehavior globalUnmatched, IReadOnlyList<string> injectedQueryParameters, Dictionary<string, CredentialOptions> credentials, bool hasLocalCa, List<ConfigError> errors) =>
+        ListenerKindRegistry.Compile(new Compilation(this, name, listener, section, errors, globalUnmatched, injectedQueryParameters, credentials, hasLocalCa));
 
     /// <summary>The listener kind that needs a local CA to mint leaves for intercepted TLS, for the error when LocalCa is missing; null when none does.</summary>
     private static string? LocalCaNeededBy(IEnumerable<ListenerDefinition> listeners)
@@ -54,8 +54,8 @@ internal sealed partial class SnapshotCompiler
         private readonly SnapshotCompiler _compiler;
         private readonly Dictionary<string, CredentialOptions> _credentials;
 
-        public Compilation(SnapshotCompiler compiler, string name, ListenerOptions options, List<ConfigError> errors, UnmatchedBehavior globalUnmatched, IReadOnlyList<string> injectedQueryParameters, Dictionary<string, CredentialOptions> credentials, bool hasLocalCa)
-            : base(name, Root + ":Listeners:" + name, options, errors, globalUnmatched, injectedQueryParameters, hasLocalCa)
+        public Compilation(SnapshotCompiler compiler, string name, ListenerOptions options, IConfigurationSection section, List<ConfigError> errors, UnmatchedBehavior globalUnmatched, IReadOnlyList<string> injectedQueryParameters, Dictionary<string, CredentialOptions> credentials, bool hasLocalCa)
+            : base(name, Root + ":Listeners:" + name, options, section, errors, globalUnmatched, injectedQueryParameters, hasLocalCa)
         {
             _compiler = compiler;
             _credentials = credentials;

@@ -116,7 +116,7 @@ internal sealed partial class SnapshotCompiler
 
         foreach (var (name, listener) in options.Listeners)
         {
-            var compiled = CompileListener(name, listener, unmatched, injectedQueryParameters, credentialOptions, options.LocalCa is not null, errors);
+            var compiled = CompileListener(name, listener, section.GetSection("Listeners:" + name), unmatched, injectedQueryParameters, credentialOptions, options.LocalCa is not null, errors);
             if (compiled is not null)
             {
                 listeners[name] = compiled;

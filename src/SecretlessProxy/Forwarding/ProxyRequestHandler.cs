@@ -56,7 +56,7 @@ internal sealed partial class ProxyRequestHandler
         }
 
         var started = Stopwatch.GetTimestamp();
-        using var activity = ProxyTelemetry.StartRequest(listener.Name);
+        using var activity = ProxyTelemetry.StartRequest(listener.Name, context.Connection.LocalPort);
         var request = context.Request;
         if (!TryResolveTarget(context, listener, out var target, out var unresolved))
         {

@@ -71,6 +71,9 @@ internal sealed partial class ProxyApp : IAsyncDisposable
 
     public Uri GetListenerUri(string name) => ToUri(GetListenerEndPoint(name));
 
+    /// <summary>Every listener's bound address (a port chosen by the system when the config said 0).</summary>
+    public IEnumerable<EndPoint> ListenerBindings => _listenerEndpoints.Values.Select(e => e.EndPoint);
+
     public Uri AdminUri => ToUri(AdminEndPoint);
 
     /// <summary>Cancelled when stopping begins (SIGTERM, Ctrl-C, <c>POST /quitquitquit</c>), before the listeners close.</summary>

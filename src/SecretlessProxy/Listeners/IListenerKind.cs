@@ -33,8 +33,11 @@ internal interface IListenerKind
     /// </summary>
     ListenerDefinition? Compile(ListenerCompilation listener);
 
-    /// <summary>Reports the keys only this kind reads when a listener of another kind sets them.</summary>
-    void ReportOwnKeys(ListenerCompilation other);
+    /// <summary>
+    /// The listener keys this kind reads besides <see cref="ListenerKindRegistry.CommonKeys"/>: a
+    /// listener of another kind that sets one is told which kinds read it.
+    /// </summary>
+    IReadOnlyCollection<string> OwnKeys { get; }
 
     /// <summary>Registers the kind's connection handler and what it needs; shared pieces with <c>TryAdd</c>.</summary>
     void AddServices(IServiceCollection services, TimeProvider time);

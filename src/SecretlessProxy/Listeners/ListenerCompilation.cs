@@ -14,11 +14,12 @@ namespace SecretlessProxy.Listeners;
 /// </summary>
 internal abstract class ListenerCompilation
 {
-    protected ListenerCompilation(string name, string key, ListenerOptions options, List<ConfigError> errors, UnmatchedBehavior globalUnmatched, IReadOnlyList<string> injectedQueryParameters, bool hasLocalCa)
+    protected ListenerCompilation(string name, string key, ListenerOptions options, IConfigurationSection section, List<ConfigError> errors, UnmatchedBehavior globalUnmatched, IReadOnlyList<string> injectedQueryParameters, bool hasLocalCa)
     {
         Name = name;
         Key = key;
         Options = options;
+        Section = section;
         Errors = errors;
         GlobalUnmatched = globalUnmatched;
         InjectedQueryParameters = injectedQueryParameters;
@@ -30,7 +31,14 @@ internal abstract class ListenerCompilation
     /// <summary>The listener's key path, <c>SecretlessProxy:Listeners:name</c>.</summary>
     public string Key { get; }
 
+    /// <summary>The keys every kind shares, bound.</summary>
     public ListenerOptions Options { get; }
+
+    /// <summary>
+    /// The listener's configuration section: a kind with keys of its own binds them from here
+    /// (<c>Section.GetSection("MySql").Get&lt;T&gt;()</c>) rather than adding them to <see cref="ListenerOptions"/>.
+    /// </summary>
+    public IConfigurationSection Section { get; }
 
     public List<ConfigError> Errors { get; }
 

@@ -18,6 +18,9 @@ internal static class ListenerKindRegistry
         new TransparentListenerKind(),
     ];
 
+    /// <summary>The listener keys every kind reads.</summary>
+    public static readonly IReadOnlySet<string> CommonKeys = new HashSet<string>(["Mode", "Url", "HandshakeTimeout", "MaxConnections"], StringComparer.OrdinalIgnoreCase);
+
     /// <summary>"Route, Forward, Postgres or Transparent", for errors that name the modes.</summary>
     public static string ModeList { get; } = string.Join(", ", All.Take(All.Count - 1).Select(k => k.Mode)) + " or " + All[^1].Mode;
 
@@ -49,14 +52,31 @@ internal static class ListenerKindRegistry
         }
 
         var compiled = kind!.Compile(listener);
-        foreach (var other in All)
+        ReportOthersKeys(listener, kind);
+        return known ? compiled : null;
+    }
+
+    /// <summary>
+    /// Each key the listener sets that its kind does not read but another kind does, unless the
+    /// kind said more about it already (Transparent names iptables' ports): "applies to Postgres
+    /// and MySql listeners only". Keys no kind reads are the schema's to report.
+    /// </summary>
+    private static void ReportOthersKeys(ListenerCompilation listener, IListenerKind kind)
+    {
+        foreach (var child in listener.Section.GetChildren())
         {
-            if (!ReferenceEquals(other, kind))
+            var key = child.Key;
+            if (CommonKeys.Contains(key) || kind.OwnKeys.Contains(key, StringComparer.OrdinalIgnoreCase) || listener.Reported(key))
             {
-                other.ReportOwnKeys(listener);
+                continue;
+            }
+
+            var readers = All.Where(k => k.OwnKeys.Contains(key, StringComparer.OrdinalIgnoreCase)).Select(k => k.Mode).ToArray();
+            if (readers.Length > 0)
+            {
+                var names = readers.Length == 1 ? readers[0] : string.Join(", ", readers[..^1]) + " and " + readers[^1];
+                listener.Add(key, "applies to " + names + " listeners only");
             }
         }
-
-        return known ? compiled : null;
     }
 }

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Net;
 using SecretlessProxy.Core;
 
 namespace SecretlessProxy.Telemetry;
@@ -30,6 +31,7 @@ internal static class ProxyTelemetry
         public const string HttpMethod = "http.request.method";
         public const string ServerAddress = "server.address";
         public const string ServerPort = "server.port";
+        public const string LocalPort = "network.local.port";
         public const string UrlPath = "url.path";
         public const string UrlQuery = "url.query";
         public const string UrlScheme = "url.scheme";
@@ -84,10 +86,20 @@ internal static class ProxyTelemetry
             [Tags.Outcome] = outcome.ToWireName(),
         }));
 
-    public static Activity? StartRequest(string listener)
+    /// <summary>
+    /// One span per proxied request. <paramref name="localPort"/>: the listener socket's port (0 for
+    /// a Unix socket), which tells two listeners of one name apart (two proxies on one node, a test
+    /// process running several).
+    /// </summary>
+    public static Activity? StartRequest(string listener, int localPort)
     {
         var activity = Source.StartActivity("secretless.proxy", ActivityKind.Internal);
-        activity?.SetTag(Tags.Listener, listener);
+        if (activity is not null)
+        {
+            activity.SetTag(Tags.Listener, listener);
+            TagLocalPort(activity, localPort);
+        }
+
         return activity;
     }
 
@@ -95,12 +107,13 @@ internal static class ProxyTelemetry
     /// One span per database connection, from accept to the end of the login handshake.
     /// <paramref name="databaseSystem"/> is the OpenTelemetry <c>db.system</c> value the listener kind owns.
     /// </summary>
-    public static Activity? StartDatabaseConnection(string listener, string databaseSystem, in RequestDestination destination, string database)
+    public static Activity? StartDatabaseConnection(string listener, EndPoint? local, string databaseSystem, in RequestDestination destination, string database)
     {
         var activity = Source.StartActivity("secretless.database.connection", ActivityKind.Internal);
         if (activity is not null)
         {
             activity.SetTag(Tags.Listener, listener);
+            TagLocalPort(activity, (local as IPEndPoint)?.Port ?? 0);
             activity.SetTag(Tags.DatabaseSystem, databaseSystem);
             activity.SetTag(Tags.DatabaseNamespace, database);
             activity.SetTag(Tags.ServerAddress, destination.Host);
@@ -120,5 +133,13 @@ internal static class ProxyTelemetry
         }
 
         return activity;
+    }
+
+    private static void TagLocalPort(Activity activity, int port)
+    {
+        if (port > 0)
+        {
+            activity.SetTag(Tags.LocalPort, port);
+        }
     }
 }

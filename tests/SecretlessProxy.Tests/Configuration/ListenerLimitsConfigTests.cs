@@ -1,7 +1,7 @@
 using System.Text.Json.Nodes;
 using Xunit;
 using SecretlessProxy.Configuration;
-using SecretlessProxy.Listeners.Postgres;
+using SecretlessProxy.Listeners.Database;
 using SecretlessProxy.Runtime;
 using static SecretlessProxy.Tests.Configuration.BaselineConfig;
 

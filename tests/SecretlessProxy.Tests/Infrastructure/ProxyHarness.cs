@@ -34,14 +34,29 @@ public sealed class ProxyHarness : IAsyncDisposable
 
     public HttpClient Client { get; }
 
+    /// <summary>
+    /// The spans of this proxy. The proxy's ActivitySource is one per process, so every proxy a test
+    /// process runs sees every other's spans: a span that names the listener port it came in on
+    /// (<c>network.local.port</c>) is kept only when that port is one of this proxy's listeners.
+    /// </summary>
     public IReadOnlyList<Activity> Spans
     {
         get
         {
+            var ports = App.ListenerBindings.OfType<System.Net.IPEndPoint>().Select(e => e.Port).ToHashSet();
             lock (_spans)
             {
-                return _spans.ToArray();
+                return _spans.Where(s => s.GetTagItem("network.local.port") is not int port || ports.Contains(port)).ToArray();
             }
+        }
+    }
+
+    /// <summary>Every span the process exported while this proxy ran, for the leak scan: more is safer.</summary>
+    private Activity[] AllSpans()
+    {
+        lock (_spans)
+        {
+            return _spans.ToArray();
         }
     }
 
@@ -121,7 +136,7 @@ public sealed class ProxyHarness : IAsyncDisposable
     {
         var emitted = new List<string>();
         emitted.AddRange(Logs.Entries.Select(e => "log: " + e.AllText()));
-        foreach (var span in Spans)
+        foreach (var span in AllSpans())
         {
             emitted.Add("span: " + span.DisplayName + " " + span.StatusDescription + " " +
                 string.Join(" ", span.TagObjects.Select(t => t.Key + "=" + t.Value)) + " " +

@@ -6,6 +6,7 @@ using Xunit;
 using SecretlessProxy.Core;
 using SecretlessProxy.Injection;
 using SecretlessProxy.Listeners;
+using SecretlessProxy.Listeners.Database;
 using SecretlessProxy.Listeners.Postgres;
 
 namespace SecretlessProxy.Tests.Injection;

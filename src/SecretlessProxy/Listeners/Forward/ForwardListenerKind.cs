@@ -52,14 +52,7 @@ internal sealed class ForwardListenerKind : IListenerKind
             : null;
     }
 
-    public void ReportOwnKeys(ListenerCompilation other)
-    {
-        // A kind may have said more about the key already (Transparent names iptables' ports).
-        if (other.Options.AllowedConnectPorts is not null && !other.Reported("AllowedConnectPorts"))
-        {
-            other.Add("AllowedConnectPorts", "applies to Forward listeners only");
-        }
-    }
+    public IReadOnlyCollection<string> OwnKeys { get; } = ["Unmatched", "AllowedConnectPorts", "RecordQuery", "RedactQueryParameters"];
 
     public void AddServices(IServiceCollection services, TimeProvider time)
     {

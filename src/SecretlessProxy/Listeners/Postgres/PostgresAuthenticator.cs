@@ -6,6 +6,8 @@ using System.Text;
 using SecretlessProxy.Core;
 using SecretlessProxy.Injection;
 
+using SecretlessProxy.Listeners.Database;
+
 namespace SecretlessProxy.Listeners.Postgres;
 
 /// <summary>

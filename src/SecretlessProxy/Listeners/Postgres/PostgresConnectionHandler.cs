@@ -13,6 +13,8 @@ using SecretlessProxy.Injection;
 using SecretlessProxy.Runtime;
 using SecretlessProxy.Telemetry;
 
+using SecretlessProxy.Listeners.Database;
+
 namespace SecretlessProxy.Listeners.Postgres;
 
 /// <summary>
@@ -154,7 +156,7 @@ internal sealed partial class PostgresConnectionHandler
         var started = Stopwatch.GetTimestamp();
         var database = startup.Database ?? string.Empty;
         var destination = DatabaseDestination.For(PostgresWire.Scheme, db.Host, db.Port, database);
-        using var activity = ProxyTelemetry.StartDatabaseConnection(listener.Name, PostgresWire.DatabaseSystem, destination, database);
+        using var activity = ProxyTelemetry.StartDatabaseConnection(listener.Name, connection.LocalEndPoint, PostgresWire.DatabaseSystem, destination, database);
         try
         {
             return await LogInAsync(connection, generation, listener, db, startup, destination, activity, cancellationToken).ConfigureAwait(false);

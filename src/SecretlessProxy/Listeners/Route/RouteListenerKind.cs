@@ -30,10 +30,7 @@ internal sealed class RouteListenerKind : IListenerKind
             : null;
     }
 
-    // Upstream is read by Route and Postgres listeners alike; each reports it on the other kinds itself.
-    public void ReportOwnKeys(ListenerCompilation other)
-    {
-    }
+    public IReadOnlyCollection<string> OwnKeys { get; } = ["Upstream", "Unmatched", "RecordQuery", "RedactQueryParameters"];
 
     public void AddServices(IServiceCollection services, TimeProvider time) =>
         services.AddSingleton(sp => ActivatorUtilities.CreateInstance<RouteConnectionHandler>(sp, time));

@@ -49,9 +49,7 @@ internal sealed class TransparentListenerKind : IListenerKind
             : new ListenerDefinition(listener.Name, Mode, bind, unmatched, HttpDestination.Connection, upstream: null, queryRecording, limits: limits);
     }
 
-    public void ReportOwnKeys(ListenerCompilation other)
-    {
-    }
+    public IReadOnlyCollection<string> OwnKeys { get; } = ["Unmatched", "RecordQuery", "RedactQueryParameters"];
 
     public void AddServices(IServiceCollection services, TimeProvider time)
     {

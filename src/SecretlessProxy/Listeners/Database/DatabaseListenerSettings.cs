@@ -1,7 +1,7 @@
 using System.Security.Cryptography.X509Certificates;
 using SecretlessProxy.Runtime;
 
-namespace SecretlessProxy.Listeners.Postgres;
+namespace SecretlessProxy.Listeners.Database;
 
 /// <summary>
 /// A database listener's fixed upstream: where the server is, how to reach it securely, and which

@@ -1,4 +1,4 @@
-namespace SecretlessProxy.Listeners.Postgres;
+namespace SecretlessProxy.Listeners.Database;
 
 /// <summary>TLS toward a database server, named after libpq's sslmode values of the same meaning.</summary>
 internal enum DatabaseTlsMode

@@ -1,4 +1,4 @@
-namespace SecretlessProxy.Listeners.Postgres;
+namespace SecretlessProxy.Listeners.Database;
 
 /// <summary>TLS from the proxy to a database server (the app's side is loopback).</summary>
 internal sealed class DatabaseTlsOptions
