@@ -63,6 +63,20 @@ internal sealed class CredentialSourceContext
         return endpoint;
     }
 
+    /// <summary><c>Timeout</c>, <c>RetryAttempts</c> and <c>RetryDelay</c>, checked alike for every source that fetches from an issuer.</summary>
+    public FetchLimits CompileFetchLimits(IssuerSourceOptions options)
+    {
+        var retryAttempts = options.RetryAttempts ?? FetchLimits.DefaultRetryAttempts;
+        if (retryAttempts is < 0 or > FetchLimits.MaxRetryAttempts)
+        {
+            Errors.Add(new(Key + ":RetryAttempts", "must be between 0 and " + FetchLimits.MaxRetryAttempts));
+        }
+
+        var timeout = ConfigChecks.Positive(options.Timeout, FetchLimits.DefaultTimeout, Key + ":Timeout", Errors);
+        var retryDelay = ConfigChecks.NonNegative(options.RetryDelay, FetchLimits.DefaultRetryDelay, Key + ":RetryDelay", Errors);
+        return new FetchLimits(timeout, retryAttempts, retryDelay);
+    }
+
     /// <summary>The three issuer keys on a source that has no issuer URL of its own (File, AzureManagedIdentity).</summary>
     public void RejectIssuerEndpointKeys(IIssuerEndpointOptions options, string why)
     {

@@ -84,14 +84,8 @@ internal sealed partial class AwsWebIdentitySourceKind : CredentialSourceKind<Aw
             errors.Add(new(key + (context.Username is not null ? ":Username" : ":UsernameFile"), "does not apply to an AwsWebIdentity credential (it signs requests; there is no user name)"));
         }
 
-        var retryAttempts = c.RetryAttempts ?? 2;
-        if (retryAttempts is < 0 or > 10)
-        {
-            errors.Add(new(key + ":RetryAttempts", "must be between 0 and 10"));
-        }
+        var (timeout, retryAttempts, retryDelay) = context.CompileFetchLimits(c);
 
-        var timeout = ConfigChecks.Positive(c.Timeout, TimeSpan.FromSeconds(10), key + ":Timeout", errors);
-        var retryDelay = ConfigChecks.NonNegative(c.RetryDelay, TimeSpan.FromMilliseconds(200), key + ":RetryDelay", errors);
 
         // Without StsUrl the SDK picks the regional endpoint (https, on the network); only the
         // configured URL can be on this host.

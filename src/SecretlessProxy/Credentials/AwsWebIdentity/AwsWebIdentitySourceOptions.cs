@@ -1,7 +1,7 @@
 namespace SecretlessProxy.Credentials;
 
 /// <summary>The keys of an <c>AwsWebIdentity</c> credential (STS AssumeRoleWithWebIdentity).</summary>
-internal sealed class AwsWebIdentitySourceOptions : IIssuerEndpointOptions
+internal sealed class AwsWebIdentitySourceOptions : IssuerSourceOptions
 {
     public string? RoleArn { get; set; }
 
@@ -14,16 +14,4 @@ internal sealed class AwsWebIdentitySourceOptions : IIssuerEndpointOptions
 
     /// <summary>The session duration STS is asked for. Default 1 hour.</summary>
     public TimeSpan? Duration { get; set; }
-
-    public TimeSpan? Timeout { get; set; }
-
-    public int? RetryAttempts { get; set; }
-
-    public TimeSpan? RetryDelay { get; set; }
-
-    public string? UnixSocket { get; set; }
-
-    public string[]? PinnedCertificateSha256 { get; set; }
-
-    public bool? AllowLoopbackSquatting { get; set; }
 }

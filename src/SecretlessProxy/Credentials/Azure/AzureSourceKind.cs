@@ -42,14 +42,8 @@ internal abstract class AzureSourceKind : CredentialSourceKind<AzureSourceOption
         }
 
         var caFile = c.CaFile is null ? null : context.RequireFile(c.CaFile, key + ":CaFile");
-        var retryAttempts = c.RetryAttempts ?? 2;
-        if (retryAttempts is < 0 or > 10)
-        {
-            errors.Add(new(key + ":RetryAttempts", "must be between 0 and 10"));
-        }
+        var (timeout, retryAttempts, retryDelay) = context.CompileFetchLimits(c);
 
-        var timeout = ConfigChecks.Positive(c.Timeout, TimeSpan.FromSeconds(10), key + ":Timeout", errors);
-        var retryDelay = ConfigChecks.NonNegative(c.RetryDelay, TimeSpan.FromMilliseconds(200), key + ":RetryDelay", errors);
         return errors.Count > start ? null : new AzureIdentityCredentialSource.Settings(c.Scopes!, caFile, timeout, retryAttempts, retryDelay, context.Username, context.UsernameFile);
     }
 }

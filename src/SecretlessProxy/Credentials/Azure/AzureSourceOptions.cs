@@ -1,7 +1,7 @@
 namespace SecretlessProxy.Credentials;
 
 /// <summary>The keys of an <c>AzureWorkloadIdentity</c> or <c>AzureManagedIdentity</c> credential.</summary>
-internal sealed class AzureSourceOptions : IIssuerEndpointOptions
+internal sealed class AzureSourceOptions : IssuerSourceOptions
 {
     /// <summary>The Microsoft Entra tenant (workload identity only).</summary>
     public string? TenantId { get; set; }
@@ -16,18 +16,6 @@ internal sealed class AzureSourceOptions : IIssuerEndpointOptions
 
     /// <summary>Extra CA certificates the token endpoint's chain may end in.</summary>
     public string? CaFile { get; set; }
-
-    public TimeSpan? Timeout { get; set; }
-
-    public int? RetryAttempts { get; set; }
-
-    public TimeSpan? RetryDelay { get; set; }
-
-    public string? UnixSocket { get; set; }
-
-    public string[]? PinnedCertificateSha256 { get; set; }
-
-    public bool? AllowLoopbackSquatting { get; set; }
 
     // Keys of the OAuth2 sources, bound only to be refused by name: Azure.Identity talks to Microsoft Entra itself.
     public string? TokenUrl { get; set; }

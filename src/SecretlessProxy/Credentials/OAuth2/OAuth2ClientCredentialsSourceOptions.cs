@@ -1,7 +1,7 @@
 namespace SecretlessProxy.Credentials;
 
 /// <summary>The keys of an <c>OAuth2ClientCredentials</c> credential (RFC 6749 section 4.4).</summary>
-internal sealed class OAuth2ClientCredentialsSourceOptions : IIssuerEndpointOptions
+internal sealed class OAuth2ClientCredentialsSourceOptions : IssuerSourceOptions
 {
     public string? TokenUrl { get; set; }
 
@@ -26,19 +26,4 @@ internal sealed class OAuth2ClientCredentialsSourceOptions : IIssuerEndpointOpti
 
     /// <summary>Lifetime assumed when the token endpoint omits <c>expires_in</c>. Default 5 minutes.</summary>
     public TimeSpan? DefaultLifetime { get; set; }
-
-    /// <summary>Wall-clock limit for one token request. Default 10 s.</summary>
-    public TimeSpan? Timeout { get; set; }
-
-    /// <summary>Retries after a failed token request within one fetch. Default 2.</summary>
-    public int? RetryAttempts { get; set; }
-
-    /// <summary>First retry delay; doubles with jitter. Default 200 ms.</summary>
-    public TimeSpan? RetryDelay { get; set; }
-
-    public string? UnixSocket { get; set; }
-
-    public string[]? PinnedCertificateSha256 { get; set; }
-
-    public bool? AllowLoopbackSquatting { get; set; }
 }

@@ -91,15 +91,9 @@ internal sealed class OAuth2TokenExchangeSourceKind : CredentialSourceKind<OAuth
             }
         }
 
-        var retryAttempts = c.RetryAttempts ?? 2;
-        if (retryAttempts is < 0 or > 10)
-        {
-            errors.Add(new(key + ":RetryAttempts", "must be between 0 and 10"));
-        }
+        var (timeout, retryAttempts, retryDelay) = context.CompileFetchLimits(c);
 
         var defaultLifetime = ConfigChecks.Positive(c.DefaultLifetime, TimeSpan.FromMinutes(5), key + ":DefaultLifetime", errors);
-        var timeout = ConfigChecks.Positive(c.Timeout, TimeSpan.FromSeconds(10), key + ":Timeout", errors);
-        var retryDelay = ConfigChecks.NonNegative(c.RetryDelay, TimeSpan.FromMilliseconds(200), key + ":RetryDelay", errors);
 
         IssuerEndpoint? endpoint = null;
         if (errors.Count == start)

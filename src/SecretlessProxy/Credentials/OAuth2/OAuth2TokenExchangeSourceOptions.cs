@@ -1,7 +1,7 @@
 namespace SecretlessProxy.Credentials;
 
 /// <summary>The keys of an <c>OAuth2TokenExchange</c> credential (RFC 8693, the workload token as subject).</summary>
-internal sealed class OAuth2TokenExchangeSourceOptions : IIssuerEndpointOptions
+internal sealed class OAuth2TokenExchangeSourceOptions : IssuerSourceOptions
 {
     public string? TokenUrl { get; set; }
 
@@ -23,18 +23,6 @@ internal sealed class OAuth2TokenExchangeSourceOptions : IIssuerEndpointOptions
 
     /// <summary>Lifetime assumed when the token endpoint omits <c>expires_in</c>. Default 5 minutes.</summary>
     public TimeSpan? DefaultLifetime { get; set; }
-
-    public TimeSpan? Timeout { get; set; }
-
-    public int? RetryAttempts { get; set; }
-
-    public TimeSpan? RetryDelay { get; set; }
-
-    public string? UnixSocket { get; set; }
-
-    public string[]? PinnedCertificateSha256 { get; set; }
-
-    public bool? AllowLoopbackSquatting { get; set; }
 
     // Keys of the client-credentials grant, bound only to be refused by name.
     public string? ClientSecretFile { get; set; }

@@ -1,7 +1,7 @@
 namespace SecretlessProxy.Credentials;
 
 /// <summary>The keys of a <c>Vault</c> credential: a KV v2 secret's field, or dynamic credentials.</summary>
-internal sealed class VaultSourceOptions : IIssuerEndpointOptions
+internal sealed class VaultSourceOptions : IssuerSourceOptions
 {
     public string? Address { get; set; }
 
@@ -26,16 +26,4 @@ internal sealed class VaultSourceOptions : IIssuerEndpointOptions
 
     /// <summary>How long a KV value is served before it is read again. Default 5 minutes.</summary>
     public TimeSpan? DefaultLifetime { get; set; }
-
-    public TimeSpan? Timeout { get; set; }
-
-    public int? RetryAttempts { get; set; }
-
-    public TimeSpan? RetryDelay { get; set; }
-
-    public string? UnixSocket { get; set; }
-
-    public string[]? PinnedCertificateSha256 { get; set; }
-
-    public bool? AllowLoopbackSquatting { get; set; }
 }
