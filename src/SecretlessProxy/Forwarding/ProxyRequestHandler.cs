@@ -19,7 +19,6 @@ namespace SecretlessProxy.Forwarding;
 internal sealed partial class ProxyRequestHandler
 {
     /// <summary>What an HTTP listener can inject: into the request, or a client certificate into the upstream TLS handshake.</summary>
-    private static readonly InjectionTarget[] HttpTargets = [InjectionTarget.HttpRequest, InjectionTarget.TlsClientCertificate];
 
     private readonly ProxyState _state;
     private readonly IHttpForwarder _forwarder;
@@ -62,7 +61,7 @@ internal sealed partial class ProxyRequestHandler
         {
             // Where the request is going is unknown: the record says what the request named.
             var named = new RequestDestination(string.Empty, request.Host.Host, request.Host.Port ?? 0, request.Method, request.Path.HasValue ? request.Path.Value! : "/");
-            _pipeline.Refuse(new AccessRequest(generation, listener, named, HttpTargets, activity) { Caller = context.Features.Get<CallerFeature>() }, unresolved.Outcome, unresolved.Detail);
+            _pipeline.Refuse(new AccessRequest(generation, listener, named, activity) { Caller = context.Features.Get<CallerFeature>() }, unresolved.Outcome, unresolved.Detail);
             await WriteProblemAsync(context, activity, unresolved.Status, unresolved.Type, unresolved.Title, unresolved.Detail).ConfigureAwait(false);
             return;
         }
@@ -86,7 +85,7 @@ internal sealed partial class ProxyRequestHandler
             }
         }
 
-        var access = new AccessRequest(generation, listener, destination, HttpTargets, activity)
+        var access = new AccessRequest(generation, listener, destination, activity)
         {
             Caller = context.Features.Get<CallerFeature>(),
             HttpRequest = request,
@@ -139,7 +138,7 @@ internal sealed partial class ProxyRequestHandler
                 break;
 
             default:
-                // The pipeline grants only injections this listener named in HttpTargets.
+                // The pipeline grants only injections this listener's kind declares (Injects).
                 throw new UnreachableException("granted an injection an HTTP listener cannot perform: " + grant.Injection.Kind);
         }
 

@@ -47,6 +47,26 @@ internal sealed partial class AccessPipeline
     }
 
     /// <summary>
+    /// Records a connection the listener refused or relayed blind by its host alone, below HTTP (a
+    /// CONNECT tunnel, a redirected connection): nothing was decrypted, so no policy could be
+    /// evaluated per request and nothing was injected. <paramref name="passedThrough"/>: relayed blind
+    /// (Unmatched PassThrough); otherwise refused with <paramref name="outcome"/>.
+    /// </summary>
+    public void RecordConnection(AccessRequest request, bool passedThrough, AccessOutcome outcome, string reason)
+    {
+        var caller = request.Caller is { } feature ? feature.Caller : Caller.Unknown;
+        if (request.Activity is { } activity)
+        {
+            activity.SetTag(ProxyTelemetry.Tags.ServerAddress, request.Destination.Host);
+            activity.SetTag(ProxyTelemetry.Tags.ServerPort, request.Destination.Port);
+            ProxyTelemetry.TagCaller(activity, caller, null);
+        }
+
+        var decision = passedThrough ? PolicyDecision.NoPolicyPassThrough.Name : outcome == AccessOutcome.Denied ? "deny" : RefusedDecision;
+        Record(request, new Who(caller, null), decision, null, passedThrough ? AccessOutcome.PassedThrough : outcome, reason, null, null, null, null);
+    }
+
+    /// <summary>
     /// Decides one access. A refusal is recorded here; a grant is recorded by the listener through
     /// <see cref="AccessGrant.Complete"/> or <see cref="AccessGrant.Refuse"/> once it knows how it went.
     /// </summary>

@@ -11,12 +11,12 @@ namespace SecretlessProxy.Runtime;
 /// </summary>
 internal sealed class AccessRequest
 {
-    public AccessRequest(ProxyGeneration generation, ListenerDefinition listener, RequestDestination destination, IReadOnlyList<InjectionTarget> injects, Activity? activity)
+    public AccessRequest(ProxyGeneration generation, ListenerDefinition listener, RequestDestination destination, Activity? activity)
     {
         Generation = generation;
         Listener = listener;
         Destination = destination;
-        Injects = injects;
+        Injects = listener.Injects;
         Activity = activity;
     }
 
@@ -26,7 +26,7 @@ internal sealed class AccessRequest
 
     public RequestDestination Destination { get; }
 
-    /// <summary>What this listener can act on: a policy whose injection targets anything else is refused.</summary>
+    /// <summary>What this listener can act on (its kind's <c>Injects</c>): a policy whose injection targets anything else is refused.</summary>
     public IReadOnlyList<InjectionTarget> Injects { get; }
 
     /// <summary>The listener's span for this access (request or connection); the pipeline adds the decision's tags.</summary>

@@ -1,4 +1,5 @@
 using System.Net;
+using SecretlessProxy.Core;
 using SecretlessProxy.Policy;
 using SecretlessProxy.Telemetry;
 
@@ -10,8 +11,9 @@ namespace SecretlessProxy.Runtime;
 /// </summary>
 internal sealed class ListenerDefinition
 {
-    public ListenerDefinition(string name, string mode, EndPoint bindEndPoint, UnmatchedBehavior unmatched, HttpDestination? http, Uri? upstream = null, QueryRedactor? queryRecording = null, ListenerSettings? settings = null, ListenerLimits? limits = null)
+    public ListenerDefinition(string name, string mode, EndPoint bindEndPoint, UnmatchedBehavior unmatched, HttpDestination? http, Uri? upstream = null, QueryRedactor? queryRecording = null, ListenerSettings? settings = null, ListenerLimits? limits = null, IReadOnlyList<InjectionTarget>? injects = null)
     {
+        Injects = injects ?? [];
         Limits = limits ?? ListenerLimits.Default;
         Settings = settings;
         QueryRecording = queryRecording;
@@ -48,6 +50,12 @@ internal sealed class ListenerDefinition
 
     /// <summary>The handshake deadline and the connection cap (<c>HandshakeTimeout</c>, <c>MaxConnections</c>).</summary>
     public ListenerLimits Limits { get; }
+
+    /// <summary>
+    /// What a policy used on this listener may inject, as its kind declares (<c>IListenerKind.Injects</c>):
+    /// the pipeline refuses a policy whose injection targets anything else. Empty refuses every credential.
+    /// </summary>
+    public IReadOnlyList<InjectionTarget> Injects { get; }
 
     /// <summary>What the listener's kind compiled from the keys only it reads; null when the kind has none.</summary>
     public ListenerSettings? Settings { get; }

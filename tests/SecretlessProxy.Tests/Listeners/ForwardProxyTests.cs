@@ -159,6 +159,31 @@ public sealed class ForwardProxyTests : IAsyncLifetime
         var received = Assert.Single(_upstream.Received);
         Assert.Equal("CN=blind-tunnel-client", received.ClientCertificateSubject);
         Assert.Equal("app-value", received.Headers["X-Api-Key"]);
+
+        // The blind tunnel is an access like any request: one span, one decision, nothing injected.
+        var span = await TunnelSpanAsync(proxy, "egress");
+        Assert.Equal("passthrough", span.GetTagItem("secretless.decision"));
+        Assert.Equal("passed-through", span.GetTagItem("secretless.outcome"));
+        var decision = await LastDecisionAsync(proxy);
+        Assert.Equal("passthrough", (string?)decision["decision"]);
+        Assert.Equal("CONNECT", (string?)decision["destination"]!["method"]);
+        Assert.Equal("127.0.0.1", (string?)decision["destination"]!["host"]);
+        Assert.Null(decision["credential"]!["name"]);
+    }
+
+    /// <summary>The span a CONNECT decided below HTTP produced on <paramref name="listener"/>, once the pipeline recorded it.</summary>
+    private static async Task<System.Diagnostics.Activity> TunnelSpanAsync(ProxyHarness proxy, string listener)
+    {
+        System.Diagnostics.Activity? found = null;
+        await Poll.UntilAsync(() => (found = proxy.Spans.LastOrDefault(s => s.DisplayName == "secretless.proxy" && (string?)s.GetTagItem("secretless.listener") == listener && s.GetTagItem("secretless.outcome") is not null)) is not null, "the tunnel's span");
+        return found!;
+    }
+
+    private static async Task<JsonNode> LastDecisionAsync(ProxyHarness proxy)
+    {
+        using var admin = new HttpClient();
+        var decisions = JsonNode.Parse(await admin.GetStringAsync(new Uri(proxy.App.AdminUri, "/decisions?limit=1")))!["decisions"]!.AsArray();
+        return decisions[0]!;
     }
 
     [Fact]
@@ -171,6 +196,10 @@ public sealed class ForwardProxyTests : IAsyncLifetime
         Assert.Equal(56, curl.ExitCode);
         Assert.Contains("403", curl.Error);
         Assert.Empty(_upstream.Received);
+        var span = await TunnelSpanAsync(proxy, "strict");
+        Assert.Equal("deny", span.GetTagItem("secretless.decision"));
+        Assert.Equal("denied", span.GetTagItem("secretless.outcome"));
+        Assert.Equal("deny", (string?)(await LastDecisionAsync(proxy))["decision"]);
     }
 
     [Fact]
@@ -181,6 +210,9 @@ public sealed class ForwardProxyTests : IAsyncLifetime
 
         Assert.Equal("HTTP/1.1 403 Forbidden", status);
         Assert.Contains("port 22 is not allowed", body);
+        var span = await TunnelSpanAsync(proxy, "strict");
+        Assert.Equal("denied", span.GetTagItem("secretless.outcome"));
+        Assert.Equal(22, span.GetTagItem("server.port"));
     }
 
     [Theory]

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
+using SecretlessProxy.Core;
 using SecretlessProxy.Runtime;
 
 namespace SecretlessProxy.Listeners.Database;
@@ -11,6 +12,9 @@ namespace SecretlessProxy.Listeners.Database;
 /// </summary>
 internal static class DatabaseListenerCompiler
 {
+    /// <summary>What a database kind injects: the credential goes into the login, nowhere else.</summary>
+    public static IReadOnlyList<InjectionTarget> DatabaseInjects { get; } = [InjectionTarget.DatabaseLogin];
+
     /// <summary>The listener keys a database kind reads besides the common ones (for <see cref="IListenerKind.OwnKeys"/>).</summary>
     public static IReadOnlyCollection<string> Keys { get; } = ["Upstream", "Credential", "Tls", "AcceptTls"];
 
@@ -90,7 +94,7 @@ internal static class DatabaseListenerCompiler
             listener.Add("AcceptTls", "needs LocalCa: the app's TLS certificate is issued by the local CA");
         }
 
-        return new ListenerDefinition(listener.Name, mode, bind, listener.GlobalUnmatched, http: null, settings: settings, limits: limits);
+        return new ListenerDefinition(listener.Name, mode, bind, listener.GlobalUnmatched, http: null, settings: settings, limits: limits, injects: DatabaseInjects);
     }
 
     /// <summary><c>db.internal:5432</c>, <c>[fd00::5]:5432</c>, or a host alone (the kind's default port).</summary>

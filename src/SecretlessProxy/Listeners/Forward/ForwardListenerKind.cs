@@ -48,7 +48,7 @@ internal sealed class ForwardListenerKind : IListenerKind
         var queryRecording = listener.QueryRecording();
         var limits = listener.Limits();
         return bind is not null
-            ? new ListenerDefinition(listener.Name, Mode, bind, unmatched, HttpDestination.RequestTarget, upstream: null, queryRecording, settings, limits)
+            ? new ListenerDefinition(listener.Name, Mode, bind, unmatched, HttpDestination.RequestTarget, upstream: null, queryRecording, settings, limits, injects: Injects)
             : null;
     }
 

@@ -1,7 +1,10 @@
 using System.IO.Pipelines;
+using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using Microsoft.AspNetCore.Connections;
+using SecretlessProxy.Attestation;
+using SecretlessProxy.Core;
 using SecretlessProxy.Policy;
 using SecretlessProxy.Runtime;
 using SecretlessProxy.Telemetry;
@@ -18,16 +21,21 @@ namespace SecretlessProxy.Listeners.Forward;
 /// </summary>
 internal sealed partial class ForwardProxyConnectionHandler
 {
+    /// <summary>The scheme a tunnel's audit record carries: bytes of any protocol, not yet known to be HTTPS.</summary>
+    private const string TunnelScheme = "tcp";
+
     private readonly ProxyState _state;
     private readonly TlsInterceptor _interceptor;
     private readonly BlindRelay _relay;
+    private readonly AccessPipeline _pipeline;
     private readonly ConnectionRefusals _refusals;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
 
-    public ForwardProxyConnectionHandler(ProxyState state, TlsInterceptor interceptor, BlindRelay relay, ConnectionRefusals refusals, TimeProvider time, ILogger<ForwardProxyConnectionHandler> logger)
+    public ForwardProxyConnectionHandler(ProxyState state, AccessPipeline pipeline, TlsInterceptor interceptor, BlindRelay relay, ConnectionRefusals refusals, TimeProvider time, ILogger<ForwardProxyConnectionHandler> logger)
     {
         _state = state;
+        _pipeline = pipeline;
         _interceptor = interceptor;
         _relay = relay;
         _refusals = refusals;
@@ -120,7 +128,8 @@ internal sealed partial class ForwardProxyConnectionHandler
             return;
         }
 
-        var snapshot = _state.Snapshot;
+        var generation = _state.Current;
+        var snapshot = generation.Snapshot;
         if (!snapshot.Listeners.TryGetValue(listenerName, out var listener))
         {
             await RespondAsync(connection, 503, "Service Unavailable", "listener '" + listenerName + "' is not configured").ConfigureAwait(false);
@@ -129,8 +138,10 @@ internal sealed partial class ForwardProxyConnectionHandler
 
         if (!ForwardListenerSettings.Of(listener).AllowedConnectPorts.Contains(connect.Port))
         {
+            var detail = "CONNECT to port " + connect.Port + " is not allowed on listener '" + listenerName + "'";
             Log.ConnectRefused(_logger, listenerName, connect.Host, connect.Port, "port not allowed");
-            await RespondAsync(connection, 403, "Forbidden", "CONNECT to port " + connect.Port + " is not allowed on listener '" + listenerName + "'").ConfigureAwait(false);
+            RecordTunnel(connection, generation, listener, connect, passedThrough: false, AccessOutcome.Denied, detail);
+            await RespondAsync(connection, 403, "Forbidden", detail).ConfigureAwait(false);
             return;
         }
 
@@ -140,13 +151,27 @@ internal sealed partial class ForwardProxyConnectionHandler
         }
         else if (listener.Unmatched == UnmatchedBehavior.PassThrough)
         {
-            await RelayBlindAsync(connection, listenerName, connect, deadline).ConfigureAwait(false);
+            await RelayBlindAsync(connection, listenerName, connect, deadline, (outcome, reason) => RecordTunnel(connection, generation, listener, connect, outcome == AccessOutcome.PassedThrough, outcome, reason)).ConfigureAwait(false);
         }
         else
         {
+            var detail = "no policy matches " + connect.Host + ":" + connect.Port;
             Log.ConnectRefused(_logger, listenerName, connect.Host, connect.Port, "no policy matches the host");
-            await RespondAsync(connection, 403, "Forbidden", "no policy matches " + connect.Host + ":" + connect.Port).ConfigureAwait(false);
+            RecordTunnel(connection, generation, listener, connect, passedThrough: false, AccessOutcome.Denied, detail);
+            await RespondAsync(connection, 403, "Forbidden", detail).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// A tunnel decided by its host alone (refused, or relayed blind) is an access like any request:
+    /// audited, counted and traced through the pipeline. An intercepted tunnel is not: each request
+    /// inside it is decided and recorded on its own.
+    /// </summary>
+    private void RecordTunnel(ConnectionContext connection, ProxyGeneration generation, ListenerDefinition listener, ConnectRequest connect, bool passedThrough, AccessOutcome outcome, string reason)
+    {
+        using var activity = ProxyTelemetry.StartRequest(listener.Name, (connection.LocalEndPoint as IPEndPoint)?.Port ?? 0);
+        var destination = new RequestDestination(TunnelScheme, connect.Host, connect.Port, "CONNECT", string.Empty);
+        _pipeline.RecordConnection(new AccessRequest(generation, listener, destination, activity) { Caller = connection.Features.Get<CallerFeature>() }, passedThrough, outcome, reason);
     }
 
     private async Task InterceptAsync(ConnectionContext connection, ConnectionDelegate next, string listenerName, ConnectRequest connect, HandshakeDeadline deadline)
@@ -155,7 +180,8 @@ internal sealed partial class ForwardProxyConnectionHandler
         await _interceptor.InterceptAsync(connection, next, listenerName, new TunnelFeature(connect.Host, connect.Port), deadline).ConfigureAwait(false);
     }
 
-    private async Task RelayBlindAsync(ConnectionContext connection, string listenerName, ConnectRequest connect, HandshakeDeadline deadline)
+    /// <param name="record">Records the tunnel's access once its fate is known: relayed, or refused because the upstream could not be reached.</param>
+    private async Task RelayBlindAsync(ConnectionContext connection, string listenerName, ConnectRequest connect, HandshakeDeadline deadline, Action<AccessOutcome, string> record)
     {
         using var upstream = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         try
@@ -165,12 +191,14 @@ internal sealed partial class ForwardProxyConnectionHandler
         catch (SocketException ex)
         {
             Log.ConnectRefused(_logger, listenerName, connect.Host, connect.Port, "upstream unreachable (" + ex.SocketErrorCode + ")");
+            record(AccessOutcome.UpstreamUnreachable, "cannot reach " + connect.Host + ":" + connect.Port + " (" + ex.SocketErrorCode + ")");
             await RespondAsync(connection, 502, "Bad Gateway", "cannot reach " + connect.Host + ":" + connect.Port).ConfigureAwait(false);
             return;
         }
         catch (OperationCanceledException) when (deadline.Expired && !connection.ConnectionClosed.IsCancellationRequested)
         {
             Log.ConnectRefused(_logger, listenerName, connect.Host, connect.Port, "upstream did not accept within the handshake timeout");
+            record(AccessOutcome.HandshakeTimeout, "cannot reach " + connect.Host + ":" + connect.Port + " within " + deadline.Timeout.TotalSeconds + " s");
             await RespondAsync(connection, 504, "Gateway Timeout", "cannot reach " + connect.Host + ":" + connect.Port + " within " + deadline.Timeout.TotalSeconds + " s").ConfigureAwait(false);
             return;
         }
@@ -183,6 +211,7 @@ internal sealed partial class ForwardProxyConnectionHandler
         deadline.Stop();
 
         Log.RelayingBlind(_logger, listenerName, connect.Host, connect.Port);
+        record(AccessOutcome.PassedThrough, "no policy matches " + connect.Host + ":" + connect.Port + "; relayed blind (Unmatched PassThrough)");
         await WriteAsync(connection, "HTTP/1.1 200 Connection Established\r\n\r\n").ConfigureAwait(false);
         await _relay.RelayAsync(connection, upstream, listenerName, connect.Host, connect.Port, next => StillBlind(next, listenerName, connect)).ConfigureAwait(false);
     }

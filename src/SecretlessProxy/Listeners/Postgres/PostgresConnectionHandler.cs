@@ -27,7 +27,6 @@ namespace SecretlessProxy.Listeners.Postgres;
 internal sealed partial class PostgresConnectionHandler
 {
     /// <summary>What a database listener can inject: the credential goes into the login.</summary>
-    private static readonly InjectionTarget[] DatabaseTargets = [InjectionTarget.DatabaseLogin];
 
     private readonly ProxyState _state;
     private readonly PostgresCancelRegistry _cancels;
@@ -173,7 +172,7 @@ internal sealed partial class PostgresConnectionHandler
     {
         var output = connection.Transport.Output;
         var database = startup.Database ?? string.Empty;
-        var access = new AccessRequest(generation, listener, destination, DatabaseTargets, activity)
+        var access = new AccessRequest(generation, listener, destination, activity)
         {
             Caller = connection.Features.Get<CallerFeature>(),
             OneAccessPerConnection = true,

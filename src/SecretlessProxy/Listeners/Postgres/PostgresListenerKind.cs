@@ -16,7 +16,7 @@ internal sealed class PostgresListenerKind : IListenerKind
 
     public string Mode => "Postgres";
 
-    public IReadOnlyList<InjectionTarget> Injects { get; } = [InjectionTarget.DatabaseLogin];
+    public IReadOnlyList<InjectionTarget> Injects => DatabaseListenerCompiler.DatabaseInjects;
 
     // AcceptTls needs the local CA, but only when asked for: checked with the listener.
     public bool InterceptsTls => false;

@@ -26,7 +26,7 @@ internal sealed class RouteListenerKind : IListenerKind
         var queryRecording = listener.QueryRecording();
         var limits = listener.Limits();
         return bind is not null && upstream is not null
-            ? new ListenerDefinition(listener.Name, Mode, bind, unmatched, HttpDestination.Upstream, upstream, queryRecording, limits: limits)
+            ? new ListenerDefinition(listener.Name, Mode, bind, unmatched, HttpDestination.Upstream, upstream, queryRecording, limits: limits, injects: Injects)
             : null;
     }
 

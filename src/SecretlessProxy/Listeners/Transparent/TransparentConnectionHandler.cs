@@ -28,19 +28,24 @@ internal sealed partial class TransparentConnectionHandler
     /// How long the app may stay silent before the connection counts as "not TLS or HTTP": in
     /// protocols where the server speaks first (SMTP, MySQL) the app waits for the upstream.
     /// </summary>
+    /// <summary>The scheme a connection's audit record carries: bytes of any protocol.</summary>
+    private const string ConnectionScheme = "tcp";
+
     internal static readonly TimeSpan FirstBytesTimeout = TimeSpan.FromSeconds(1);
 
     private readonly ProxyState _state;
     private readonly TlsInterceptor _interceptor;
     private readonly BlindRelay _relay;
+    private readonly AccessPipeline _pipeline;
     private readonly ConnectionRefusals _refusals;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly int _ownUid;
 
-    public TransparentConnectionHandler(ProxyState state, TlsInterceptor interceptor, BlindRelay relay, ConnectionRefusals refusals, TimeProvider time, ILogger<TransparentConnectionHandler> logger)
+    public TransparentConnectionHandler(ProxyState state, AccessPipeline pipeline, TlsInterceptor interceptor, BlindRelay relay, ConnectionRefusals refusals, TimeProvider time, ILogger<TransparentConnectionHandler> logger)
     {
         _state = state;
+        _pipeline = pipeline;
         _interceptor = interceptor;
         _relay = relay;
         _refusals = refusals;
@@ -51,7 +56,8 @@ internal sealed partial class TransparentConnectionHandler
 
     public async Task OnConnectionAsync(ConnectionContext connection, ConnectionDelegate next, string listenerName)
     {
-        var snapshot = _state.Snapshot;
+        var generation = _state.Current;
+        var snapshot = generation.Snapshot;
         if (!snapshot.Listeners.TryGetValue(listenerName, out var listener))
         {
             Log.Refused(_logger, listenerName, "-", 0, "the listener is not configured");
@@ -107,10 +113,11 @@ internal sealed partial class TransparentConnectionHandler
                     Log.InvalidServerName(_logger, listenerName, address, original.Port);
                     if (listener.Unmatched == UnmatchedBehavior.PassThrough)
                     {
-                        await RelayBlindAsync(connection, listenerName, address, original, deadline, next => next.Listeners.TryGetValue(listenerName, out var l) && l.Unmatched == UnmatchedBehavior.PassThrough).ConfigureAwait(false);
+                        await RelayBlindAsync(connection, generation, listener, address, original, deadline, next => next.Listeners.TryGetValue(listenerName, out var l) && l.Unmatched == UnmatchedBehavior.PassThrough).ConfigureAwait(false);
                         return;
                     }
 
+                    RecordConnection(connection, generation, listener, address, original.Port, passedThrough: false, AccessOutcome.Denied, "the TLS server name is not a DNS name, and Unmatched is Deny");
                     await connection.Transport.Output.WriteAsync(TlsFrameHelper.CreateAlertFrame(System.Security.Authentication.SslProtocols.Tls12, TlsAlertDescription.IllegalParameter), connection.ConnectionClosed).ConfigureAwait(false);
                     await connection.Transport.Output.CompleteAsync().ConfigureAwait(false);
                     return;
@@ -124,11 +131,12 @@ internal sealed partial class TransparentConnectionHandler
 
                 if (listener.Unmatched == UnmatchedBehavior.PassThrough)
                 {
-                    await RelayBlindAsync(connection, listenerName, host, original, deadline, next => StillBlind(next, listenerName, host, original.Port)).ConfigureAwait(false);
+                    await RelayBlindAsync(connection, generation, listener, host, original, deadline, next => StillBlind(next, listenerName, host, original.Port)).ConfigureAwait(false);
                     return;
                 }
 
                 Log.Refused(_logger, listenerName, host, original.Port, "no policy matches the host");
+                RecordConnection(connection, generation, listener, host, original.Port, passedThrough: false, AccessOutcome.Denied, "no policy matches " + host + ":" + original.Port);
                 // An alert is legal before the handshake, and tells the client why rather than just closing.
                 await connection.Transport.Output.WriteAsync(TlsFrameHelper.CreateAlertFrame(System.Security.Authentication.SslProtocols.Tls12, TlsAlertDescription.AccessDenied), connection.ConnectionClosed).ConfigureAwait(false);
                 await connection.Transport.Output.CompleteAsync().ConfigureAwait(false);
@@ -138,11 +146,12 @@ internal sealed partial class TransparentConnectionHandler
                 var other = original.Address.ToString();
                 if (listener.Unmatched == UnmatchedBehavior.PassThrough)
                 {
-                    await RelayBlindAsync(connection, listenerName, other, original, deadline, next => next.Listeners.TryGetValue(listenerName, out var l) && l.Unmatched == UnmatchedBehavior.PassThrough).ConfigureAwait(false);
+                    await RelayBlindAsync(connection, generation, listener, other, original, deadline, next => next.Listeners.TryGetValue(listenerName, out var l) && l.Unmatched == UnmatchedBehavior.PassThrough).ConfigureAwait(false);
                     return;
                 }
 
                 Log.Refused(_logger, listenerName, other, original.Port, "neither TLS nor HTTP, and Unmatched is Deny");
+                RecordConnection(connection, generation, listener, other, original.Port, passedThrough: false, AccessOutcome.Denied, "neither TLS nor HTTP, and Unmatched is Deny");
                 return;
         }
     }
@@ -180,8 +189,21 @@ internal sealed partial class TransparentConnectionHandler
         }
     }
 
-    private async Task RelayBlindAsync(ConnectionContext connection, string listenerName, string host, IPEndPoint original, HandshakeDeadline deadline, Func<ProxySnapshot, bool> stillBlind)
+    /// <summary>
+    /// A connection decided by its destination alone (refused, or relayed blind) is an access like any
+    /// request: audited, counted and traced through the pipeline. An intercepted or plain HTTP
+    /// connection is not: each request in it is decided and recorded on its own.
+    /// </summary>
+    private void RecordConnection(ConnectionContext connection, ProxyGeneration generation, ListenerDefinition listener, string host, int port, bool passedThrough, AccessOutcome outcome, string reason)
     {
+        using var activity = ProxyTelemetry.StartRequest(listener.Name, (connection.LocalEndPoint as IPEndPoint)?.Port ?? 0);
+        var destination = new RequestDestination(ConnectionScheme, host, port, "CONNECT", string.Empty);
+        _pipeline.RecordConnection(new AccessRequest(generation, listener, destination, activity) { Caller = connection.Features.Get<CallerFeature>() }, passedThrough, outcome, reason);
+    }
+
+    private async Task RelayBlindAsync(ConnectionContext connection, ProxyGeneration generation, ListenerDefinition listener, string host, IPEndPoint original, HandshakeDeadline deadline, Func<ProxySnapshot, bool> stillBlind)
+    {
+        var listenerName = listener.Name;
         using var upstream = new Socket(original.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         try
         {
@@ -191,6 +213,8 @@ internal sealed partial class TransparentConnectionHandler
         {
             var why = ex is SocketException s ? s.SocketErrorCode.ToString() : deadline.Expired ? "no answer within the handshake timeout" : "client left";
             Log.Refused(_logger, listenerName, host, original.Port, "upstream unreachable (" + why + ")");
+            var outcome = ex is SocketException ? AccessOutcome.UpstreamUnreachable : deadline.Expired ? AccessOutcome.HandshakeTimeout : AccessOutcome.ClientAborted;
+            RecordConnection(connection, generation, listener, host, original.Port, passedThrough: false, outcome, "cannot reach " + host + ":" + original.Port + " (" + why + ")");
             return;
         }
 
@@ -198,6 +222,7 @@ internal sealed partial class TransparentConnectionHandler
         deadline.Stop();
 
         Log.RelayingBlind(_logger, listenerName, host, original.Address.ToString(), original.Port);
+        RecordConnection(connection, generation, listener, host, original.Port, passedThrough: true, AccessOutcome.PassedThrough, "no policy matches " + host + ":" + original.Port + "; relayed blind (Unmatched PassThrough)");
         await _relay.RelayAsync(connection, upstream, listenerName, host, original.Port, stillBlind).ConfigureAwait(false);
     }
 

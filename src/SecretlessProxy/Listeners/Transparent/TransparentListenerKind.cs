@@ -46,7 +46,7 @@ internal sealed class TransparentListenerKind : IListenerKind
         var limits = listener.Limits();
         return listener.Errors.Count > start || bind is null
             ? null
-            : new ListenerDefinition(listener.Name, Mode, bind, unmatched, HttpDestination.Connection, upstream: null, queryRecording, limits: limits);
+            : new ListenerDefinition(listener.Name, Mode, bind, unmatched, HttpDestination.Connection, upstream: null, queryRecording, limits: limits, injects: Injects);
     }
 
     public IReadOnlyCollection<string> OwnKeys { get; } = ["Unmatched", "RecordQuery", "RedactQueryParameters"];
