@@ -4,6 +4,7 @@
 #   bench/run.sh soak       bounded soak (SOAK_SECONDS, default 120): errors and RSS growth
 #   bench/run.sh forward    forward mode: plain http via HTTP_PROXY, intercepted HTTPS vs mitmproxy, tunnel and leaf costs
 #   bench/run.sh pg [direct] PostgreSQL with pgbench, direct vs the Postgres listener (bench/pgbench.sh; markdown on stdout)
+#   bench/run.sh mysql|redis MariaDB (sysbench) or Redis (redis-benchmark), direct vs HAProxy TCP vs the listener (bench/dbbench.sh)
 #   BENCH_LABEL="what changed" bench/run.sh   labels the run in RESULTS.md
 #   BASELINE_REF=<git ref> bench/run.sh      route mode also runs the proxy built from that ref, side by side
 # Not a test: CI does not run it. Every process it starts listens on 127.0.0.1 and is stopped on exit.
@@ -21,6 +22,7 @@ CONNECTIONS=${CONNECTIONS:-32}
 SOAK_SECONDS=${SOAK_SECONDS:-120}
 label=${BENCH_LABEL:-unlabelled run}
 if [ "$mode" = pg ]; then exec bash bench/pgbench.sh "${@:2}"; fi
+if [ "$mode" = mysql ] || [ "$mode" = redis ]; then exec bash bench/dbbench.sh "$mode"; fi
 
 need=()
 command -v wrk >/dev/null || need+=(wrk)
