@@ -18,6 +18,7 @@ internal static class CliApp
         root.Subcommands.Add(CaCommand.Create(output, error));
         root.Subcommands.Add(IptablesCommand.Create(output, error));
         root.Subcommands.Add(ExecAsCommand.Create(error));
+        root.Subcommands.Add(AuditCommand.Create(output, error));
         return root;
     }
 

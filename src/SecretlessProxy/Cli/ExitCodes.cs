@@ -22,6 +22,9 @@ internal static class ExitCodes
     /// </summary>
     public const int SecretReadableByCommand = 4;
 
+    /// <summary><c>audit verify</c>: the hash chain breaks (the message names the file and line).</summary>
+    public const int AuditChainBroken = 5;
+
     /// <summary>The wrapper could not become the command's user (as env(1) and nice(1) use 125).</summary>
     public const int ExecAsFailed = 125;
 

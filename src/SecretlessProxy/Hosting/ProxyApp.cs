@@ -258,7 +258,7 @@ internal sealed partial class ProxyApp : IAsyncDisposable
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = snapshot.DrainTimeout);
         builder.Services.AddHttpForwarder();
         builder.Services.AddSingleton<ProxyMetrics>();
-        builder.Services.AddSingleton(sp => new AuditLog(snapshot.Audit, sp.GetRequiredService<ILogger<AuditLog>>()));
+        builder.Services.AddSingleton(sp => new AuditLog(snapshot.Audit, options.TimeProvider, sp.GetRequiredService<ILogger<AuditLog>>()));
         builder.Services.AddSingleton(sp => options.CallerScanBudget is { } budget
             ? new LoopbackCallerResolver(options.TimeProvider, sp.GetRequiredService<ILogger<LoopbackCallerResolver>>()) { ScanBudget = budget }
             : new LoopbackCallerResolver(options.TimeProvider, sp.GetRequiredService<ILogger<LoopbackCallerResolver>>()));

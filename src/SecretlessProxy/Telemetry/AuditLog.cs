@@ -26,19 +26,21 @@ internal sealed partial class AuditLog : IAsyncDisposable
     private readonly Task? _writer;
     private readonly AuditSettings _settings;
     private readonly ILogger _logger;
+    private readonly TimeProvider _time;
     private readonly int _queueCapacity;
     private long _count;
     private long _dropped;
     private volatile bool _closing;
 
-    public AuditLog(AuditSettings settings, ILogger<AuditLog> logger)
-        : this(settings, logger, QueueCapacity)
+    public AuditLog(AuditSettings settings, TimeProvider time, ILogger<AuditLog> logger)
+        : this(settings, time, logger, QueueCapacity)
     {
     }
 
     /// <param name="queueCapacity">Records that may wait for the sink; <see cref="QueueCapacity"/> but in tests.</param>
-    internal AuditLog(AuditSettings settings, ILogger<AuditLog> logger, int queueCapacity)
+    internal AuditLog(AuditSettings settings, TimeProvider time, ILogger<AuditLog> logger, int queueCapacity)
     {
+        _time = time;
         _queueCapacity = queueCapacity;
         _settings = settings;
         _logger = logger;
@@ -82,55 +84,45 @@ internal sealed partial class AuditLog : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Writes queued records in order, each chained to the one before (<see cref="AuditChain"/>).
+    /// The chain's head is written as a <c>chain</c> record and logged when the writer starts and
+    /// when it stops, so a collector of the proxy's log holds an anchor the file cannot rewrite.
+    /// </summary>
     private async Task WriteLoopAsync()
     {
         var buffer = new ArrayBufferWriter<byte>(1024);
         Stream? file = null;
+        var sink = _settings.Path ?? "stdout";
+        AuditChain chain;
         try
         {
+            chain = _settings.Sink == AuditSink.File ? AuditChain.ResumeFrom(_settings.Path!) : new AuditChain(0, AuditChain.Genesis);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // An unreadable file is reported when writing to it fails too; the chain restarts visibly.
+            Log.WriteFailed(_logger, sink, ex.GetType().Name);
+            chain = new AuditChain(0, AuditChain.Genesis);
+        }
+
+        try
+        {
+            file = await WriteLineAsync(file, buffer, chain, w => WriteChainRecord(w, chain, "start"), sink).ConfigureAwait(false);
+            Log.ChainHead(_logger, sink, "start", chain.LastSeq, chain.LastHash);
             await foreach (var record in _queue!.Reader.ReadAllAsync().ConfigureAwait(false))
             {
                 if (Interlocked.Exchange(ref _dropped, 0) is > 0 and var dropped)
                 {
-                    Log.RecordsDropped(_logger, _settings.Path ?? "stdout", dropped);
+                    Log.RecordsDropped(_logger, sink, dropped);
                 }
 
-                buffer.Clear();
-                using (var writer = new Utf8JsonWriter(buffer))
-                {
-                    record.WriteTo(writer);
-                }
-
-                buffer.Write("\n"u8);
-                try
-                {
-                    if (_settings.Sink == AuditSink.Stdout)
-                    {
-                        await using var stdout = Console.OpenStandardOutput();
-                        await stdout.WriteAsync(buffer.WrittenMemory).ConfigureAwait(false);
-                        continue;
-                    }
-
-                    file ??= OpenFile();
-                    // A pipe or device (a FIFO a collector reads, /dev/stdout) has no length and is not rotated.
-                    if (file.CanSeek && file.Length + buffer.WrittenCount > _settings.MaxFileBytes && file.Length > 0)
-                    {
-                        await file.DisposeAsync().ConfigureAwait(false);
-                        File.Move(_settings.Path!, _settings.Path + ".1", overwrite: true);
-                        file = OpenFile();
-                    }
-
-                    await file.WriteAsync(buffer.WrittenMemory).ConfigureAwait(false);
-                    // Flushed per record: an audit line that sits in a buffer when the pod dies is lost.
-                    await file.FlushAsync().ConfigureAwait(false);
-                }
-                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-                {
-                    Log.WriteFailed(_logger, _settings.Path ?? "stdout", ex.GetType().Name);
-                    file?.Dispose();
-                    file = null;
-                }
+                var (seq, prev) = chain.Next();
+                file = await WriteLineAsync(file, buffer, chain, w => record.WriteTo(w, seq, prev), sink).ConfigureAwait(false);
             }
+
+            file = await WriteLineAsync(file, buffer, chain, w => WriteChainRecord(w, chain, "stop"), sink).ConfigureAwait(false);
+            Log.ChainHead(_logger, sink, "stop", chain.LastSeq, chain.LastHash);
         }
         finally
         {
@@ -139,6 +131,67 @@ internal sealed partial class AuditLog : IAsyncDisposable
                 await file.DisposeAsync().ConfigureAwait(false);
             }
         }
+    }
+
+    private void WriteChainRecord(Utf8JsonWriter writer, AuditChain chain, string chainEvent)
+    {
+        var (seq, prev) = chain.Next();
+        writer.WriteStartObject();
+        writer.WriteNumber("seq", seq);
+        writer.WriteString("prev", prev);
+        writer.WriteString("time", _time.GetUtcNow());
+        writer.WriteString("chain", chainEvent);
+        writer.WriteEndObject();
+    }
+
+    /// <summary>
+    /// Writes one line and moves the chain past it. A line that could not be written does not move
+    /// the chain: the next line is chained to the last one that was.
+    /// </summary>
+    private async Task<Stream?> WriteLineAsync(Stream? file, ArrayBufferWriter<byte> buffer, AuditChain chain, Action<Utf8JsonWriter> write, string sink)
+    {
+        buffer.Clear();
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            write(writer);
+        }
+
+        var lineLength = buffer.WrittenCount;
+        var seq = chain.Next().Seq;
+        buffer.Write("\n"u8);
+        try
+        {
+            if (_settings.Sink == AuditSink.Stdout)
+            {
+                await using var stdout = Console.OpenStandardOutput();
+                await stdout.WriteAsync(buffer.WrittenMemory).ConfigureAwait(false);
+            }
+            else
+            {
+                file ??= OpenFile();
+                // A pipe or device (a FIFO a collector reads, /dev/stdout) has no length and is not rotated.
+                if (file.CanSeek && file.Length + buffer.WrittenCount > _settings.MaxFileBytes && file.Length > 0)
+                {
+                    await file.DisposeAsync().ConfigureAwait(false);
+                    File.Move(_settings.Path!, _settings.Path + ".1", overwrite: true);
+                    file = OpenFile();
+                }
+
+                await file.WriteAsync(buffer.WrittenMemory).ConfigureAwait(false);
+                // Flushed per record: an audit line that sits in a buffer when the pod dies is lost.
+                await file.FlushAsync().ConfigureAwait(false);
+            }
+
+            chain.Advance(seq, buffer.WrittenSpan[..lineLength]);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            Log.WriteFailed(_logger, sink, ex.GetType().Name);
+            file?.Dispose();
+            file = null;
+        }
+
+        return file;
     }
 
     private FileStream OpenFile()
@@ -169,6 +222,9 @@ internal sealed partial class AuditLog : IAsyncDisposable
 
         [LoggerMessage(EventIds.AuditQueueFull, LogLevel.Error, "The audit sink {Sink} is behind by {QueueCapacity} records: further records are not written until it catches up (the most recent stay in /decisions)")]
         public static partial void QueueFull(ILogger logger, string sink, int queueCapacity);
+
+        [LoggerMessage(EventIds.AuditChainHead, LogLevel.Information, "Audit trail {Sink} chain {ChainEvent}: seq {Seq}, head {Head} (secretless-proxy audit verify --head checks a file against it)")]
+        public static partial void ChainHead(ILogger logger, string sink, string chainEvent, long seq, string head);
 
         [LoggerMessage(EventIds.AuditRecordsDropped, LogLevel.Error, "{Dropped} audit record(s) were not written to {Sink} while it was behind; writing again")]
         public static partial void RecordsDropped(ILogger logger, string sink, long dropped);

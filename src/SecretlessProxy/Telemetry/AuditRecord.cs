@@ -27,9 +27,18 @@ internal sealed record AuditRecord(
     string? IdentitySubject = null,
     string? DatabaseUser = null)
 {
-    public void WriteTo(Utf8JsonWriter writer)
+    public void WriteTo(Utf8JsonWriter writer) => WriteTo(writer, null, null);
+
+    /// <summary>The record as a line of the audit file: first its place in the hash chain (<see cref="AuditChain"/>).</summary>
+    public void WriteTo(Utf8JsonWriter writer, long? seq, string? prev)
     {
         writer.WriteStartObject();
+        if (seq is { } s)
+        {
+            writer.WriteNumber("seq", s);
+            writer.WriteString("prev", prev);
+        }
+
         writer.WriteString("time", Time);
         writer.WriteString("decision", Decision);
         writer.WriteString("reason", Reason);

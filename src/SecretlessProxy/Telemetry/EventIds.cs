@@ -97,4 +97,5 @@ internal static class EventIds
     public const int SigningBodyTooLarge = 411;
     public const int AuditQueueFull = 412;
     public const int AuditRecordsDropped = 413;
+    public const int AuditChainHead = 414;
 }
