@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using OpenTelemetry.Logs;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 using OpenTelemetry.Trace;
@@ -258,7 +259,7 @@ internal sealed partial class ProxyApp : IAsyncDisposable
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = snapshot.DrainTimeout);
         builder.Services.AddHttpForwarder();
         builder.Services.AddSingleton<ProxyMetrics>();
-        builder.Services.AddSingleton(sp => new AuditLog(snapshot.Audit, options.TimeProvider, sp.GetRequiredService<ILogger<AuditLog>>()));
+        builder.Services.AddSingleton(sp => new AuditLog(snapshot.Audit, options.TimeProvider, sp.GetRequiredService<ILogger<AuditLog>>(), OtlpLogsRequested ? sp.GetRequiredService<ILoggerFactory>().CreateLogger(AuditLog.ExportCategory) : null));
         builder.Services.AddSingleton(sp => options.CallerScanBudget is { } budget
             ? new LoopbackCallerResolver(options.TimeProvider, sp.GetRequiredService<ILogger<LoopbackCallerResolver>>()) { ScanBudget = budget }
             : new LoopbackCallerResolver(options.TimeProvider, sp.GetRequiredService<ILogger<LoopbackCallerResolver>>()));
@@ -414,8 +415,21 @@ internal sealed partial class ProxyApp : IAsyncDisposable
             }
         }
 
+        // Audit records go out as OpenTelemetry log records when OTLP logs are asked for, and
+        // nowhere else as log lines: the audit sink and /decisions already hold them.
+        logging.AddFilter(AuditLog.ExportCategory, LogLevel.None);
+        if (OtlpLogsRequested)
+        {
+            logging.AddOpenTelemetry(o => o.AddOtlpExporter());
+            logging.AddFilter<OpenTelemetryLoggerProvider>(null, LogLevel.None);
+            logging.AddFilter<OpenTelemetryLoggerProvider>(AuditLog.ExportCategory, LogLevel.Information);
+        }
+
         options.ConfigureLogging?.Invoke(logging);
     }
+
+    /// <summary>OTLP log export (of audit records) by the same variables as the other signals: OTEL_LOGS_EXPORTER, or an OTLP endpoint.</summary>
+    private static bool OtlpLogsRequested => OtlpRequested("OTEL_LOGS_EXPORTER", "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT");
 
     /// <summary>
     /// Metrics are always collected (Prometheus on the admin port, OTLP too when configured).

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Text.Json;
 using System.Threading.Channels;
+using SecretlessProxy.Core;
 
 namespace SecretlessProxy.Telemetry;
 
@@ -27,19 +28,25 @@ internal sealed partial class AuditLog : IAsyncDisposable
     private readonly AuditSettings _settings;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
+    private readonly ILogger? _exportLogger;
     private readonly int _queueCapacity;
     private long _count;
     private long _dropped;
     private volatile bool _closing;
 
-    public AuditLog(AuditSettings settings, TimeProvider time, ILogger<AuditLog> logger)
-        : this(settings, time, logger, QueueCapacity)
+    /// <summary>The log category whose records carry the audit trail to OpenTelemetry (OTLP logs), and only there.</summary>
+    public const string ExportCategory = "SecretlessProxy.Audit";
+
+    /// <param name="exportLogger">When OTLP log export is on: every record is also a log record of <see cref="ExportCategory"/>.</param>
+    public AuditLog(AuditSettings settings, TimeProvider time, ILogger<AuditLog> logger, ILogger? exportLogger = null)
+        : this(settings, time, logger, QueueCapacity, exportLogger)
     {
     }
 
     /// <param name="queueCapacity">Records that may wait for the sink; <see cref="QueueCapacity"/> but in tests.</param>
-    internal AuditLog(AuditSettings settings, TimeProvider time, ILogger<AuditLog> logger, int queueCapacity)
+    internal AuditLog(AuditSettings settings, TimeProvider time, ILogger<AuditLog> logger, int queueCapacity, ILogger? exportLogger = null)
     {
+        _exportLogger = exportLogger;
         _time = time;
         _queueCapacity = queueCapacity;
         _settings = settings;
@@ -58,6 +65,15 @@ internal sealed partial class AuditLog : IAsyncDisposable
         lock (_recentGate)
         {
             _recent[_count++ % RecentCapacity] = record;
+        }
+
+        if (_exportLogger is not null)
+        {
+            // The OpenTelemetry provider batches off the request path; the record's fields become
+            // the log record's attributes, named as in the JSON line.
+            var caller = record.Caller is { IsKnown: true } c ? c : null;
+            Log.Exported(_exportLogger, record.Decision, record.Outcome.ToWireName(), record.Reason, record.Listener, record.Policy, record.CredentialName, record.CredentialSource,
+                record.Scheme, record.Host, record.Port, record.Method, record.Path, record.TraceId, caller?.Uid, caller?.Executable, record.IdentitySubject, record.DatabaseUser);
         }
 
         // TryWrite never waits: false when the queue is full (or the log is being disposed).
@@ -225,6 +241,10 @@ internal sealed partial class AuditLog : IAsyncDisposable
 
         [LoggerMessage(EventIds.AuditChainHead, LogLevel.Information, "Audit trail {Sink} chain {ChainEvent}: seq {Seq}, head {Head} (secretless-proxy audit verify --head checks a file against it)")]
         public static partial void ChainHead(ILogger logger, string sink, string chainEvent, long seq, string head);
+
+        [LoggerMessage(EventIds.AuditRecordExported, LogLevel.Information, "{decision} ({outcome}) {method} {scheme}://{host}:{port}{path} on {listener}: {reason}; policy {policy}, credential {credentialName} ({credentialSource}), caller uid {callerUid} {callerExecutable}, identity {identity}, database user {databaseUser}, trace {traceId}")]
+        public static partial void Exported(ILogger logger, string decision, string outcome, string reason, string listener, string? policy, string? credentialName, string? credentialSource,
+            string scheme, string host, int port, string method, string path, string? traceId, int? callerUid, string? callerExecutable, string? identity, string? databaseUser);
 
         [LoggerMessage(EventIds.AuditRecordsDropped, LogLevel.Error, "{Dropped} audit record(s) were not written to {Sink} while it was behind; writing again")]
         public static partial void RecordsDropped(ILogger logger, string sink, long dropped);

@@ -98,4 +98,5 @@ internal static class EventIds
     public const int AuditQueueFull = 412;
     public const int AuditRecordsDropped = 413;
     public const int AuditChainHead = 414;
+    public const int AuditRecordExported = 415;
 }

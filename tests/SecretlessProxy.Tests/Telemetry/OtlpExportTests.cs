@@ -28,7 +28,7 @@ public sealed class OtlpExportTests : IDisposable
     }
 
     [Fact]
-    public async Task Spans_and_metrics_reach_an_otlp_http_receiver_named_by_the_environment()
+    public async Task Spans_metrics_and_audit_records_reach_an_otlp_http_receiver_named_by_the_environment()
     {
         var listenerPort = WireMockFactory.FreePort();
         var adminPort = WireMockFactory.FreePort();
@@ -44,6 +44,7 @@ public sealed class OtlpExportTests : IDisposable
             ["OTEL_SERVICE_NAME"] = "otlp-test-proxy",
             ["OTEL_BSP_SCHEDULE_DELAY"] = "100",
             ["OTEL_METRIC_EXPORT_INTERVAL"] = "200",
+            ["OTEL_BLRP_SCHEDULE_DELAY"] = "100",
         });
         try
         {
@@ -51,6 +52,8 @@ public sealed class OtlpExportTests : IDisposable
             await WaitUntilAsync(async () => (await TryGetAsync(client, "http://127.0.0.1:" + adminPort + "/readyz")) == 200);
             var response = await client.GetAsync("http://127.0.0.1:" + listenerPort + "/v1/orders");
             Assert.Equal(200, (int)response.StatusCode);
+            // Denied, so the proxy also writes an Information log line ("Denied GET ...") that must not go out as OTLP.
+            Assert.Equal(403, (int)(await client.GetAsync("http://127.0.0.1:" + listenerPort + "/v2/other")).StatusCode);
 
             await WaitUntilAsync(() => Task.FromResult(Payload("/v1/traces").Contains("secretless.proxy", StringComparison.Ordinal)));
             await WaitUntilAsync(() => Task.FromResult(Payload("/v1/metrics").Contains("secretless.proxy.requests", StringComparison.Ordinal)));
@@ -65,6 +68,20 @@ public sealed class OtlpExportTests : IDisposable
             Assert.Contains("otlp-api", metrics);
             Assert.DoesNotContain(_key, traces);
             Assert.DoesNotContain(_key, metrics);
+
+            // The audit record as an OpenTelemetry log record, its fields as attributes; the
+            // proxy's other log lines stay on the console.
+            await WaitUntilAsync(() => Task.FromResult(Payload("/v1/logs").Contains("/v1/orders", StringComparison.Ordinal) && Payload("/v1/logs").Contains("/v2/other", StringComparison.Ordinal)));
+            var logs = Payload("/v1/logs");
+            Assert.Contains("otlp-test-proxy", logs);
+            Assert.Contains("SecretlessProxy.Audit", logs);
+            foreach (var attribute in new[] { "decision", "allow", "outcome", "forwarded", "policy", "otlp-policy", "credentialName", "otlp-key", "listener", "otlp-api", "traceId" })
+            {
+                Assert.Contains(attribute, logs);
+            }
+
+            Assert.DoesNotContain("Denied GET", logs);
+            Assert.DoesNotContain(_key, logs);
             Assert.All(_collector.LogEntries, e => Assert.Equal("application/x-protobuf", e.RequestMessage.Headers!["Content-Type"].Single()));
         }
         finally
