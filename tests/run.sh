@@ -25,6 +25,8 @@ command -v setfacl >/dev/null || need+=(acl)
 # Transparent mode's pod test: network namespaces (iproute2) and the nat table (iptables).
 command -v iptables >/dev/null || need+=(iptables)
 command -v ip >/dev/null || need+=(iproute2)
+# deploy/observability: promtool checks and unit-tests the alerting rules.
+[ -x /usr/bin/promtool ] || need+=(prometheus)
 if [ ${#need[@]} -gt 0 ]; then
   log "installing ${need[*]}"
   if [ "$(id -u)" = 0 ]; then

@@ -30,6 +30,7 @@ internal sealed partial class ConfigReloader : IAsyncDisposable
     private readonly ProxyState _state;
     private readonly Func<TokenFileIdentitySettings, TokenFileIdentity> _identityFactory;
     private readonly ILogger _logger;
+    private readonly ProxyMetrics _metrics;
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly CancellationTokenSource _stopping = new();
     private readonly List<FileSystemWatcher> _watchers = [];
@@ -38,8 +39,9 @@ internal sealed partial class ConfigReloader : IAsyncDisposable
     private byte[]? _loadedHash;
     private int _disposed;
 
-    public ConfigReloader(string configPath, ProxyAppOptions options, HttpMessageInvoker tokenClient, WorkloadIdentityAccessor identityAccessor, ILoggerFactory sourceLoggers, ProxyState state, Func<TokenFileIdentitySettings, TokenFileIdentity> identityFactory, ILogger<ConfigReloader> logger)
+    public ConfigReloader(string configPath, ProxyAppOptions options, HttpMessageInvoker tokenClient, WorkloadIdentityAccessor identityAccessor, ILoggerFactory sourceLoggers, ProxyState state, Func<TokenFileIdentitySettings, TokenFileIdentity> identityFactory, ProxyMetrics metrics, ILogger<ConfigReloader> logger)
     {
+        _metrics = metrics;
         _configPath = Path.GetFullPath(configPath);
         _options = options;
         _tokenClient = tokenClient;
@@ -178,6 +180,7 @@ internal sealed partial class ConfigReloader : IAsyncDisposable
         // A replaced identity is disposed at once: one still in use by a request answers with its
         // last status after Dispose, it does not throw.
         _state.Swap(next, identity, status, out var dropped)?.Dispose();
+        _metrics.ConfigReload(ReloadStatus.Applied);
 
         Log.Reloaded(_logger, _configPath, next.Policies.Policies.Count, next.Credentials.Count, dropped.Count == 0 ? "none" : string.Join(", ", dropped));
         IssuerEndpointWarnings.Log(_logger, next);
@@ -188,6 +191,7 @@ internal sealed partial class ConfigReloader : IAsyncDisposable
     {
         var status = new ReloadStatus(now, ReloadStatus.Rejected, reasons);
         _state.RecordReload(status);
+        _metrics.ConfigReload(ReloadStatus.Rejected);
         Log.Rejected(_logger, _configPath, reasons.Count, string.Join("; ", reasons));
         return status;
     }

@@ -291,6 +291,7 @@ internal sealed partial class ProxyApp : IAsyncDisposable
             sourceLoggers,
             sp.GetRequiredService<ProxyState>(),
             sp.GetRequiredService<Func<TokenFileIdentitySettings, TokenFileIdentity>>(),
+            sp.GetRequiredService<ProxyMetrics>(),
             sp.GetRequiredService<ILogger<ConfigReloader>>()));
         builder.Services.AddSingleton(sp =>
         {

@@ -23,6 +23,7 @@ internal sealed class ProxyMetrics
     private readonly Counter<long> _connectionsRefused;
     private readonly Counter<long> _signingBufferRefusals;
     private readonly Counter<long> _leafCertificatesRemoved;
+    private readonly Counter<long> _configReloads;
 
     public ProxyMetrics(IMeterFactory meterFactory)
     {
@@ -37,6 +38,7 @@ internal sealed class ProxyMetrics
         _addedLatency = _meter.CreateHistogram<double>(
             "secretless.proxy.added_latency", "s", "Time from a request's arrival until the proxy sends it upstream: decision, credential, injection and request copy.",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1, 5] });
+        _configReloads = _meter.CreateCounter<long>("secretless.proxy.config.reloads", "{reload}", "Configuration reloads by outcome: applied, or rejected (the running configuration stays).");
         _leafCertificatesRemoved = _meter.CreateCounter<long>("secretless.proxy.leaf_certificates.evicted", "{certificate}", "Leaf certificates dropped from the local CA's cache, by reason: evicted (least recently used, beyond LocalCa:MaxLeafCertificates) or renewed.");
         _connectionsRefused = _meter.CreateCounter<long>("secretless.proxy.connections.refused", "{connection}", "Connections a listener refused or closed before their first request, by listener and reason (max-connections, handshake-timeout).");
         _signingBufferRefusals = _meter.CreateCounter<long>("secretless.proxy.signing_buffer.refusals", "{request}", "Requests refused because their body could not be buffered for SigV4 signing within Limits:SigningBufferBytes, by policy and reason (signing-buffer-full, signing-body-too-large).");
@@ -54,6 +56,10 @@ internal sealed class ProxyMetrics
         _fetches.Add(1, tags);
         _fetchDuration.Record(duration.TotalSeconds, tags);
     }
+
+    /// <param name="outcome"><c>applied</c> or <c>rejected</c>, as <c>ReloadStatus</c> names them.</param>
+    public void ConfigReload(string outcome) =>
+        _configReloads.Add(1, new KeyValuePair<string, object?>("outcome", outcome));
 
     public void UpstreamError(string listener, string error) =>
         _upstreamErrors.Add(1, new TagList { { "listener", listener }, { "error", error } });
