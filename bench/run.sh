@@ -4,6 +4,7 @@
 #   bench/run.sh soak       bounded soak (SOAK_SECONDS, default 120): errors and RSS growth
 #   bench/run.sh forward    forward mode: plain http via HTTP_PROXY, intercepted HTTPS vs mitmproxy, tunnel and leaf costs
 #   bench/run.sh pg [direct] PostgreSQL with pgbench, direct vs the Postgres listener (bench/pgbench.sh; markdown on stdout)
+#   bench/run.sh revoke      time to revoke: ConfigMap swap to the first refusal, credential revoke to a new token (bench/revoke.py)
 #   bench/run.sh mysql|redis MariaDB (sysbench) or Redis (redis-benchmark), direct vs HAProxy TCP vs the listener (bench/dbbench.sh)
 #   BENCH_LABEL="what changed" bench/run.sh   labels the run in RESULTS.md
 #   BASELINE_REF=<git ref> bench/run.sh      route mode also runs the proxy built from that ref, side by side
@@ -23,6 +24,14 @@ SOAK_SECONDS=${SOAK_SECONDS:-120}
 label=${BENCH_LABEL:-unlabelled run}
 if [ "$mode" = pg ]; then exec bash bench/pgbench.sh "${@:2}"; fi
 if [ "$mode" = mysql ] || [ "$mode" = redis ]; then exec bash bench/dbbench.sh "$mode"; fi
+if [ "$mode" = revoke ]; then
+  if [ -z "${PROXY_BIN:-}" ]; then
+    PROXY_BIN=$(mktemp -d /tmp/secretless-revoke-bin.XXXXXX)/secretless-proxy
+    echo "publishing Release build" >&2
+    dotnet publish src/SecretlessProxy/SecretlessProxy.csproj -c Release -o "$(dirname "$PROXY_BIN")" -nologo -v quiet >/dev/null
+  fi
+  exec python3 bench/revoke.py "$PROXY_BIN" "${TRIALS:-20}"
+fi
 
 need=()
 command -v wrk >/dev/null || need+=(wrk)
