@@ -9,6 +9,12 @@ internal sealed class PolicyOptions
 
     public InjectOptions Inject { get; set; } = new();
 
+    /// <summary>
+    /// <c>Enforce</c> (default) or <c>Observe</c>: decisions are recorded as <c>would-allow</c> /
+    /// <c>would-deny</c>; a request it would deny passes through with nothing injected.
+    /// </summary>
+    public string? Mode { get; set; }
+
     public CallerConditionOptions? Caller { get; set; }
 
     public IdentityConditionOptions? Identity { get; set; }

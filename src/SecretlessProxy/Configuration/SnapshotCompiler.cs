@@ -446,6 +446,19 @@ internal sealed partial class SnapshotCompiler
             errors.Add(new(key + ":Credential", "names unknown credential '" + p.Credential + "'"));
         }
 
+        var observe = false;
+        switch (p.Mode?.Trim().ToLowerInvariant())
+        {
+            case null or "enforce":
+                break;
+            case "observe":
+                observe = true;
+                break;
+            default:
+                errors.Add(new(key + ":Mode", "'" + p.Mode + "' is not a policy mode; expected Enforce or Observe"));
+                break;
+        }
+
         var injection = p.Inject.ClientCertificate is not null
             ? CompileClientCertificate(key, p, errors)
             : CompileInjection(key + ":Inject", p.Inject, credential is null ? null : _declared[p.Credential!], p.Match.Hosts, time, errors);
@@ -456,11 +469,11 @@ internal sealed partial class SnapshotCompiler
 
         if (injection is ClientCertificateInjector certificate)
         {
-            return new CompiledPolicy(name, hosts, ports, methods, prefix, p.Inject.ClientCertificate!.CertFile!, ClientCertificateSource, certificate, conditions, schemes, p.Match.AllowEncodedSlashes == true, p.PassRoutingHeaders);
+            return new CompiledPolicy(name, hosts, ports, methods, prefix, p.Inject.ClientCertificate!.CertFile!, ClientCertificateSource, certificate, conditions, schemes, p.Match.AllowEncodedSlashes == true, p.PassRoutingHeaders, observe);
         }
 
         // A credential that did not compile leaves the snapshot invalid; its kind is never read then.
-        return new CompiledPolicy(name, hosts, ports, methods, prefix, p.Credential ?? string.Empty, p.Credential is null ? string.Empty : sourceKinds.GetValueOrDefault(p.Credential, "unknown"), injection!, conditions, schemes, p.Match.AllowEncodedSlashes == true, p.PassRoutingHeaders);
+        return new CompiledPolicy(name, hosts, ports, methods, prefix, p.Credential ?? string.Empty, p.Credential is null ? string.Empty : sourceKinds.GetValueOrDefault(p.Credential, "unknown"), injection!, conditions, schemes, p.Match.AllowEncodedSlashes == true, p.PassRoutingHeaders, observe);
     }
 
     /// <param name="credential">What the policy's credential yields; null when it names none (or an unknown one, already reported).</param>
@@ -919,8 +932,10 @@ internal sealed partial class SnapshotCompiler
                 return UnmatchedBehavior.Deny;
             case "passthrough":
                 return UnmatchedBehavior.PassThrough;
+            case "observe":
+                return UnmatchedBehavior.Observe;
             default:
-                errors.Add(new(key, "'" + value + "' is not valid; expected Deny or PassThrough"));
+                errors.Add(new(key, "'" + value + "' is not valid; expected Deny, PassThrough or Observe"));
                 return null;
         }
     }

@@ -5,8 +5,9 @@ namespace SecretlessProxy.Policy;
 /// <summary>A validated, immutable policy: what it matches, which credential it uses and how it is injected.</summary>
 internal sealed class CompiledPolicy
 {
-    public CompiledPolicy(string name, IReadOnlyList<HostPattern> hosts, IReadOnlyList<int>? ports, IReadOnlyList<string>? methods, string pathPrefix, string credentialName, string credentialSource, InjectionRule injection, PolicyConditions? conditions = null, IReadOnlyList<string>? schemes = null, bool allowEncodedSlashes = false, IReadOnlyList<string>? passRoutingHeaders = null)
+    public CompiledPolicy(string name, IReadOnlyList<HostPattern> hosts, IReadOnlyList<int>? ports, IReadOnlyList<string>? methods, string pathPrefix, string credentialName, string credentialSource, InjectionRule injection, PolicyConditions? conditions = null, IReadOnlyList<string>? schemes = null, bool allowEncodedSlashes = false, IReadOnlyList<string>? passRoutingHeaders = null, bool observe = false)
     {
+        Observe = observe;
         Schemes = schemes;
         AllowEncodedSlashes = allowEncodedSlashes;
         PassRoutingHeaders = passRoutingHeaders ?? [];
@@ -67,6 +68,12 @@ internal sealed class CompiledPolicy
     public InjectionRule Injection { get; }
 
     public PolicyDecision AllowDecision { get; }
+
+    /// <summary>
+    /// <c>Mode: Observe</c>: the policy's decisions are recorded as what enforcing would do; a request
+    /// it would deny is passed through with nothing injected instead of refused.
+    /// </summary>
+    public bool Observe { get; }
 
     public PolicyConditions Conditions { get; }
 

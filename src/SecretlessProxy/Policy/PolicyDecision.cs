@@ -10,8 +10,12 @@ internal sealed class PolicyDecision
 
     public static readonly PolicyDecision NoPolicyPassThrough = new(DecisionKind.PassThrough, null, "no policy matches this request; passed through");
 
-    private PolicyDecision(DecisionKind kind, CompiledPolicy? policy, string reason, ConditionFailure failure = ConditionFailure.None)
+    /// <summary>Unmatched Observe: what enforcing would deny, passed through with nothing injected.</summary>
+    public static readonly PolicyDecision NoPolicyObserved = new(DecisionKind.PassThrough, null, "no policy matches this request (Unmatched Observe: passed through with nothing injected)", observed: true);
+
+    private PolicyDecision(DecisionKind kind, CompiledPolicy? policy, string reason, ConditionFailure failure = ConditionFailure.None, bool observed = false)
     {
+        Observed = observed;
         Kind = kind;
         Policy = policy;
         Reason = reason;
@@ -33,7 +37,14 @@ internal sealed class PolicyDecision
     /// The policy needs a workload identity and none is valid now: a transient state the app sees as
     /// 503 (like an unavailable credential), not a 403.
     /// </summary>
-    public bool AwaitsIdentity => Failure == ConditionFailure.IdentityUnavailable;
+    public bool AwaitsIdentity => !Observed && Failure == ConditionFailure.IdentityUnavailable;
+
+    /// <summary>
+    /// Decided in observe mode (a policy's <c>Mode: Observe</c>, or <c>Unmatched: Observe</c>): an
+    /// allow injects as enforcing would, a denial passes through with nothing injected, and both are
+    /// recorded as what enforcing would do (<c>would-allow</c>, <c>would-deny</c>).
+    /// </summary>
+    public bool Observed { get; }
 
     /// <summary>A reason fit for an operator and for the app's problem response: it names, never reveals.</summary>
     public string Reason { get; }
@@ -41,12 +52,18 @@ internal sealed class PolicyDecision
     /// <summary>Lower-case name used in spans and logs.</summary>
     public string Name => Kind switch
     {
-        DecisionKind.Allow => "allow",
+        DecisionKind.Allow => Observed ? WouldAllow : "allow",
         DecisionKind.Deny => "deny",
-        _ => "passthrough",
+        _ => Observed ? WouldDeny : "passthrough",
     };
 
-    internal static PolicyDecision AllowFor(CompiledPolicy policy) => new(DecisionKind.Allow, policy, "allowed by policy " + policy.Name);
+    public const string WouldAllow = "would-allow";
+
+    public const string WouldDeny = "would-deny";
+
+    internal static PolicyDecision AllowFor(CompiledPolicy policy) => policy.Observe
+        ? new(DecisionKind.Allow, policy, "would be allowed by policy " + policy.Name + " (observe mode)", observed: true)
+        : new(DecisionKind.Allow, policy, "allowed by policy " + policy.Name);
 
     /// <summary>
     /// A database connection matched only policies for other listeners' logins: one that names
@@ -78,6 +95,8 @@ internal sealed class PolicyDecision
             ConditionFailure.Label => "its label '" + label + "' differs from this proxy's",
             _ => throw new ArgumentOutOfRangeException(nameof(failure)),
         };
-        return new(DecisionKind.Deny, policy, "policy " + policy.Name + " does not allow this request: " + what, failure);
+        return policy.Observe
+            ? new(DecisionKind.PassThrough, policy, "policy " + policy.Name + " would not allow this request: " + what + " (observe mode: passed through with nothing injected)", failure, observed: true)
+            : new(DecisionKind.Deny, policy, "policy " + policy.Name + " does not allow this request: " + what, failure);
     }
 }

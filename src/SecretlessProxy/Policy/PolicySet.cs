@@ -136,6 +136,11 @@ internal sealed class PolicySet
             return PolicyDecision.NoPolicyPassThrough;
         }
 
+        if (unmatched == UnmatchedBehavior.Observe)
+        {
+            return PolicyDecision.NoPolicyObserved;
+        }
+
         if (otherLogin is not null)
         {
             return PolicyDecision.DeniedForOtherLogin(otherLogin, login!, otherLogin.CredentialName.Length > 0);

@@ -8,4 +8,10 @@ internal enum UnmatchedBehavior
 
     /// <summary>Forwarded untouched with nothing injected.</summary>
     PassThrough,
+
+    /// <summary>
+    /// Observe-then-enforce: forwarded untouched with nothing injected, as <see cref="PassThrough"/>,
+    /// and recorded as <c>would-deny</c>, so a rollout sees what enforcing would refuse.
+    /// </summary>
+    Observe,
 }

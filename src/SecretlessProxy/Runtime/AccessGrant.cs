@@ -30,11 +30,14 @@ internal sealed class AccessGrant : AccessDecision
         CredentialSource = credentialSource;
     }
 
-    /// <summary>The policy that allowed the access; null when an unmatched request is passed through with nothing injected.</summary>
+    /// <summary>
+    /// The policy that allowed the access, or the observing policy that would have denied it (passed
+    /// through); null when an unmatched request is passed through with nothing injected.
+    /// </summary>
     public CompiledPolicy? Policy => _decision.Policy;
 
-    /// <summary>What to inject; null when passed through.</summary>
-    public InjectionRule? Injection => _decision.Policy?.Injection;
+    /// <summary>What to inject; null when passed through (unmatched, or an observed denial).</summary>
+    public InjectionRule? Injection => _decision.Kind == DecisionKind.Allow ? _decision.Policy?.Injection : null;
 
     /// <summary>Set when the injection needs a credential value (an HTTP request, a database login); a TLS client certificate is its own credential.</summary>
     public CredentialLease? Lease { get; }

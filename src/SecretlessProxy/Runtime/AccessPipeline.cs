@@ -62,7 +62,9 @@ internal sealed partial class AccessPipeline
             ProxyTelemetry.TagCaller(activity, caller, null);
         }
 
-        var decision = passedThrough ? PolicyDecision.NoPolicyPassThrough.Name : outcome == AccessOutcome.Denied ? "deny" : RefusedDecision;
+        var decision = passedThrough
+            ? (request.Listener.Unmatched == UnmatchedBehavior.Observe ? PolicyDecision.NoPolicyObserved : PolicyDecision.NoPolicyPassThrough).Name
+            : outcome == AccessOutcome.Denied ? "deny" : RefusedDecision;
         Record(request, new Who(caller, null), decision, null, passedThrough ? AccessOutcome.PassedThrough : outcome, reason, null, null, null, null);
     }
 
@@ -124,6 +126,10 @@ internal sealed partial class AccessPipeline
         switch (decision.Kind)
         {
             case DecisionKind.Deny:
+                return Refuse(request, who, decision.Name, policy, AccessOutcome.Denied, decision.Reason);
+            case DecisionKind.PassThrough when request.Destination.IsDatabase:
+                // A database login cannot go through with nothing injected: an observed denial is
+                // refused as enforcing would, and recorded as what it is.
                 return Refuse(request, who, decision.Name, policy, AccessOutcome.Denied, decision.Reason);
             case DecisionKind.PassThrough:
                 return new AccessGrant(this, request, who, decision, lease: null, null, null);
@@ -282,7 +288,7 @@ internal sealed partial class AccessPipeline
         }
 
         // A denial names the policy whose condition failed, but no credential was chosen for it.
-        var allowed = decision is "allow";
+        var allowed = decision is "allow" or PolicyDecision.WouldAllow;
         _audit.Record(new AuditRecord(
             _time.GetUtcNow(), listener, decision, reason, policy?.Name, allowed ? credentialName : null, allowed ? credentialSource : null, outcome,
             destination.Scheme, destination.Host, destination.Port, destination.Method, destination.Path, activity?.TraceId.ToString(),

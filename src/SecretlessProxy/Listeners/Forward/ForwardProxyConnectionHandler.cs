@@ -149,7 +149,7 @@ internal sealed partial class ForwardProxyConnectionHandler
         {
             await InterceptAsync(connection, next, listenerName, connect, deadline).ConfigureAwait(false);
         }
-        else if (listener.Unmatched == UnmatchedBehavior.PassThrough)
+        else if (listener.Unmatched.LetsThrough())
         {
             await RelayBlindAsync(connection, listenerName, connect, deadline, (outcome, reason) => RecordTunnel(connection, generation, listener, connect, outcome == AccessOutcome.PassedThrough, outcome, reason)).ConfigureAwait(false);
         }
@@ -219,7 +219,7 @@ internal sealed partial class ForwardProxyConnectionHandler
     private static bool StillBlind(ProxySnapshot snapshot, string listenerName, ConnectRequest connect) =>
         snapshot.Listeners.TryGetValue(listenerName, out var listener) &&
         ForwardListenerSettings.Of(listener).AllowedConnectPorts.Contains(connect.Port) &&
-        listener.Unmatched == UnmatchedBehavior.PassThrough &&
+        listener.Unmatched.LetsThrough() &&
         !snapshot.Policies.CanMatchHost(connect.Host, connect.Port);
 
     private static async Task RespondAsync(ConnectionContext connection, int status, string reason, string detail, string type = "connect-refused")

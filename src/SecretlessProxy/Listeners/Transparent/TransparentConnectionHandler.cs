@@ -111,9 +111,9 @@ internal sealed partial class TransparentConnectionHandler
                     // intercepted for it. It is relayed blind, as a host no policy names, or refused.
                     var address = original.Address.ToString();
                     Log.InvalidServerName(_logger, listenerName, address, original.Port);
-                    if (listener.Unmatched == UnmatchedBehavior.PassThrough)
+                    if (listener.Unmatched.LetsThrough())
                     {
-                        await RelayBlindAsync(connection, generation, listener, address, original, deadline, next => next.Listeners.TryGetValue(listenerName, out var l) && l.Unmatched == UnmatchedBehavior.PassThrough).ConfigureAwait(false);
+                        await RelayBlindAsync(connection, generation, listener, address, original, deadline, next => next.Listeners.TryGetValue(listenerName, out var l) && l.Unmatched.LetsThrough()).ConfigureAwait(false);
                         return;
                     }
 
@@ -129,7 +129,7 @@ internal sealed partial class TransparentConnectionHandler
                     return;
                 }
 
-                if (listener.Unmatched == UnmatchedBehavior.PassThrough)
+                if (listener.Unmatched.LetsThrough())
                 {
                     await RelayBlindAsync(connection, generation, listener, host, original, deadline, next => StillBlind(next, listenerName, host, original.Port)).ConfigureAwait(false);
                     return;
@@ -144,9 +144,9 @@ internal sealed partial class TransparentConnectionHandler
 
             default:
                 var other = original.Address.ToString();
-                if (listener.Unmatched == UnmatchedBehavior.PassThrough)
+                if (listener.Unmatched.LetsThrough())
                 {
-                    await RelayBlindAsync(connection, generation, listener, other, original, deadline, next => next.Listeners.TryGetValue(listenerName, out var l) && l.Unmatched == UnmatchedBehavior.PassThrough).ConfigureAwait(false);
+                    await RelayBlindAsync(connection, generation, listener, other, original, deadline, next => next.Listeners.TryGetValue(listenerName, out var l) && l.Unmatched.LetsThrough()).ConfigureAwait(false);
                     return;
                 }
 
@@ -228,7 +228,7 @@ internal sealed partial class TransparentConnectionHandler
 
     private static bool StillBlind(ProxySnapshot snapshot, string listenerName, string host, int port) =>
         snapshot.Listeners.TryGetValue(listenerName, out var listener) &&
-        listener.Unmatched == UnmatchedBehavior.PassThrough &&
+        listener.Unmatched.LetsThrough() &&
         !snapshot.Policies.CanMatchHost(host, port);
 
     /// <summary>
