@@ -31,22 +31,24 @@ internal static class CredentialInventory
         var drafts = new List<InventoryEntry>();
         foreach (var credential in snapshot.Credentials)
         {
-            var reach = HttpReach(credential.Name, policies, listeners, InjectionTarget.HttpRequest)
+            var reach = HttpReach(credential.Name, policies, listeners)
                 .Concat(DatabaseReach(credential.Name, policies, listeners, namedLogins))
                 .ToList();
             drafts.Add(Entry(credential.Name, credential.Source.Kind, credential.Source.Describe(), credential.Owner, reach, listeners));
         }
 
-        // A client certificate is a credential too, though no Credentials entry names it: one entry per certificate file.
-        foreach (var certificate in policies.Where(p => p.Injection.Target == InjectionTarget.TlsClientCertificate).Select(p => p.CredentialName).Distinct(StringComparer.Ordinal))
+        // A client certificate is a credential too, though no Credentials entry names it: one entry
+        // per certificate file, named as the policy writes it (as audit records and spans name it).
+        foreach (var certificate in policies.Where(p => p.Injection is ClientCertificateInjector).GroupBy(p => p.CredentialName, StringComparer.Ordinal))
         {
-            var keyFile = policies.Select(p => p.Injection).OfType<ClientCertificateInjector>().First(i => i.CertFile == certificate).KeyFile;
+            var files = (ClientCertificateInjector)certificate.First().Injection;
             var description = new CredentialSourceDescription(
-                "certificate file " + certificate + " (key " + keyFile + ")",
+                "certificate file " + files.CertFile + " (key " + files.KeyFile + ")",
                 "re-read when the files change; the next new upstream connection presents the new certificate",
                 "the certificate's validity period",
                 "none at the proxy: the certificate stays valid until it expires or its CA revokes it; remove the policy to stop presenting it");
-            drafts.Add(Entry(certificate, ClientCertificateSource, description, null, HttpReach(certificate, policies, listeners, InjectionTarget.TlsClientCertificate).ToList(), listeners));
+            var reach = certificate.Select(p => Reach(p, "http", p.Hosts.Select(h => h.Text).ToArray(), p.Ports, p.Methods, listeners.Where(l => CanInject(l, p)).Select(l => l.Name).ToArray())).ToList();
+            drafts.Add(Entry(certificate.Key, ClientCertificateSource, description, null, reach, listeners));
         }
 
         var ranked = drafts
@@ -127,11 +129,10 @@ internal static class CredentialInventory
         return new InventoryEntry(0, name, source, description.IssuingSystem, owner, description.Rotation, description.Lifetime, description.Revocation, reach.Sum(r => r.Score), reach, findings);
     }
 
-    /// <summary>Policies that inject <paramref name="credential"/> into HTTP requests (or present it as the client certificate).</summary>
-    private static IEnumerable<InventoryReach> HttpReach(string credential, IReadOnlyList<CompiledPolicy> policies, IReadOnlyList<ListenerDefinition> listeners, InjectionTarget target)
+    /// <summary>Policies that inject <paramref name="credential"/> into HTTP requests.</summary>
+    private static IEnumerable<InventoryReach> HttpReach(string credential, IReadOnlyList<CompiledPolicy> policies, IReadOnlyList<ListenerDefinition> listeners)
     {
-        var comparison = target == InjectionTarget.TlsClientCertificate ? StringComparison.Ordinal : StringComparison.OrdinalIgnoreCase;
-        foreach (var policy in policies.Where(p => p.Injection.Target == target && string.Equals(p.CredentialName, credential, comparison)))
+        foreach (var policy in policies.Where(p => p.Injection.Target == InjectionTarget.HttpRequest && string.Equals(p.CredentialName, credential, StringComparison.OrdinalIgnoreCase)))
         {
             var through = listeners.Where(l => CanInject(l, policy)).Select(l => l.Name).ToArray();
             yield return Reach(policy, "http", policy.Hosts.Select(h => h.Text).ToArray(), policy.Ports, policy.Methods, through);
