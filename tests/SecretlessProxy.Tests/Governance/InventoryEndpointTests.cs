@@ -94,6 +94,29 @@ public sealed class InventoryEndpointTests : IDisposable
     }
 
     [Fact]
+    public async Task Inventory_shows_the_lifetime_the_issuer_gave_the_cached_token()
+    {
+        using var tokens = new FakeTokenEndpoint();
+        tokens.Succeed(expiresIn: 3600);
+        var clientSecret = "inventory-client-secret-" + Guid.NewGuid().ToString("N");
+        _config.Credential("token", TestConfig.OAuth2(tokens.TokenUrl, _config.SecretFile("client-secret", clientSecret)))
+            .Policy("tokens", TestConfig.HeaderPolicy(TestConfig.Match(["127.0.0.1"], "/token/"), "token"));
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var proxy = await ProxyHarness.StartAsync(_config.Write(), time);
+        proxy.NeverEmit(_key, _legacy, _unused, clientSecret);
+        proxy.NeverEmit(() => tokens.IssuedTokens);
+
+        Assert.Equal(HttpStatusCode.OK, (await proxy.GetAsync("api", "/token/a")).Response.StatusCode);
+
+        using var admin = new HttpClient();
+        var body = await admin.GetStringAsync(new Uri(proxy.App.AdminUri, "/inventory"));
+        var entry = JsonDocument.Parse(body).RootElement.GetProperty("credentials").EnumerateArray().Single(e => e.GetProperty("name").GetString() == "token");
+        Assert.Equal("01:00:00", entry.GetProperty("observedLifetime").GetString());
+        Assert.Equal("expires_in as the token endpoint answers (DefaultLifetime 00:05:00 when it gives none)", entry.GetProperty("lifetime").GetString());
+        Assert.Equal(time.GetUtcNow(), Assert.Single(entry.GetProperty("uses").EnumerateArray()).GetProperty("lastUse").GetDateTimeOffset());
+    }
+
+    [Fact]
     public async Task Inventory_is_not_served_on_a_proxy_listener()
     {
         await using var proxy = await ProxyHarness.StartAsync(_config.Write());
