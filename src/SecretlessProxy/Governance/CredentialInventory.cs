@@ -110,7 +110,9 @@ internal static class CredentialInventory
         {
             if (listeners.FirstOrDefault(l => l.Name == listener) is { Unmatched: UnmatchedBehavior.PassThrough } passThrough)
             {
-                findings.Add(new(FindingCodes.PassThroughListener, "listener '" + listener + "' (" + passThrough.Mode + ") has Unmatched PassThrough: the app it serves also reaches every host no policy covers, tunnels relayed blind"));
+                findings.Add(new(FindingCodes.PassThroughListener, "listener '" + listener + "' (" + passThrough.Mode + ") has Unmatched PassThrough: " + (passThrough.Http == HttpDestination.Upstream
+                    ? "the app it serves also sends its upstream every request no policy matches, with nothing injected and no policy asked"
+                    : "the app it serves also reaches every host no policy covers, tunnels relayed blind")));
             }
         }
 
