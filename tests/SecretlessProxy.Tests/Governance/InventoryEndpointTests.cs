@@ -117,15 +117,21 @@ public sealed class InventoryEndpointTests : IDisposable
     }
 
     [Fact]
-    public async Task Inventory_is_not_served_on_a_proxy_listener()
+    public async Task Inventory_is_served_neither_on_the_probe_endpoint_nor_on_a_proxy_listener()
     {
+        // The probe endpoint may face the pod network: the inventory names destinations and callers.
+        _config.Section["Admin"]!["ProbeUrl"] = "http://127.0.0.1:0";
         await using var proxy = await ProxyHarness.StartAsync(_config.Write());
         proxy.NeverEmit(_key, _legacy, _unused);
+        using var client = new HttpClient();
 
+        var probe = await client.GetAsync(new Uri(proxy.App.ProbeUri!, "/inventory"));
         // On the listener, /inventory is an ordinary request that no policy matches.
-        var (response, _) = await proxy.GetAsync("api", "/inventory");
+        var (listener, _) = await proxy.GetAsync("api", "/inventory");
 
-        Assert.Equal(HttpStatusCode.Forbidden, response.StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, probe.StatusCode);
+        Assert.Contains("serves /healthz, /readyz and /metrics only", await probe.Content.ReadAsStringAsync());
+        Assert.Equal(HttpStatusCode.Forbidden, listener.StatusCode);
     }
 
     public void Dispose()
