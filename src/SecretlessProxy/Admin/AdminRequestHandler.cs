@@ -1,6 +1,7 @@
 using System.Text.Json;
 using SecretlessProxy.Core;
 using SecretlessProxy.Forwarding;
+using SecretlessProxy.Governance;
 using SecretlessProxy.Runtime;
 using SecretlessProxy.Telemetry;
 
@@ -9,7 +10,8 @@ namespace SecretlessProxy.Admin;
 /// <summary>
 /// The admin endpoints. On <c>Admin:Url</c> (loopback or a Unix socket): <c>/healthz</c> (process
 /// alive), <c>/readyz</c> (listeners bound and config loaded, with the last reload's outcome),
-/// <c>/credentials</c> (state and timing per credential, never a value), <c>/decisions</c>, and
+/// <c>/credentials</c> (state and timing per credential, never a value), <c>/inventory</c> (each
+/// credential's reach and its uses since start), <c>/decisions</c>, and
 /// <c>POST /reload</c> and <c>POST /credentials/{name}/revoke</c> for a caller
 /// <see cref="AdminAuthorizer"/> accepts, and <c>POST /quitquitquit</c> from loopback. On
 /// <c>Admin:ProbeUrl</c> (which may face the pod network): <c>/healthz</c> and <c>/readyz</c> only.
@@ -23,9 +25,11 @@ internal sealed partial class AdminRequestHandler
     private readonly AdminAuthorizer _authorizer;
     private readonly IHostApplicationLifetime _lifetime;
     private readonly ILogger<AdminRequestHandler> _logger;
+    private readonly CredentialUseLog _uses;
 
-    public AdminRequestHandler(ProxyState state, AuditLog audit, Func<CancellationToken, Task<ReloadStatus>> reload, AdminAuthorizer authorizer, IHostApplicationLifetime lifetime, ILogger<AdminRequestHandler> logger)
+    public AdminRequestHandler(ProxyState state, AuditLog audit, Func<CancellationToken, Task<ReloadStatus>> reload, AdminAuthorizer authorizer, IHostApplicationLifetime lifetime, ILogger<AdminRequestHandler> logger, CredentialUseLog uses)
     {
+        _uses = uses;
         _state = state;
         _audit = audit;
         _reload = reload;
@@ -69,7 +73,8 @@ internal sealed partial class AdminRequestHandler
             "/readyz" => ReadyAsync(context),
             "/credentials" => CredentialsAsync(context),
             "/decisions" => DecisionsAsync(context),
-            _ => WriteJsonAsync(context, 404, w => w.WriteString("error", "not found; try /healthz, /readyz, /credentials, /decisions or /metrics")),
+            "/inventory" => InventoryAsync(context),
+            _ => WriteJsonAsync(context, 404, w => w.WriteString("error", "not found; try /healthz, /readyz, /credentials, /inventory, /decisions or /metrics")),
         };
     }
 
@@ -275,6 +280,26 @@ internal sealed partial class AdminRequestHandler
 
         w.WriteEndArray();
     });
+
+    /// <summary>
+    /// <c>GET /inventory</c>: the inventory of the configuration now applied (as the <c>inventory</c>
+    /// command prints it as JSON), with each credential's uses since start per destination and caller
+    /// and the lifetime of the value in the cache. Served where <c>/credentials</c> is: the admin
+    /// endpoint only, never the probe endpoint, since it names destinations and callers.
+    /// </summary>
+    private async Task InventoryAsync(HttpContext context)
+    {
+        var report = CredentialInventory.WithRunTime(CredentialInventory.Build(_state.Snapshot), _uses, _state.Cache.GetStatuses());
+        var body = JsonSerializer.SerializeToUtf8Bytes(report, InventoryJsonContext.Default.InventoryReport);
+        context.Response.StatusCode = 200;
+        context.Response.ContentType = "application/json";
+        context.Response.Headers.CacheControl = "no-store";
+        context.Response.ContentLength = body.Length;
+        if (!HttpMethods.IsHead(context.Request.Method))
+        {
+            await context.Response.Body.WriteAsync(body, context.RequestAborted).ConfigureAwait(false);
+        }
+    }
 
     /// <summary>The most recent decisions, newest first; <c>?limit=N</c> (default 100, at most the ring's size).</summary>
     private Task DecisionsAsync(HttpContext context)

@@ -14,6 +14,7 @@ internal static class CliApp
         var root = new RootCommand("SecretlessProxy: a sidecar that injects just-in-time credentials so the app never holds a secret.");
         root.Subcommands.Add(RunCommand.Create(output, error, ownsProcess));
         root.Subcommands.Add(ValidateCommand.Create(output, error));
+        root.Subcommands.Add(InventoryCommand.Create(output, error));
         root.Subcommands.Add(DemoCommand.Create(output, error));
         root.Subcommands.Add(CaCommand.Create(output, error));
         root.Subcommands.Add(IptablesCommand.Create(output, error));

@@ -96,6 +96,8 @@ internal sealed class ConfigLoader
         var pairs = section.AsEnumerable()
             .Where(kv => kv.Value is not null && kv.Key.Length > prefix)
             .Select(kv => kv.Key[prefix..].ToLowerInvariant() + "=" + kv.Value)
+            // Who owns a credential does not change its value: a new owner keeps the cached one.
+            .Where(pair => !pair.StartsWith("owner:", StringComparison.Ordinal))
             .Order(StringComparer.Ordinal);
         return string.Join("\n", pairs);
     }

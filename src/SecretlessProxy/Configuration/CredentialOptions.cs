@@ -25,4 +25,7 @@ internal sealed class CredentialOptions
 
     /// <summary>Longest wait between fetch attempts after repeated failures. Default 30 s.</summary>
     public TimeSpan? MaxBackoff { get; set; }
+
+    /// <summary>Who answers for the credential, for <c>inventory</c>; required when <c>RequireOwners</c> is true.</summary>
+    public CredentialOwnerOptions? Owner { get; set; }
 }

@@ -38,4 +38,7 @@ internal sealed class SecretlessProxyOptions
 
     /// <summary><c>Deny</c> (default) or <c>PassThrough</c>: what happens to a request no policy matches.</summary>
     public string? Unmatched { get; set; }
+
+    /// <summary>When true, every credential must name its <c>Owner</c> (<c>validate</c> reports each one that does not).</summary>
+    public bool? RequireOwners { get; set; }
 }

@@ -84,9 +84,10 @@ internal sealed partial class SnapshotCompiler
         foreach (var (name, credential) in options.Credentials)
         {
             var compiled = CompileCredential(name, credential, bound.GetValueOrDefault(name), options.Identity is not null, errors);
+            var owner = CompileOwner(name, credential.Owner, options.RequireOwners == true, errors);
             if (compiled is not null)
             {
-                credentials.Add(compiled);
+                credentials.Add(compiled with { Owner = owner });
             }
         }
 
@@ -331,6 +332,22 @@ internal sealed partial class SnapshotCompiler
         }
 
         return errors.Count == start && source is not null ? new CredentialDefinition(name, source, refreshAt, expirySkew, maxBackoff) : null;
+    }
+
+    /// <summary>
+    /// A credential's <c>Owner</c>, blanks dropped. Under <c>RequireOwners</c> a credential must name a
+    /// business or technical owner: an inventory entry nobody answers for is one nobody rotates.
+    /// </summary>
+    private static CredentialOwner? CompileOwner(string name, CredentialOwnerOptions? o, bool required, List<ConfigError> errors)
+    {
+        static string? Value(string? s) => string.IsNullOrWhiteSpace(s) ? null : s.Trim();
+        var owner = o is null ? null : new CredentialOwner(Value(o.Business), Value(o.Technical), Value(o.Contact));
+        if (required && owner is not { Business: not null } and not { Technical: not null })
+        {
+            errors.Add(new(Root + ":Credentials:" + name + ":Owner", "is required (RequireOwners is true): give Business or Technical, and Contact"));
+        }
+
+        return owner is { Business: null, Technical: null, Contact: null } ? null : owner;
     }
 
     private CompiledPolicy? CompilePolicy(string name, PolicyOptions p, Dictionary<string, CredentialOptions> credentials, Dictionary<string, string> sourceKinds, PolicyConditions? conditions, TimeProvider time, List<ConfigError> errors)

@@ -14,4 +14,7 @@ internal sealed record CredentialDefinition(
     /// secret (the schema has no place for one); internal, never emitted.
     /// </summary>
     public string Fingerprint { get; init; } = string.Empty;
+
+    /// <summary>Who answers for the credential (<c>Owner</c>); null when the configuration names nobody.</summary>
+    public CredentialOwner? Owner { get; init; }
 }

@@ -31,4 +31,7 @@ internal interface ICredentialSource
     /// never throws.
     /// </summary>
     ValueTask OnRevokedAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+    /// <summary>Where the value is issued, how it rotates and what revoking does, for <c>inventory</c>; never a secret.</summary>
+    CredentialSourceDescription Describe() => new(Kind, "unknown", "unknown", CredentialSourceDescription.DropCacheOnly);
 }

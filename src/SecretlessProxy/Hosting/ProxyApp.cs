@@ -300,7 +300,8 @@ internal sealed partial class ProxyApp : IAsyncDisposable
             sp.GetRequiredService<ProxyState>().SnapshotChanged += clients.Retain;
             return clients;
         });
-        builder.Services.AddSingleton(sp => new AccessPipeline(sp.GetRequiredService<ProxyMetrics>(), sp.GetRequiredService<AuditLog>(), options.TimeProvider, sp.GetRequiredService<ILogger<AccessPipeline>>()));
+        builder.Services.AddSingleton(new CredentialUseLog(options.TimeProvider.GetUtcNow()));
+        builder.Services.AddSingleton(sp => new AccessPipeline(sp.GetRequiredService<ProxyMetrics>(), sp.GetRequiredService<AuditLog>(), options.TimeProvider, sp.GetRequiredService<ILogger<AccessPipeline>>(), sp.GetRequiredService<CredentialUseLog>()));
         builder.Services.AddSingleton(sp => new ProxyRequestHandler(
             sp.GetRequiredService<ProxyState>(),
             sp.GetRequiredService<Yarp.ReverseProxy.Forwarder.IHttpForwarder>(),
@@ -310,7 +311,7 @@ internal sealed partial class ProxyApp : IAsyncDisposable
             sp.GetRequiredService<AccessPipeline>(),
             sp.GetRequiredService<ILogger<ProxyRequestHandler>>()));
         builder.Services.AddSingleton<AdminAuthorizer>();
-        builder.Services.AddSingleton(sp => new AdminRequestHandler(sp.GetRequiredService<ProxyState>(), sp.GetRequiredService<AuditLog>(), sp.GetRequiredService<ConfigReloader>().ReloadAsync, sp.GetRequiredService<AdminAuthorizer>(), sp.GetRequiredService<IHostApplicationLifetime>(), sp.GetRequiredService<ILogger<AdminRequestHandler>>()));
+        builder.Services.AddSingleton(sp => new AdminRequestHandler(sp.GetRequiredService<ProxyState>(), sp.GetRequiredService<AuditLog>(), sp.GetRequiredService<ConfigReloader>().ReloadAsync, sp.GetRequiredService<AdminAuthorizer>(), sp.GetRequiredService<IHostApplicationLifetime>(), sp.GetRequiredService<ILogger<AdminRequestHandler>>(), sp.GetRequiredService<CredentialUseLog>()));
         builder.Services.AddSingleton(sp => new ConnectionRefusals(sp.GetRequiredService<ProxyMetrics>(), options.TimeProvider, sp.GetRequiredService<ILogger<ConnectionRefusals>>()));
         builder.Services.AddSingleton<ConnectionLimiter>();
         foreach (var kind in ListenerKindRegistry.All)

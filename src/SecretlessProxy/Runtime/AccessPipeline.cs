@@ -22,12 +22,15 @@ internal sealed partial class AccessPipeline
     private readonly AuditLog _audit;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
+    private readonly CredentialUseLog? _uses;
 
     /// <summary>The audit record's decision for a request refused before any policy was asked.</summary>
     public const string RefusedDecision = "refused";
 
-    public AccessPipeline(ProxyMetrics metrics, AuditLog audit, TimeProvider time, ILogger<AccessPipeline> logger)
+    /// <param name="uses">Where each access that carried a credential is counted, for <c>GET /inventory</c>.</param>
+    public AccessPipeline(ProxyMetrics metrics, AuditLog audit, TimeProvider time, ILogger<AccessPipeline> logger, CredentialUseLog? uses = null)
     {
+        _uses = uses;
         _metrics = metrics;
         _audit = audit;
         _time = time;
@@ -289,8 +292,14 @@ internal sealed partial class AccessPipeline
 
         // A denial names the policy whose condition failed, but no credential was chosen for it.
         var allowed = decision is "allow" or PolicyDecision.WouldAllow;
+        var now = _time.GetUtcNow();
+        if (allowed && outcome is AccessOutcome.Forwarded or AccessOutcome.Connected && policy is not null && credentialName is not null)
+        {
+            _uses?.Record(credentialName, policy.Name, listener, destination, who.Caller, who.Identity?.Subject, now);
+        }
+
         _audit.Record(new AuditRecord(
-            _time.GetUtcNow(), listener, decision, reason, policy?.Name, allowed ? credentialName : null, allowed ? credentialSource : null, outcome,
+            now, listener, decision, reason, policy?.Name, allowed ? credentialName : null, allowed ? credentialSource : null, outcome,
             destination.Scheme, destination.Host, destination.Port, destination.Method, destination.Path, activity?.TraceId.ToString(),
             who.Caller, who.Identity?.Subject, databaseUser));
         if (activity is not null)

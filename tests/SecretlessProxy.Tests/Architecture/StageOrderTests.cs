@@ -26,6 +26,7 @@ public sealed class StageOrderTests
         "Runtime",
         "Forwarding",
         "Listeners",
+        "Governance",
         "Configuration",
         "Admin",
         "Hosting",

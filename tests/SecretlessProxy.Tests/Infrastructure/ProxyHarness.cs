@@ -151,7 +151,7 @@ public sealed class ProxyHarness : IAsyncDisposable
         using var admin = new HttpClient();
         // /metrics holds every metric label value the proxy produced. A proxy that has stopped
         // (POST /quitquitquit, a shutdown test) serves nothing more to scan.
-        var paths = App.Stopping.IsCancellationRequested ? [] : new[] { "/healthz", "/readyz", "/credentials", "/metrics", "/decisions?limit=512" };
+        var paths = App.Stopping.IsCancellationRequested ? [] : new[] { "/healthz", "/readyz", "/credentials", "/inventory", "/metrics", "/decisions?limit=512" };
         foreach (var path in paths)
         {
             emitted.Add("admin " + path + ": " + await admin.GetStringAsync(new Uri(App.AdminUri, path)));

@@ -40,6 +40,12 @@ internal sealed class AwsWebIdentityCredentialSource : ICredentialSource
 
     public string Kind => "AwsWebIdentity";
 
+    public CredentialSourceDescription Describe() => new(
+        "AWS STS " + (_options.Region ?? CredentialSourceDescription.Authority(_options.StsUrl!)) + ", role " + _options.RoleArn,
+        "AssumeRoleWithWebIdentity again at RefreshAt of the session's lifetime",
+        "the session's Expiration as STS answers (DurationSeconds " + (int)_options.Duration.TotalSeconds + " asked)",
+        CredentialSourceDescription.DropCacheOnly + " (STS has no per-session revocation: deny it in the role's policy)");
+
     public async Task<Credential> FetchAsync(CancellationToken cancellationToken) =>
         await _retry.ExecuteAsync(static (self, ct) => new ValueTask<Credential>(self.FetchOnceAsync(ct)), this, cancellationToken).ConfigureAwait(false);
 

@@ -50,6 +50,7 @@ internal sealed partial class AzureIdentityCredentialSource : ICredentialSource
     };
 
     private readonly Func<TokenCredential> _createCredential;
+    private readonly string _issuingSystem;
     private volatile TokenCredential _credential;
     private readonly TokenRequestContext _request;
     private readonly TimeProvider _time;
@@ -58,9 +59,10 @@ internal sealed partial class AzureIdentityCredentialSource : ICredentialSource
     private readonly string? _usernameFile;
     private readonly ResiliencePipeline _retry;
 
-    private AzureIdentityCredentialSource(string kind, Func<ClientOptionsSetup, TokenCredential> create, Settings settings, HttpMessageInvoker tokenClient, TimeProvider time, bool hostProvidedEndpoint = false)
+    private AzureIdentityCredentialSource(string kind, string issuingSystem, Func<ClientOptionsSetup, TokenCredential> create, Settings settings, HttpMessageInvoker tokenClient, TimeProvider time, bool hostProvidedEndpoint = false)
     {
         Kind = kind;
+        _issuingSystem = issuingSystem;
         _time = time;
         _timeout = settings.Timeout;
         _username = settings.Username;
@@ -83,6 +85,12 @@ internal sealed partial class AzureIdentityCredentialSource : ICredentialSource
 
     public string Kind { get; }
 
+    public CredentialSourceDescription Describe() => new(
+        _issuingSystem,
+        "a new token at RefreshAt of its lifetime (MSAL may answer from its cache until about five minutes before expiry)",
+        "expires_on as Microsoft Entra answers",
+        CredentialSourceDescription.DropCacheOnly + " (MSAL's cache is dropped too)");
+
     /// <summary>A revoked token must not come back from MSAL's cache: a fresh SDK credential starts with an empty one.</summary>
     public ValueTask OnRevokedAsync(CancellationToken cancellationToken)
     {
@@ -92,7 +100,7 @@ internal sealed partial class AzureIdentityCredentialSource : ICredentialSource
 
     /// <summary>Federated workload identity: the workload token is the client assertion (RFC 7523) for the Entra app <paramref name="clientId"/>.</summary>
     public static AzureIdentityCredentialSource ForWorkloadIdentity(string tenantId, string clientId, Uri authorityHost, Settings settings, WorkloadIdentityAccessor identity, HttpMessageInvoker tokenClient, TimeProvider time) =>
-        new("AzureWorkloadIdentity", setup =>
+        new("AzureWorkloadIdentity", "Microsoft Entra " + CredentialSourceDescription.Authority(authorityHost) + ", tenant " + tenantId + ", client " + clientId, setup =>
         {
             var options = setup.Apply(new ClientAssertionCredentialOptions
             {
@@ -105,7 +113,7 @@ internal sealed partial class AzureIdentityCredentialSource : ICredentialSource
 
     /// <summary>The host's managed identity: system-assigned, or the user-assigned one with <paramref name="clientId"/>.</summary>
     public static AzureIdentityCredentialSource ForManagedIdentity(string? clientId, Settings settings, HttpMessageInvoker tokenClient, TimeProvider time) =>
-        new("AzureManagedIdentity", setup =>
+        new("AzureManagedIdentity", "the host's managed identity (" + (clientId is null ? "system-assigned" : "client " + clientId) + ")", setup =>
         {
             var id = clientId is null ? ManagedIdentityId.SystemAssigned : ManagedIdentityId.FromUserAssignedClientId(clientId);
             return new ManagedIdentityCredential(setup.Apply(new ManagedIdentityCredentialOptions(id)));

@@ -24,6 +24,14 @@ internal sealed class FileCredentialSource : ICredentialSource
 
     public string Kind => "File";
 
+    /// <summary>A file's value never expires on its own: it is valid until someone replaces the file (and retires it where it was issued).</summary>
+    public CredentialSourceDescription Describe() => new(
+        "file " + _path,
+        "re-read when the file changes (its final symlink target, modification time or length)",
+        "no expiry: valid until the file is replaced",
+        "drops the cached value; the file is read again on the next request, so the same secret comes back until the file is replaced",
+        LongLived: true);
+
     public async Task<Credential> FetchAsync(CancellationToken cancellationToken)
     {
         // Stamp before reading: if the file changes during the read, the next use sees a newer stamp

@@ -37,6 +37,12 @@ internal sealed class OAuth2ClientCredentialsSource : ICredentialSource
 
     public string Kind => "OAuth2ClientCredentials";
 
+    public CredentialSourceDescription Describe() => new(
+        "token endpoint " + CredentialSourceDescription.Authority(_options.TokenUrl) + " (client " + _options.ClientId + ")",
+        "a new token is fetched at RefreshAt of its lifetime",
+        "expires_in as the token endpoint answers (DefaultLifetime " + _options.DefaultLifetime.ToString("c", System.Globalization.CultureInfo.InvariantCulture) + " when it gives none)",
+        CredentialSourceDescription.DropCacheOnly + " (no RFC 7009 revocation is sent)");
+
     public async Task<Credential> FetchAsync(CancellationToken cancellationToken) =>
         await _retry.ExecuteAsync(static (self, ct) => new ValueTask<Credential>(self.FetchOnceAsync(ct)), this, cancellationToken).ConfigureAwait(false);
 

@@ -53,6 +53,12 @@ internal sealed class OAuth2TokenExchangeSource : ICredentialSource
 
     public string Kind => "OAuth2TokenExchange";
 
+    public CredentialSourceDescription Describe() => new(
+        "token exchange endpoint " + CredentialSourceDescription.Authority(_settings.TokenUrl) + (_settings.Audience is null ? string.Empty : " (audience " + _settings.Audience + ")"),
+        "exchanged again for the current workload token at RefreshAt of its lifetime",
+        "expires_in as the token endpoint answers (DefaultLifetime " + _settings.DefaultLifetime.ToString("c", System.Globalization.CultureInfo.InvariantCulture) + " when it gives none)",
+        CredentialSourceDescription.DropCacheOnly + " (no RFC 7009 revocation is sent)");
+
     public async Task<Credential> FetchAsync(CancellationToken cancellationToken) =>
         await _retry.ExecuteAsync(static (self, ct) => new ValueTask<Credential>(self.FetchOnceAsync(ct)), this, cancellationToken).ConfigureAwait(false);
 

@@ -63,6 +63,18 @@ internal sealed partial class VaultCredentialSource : ICredentialSource
 
     public string Kind => "Vault";
 
+    public CredentialSourceDescription Describe() => _settings.Dynamic
+        ? new(
+            "Vault " + CredentialSourceDescription.Authority(_settings.Address) + ", path " + _settings.ConfiguredPath,
+            "the lease is renewed, and new credentials issued when Vault grants less than asked",
+            "the lease TTL as Vault grants it",
+            "revokes the current lease at Vault (sys/leases/revoke) and drops the cached value; the next request gets a new user")
+        : new(
+            "Vault " + CredentialSourceDescription.Authority(_settings.Address) + ", path " + _settings.ConfiguredPath + (_settings.Field is null ? string.Empty : " field " + _settings.Field),
+            "re-read every DefaultLifetime, picking up rotations made in Vault",
+            "DefaultLifetime " + _settings.ReadInterval.ToString("c", System.Globalization.CultureInfo.InvariantCulture) + " (KV values do not expire)",
+            "drops the cached value; the KV value stays valid until it is rotated in Vault");
+
     public async Task<Credential> FetchAsync(CancellationToken cancellationToken) =>
         await _retry.ExecuteAsync(static (self, ct) => new ValueTask<Credential>(self.FetchOnceAsync(ct)), this, cancellationToken).ConfigureAwait(false);
 
