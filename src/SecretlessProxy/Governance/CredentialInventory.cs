@@ -108,9 +108,9 @@ internal static class CredentialInventory
 
         foreach (var listener in reach.SelectMany(r => r.Listeners).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal))
         {
-            if (listeners.FirstOrDefault(l => l.Name == listener) is { Unmatched: UnmatchedBehavior.PassThrough } passThrough)
+            if (listeners.FirstOrDefault(l => l.Name == listener) is { } passThrough && passThrough.Unmatched.LetsThrough())
             {
-                findings.Add(new(FindingCodes.PassThroughListener, "listener '" + listener + "' (" + passThrough.Mode + ") has Unmatched PassThrough: " + (passThrough.Http == HttpDestination.Upstream
+                findings.Add(new(FindingCodes.PassThroughListener, "listener '" + listener + "' (" + passThrough.Mode + ") has Unmatched " + passThrough.Unmatched + ": " + (passThrough.Http == HttpDestination.Upstream
                     ? "the app it serves also sends its upstream every request no policy matches, with nothing injected and no policy asked"
                     : "the app it serves also reaches every host no policy covers, tunnels relayed blind")));
             }

@@ -99,7 +99,7 @@ public sealed class SchemaErrorTests : IDisposable
 
         var result = await _config.ValidateAsync();
 
-        AssertProblem(result, Root + ":Unmatched", "'Sometimes' is not valid; expected Deny or PassThrough");
+        AssertProblem(result, Root + ":Unmatched", "'Sometimes' is not valid; expected Deny, PassThrough or Observe");
         AssertOnlyKeys(result, Root + ":Unmatched");
     }
 
