@@ -1,5 +1,6 @@
 using System.Diagnostics.CodeAnalysis;
 using SecretlessProxy.Listeners.Forward;
+using SecretlessProxy.Listeners.MySql;
 using SecretlessProxy.Listeners.Postgres;
 using SecretlessProxy.Listeners.Route;
 using SecretlessProxy.Listeners.Transparent;
@@ -15,6 +16,7 @@ internal static class ListenerKindRegistry
         new RouteListenerKind(),
         new ForwardListenerKind(),
         new PostgresListenerKind(),
+        new MySqlListenerKind(),
         new TransparentListenerKind(),
     ];
 

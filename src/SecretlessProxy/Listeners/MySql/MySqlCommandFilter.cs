@@ -116,7 +116,7 @@ internal static partial class MySqlCommandFilter
     private static byte[] RefuseChangeUser(Action onChangeUser)
     {
         onChangeUser();
-        var sql = "SIGNAL SQLSTATE '28000' SET MYSQL_ERRNO = " + MySqlWire.ErSpecificAccessDenied + ", MESSAGE_TEXT = '" + ChangeUserRefusal + "'";
+        var sql = "SIGNAL SQLSTATE '28000' SET MYSQL_ERRNO = " + MySqlWire.ErSpecificAccessDenied + ", MESSAGE_TEXT = '" + ChangeUserRefusal.Replace("'", "''", StringComparison.Ordinal) + "'";
         return Query(sql);
     }
 

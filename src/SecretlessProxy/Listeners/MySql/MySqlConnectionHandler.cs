@@ -10,7 +10,6 @@ using SecretlessProxy.Attestation;
 using SecretlessProxy.Certificates;
 using SecretlessProxy.Core;
 using SecretlessProxy.Listeners.Database;
-using SecretlessProxy.Listeners.Postgres;
 using SecretlessProxy.Runtime;
 using SecretlessProxy.Telemetry;
 
@@ -174,7 +173,7 @@ internal sealed partial class MySqlConnectionHandler
         var schema = response.Schema ?? string.Empty;
         var destination = DatabaseDestination.For(MySqlWire.Scheme, db.Host, db.Port, schema);
         var system = _profiles.TryGetValue(listener.Name, out var known) && known.IsMariaDb ? "mariadb" : "mysql";
-        using var activity = ProxyTelemetry.StartDatabaseConnection(listener.Name, system, destination, schema);
+        using var activity = ProxyTelemetry.StartDatabaseConnection(listener.Name, connection.LocalEndPoint, system, destination, schema);
         try
         {
             return await LogInAsync(connection, generation, listener, settings, response, offered, reply, destination, activity, cancellationToken).ConfigureAwait(false);

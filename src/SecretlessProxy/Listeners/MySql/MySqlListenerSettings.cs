@@ -1,4 +1,4 @@
-using SecretlessProxy.Listeners.Postgres;
+using SecretlessProxy.Listeners.Database;
 using SecretlessProxy.Runtime;
 
 namespace SecretlessProxy.Listeners.MySql;

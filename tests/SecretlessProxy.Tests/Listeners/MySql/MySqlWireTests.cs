@@ -114,7 +114,7 @@ public sealed class MySqlWireTests
         await pipe.Writer.CompleteAsync();
         await copy;
 
-        var expected = (byte[])[.. select, .. Command(MySqlWire.ComQuery, "SIGNAL SQLSTATE '28000' SET MYSQL_ERRNO = 1227, MESSAGE_TEXT = '" + MySqlCommandFilter.ChangeUserRefusal + "'"), .. reset, .. Command(MySqlWire.ComQuery, "kill query 42;"), .. killOther];
+        var expected = (byte[])[.. select, .. Command(MySqlWire.ComQuery, "SIGNAL SQLSTATE '28000' SET MYSQL_ERRNO = 1227, MESSAGE_TEXT = '" + MySqlCommandFilter.ChangeUserRefusal.Replace("'", "''", StringComparison.Ordinal) + "'"), .. reset, .. Command(MySqlWire.ComQuery, "kill query 42;"), .. killOther];
         Assert.Equal(Convert.ToHexString(expected), Convert.ToHexString(server.ToArray()));
         Assert.Equal(1, changeUsers);
         Assert.False(threads.TryResolve("other-listener", proxyId, out _));
