@@ -360,18 +360,9 @@ internal sealed partial class MySqlConnectionHandler
                 throw new MySqlProtocolException(MySqlWire.ErHandshake, "08S01", "the app asked for TLS, which this listener does not offer (AcceptTls)");
             }
 
-            // Bytes sent after the SSL request but before the handshake would later pass for
-            // encrypted ones: refuse them (as PostgreSQL's CVE-2021-23214).
-            if (connection.Transport.Input.TryRead(out var early))
-            {
-                var extra = early.Buffer.Length;
-                connection.Transport.Input.AdvanceTo(early.Buffer.Start);
-                if (extra > 0)
-                {
-                    throw new MySqlProtocolException(MySqlWire.ErHandshake, "08S01", "received unencrypted data after the SSL request");
-                }
-            }
-
+            // No answer to the SSL request: the client starts TLS right after it (libmariadb sends its
+            // ClientHello in the same flight), so whatever follows is read as TLS records, never as
+            // plaintext (unlike PostgreSQL's 'S', there is no gap for injected bytes to hide in).
             var tls = new SslStream(new DuplexPipeStream(connection.Transport), leaveInnerStreamOpen: false);
             onTls(tls);
             var local = (connection.LocalEndPoint as System.Net.IPEndPoint)?.Address.ToString() ?? "localhost";

@@ -439,6 +439,41 @@ public sealed class MySqlListenerTests
         File.Delete(otherCa.CaFile);
     }
 
+    [MariaDbFact]
+    public async Task With_AcceptTls_the_app_verifies_the_proxy_against_the_local_ca()
+    {
+        var (proxy, config, _) = await StartProxyAsync(MariaDbServer.NativeUser, _db.NativePassword, configure: c =>
+        {
+            c.Section["Listeners"]!["db"]!["AcceptTls"] = true;
+            c.Set("LocalCa", new JsonObject { ["Directory"] = Path.Combine(c.Directory, "ca") });
+        });
+        await using (proxy)
+        using (config)
+        {
+            var localCa = Path.Combine(config.Directory, "ca", "ca.crt");
+            await using (var connection = new MySqlConnection($"Server=localhost;Port={Port(proxy)};User ID=the-app;Database={MariaDbServer.Database};Pooling=false;Connection Timeout=15;SslMode=VerifyFull;SslCa={localCa}"))
+            {
+                await connection.OpenAsync();
+                Assert.Equal(MariaDbServer.NativeUser + "@%", await ScalarAsync(connection, "select current_user()"));
+            }
+
+            // The mariadb client verifying the address it connected to against the local CA (libmariadb
+            // sends no SNI, so the proxy's leaf is for the listener's address).
+            var cli = await ExternalClient.RunAsync(MariaDbServer.Client,
+                ["--no-defaults", "-h", "127.0.0.1", "--protocol=TCP", "-P", Port(proxy).ToString(), "-u", "x", "--skip-password", "--ssl", "--ssl-ca=" + localCa, "--ssl-verify-server-cert", "--batch", "--skip-column-names", "-e", "select 'tls ok'"]);
+            Assert.True(cli.ExitCode == 0, cli.ToString());
+            Assert.Equal("tls ok", cli.Output.Trim());
+
+            // Plaintext apps still work on the same listener.
+            await using (var plain = new MySqlConnection(AppConnectionString(proxy)))
+            {
+                await plain.OpenAsync();
+            }
+
+            await proxy.AssertNoSecretEmittedAsync();
+        }
+    }
+
     private async Task<long> ServerConnectionsAsync() =>
         long.Parse((await _db.ExecAsRootAsync("show global status like 'Connections'")).Split('\t')[1], System.Globalization.CultureInfo.InvariantCulture);
 
