@@ -31,9 +31,6 @@ namespace SecretlessProxy.Listeners.MySql;
 /// </remarks>
 internal sealed partial class MySqlConnectionHandler
 {
-    /// <summary>What a database listener can inject: the credential goes into the login.</summary>
-    private static readonly InjectionTarget[] DatabaseTargets = [InjectionTarget.DatabaseLogin];
-
     /// <summary>The version the greeting names before the proxy has seen this listener's server: a MySQL 8 the clients treat as modern.</summary>
     private const string DefaultServerVersion = "8.0.0-secretless-proxy";
 
@@ -190,7 +187,7 @@ internal sealed partial class MySqlConnectionHandler
     {
         var output = connection.Transport.Output;
         var db = settings.Database;
-        var access = new AccessRequest(generation, listener, destination, DatabaseTargets, activity)
+        var access = new AccessRequest(generation, listener, destination, activity)
         {
             Caller = connection.Features.Get<CallerFeature>(),
             OneAccessPerConnection = true,

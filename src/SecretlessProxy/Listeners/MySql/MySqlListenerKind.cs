@@ -18,7 +18,7 @@ internal sealed class MySqlListenerKind : IListenerKind
 
     public string Mode => "MySql";
 
-    public IReadOnlyList<InjectionTarget> Injects { get; } = [InjectionTarget.DatabaseLogin];
+    public IReadOnlyList<InjectionTarget> Injects => DatabaseListenerCompiler.DatabaseInjects;
 
     // AcceptTls needs the local CA, but only when asked for: checked with the listener.
     public bool InterceptsTls => false;
@@ -50,7 +50,7 @@ internal sealed class MySqlListenerKind : IListenerKind
         }
 
         return new ListenerDefinition(compiled.Name, compiled.Mode, compiled.BindEndPoint, compiled.Unmatched, http: null,
-            settings: new MySqlListenerSettings(db, pem, options.AllowPublicKeyRetrieval == true), limits: compiled.Limits);
+            settings: new MySqlListenerSettings(db, pem, options.AllowPublicKeyRetrieval == true), limits: compiled.Limits, injects: compiled.Injects);
     }
 
     public void AddServices(IServiceCollection services, TimeProvider time)
