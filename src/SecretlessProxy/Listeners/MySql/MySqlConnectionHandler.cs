@@ -74,7 +74,7 @@ internal sealed partial class MySqlConnectionHandler
         var registered = false;
         try
         {
-            var profile = _profiles.GetValueOrDefault(listener.Name) ?? ServerProfile.Default;
+            var profile = _profiles.GetValueOrDefault(ProfileKey(listener.Name, db)) ?? ServerProfile.Default;
             var offered = (MySqlCapabilities.Offered & (profile.Capabilities | MySqlCapabilities.ProxyOwned)) | MySqlCapabilities.LongPassword;
             if (db.AcceptTls && _state.Leaves is not null)
             {
@@ -84,15 +84,16 @@ internal sealed partial class MySqlConnectionHandler
             var scramble = NewScramble();
             MySqlHandshakeResponse? response;
             byte sequence;
+            byte received = 1;
             try
             {
                 await WriteAsync(connection.Transport.Output, MySqlWire.Greeting(profile.Version, proxyId, scramble, offered, profile.Collation, MySqlWire.StatusAutocommit), deadline.Token).ConfigureAwait(false);
-                (response, sequence) = await ReadLoginAsync(connection, db, offered, tls => appTls = tls, lease => appLease = lease, deadline.Token).ConfigureAwait(false);
+                (response, sequence) = await ReadLoginAsync(connection, db, offered, tls => appTls = tls, lease => appLease = lease, seq => received = seq, deadline.Token).ConfigureAwait(false);
             }
             catch (MySqlProtocolException ex)
             {
                 Log.ClientRejected(_logger, listener.Name, ex.Message);
-                await WriteAsync(connection.Transport.Output, MySqlWire.Error(2, ex.Code, ex.SqlState, ex.Message), CancellationToken.None).ConfigureAwait(false);
+                await WriteAsync(connection.Transport.Output, MySqlWire.Error((byte)(received + 1), ex.Code, ex.SqlState, ex.Message), CancellationToken.None).ConfigureAwait(false);
                 return;
             }
             catch (OperationCanceledException) when (deadline.Expired && !connection.ConnectionClosed.IsCancellationRequested)
@@ -169,7 +170,7 @@ internal sealed partial class MySqlConnectionHandler
         var db = settings.Database;
         var schema = response.Schema ?? string.Empty;
         var destination = DatabaseDestination.For(MySqlWire.Scheme, db.Host, db.Port, schema);
-        var system = _profiles.TryGetValue(listener.Name, out var known) && known.IsMariaDb ? "mariadb" : "mysql";
+        var system = _profiles.TryGetValue(ProfileKey(listener.Name, db), out var known) && known.IsMariaDb ? "mariadb" : "mysql";
         using var activity = ProxyTelemetry.StartDatabaseConnection(listener.Name, connection.LocalEndPoint, system, destination, schema);
         try
         {
@@ -228,7 +229,7 @@ internal sealed partial class MySqlConnectionHandler
             var greeting = MySqlServerGreeting.TryParse(greetingPayload, out var greetingError)
                 ?? throw new MySqlProtocolException(MySqlWire.CrServerLost, "08S01", greetingError, AccessOutcome.UpstreamFailed);
             activity?.SetTag(ProxyTelemetry.Tags.DatabaseSystem, greeting.IsMariaDb ? "mariadb" : "mysql");
-            _profiles[listener.Name] = new ServerProfile(greeting.ServerVersion, greeting.Capabilities, greeting.Collation, greeting.IsMariaDb);
+            _profiles[ProfileKey(listener.Name, db)] = new ServerProfile(greeting.ServerVersion, greeting.Capabilities, greeting.Collation, greeting.IsMariaDb);
 
             // What the app chose from the proxy's offer must be what the server speaks: the bytes
             // after the login (EOF packets, session tracking, multi-results) depend on it.
@@ -341,7 +342,7 @@ internal sealed partial class MySqlConnectionHandler
     /// listener accepts TLS), then the HandshakeResponse41. Returns it with its sequence id; null
     /// when the app closed without one.
     /// </summary>
-    private async Task<(MySqlHandshakeResponse? Response, byte Sequence)> ReadLoginAsync(ConnectionContext connection, DatabaseListenerSettings db, MySqlCapabilities offered, Action<SslStream> onTls, Action<LeafCertificateLease> onLease, CancellationToken cancellationToken)
+    private async Task<(MySqlHandshakeResponse? Response, byte Sequence)> ReadLoginAsync(ConnectionContext connection, DatabaseListenerSettings db, MySqlCapabilities offered, Action<SslStream> onTls, Action<LeafCertificateLease> onLease, Action<byte> onSequence, CancellationToken cancellationToken)
     {
         var packet = await ReadAppPacketAsync(connection.Transport.Input, cancellationToken).ConfigureAwait(false);
         if (packet is not { } first)
@@ -350,6 +351,7 @@ internal sealed partial class MySqlConnectionHandler
         }
 
         var (sequence, payload) = first;
+        onSequence(sequence);
         if (MySqlHandshakeResponse.IsSslRequest(payload))
         {
             if (!offered.HasFlag(MySqlCapabilities.Ssl) || _state.Leaves is not { } leaves)
@@ -388,6 +390,7 @@ internal sealed partial class MySqlConnectionHandler
             }
 
             (sequence, payload) = second;
+            onSequence(sequence);
         }
 
         var response = MySqlHandshakeResponse.TryParse(payload, out var error)
@@ -462,6 +465,9 @@ internal sealed partial class MySqlConnectionHandler
 
         return scramble;
     }
+
+    /// <summary>A reload may point a listener at another server: the profile is that server's.</summary>
+    private static string ProfileKey(string listener, DatabaseListenerSettings db) => listener + "|" + db.Host + ":" + db.Port;
 
     private static string Truncate(string message) => message.Length <= 500 ? message : message[..500] + "...";
 
