@@ -474,6 +474,86 @@ public sealed class MySqlListenerTests
         }
     }
 
+    [MariaDbFact]
+    public async Task Without_tls_native_and_ed25519_logins_work_and_the_server_sees_no_tls()
+    {
+        foreach (var (user, password) in new[] { (MariaDbServer.NativeUser, _db.NativePassword), (MariaDbServer.Ed25519User, _db.Ed25519Password) })
+        {
+            var (proxy, config, _) = await StartProxyAsync(user, password, tls: new JsonObject { ["Mode"] = "Disable" });
+            await using (proxy)
+            using (config)
+            {
+                await using var connection = new MySqlConnection(AppConnectionString(proxy));
+                await connection.OpenAsync();
+                Assert.Equal(user + "@%", await ScalarAsync(connection, "select current_user()"));
+                await using (var status = new MySqlCommand("show session status like 'Ssl_cipher'", connection))
+                await using (var reader = await status.ExecuteReaderAsync())
+                {
+                    Assert.True(await reader.ReadAsync());
+                    Assert.Equal(string.Empty, reader.GetString(1));
+                }
+
+                await proxy.AssertNoSecretEmittedAsync();
+            }
+        }
+    }
+
+    [MariaDbFact]
+    public async Task A_pooled_connection_is_reset_through_the_proxy_and_keeps_its_user()
+    {
+        var (proxy, config, _) = await StartProxyAsync(MariaDbServer.NativeUser, _db.NativePassword);
+        await using (proxy)
+        using (config)
+        {
+            var pooled = AppConnectionString(proxy).Replace("Pooling=false", "Pooling=true;Maximum Pool Size=1;Connection Reset=true;Allow User Variables=true", StringComparison.Ordinal);
+            long first;
+            await using (var connection = new MySqlConnection(pooled))
+            {
+                await connection.OpenAsync();
+                first = Convert.ToInt64(await ScalarAsync(connection, "select connection_id()"));
+                await ScalarAsync(connection, "set @left_over = 42");
+            }
+
+            // The same server session, reset (COM_RESET_CONNECTION passes the command filter): the variable is gone.
+            await using (var connection = new MySqlConnection(pooled))
+            {
+                await connection.OpenAsync();
+                Assert.Equal(first, Convert.ToInt64(await ScalarAsync(connection, "select connection_id()")));
+                Assert.Equal(DBNull.Value, await ScalarAsync(connection, "select @left_over"));
+                Assert.Equal(MariaDbServer.NativeUser + "@%", await ScalarAsync(connection, "select current_user()"));
+            }
+
+            MySqlConnection.ClearAllPools();
+        }
+    }
+
+    [MariaDbFact]
+    public async Task An_unreachable_server_gives_the_app_2003()
+    {
+        int closedPort;
+        using (var probe = new TcpListener(IPAddress.Loopback, 0))
+        {
+            probe.Start();
+            closedPort = ((IPEndPoint)probe.LocalEndpoint).Port;
+        }
+
+        var (proxy, config, _) = await StartProxyAsync(MariaDbServer.NativeUser, _db.NativePassword, upstream: "127.0.0.1:" + closedPort, policy: new JsonObject
+        {
+            ["Match"] = TestConfig.Match(["127.0.0.1"], ports: [closedPort]),
+            ["Inject"] = new JsonObject { ["DatabaseLogin"] = true },
+        });
+        await using (proxy)
+        using (config)
+        {
+            await using var connection = new MySqlConnection(AppConnectionString(proxy));
+            var error = await Assert.ThrowsAsync<MySqlException>(() => connection.OpenAsync());
+            Assert.Equal(2003, error.Number);
+            Assert.Contains("could not connect to the database server 127.0.0.1:" + closedPort, error.Message);
+            Assert.Equal("upstream-unreachable", Assert.Single(proxy.Spans, s => s.DisplayName == "secretless.database.connection").GetTagItem("secretless.outcome"));
+            await proxy.AssertNoSecretEmittedAsync();
+        }
+    }
+
     private async Task<long> ServerConnectionsAsync() =>
         long.Parse((await _db.ExecAsRootAsync("show global status like 'Connections'")).Split('\t')[1], System.Globalization.CultureInfo.InvariantCulture);
 
