@@ -51,6 +51,9 @@ internal sealed class FakeMySql8CachingSha2Server : IAsyncDisposable
     /// <summary>How each login went: "fast", "full-tls", "full-rsa", "refused: ...".</summary>
     public List<string> Logins { get; } = [];
 
+    /// <summary>The last HandshakeResponse41 the fake received (user, schema, capabilities, connection attributes).</summary>
+    public MySqlHandshakeResponse? LastResponse { get; private set; }
+
     /// <summary>Connections accepted (a refused login before the server still counts none).</summary>
     public int Connections;
 
@@ -119,6 +122,7 @@ internal sealed class FakeMySql8CachingSha2Server : IAsyncDisposable
         }
 
         var response = MySqlHandshakeResponse.TryParse(payload, out var error) ?? throw new IOException(error);
+        LastResponse = response;
         var scramble = AuthResponse(payload);
         var next = (byte)(sequence + 1);
         if (response.User != User || response.AuthPlugin != MySqlWire.CachingSha2Password || !ScrambleMatches(scramble, nonce))

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text.Json.Nodes;
 using SecretlessProxy.Listeners.MySql;
 using SecretlessProxy.Tests.Infrastructure;
@@ -44,10 +45,10 @@ public sealed class MySqlCachingSha2FakeTests
         return (proxy, config);
     }
 
-    private static async Task<byte[]> AppLogInAsync(ProxyHarness proxy)
+    private static async Task<byte[]> AppLogInAsync(ProxyHarness proxy, byte[]? attributes = null)
     {
         await using var client = await RawMySqlClient.ConnectAsync(proxy.App.GetListenerEndPoint("db").Port);
-        return await client.LogInAsync("the-app", "orders");
+        return await client.LogInAsync("the-app", "orders", attributes);
     }
 
     [Fact]
@@ -60,7 +61,19 @@ public sealed class MySqlCachingSha2FakeTests
         await using (proxy)
         using (config)
         {
-            Assert.Equal(MySqlWire.OkHeader, (await AppLogInAsync(proxy))[0]);
+            var attributes = new ArrayBufferWriter<byte>();
+            foreach (var text in new[] { "program_name", "orders-app", "_client_name", "raw-test" })
+            {
+                MySqlWire.WriteLengthEncoded(attributes, (ulong)text.Length);
+                attributes.Write(System.Text.Encoding.ASCII.GetBytes(text));
+            }
+
+            Assert.Equal(MySqlWire.OkHeader, (await AppLogInAsync(proxy, attributes.WrittenSpan.ToArray()))[0]);
+            // The server saw the credential's user, the app's schema and the app's connection attributes as they were.
+            Assert.Equal(User, fake.LastResponse!.User);
+            Assert.Equal("orders", fake.LastResponse.Schema);
+            Assert.Equal(attributes.WrittenSpan.ToArray(), fake.LastResponse.ConnectionAttributes);
+            Assert.True(fake.LastResponse.Capabilities.HasFlag(MySqlCapabilities.Ssl));
             fake.CacheHit = false;
             Assert.Equal(MySqlWire.OkHeader, (await AppLogInAsync(proxy))[0]);
             Assert.Equal(["fast", "full-tls"], fake.Logins);

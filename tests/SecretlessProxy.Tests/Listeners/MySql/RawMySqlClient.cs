@@ -32,13 +32,14 @@ internal sealed class RawMySqlClient : IAsyncDisposable
     }
 
     /// <summary>Reads the greeting, logs in as <paramref name="user"/> with no password, and returns the reply's payload (OK or ERR).</summary>
-    public async Task<byte[]> LogInAsync(string user, string? schema)
+    public async Task<byte[]> LogInAsync(string user, string? schema, byte[]? attributes = null)
     {
         var (_, greeting) = await ReadAsync();
         Assert.Equal(10, greeting[0]);
         var caps = MySqlCapabilities.Protocol41 | MySqlCapabilities.SecureConnection | MySqlCapabilities.PluginAuth | MySqlCapabilities.LongPassword
-            | MySqlCapabilities.Transactions | MySqlCapabilities.MultiResults | (schema is null ? MySqlCapabilities.None : MySqlCapabilities.ConnectWithDb);
-        await SendAsync(MySqlHandshakeResponse.Upstream(1, caps, 1 << 24, 45, user, [], schema, MySqlWire.NativePassword, null));
+            | MySqlCapabilities.Transactions | MySqlCapabilities.MultiResults | (schema is null ? MySqlCapabilities.None : MySqlCapabilities.ConnectWithDb) | (attributes is null ? MySqlCapabilities.None : MySqlCapabilities.ConnectAttrs);
+        // An auth response the app computed from a password of its own: the proxy must not use it.
+        await SendAsync(MySqlHandshakeResponse.Upstream(1, caps, 1 << 24, 45, user, MySqlScramble.Native("the-apps-own-password", new byte[20]), schema, MySqlWire.NativePassword, attributes));
         var (sequence, reply) = await ReadAsync();
         Assert.Equal(2, sequence);
         return reply;
