@@ -354,6 +354,23 @@ public sealed class MySqlListenerTests
     }
 
     [MariaDbFact]
+    public async Task An_app_that_never_answers_the_greeting_is_closed_at_the_handshake_timeout()
+    {
+        var (proxy, config, _) = await StartProxyAsync(MariaDbServer.NativeUser, _db.NativePassword, configure: c => c.Section["Listeners"]!["db"]!["HandshakeTimeout"] = "00:00:01");
+        await using (proxy)
+        using (config)
+        {
+            await using var idle = await RawMySqlClient.ConnectAsync(Port(proxy));
+            var (sequence, greeting) = await idle.ReadAsync();
+            Assert.Equal(0, sequence);
+            Assert.Equal(10, greeting[0]);
+            // Nothing more is sent: the proxy closes the connection without an answer.
+            Assert.Equal(0, await idle.Stream.ReadAsync(new byte[1]));
+            await Poll.UntilAsync(() => proxy.Logs.Entries.Any(e => e.Message.Contains("MySQL handshake response", StringComparison.Ordinal)), "the handshake timeout logged");
+        }
+    }
+
+    [MariaDbFact]
     public async Task Com_change_user_is_refused_and_the_session_stays_the_credentials()
     {
         var (proxy, config, _) = await StartProxyAsync(MariaDbServer.NativeUser, _db.NativePassword);
