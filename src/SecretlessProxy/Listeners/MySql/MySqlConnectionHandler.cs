@@ -220,10 +220,10 @@ internal sealed partial class MySqlConnectionHandler
             var (greetingSequence, greetingPayload) = await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
             if (greetingPayload.Length > 0 && greetingPayload[0] == MySqlWire.ErrHeader)
             {
-                // Too many connections, host blocked: the server's own words, before any login.
-                throw MySqlAuthenticator.ServerError(greetingPayload) is var refused && refused.Outcome == AccessOutcome.LoginFailed
-                    ? new MySqlProtocolException(refused.Code, refused.SqlState, refused.Message, AccessOutcome.SessionRefused)
-                    : refused;
+                // Too many connections, host blocked: the server's own words, before any login, so
+                // never the credential's fault.
+                var refused = MySqlAuthenticator.ServerError(greetingPayload);
+                throw new MySqlProtocolException(refused.Code, refused.SqlState, refused.Message, AccessOutcome.SessionRefused);
             }
 
             var greeting = MySqlServerGreeting.TryParse(greetingPayload, out var greetingError)
@@ -459,7 +459,8 @@ internal sealed partial class MySqlConnectionHandler
         }
         catch (Exception ex) when (ex is IOException or ConnectionResetException or InvalidOperationException || (ex is OperationCanceledException && !cancellationToken.CanBeCanceled))
         {
-            // The app is gone; there is nobody to tell.
+            // The app is gone; there is nobody to tell. (An error written with no token of ours can
+            // still be cancelled by the transport closing; a cancelled handshake token propagates.)
         }
     }
 
