@@ -36,7 +36,7 @@ internal static class MySqlAuthenticator
     {
         var plugin = greeting.AuthPlugin is MySqlWire.NativePassword or MySqlWire.CachingSha2Password or MySqlWire.Ed25519 ? greeting.AuthPlugin : MySqlWire.NativePassword;
         var nonce = greeting.Scramble;
-        await WriteAsync(server, response(plugin, Respond(plugin, password, nonce), sequence), cancellationToken).ConfigureAwait(false);
+        await WriteAsync(server, response(plugin, await RespondAsync(plugin, password, nonce).ConfigureAwait(false), sequence), cancellationToken).ConfigureAwait(false);
         var awaitingKey = false;
         for (var round = 0; round < MaxRounds; round++)
         {
@@ -78,7 +78,7 @@ internal static class MySqlAuthenticator
                     awaitingKey = false;
                     var answer = plugin switch
                     {
-                        MySqlWire.NativePassword or MySqlWire.CachingSha2Password or MySqlWire.Ed25519 => Respond(plugin, password, nonce),
+                        MySqlWire.NativePassword or MySqlWire.CachingSha2Password or MySqlWire.Ed25519 => await RespondAsync(plugin, password, nonce).ConfigureAwait(false),
                         MySqlWire.ClearPassword => Cleartext(plugin, password, options),
                         MySqlWire.Sha256Password => null,
                         _ => throw new MySqlProtocolException(MySqlWire.ErNotSupportedAuthMode, "08004", "the database server asked for the authentication method '" + Truncate(plugin) + "', which the proxy does not support", AccessOutcome.LoginFailed),
@@ -155,11 +155,16 @@ internal static class MySqlAuthenticator
         return new MySqlProtocolException(code, state, message, outcome);
     }
 
-    private static byte[] Respond(string plugin, string password, ReadOnlySpan<byte> nonce) => plugin switch
+    /// <summary>
+    /// The proof for a challenge-response method. The ed25519 signature (milliseconds of BigInteger
+    /// arithmetic) runs on the thread pool: with inline socket completions this code may be on the
+    /// socket engine's thread, which must not stall every other connection's I/O.
+    /// </summary>
+    private static ValueTask<byte[]> RespondAsync(string plugin, string password, byte[] nonce) => plugin switch
     {
-        MySqlWire.CachingSha2Password => MySqlScramble.CachingSha2(password, nonce),
-        MySqlWire.Ed25519 => MySqlScramble.Ed25519(password, nonce),
-        _ => MySqlScramble.Native(password, nonce),
+        MySqlWire.CachingSha2Password => ValueTask.FromResult(MySqlScramble.CachingSha2(password, nonce)),
+        MySqlWire.Ed25519 => new ValueTask<byte[]>(Task.Run(() => MySqlScramble.Ed25519(password, nonce))),
+        _ => ValueTask.FromResult(MySqlScramble.Native(password, nonce)),
     };
 
     private static byte[] Cleartext(string plugin, string password, MySqlLoginOptions options)
