@@ -77,8 +77,7 @@ internal static partial class MySqlCommandFilter
                             break;
                         }
 
-                        var packet = buffer.Slice(scanned + MySqlWire.HeaderLength, payloadLength).ToArray();
-                        var replacement = command == MySqlWire.ComChangeUser ? RefuseChangeUser(onChangeUser) : RewriteKill(packet, listener, threads);
+                        var replacement = command == MySqlWire.ComChangeUser ? RefuseChangeUser(onChangeUser) : RewriteKill(buffer.Slice(scanned + MySqlWire.HeaderLength, payloadLength), listener, threads);
                         if (replacement is not null)
                         {
                             await WriteAsync(server, buffer.Slice(written, scanned - written), cancellationToken).ConfigureAwait(false);
@@ -121,9 +120,20 @@ internal static partial class MySqlCommandFilter
     }
 
     /// <summary>The rewritten KILL, or null when the statement is not a KILL of one of this listener's proxy ids.</summary>
-    private static byte[]? RewriteKill(byte[] payload, string listener, MySqlThreadRegistry threads)
+    private static byte[]? RewriteKill(ReadOnlySequence<byte> packet, string listener, MySqlThreadRegistry threads)
     {
-        var sql = Encoding.UTF8.GetString(payload, 1, payload.Length - 1);
+        // Most short queries (BEGIN, COMMIT, SET ...) are not a KILL: decided on the bytes, without
+        // a string or the regex.
+        Span<byte> payload = stackalloc byte[KillStatementLimit];
+        payload = payload[..(int)packet.Length];
+        packet.CopyTo(payload);
+        var text = payload[1..].TrimStart(" \t\r\n"u8);
+        if (text.Length < 4 || !Ascii.EqualsIgnoreCase(text[..4], "KILL"u8))
+        {
+            return null;
+        }
+
+        var sql = Encoding.UTF8.GetString(payload[1..]);
         var match = KillStatement().Match(sql);
         if (!match.Success || !ulong.TryParse(match.Groups["id"].ValueSpan, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var id)
             || !threads.TryResolve(listener, id, out var serverId))
