@@ -75,7 +75,7 @@ public sealed class ListenerKindRegistryTests
 
         var result = await config.ValidateAsync();
 
-        AssertProblem(result, Root + ":Listeners:payments:Mode", "'Bogus' is not a listener mode; expected Route, Forward, Postgres or Transparent");
+        AssertProblem(result, Root + ":Listeners:payments:Mode", "'Bogus' is not a listener mode; expected Route, Forward, Postgres, MySql or Transparent");
     }
 
     [Fact]
@@ -86,7 +86,7 @@ public sealed class ListenerKindRegistryTests
 
         var result = await config.ValidateAsync();
 
-        AssertProblem(result, Root + ":Listeners:payments:Mode", "is required (Route, Forward, Postgres or Transparent)");
+        AssertProblem(result, Root + ":Listeners:payments:Mode", "is required (Route, Forward, Postgres, MySql or Transparent)");
     }
     [Fact]
     public async Task A_key_another_kind_owns_is_reported_once_in_the_words_of_the_listener_kind()
@@ -111,7 +111,7 @@ public sealed class ListenerKindRegistryTests
         var ports = Assert.Single(result.Problems, p => p.StartsWith(key + "AllowedConnectPorts: ", StringComparison.Ordinal));
         Assert.Contains("iptables --redirect-ports", ports, StringComparison.Ordinal);
         var acceptTls = Assert.Single(result.Problems, p => p.StartsWith(key + "AcceptTls: ", StringComparison.Ordinal));
-        Assert.Contains("applies to Postgres listeners only", acceptTls, StringComparison.Ordinal);
+        Assert.Contains("applies to Postgres and MySql listeners only", acceptTls, StringComparison.Ordinal);
         AssertOnlyKeys(result, key + "AllowedConnectPorts", key + "AcceptTls");
     }
 }

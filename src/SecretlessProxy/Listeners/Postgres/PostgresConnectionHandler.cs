@@ -411,28 +411,7 @@ internal sealed partial class PostgresConnectionHandler
                     if (db.AcceptTls && _state.Leaves is { } leaves)
                     {
                         await output.WriteAsync(new[] { (byte)'S' }, cancellationToken).ConfigureAwait(false);
-                        var tls = new SslStream(new DuplexPipeStream(connection.Transport), leaveInnerStreamOpen: false);
-                        onTls(tls);
-                        var local = (connection.LocalEndPoint as System.Net.IPEndPoint)?.Address.ToString() ?? "localhost";
-                        await tls.AuthenticateAsServerAsync(
-                            (_, hello, _, _) =>
-                            {
-                                // The name the app verifies: "localhost" or the database's own name
-                                // (an app whose hosts file points it here), else the listener's address.
-                                // Only those names, never the app's own SNI text, reach the local CA.
-                                var name = hello.ServerName is { Length: > 0 } sni && HostName.TryNormalizeServerName(sni, out var named) &&
-                                    (named == "localhost" || (HostName.TryNormalize(db.Host, out var dbHost) && named == dbHost)) ? named : local;
-                                var lease = leaves.Rent(name);
-                                onLease(lease);
-                                return ValueTask.FromResult(new SslServerAuthenticationOptions
-                                {
-                                    ServerCertificateContext = lease.Context,
-                                    EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
-                                });
-                            },
-                            null,
-                            cancellationToken).ConfigureAwait(false);
-                        connection.Transport = new DuplexPipe(PipeReader.Create(tls), PipeWriter.Create(tls));
+                        await DatabaseAppTls.AcceptAsync(connection, db, leaves, onTls, onLease, cancellationToken).ConfigureAwait(false);
                     }
                     else
                     {
