@@ -20,6 +20,7 @@ internal static class CliApp
         root.Subcommands.Add(IptablesCommand.Create(output, error));
         root.Subcommands.Add(ExecAsCommand.Create(error));
         root.Subcommands.Add(AuditCommand.Create(output, error));
+        root.Subcommands.Add(PolicyCommand.Create(output, error));
         return root;
     }
 
