@@ -2,6 +2,7 @@ using System.Diagnostics.CodeAnalysis;
 using SecretlessProxy.Listeners.Forward;
 using SecretlessProxy.Listeners.MySql;
 using SecretlessProxy.Listeners.Postgres;
+using SecretlessProxy.Listeners.Redis;
 using SecretlessProxy.Listeners.Route;
 using SecretlessProxy.Listeners.Transparent;
 using SecretlessProxy.Runtime;
@@ -18,6 +19,7 @@ internal static class ListenerKindRegistry
         new PostgresListenerKind(),
         new MySqlListenerKind(),
         new TransparentListenerKind(),
+        new RedisListenerKind(),
     ];
 
     /// <summary>The listener keys every kind reads.</summary>
