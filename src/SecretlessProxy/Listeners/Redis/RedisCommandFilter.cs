@@ -313,6 +313,12 @@ internal sealed class RedisCommandFilter
             bytes = bytes[..^1];
         }
 
+        if (bytes.Contains((byte)0))
+        {
+            // The server reads the line as a C string and would stop at the NUL: refused rather than guessed.
+            return "Protocol error: NUL byte in an inline request";
+        }
+
         var arguments = RedisInlineCommand.Split(bytes);
         if (arguments is null)
         {
