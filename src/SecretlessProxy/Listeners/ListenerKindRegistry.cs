@@ -25,7 +25,7 @@ internal static class ListenerKindRegistry
     /// <summary>The listener keys every kind reads.</summary>
     public static readonly IReadOnlySet<string> CommonKeys = new HashSet<string>(["Mode", "Url", "HandshakeTimeout", "MaxConnections"], StringComparer.OrdinalIgnoreCase);
 
-    /// <summary>"Route, Forward, Postgres, MySql or Transparent", for errors that name the modes.</summary>
+    /// <summary>"Route, Forward, Postgres, MySql, Transparent or Redis", for errors that name the modes.</summary>
     public static string ModeList { get; } = string.Join(", ", All.Take(All.Count - 1).Select(k => k.Mode)) + " or " + All[^1].Mode;
 
     /// <summary>The kind whose <c>Mode</c> is <paramref name="mode"/>, ignoring case and surrounding white space.</summary>

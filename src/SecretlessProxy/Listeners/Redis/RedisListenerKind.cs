@@ -23,7 +23,9 @@ internal sealed class RedisListenerKind : IListenerKind
 
     public bool ClientSpeaksHttpFirst => false;
 
-    public IReadOnlyCollection<string> OwnKeys => DatabaseListenerCompiler.Keys;
+    // AcceptTls is not one: the compiler refuses it on a Redis listener in its own words, and another
+    // kind's listener that sets it is told which kinds do take it.
+    public IReadOnlyCollection<string> OwnKeys { get; } = [.. DatabaseListenerCompiler.Keys.Where(k => k != "AcceptTls")];
 
     public ListenerDefinition? Compile(ListenerCompilation listener) =>
         DatabaseListenerCompiler.Compile(listener, Mode, DefaultRedisPort, acceptsTls: false);
