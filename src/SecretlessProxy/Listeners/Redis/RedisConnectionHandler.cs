@@ -18,9 +18,6 @@ namespace SecretlessProxy.Listeners.Redis;
 /// </summary>
 internal sealed partial class RedisConnectionHandler
 {
-    /// <summary>What a database listener can inject: the credential goes into the login.</summary>
-    private static readonly InjectionTarget[] DatabaseTargets = [InjectionTarget.DatabaseLogin];
-
     private readonly ProxyState _state;
     private readonly ProxyMetrics _metrics;
     private readonly AccessPipeline _pipeline;
@@ -117,7 +114,7 @@ internal sealed partial class RedisConnectionHandler
     private async Task<Session?> LogInAsync(ConnectionContext connection, ProxyGeneration generation, ListenerDefinition listener, DatabaseListenerSettings db, RequestDestination destination, Activity? activity, CancellationToken cancellationToken)
     {
         var output = connection.Transport.Output;
-        var access = new AccessRequest(generation, listener, destination, DatabaseTargets, activity)
+        var access = new AccessRequest(generation, listener, destination, activity)
         {
             Caller = connection.Features.Get<CallerFeature>(),
             OneAccessPerConnection = true,

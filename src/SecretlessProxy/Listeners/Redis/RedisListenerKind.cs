@@ -17,7 +17,7 @@ internal sealed class RedisListenerKind : IListenerKind
 
     public string Mode => "Redis";
 
-    public IReadOnlyList<InjectionTarget> Injects { get; } = [InjectionTarget.DatabaseLogin];
+    public IReadOnlyList<InjectionTarget> Injects => DatabaseListenerCompiler.DatabaseInjects;
 
     public bool InterceptsTls => false;
 
