@@ -365,6 +365,24 @@ public sealed class RedisListenerTests
     }
 
     [RedisFact]
+    public async Task A_socket_that_never_speaks_is_closed_at_the_handshake_timeout_without_a_decision_or_a_login()
+    {
+        var (proxy, config, _) = await StartProxyAsync(RedisServer.AppUser, _redis.AppPassword, configure: c => c.Section["Listeners"]![Listener]!["HandshakeTimeout"] = "00:00:01");
+        await using (proxy)
+        using (config)
+        {
+            using var silent = new TcpClient();
+            await silent.ConnectAsync(IPAddress.Loopback, PortOf(proxy));
+            using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            Assert.Equal(0, await silent.GetStream().ReadAsync(new byte[16], bound.Token));
+
+            // A port probe costs no policy decision, credential fetch or server connection.
+            Assert.DoesNotContain(proxy.Spans, s => s.DisplayName == "secretless.database.connection");
+            Assert.Equal(RedisServer.AppUser, (await CliAsync(proxy, "ACL", "WHOAMI")).Output.Trim());
+        }
+    }
+
+    [RedisFact]
     public async Task Tls_to_the_server_is_verified_and_a_wrong_name_or_ca_is_refused()
     {
         var (proxy, config, _) = await StartProxyAsync(RedisServer.AppUser, _redis.AppPassword, tls: new JsonObject { ["Mode"] = "VerifyFull", ["CaFile"] = _redis.CaFile, ["ServerName"] = "cache.elsewhere.example" });
