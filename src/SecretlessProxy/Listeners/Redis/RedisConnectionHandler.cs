@@ -204,12 +204,17 @@ internal sealed partial class RedisConnectionHandler
 
     /// <summary>
     /// The app's commands through the filter to the server, the server's replies copied back, until
-    /// either side closes. A protocol error in the app's stream ends the connection with that error.
+    /// either side closes. A protocol error in the app's stream ends the connection with that error,
+    /// written once the reply copy has stopped (a pipe has one writer at a time).
     /// </summary>
+    /// <remarks>
+    /// Kestrel reports an app's half-close (shutting down only its sending side) as the end of the
+    /// connection, so replies still in flight then are not relayed; Redis clients do not half-close.
+    /// </remarks>
     private async Task SpliceAsync(ConnectionContext connection, Stream server, RedisCommandFilter filter, string listener)
     {
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(connection.ConnectionClosed);
-        var toServer = FilterToServerAsync(connection, server, filter, listener, stop.Token);
+        var toServer = FilterToServerAsync(connection.Transport.Input, server, filter, stop.Token);
         var toApp = server.CopyToAsync(connection.Transport.Output, stop.Token);
         await Task.WhenAny(toServer, toApp).ConfigureAwait(false);
         await stop.CancelAsync().ConfigureAwait(false);
@@ -222,11 +227,18 @@ internal sealed partial class RedisConnectionHandler
         {
             // Either side closing (or the cancel above) ends both copies; that is the normal end.
         }
+
+        if (toServer.IsCompletedSuccessfully && toServer.Result is { } error)
+        {
+            // As the server does with a protocol error: the error, then the connection closes.
+            Log.ClientRejected(_logger, listener, error);
+            await WriteErrorAsync(connection.Transport.Output, "ERR", error).ConfigureAwait(false);
+        }
     }
 
-    private async Task FilterToServerAsync(ConnectionContext connection, Stream server, RedisCommandFilter filter, string listener, CancellationToken cancellationToken)
+    /// <summary>Filters the app's bytes to the server until the app closes; returns the protocol error that stopped it, if any.</summary>
+    private static async Task<string?> FilterToServerAsync(PipeReader input, Stream server, RedisCommandFilter filter, CancellationToken cancellationToken)
     {
-        var input = connection.Transport.Input;
         var toServer = PipeWriter.Create(server, new StreamPipeWriterOptions(leaveOpen: true));
         while (true)
         {
@@ -237,15 +249,12 @@ internal sealed partial class RedisConnectionHandler
             var flushed = await toServer.FlushAsync(cancellationToken).ConfigureAwait(false);
             if (error is not null)
             {
-                // As the server does with a protocol error: the error, then the connection closes.
-                Log.ClientRejected(_logger, listener, error);
-                await WriteErrorAsync(connection.Transport.Output, "ERR", error).ConfigureAwait(false);
-                return;
+                return error;
             }
 
             if (read.IsCompleted || flushed.IsCompleted)
             {
-                return;
+                return null;
             }
         }
     }
