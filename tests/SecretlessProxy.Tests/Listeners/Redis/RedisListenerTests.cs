@@ -383,6 +383,36 @@ public sealed class RedisListenerTests
     }
 
     [RedisFact]
+    public async Task A_unix_socket_listener_serves_redis_cli_and_its_caller_conditions_apply()
+    {
+        foreach (var (uid, expected) in new[] { (-1, RedisServer.AppUser), (54321, "NOPERM secretless-proxy: denied by policy") })
+        {
+            string? socket = null;
+            var policy = new JsonObject
+            {
+                ["Match"] = TestConfig.Match([_redis.ServerName], ports: [_redis.TlsPort]),
+                ["Inject"] = new JsonObject { ["DatabaseLogin"] = true },
+            };
+            if (uid >= 0)
+            {
+                policy["Caller"] = new JsonObject { ["Uids"] = new JsonArray(uid) };
+            }
+
+            var (proxy, config, _) = await StartProxyAsync(RedisServer.AppUser, _redis.AppPassword, policy: policy, configure: c =>
+            {
+                socket = Path.Combine(c.Directory, "redis.sock");
+                c.Section["Listeners"]![Listener]!["Url"] = "unix:" + socket;
+            });
+            await using (proxy)
+            using (config)
+            {
+                var cli = await ExternalClient.RunAsync(RedisServer.CliBinary, ["-s", socket!, "ACL", "WHOAMI"]);
+                Assert.Contains(expected, cli.Output + cli.Error);
+            }
+        }
+    }
+
+    [RedisFact]
     public async Task Tls_to_the_server_is_verified_and_a_wrong_name_or_ca_is_refused()
     {
         var (proxy, config, _) = await StartProxyAsync(RedisServer.AppUser, _redis.AppPassword, tls: new JsonObject { ["Mode"] = "VerifyFull", ["CaFile"] = _redis.CaFile, ["ServerName"] = "cache.elsewhere.example" });
