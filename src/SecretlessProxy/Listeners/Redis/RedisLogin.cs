@@ -55,27 +55,34 @@ internal static class RedisLogin
         await server.WriteAsync(command, cancellationToken).ConfigureAwait(false);
         await server.FlushAsync(cancellationToken).ConfigureAwait(false);
 
-        // Byte by byte up to the line end: nothing may be read past the reply, which belongs to nobody.
+        // The server sends nothing unasked before the app's first command (no pushes without HELLO 3),
+        // so whatever arrives is the reply alone; anything after its line end is refused.
         var line = new ArrayBufferWriter<byte>(64);
-        var one = new byte[1];
         while (true)
         {
-            if (await server.ReadAsync(one, cancellationToken).ConfigureAwait(false) == 0)
+            var memory = line.GetMemory(256);
+            var read = await server.ReadAsync(memory, cancellationToken).ConfigureAwait(false);
+            if (read == 0)
             {
                 throw new RedisLoginException("ERR", "the server closed the connection during the login", handshake: true);
             }
 
-            if (one[0] == '\n' && line.WrittenCount > 0 && line.WrittenSpan[^1] == '\r')
+            line.Advance(read);
+            var end = line.WrittenSpan.IndexOf("\r\n"u8);
+            if (end >= 0)
             {
-                return Encoding.UTF8.GetString(line.WrittenSpan[..^1]);
+                if (end + 2 != line.WrittenCount)
+                {
+                    throw new RedisLoginException("ERR", "the server sent more than one reply to AUTH", handshake: true);
+                }
+
+                return Encoding.UTF8.GetString(line.WrittenSpan[..end]);
             }
 
             if (line.WrittenCount >= MaxReplyLine)
             {
                 throw new RedisLoginException("ERR", "the server's reply to AUTH is longer than " + MaxReplyLine + " bytes", handshake: true);
             }
-
-            line.Write(one);
         }
     }
 }
