@@ -467,6 +467,57 @@ public sealed class RedisListenerTests
         }
     }
 
+    /// <summary>
+    /// A protocol fake, not a real server: Redis before 6 (no ACL users) answers AUTH with two
+    /// arguments with its arity error, and the proxy logs in with the password alone; a server that
+    /// answers AUTH with something that is no RESP reply gets no session.
+    /// </summary>
+    [RedisFact]
+    public async Task A_server_without_acl_users_gets_auth_with_the_password_alone_and_a_garbled_answer_is_refused()
+    {
+        using var fake = new TcpListener(IPAddress.Loopback, 0);
+        fake.Start();
+        var fakePort = ((IPEndPoint)fake.LocalEndpoint).Port;
+        var seen = new List<object?>();
+        async Task ServeAsync(params string[] answers)
+        {
+            using var client = await fake.AcceptTcpClientAsync();
+            var stream = client.GetStream();
+            var reader = new RespReplyReader(stream);
+            foreach (var answer in answers)
+            {
+                seen.Add(await reader.ReadAsync());
+                await stream.WriteAsync(Encoding.ASCII.GetBytes(answer));
+            }
+
+            // Until the proxy closes.
+            _ = await stream.ReadAsync(new byte[1]);
+        }
+
+        var (proxy, config, _) = await StartProxyAsync(RedisServer.AppUser, _redis.AppPassword, tls: new JsonObject { ["Mode"] = "Disable" }, policy: new JsonObject
+        {
+            ["Match"] = TestConfig.Match(["127.0.0.1"], ports: [fakePort]),
+            ["Inject"] = new JsonObject { ["DatabaseLogin"] = true },
+        }, configure: c => c.Section["Listeners"]![Listener]!["Upstream"] = "127.0.0.1:" + fakePort);
+        await using (proxy)
+        using (config)
+        {
+            var legacy = ServeAsync("-ERR wrong number of arguments for 'auth' command\r\n", "+OK\r\n", "+PONG\r\n");
+            Assert.Equal("PONG", (await CliAsync(proxy, "PING")).Output.Trim());
+            await legacy;
+            Assert.Equal(new List<object?> { "AUTH", RedisServer.AppUser, _redis.AppPassword }, seen[0]);
+            Assert.Equal(new List<object?> { "AUTH", _redis.AppPassword }, seen[1]);
+            Assert.Equal(new List<object?> { "PING" }, seen[2]);
+            Assert.Equal("password", Assert.Single(proxy.Spans, s => s.DisplayName == "secretless.database.connection").GetTagItem("secretless.database.auth_method"));
+
+            var garbled = ServeAsync("hello there\r\n");
+            var cli = await CliAsync(proxy, "PING");
+            await garbled;
+            Assert.Contains("ERR secretless-proxy: the proxy's login to 127.0.0.1:" + fakePort + " as \"app\" with credential 'cache-login' failed: the server answered AUTH with something other than OK or an error", cli.Output);
+            Assert.Equal("handshake-failed", proxy.Spans.Last(s => s.DisplayName == "secretless.database.connection").GetTagItem("secretless.outcome"));
+        }
+    }
+
     private static string Command(params string[] arguments) => Encoding.UTF8.GetString(SecretlessProxy.Listeners.Redis.RedisWire.Command(arguments));
 
     /// <summary>Sends raw bytes and returns everything the proxy answered before closing.</summary>
