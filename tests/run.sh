@@ -22,6 +22,7 @@ compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 [ -x /usr/bin/psql ] || need+=(postgresql-client)
 # MySql listener tests: a real MariaDB 10.11 (mariadb-install-db, mariadbd, auth_ed25519) and the mariadb client.
 [ -x /usr/sbin/mariadbd ] && [ -x /usr/bin/mariadb ] || need+=(mariadb-server mariadb-client)
+[ -x /usr/bin/redis-server ] && [ -x /usr/bin/redis-cli ] || need+=(redis-server redis-tools)  # Redis listener tests: a real server with ACL users and TLS, redis-cli
 # run -- as another user: an ACL that opens a 0600 secret file to the command's uid (setfacl).
 command -v setfacl >/dev/null || need+=(acl)
 # Transparent mode's pod test: network namespaces (iproute2) and the nat table (iptables).

@@ -2,6 +2,7 @@ using System.Diagnostics.CodeAnalysis;
 using SecretlessProxy.Listeners.Forward;
 using SecretlessProxy.Listeners.MySql;
 using SecretlessProxy.Listeners.Postgres;
+using SecretlessProxy.Listeners.Redis;
 using SecretlessProxy.Listeners.Route;
 using SecretlessProxy.Listeners.Transparent;
 using SecretlessProxy.Runtime;
@@ -18,12 +19,13 @@ internal static class ListenerKindRegistry
         new PostgresListenerKind(),
         new MySqlListenerKind(),
         new TransparentListenerKind(),
+        new RedisListenerKind(),
     ];
 
     /// <summary>The listener keys every kind reads.</summary>
     public static readonly IReadOnlySet<string> CommonKeys = new HashSet<string>(["Mode", "Url", "HandshakeTimeout", "MaxConnections"], StringComparer.OrdinalIgnoreCase);
 
-    /// <summary>"Route, Forward, Postgres, MySql or Transparent", for errors that name the modes.</summary>
+    /// <summary>"Route, Forward, Postgres, MySql, Transparent or Redis", for errors that name the modes.</summary>
     public static string ModeList { get; } = string.Join(", ", All.Take(All.Count - 1).Select(k => k.Mode)) + " or " + All[^1].Mode;
 
     /// <summary>The kind whose <c>Mode</c> is <paramref name="mode"/>, ignoring case and surrounding white space.</summary>

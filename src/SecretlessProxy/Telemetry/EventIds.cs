@@ -99,4 +99,6 @@ internal static class EventIds
     public const int AuditRecordsDropped = 413;
     public const int AuditChainHead = 414;
     public const int AuditRecordExported = 415;
+    // Redis listener (430-439).
+    public const int RedisLoginCommandsRewritten = 430;
 }

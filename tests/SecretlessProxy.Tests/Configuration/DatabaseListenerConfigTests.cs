@@ -126,7 +126,7 @@ public sealed class DatabaseListenerConfigTests : IDisposable
         Assert.Equal(2, exit);
         Assert.Contains(Listener + ":Unmatched: does not apply to a Postgres listener", error);
         Assert.Contains(Listener + ":RecordQuery: applies to HTTP listeners only", error);
-        Assert.Contains("SecretlessProxy:Listeners:api:Credential: applies to Postgres and MySql listeners only", error);
+        Assert.Contains("SecretlessProxy:Listeners:api:Credential: applies to Postgres, MySql and Redis listeners only", error);
     }
 
     [Fact]

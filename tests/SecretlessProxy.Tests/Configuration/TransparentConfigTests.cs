@@ -59,7 +59,7 @@ public sealed class TransparentConfigTests : IDisposable
     [Theory]
     [InlineData("Upstream", "\"https://api.example.com\"", "original destination")]
     [InlineData("AllowedConnectPorts", "[443]", "applies to Forward listeners only")]
-    [InlineData("Credential", "\"key\"", "applies to Postgres and MySql listeners only")]
+    [InlineData("Credential", "\"key\"", "applies to Postgres, MySql and Redis listeners only")]
     [InlineData("RedactQueryParameters", "[\"q\"]", "has no effect unless RecordQuery is true")]
     public async Task Keys_of_other_modes_are_named(string name, string json, string fragment)
     {

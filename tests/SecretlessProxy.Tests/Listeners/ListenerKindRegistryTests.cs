@@ -75,7 +75,7 @@ public sealed class ListenerKindRegistryTests
 
         var result = await config.ValidateAsync();
 
-        AssertProblem(result, Root + ":Listeners:payments:Mode", "'Bogus' is not a listener mode; expected Route, Forward, Postgres, MySql or Transparent");
+        AssertProblem(result, Root + ":Listeners:payments:Mode", "'Bogus' is not a listener mode; expected Route, Forward, Postgres, MySql, Transparent or Redis");
     }
 
     [Fact]
@@ -86,7 +86,7 @@ public sealed class ListenerKindRegistryTests
 
         var result = await config.ValidateAsync();
 
-        AssertProblem(result, Root + ":Listeners:payments:Mode", "is required (Route, Forward, Postgres, MySql or Transparent)");
+        AssertProblem(result, Root + ":Listeners:payments:Mode", "is required (Route, Forward, Postgres, MySql, Transparent or Redis)");
     }
     [Fact]
     public async Task A_key_another_kind_owns_is_reported_once_in_the_words_of_the_listener_kind()
