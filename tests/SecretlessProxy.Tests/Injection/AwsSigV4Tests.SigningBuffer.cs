@@ -66,7 +66,7 @@ public sealed partial class AwsSigV4Tests
         var keys = Assert.Single(_e2e!.Sts.IssuedKeys);
         Assert.Equal("match", await FakeS3.VerifyAsync(received, keys.AccessKeyId, keys.SecretAccessKey, keys.SessionToken, "execute-api", "eu-west-1"));
 
-        Assert.Equal(4, await MetricAsync(proxy, RefusalCounter, "policy=\"s3\"", "reason=\"signing-buffer-full\""));
+        Assert.Equal(4, await WaitForMetricAsync(proxy, RefusalCounter, v => v == 4, "policy=\"s3\"", "reason=\"signing-buffer-full\""));
         Assert.Equal(4, proxy.Logs.Entries.Count(e => e.EventId.Id == EventIds.SigningBufferFull));
         Assert.Equal(0, await WaitForMetricAsync(proxy, HeldGauge, v => v == 0));
     }
@@ -89,7 +89,7 @@ public sealed partial class AwsSigV4Tests
         AssertProblem(chunked, chunkedProblem, HttpStatusCode.RequestEntityTooLarge, "signing-body-too-large");
         Assert.Null(declared.Headers.RetryAfter);
         Assert.Empty(_upstream.Requests);
-        Assert.Equal(2, await MetricAsync(proxy, RefusalCounter, "policy=\"s3\"", "reason=\"signing-body-too-large\""));
+        Assert.Equal(2, await WaitForMetricAsync(proxy, RefusalCounter, v => v == 2, "policy=\"s3\"", "reason=\"signing-body-too-large\""));
         Assert.Equal(0, await WaitForMetricAsync(proxy, HeldGauge, v => v == 0));
 
         // A body the budget can hold still goes through, signed.
@@ -234,13 +234,13 @@ public sealed partial class AwsSigV4Tests
     /// by as long as the last send takes, and the exporter may serve a recent scrape), or gives up
     /// after a minute and returns the last value for the assertion to report.
     /// </summary>
-    private static async Task<long> WaitForMetricAsync(ProxyHarness proxy, string name, Func<long, bool> expected)
+    private static async Task<long> WaitForMetricAsync(ProxyHarness proxy, string name, Func<long, bool> expected, params string[] labels)
     {
         var deadline = DateTime.UtcNow.AddMinutes(1);
         while (true)
         {
             // A series may be missing from one scrape (the exporter serves a cached answer for a moment).
-            var (value, _) = await TryMetricAsync(proxy, name);
+            var (value, _) = await TryMetricAsync(proxy, name, labels);
             if (value is { } v && expected(v))
             {
                 return v;
@@ -248,7 +248,7 @@ public sealed partial class AwsSigV4Tests
 
             if (DateTime.UtcNow > deadline)
             {
-                return await MetricAsync(proxy, name);
+                return await MetricAsync(proxy, name, labels);
             }
 
             await Task.Delay(50);
