@@ -142,10 +142,11 @@ cat > "$work/proxy.json" <<JSON
 JSON
 
 UPB=$(free_port); ADMB=$(free_port)
+sed -e "s/127.0.0.1:$PX\"/127.0.0.1:$UPB\"/" -e "s/127.0.0.1:$ADM\"/127.0.0.1:$ADMB\"/" "$work/proxy.json" > "$work/baseline.json"
 # A baseline from before issue 14 knows no UnixSocket key: it reaches the token endpoint over TCP.
-sed -e "s/127.0.0.1:$PX\"/127.0.0.1:$UPB\"/" -e "s/127.0.0.1:$ADM\"/127.0.0.1:$ADMB\"/" \
-    -e "s|\"TokenUrl\": \"http://localhost/oauth/token\", \"UnixSocket\": \"$work/up/token.sock\"|\"TokenUrl\": \"http://127.0.0.1:$UP/oauth/token\"|" \
-    "$work/proxy.json" > "$work/baseline.json"
+if [ -n "$BASELINE_REF" ] && ! "$work/baseline/secretless-proxy" validate --config "$work/baseline.json" >/dev/null 2>&1; then
+  sed -i -e "s|\"TokenUrl\": \"http://localhost/oauth/token\", \"UnixSocket\": \"$work/up/token.sock\"|\"TokenUrl\": \"http://127.0.0.1:$UP/oauth/token\"|" "$work/baseline.json"
+fi
 baseline_pid=""
 start_baseline() {
   env ${PROXY_ENV:-} "$work/baseline/secretless-proxy" run --config "$work/baseline.json" > "$work/baseline.log" 2>&1 &
