@@ -14,6 +14,7 @@
 # Not a test: CI does not run it. Every process it starts listens on 127.0.0.1 and is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 what=${1:-}
 DURATION=${DURATION:-15}
 ROUNDS=${ROUNDS:-2}
@@ -99,13 +100,7 @@ wait_port "$HAP" || { say "HAProxy did not start"; cat "$work/haproxy.log" >&2; 
 PX=$(free_port); ADM=$(free_port)
 read -r -a targets <<<"${TARGETS:-direct haproxy proxy}"
 if [[ " ${targets[*]} " == *" proxy "* ]]; then
-if [ -n "${PROXY_BIN:-}" ]; then
-  proxy=$PROXY_BIN
-else
-  say "publishing Release build"
-  dotnet publish src/SecretlessProxy/SecretlessProxy.csproj -c Release -o "$work/app" -nologo -v quiet >/dev/null
-  proxy="$work/app/secretless-proxy"
-fi
+proxy=$(proxy_binary "$work/app")
 printf '%s' "$password" >"$work/password"; chmod 600 "$work/password"
 cat >"$work/proxy.json" <<JSON
 {

@@ -13,6 +13,7 @@
 # starts listens on 127.0.0.1 and is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 mode=${1:-compare}
 DURATION=${DURATION:-20}
 ROUNDS=${ROUNDS:-2}
@@ -101,13 +102,7 @@ env "${direct_env[@]}" "$bin/pgbench" -i -s "$SCALE" --quiet >"$work/init.log" 2
 
 if [ "$mode" = compare ]; then
   PX=$(free_port); ADM=$(free_port)
-  if [ -n "${PROXY_BIN:-}" ]; then
-    proxy=$PROXY_BIN
-  else
-    say "publishing Release build"
-    dotnet publish src/SecretlessProxy/SecretlessProxy.csproj -c Release -o "$work/app" -nologo -v quiet >/dev/null
-    proxy="$work/app/secretless-proxy"
-  fi
+  proxy=$(proxy_binary "$work/app")
   printf '%s' "$bench_pw" > "$work/password"; chmod 600 "$work/password"
   cat > "$work/proxy.json" <<JSON
 {

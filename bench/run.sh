@@ -25,12 +25,8 @@ label=${BENCH_LABEL:-unlabelled run}
 if [ "$mode" = pg ]; then exec bash bench/pgbench.sh "${@:2}"; fi
 if [ "$mode" = mysql ] || [ "$mode" = redis ]; then exec bash bench/dbbench.sh "$mode"; fi
 if [ "$mode" = revoke ]; then
-  if [ -z "${PROXY_BIN:-}" ]; then
-    PROXY_BIN=$(mktemp -d /tmp/secretless-revoke-bin.XXXXXX)/secretless-proxy
-    echo "publishing Release build" >&2
-    dotnet publish src/SecretlessProxy/SecretlessProxy.csproj -c Release -o "$(dirname "$PROXY_BIN")" -nologo -v quiet >/dev/null
-  fi
-  exec python3 bench/revoke.py "$PROXY_BIN" "${TRIALS:-20}"
+  source bench/lib.sh
+  exec python3 bench/revoke.py "$(proxy_binary "$(mktemp -d /tmp/secretless-revoke-bin.XXXXXX)")" "${TRIALS:-20}"
 fi
 
 need=()

@@ -154,7 +154,7 @@ public sealed class MariaDbServer : IAsyncLifetime, IAsyncDisposable
             File.SetUnixFileMode(keyFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         }
 
-        await ChownAsync(Directory);
+        await SystemUsers.ChownAsync(Directory, "mysql:mysql");
 
         // --no-defaults everywhere: the machine's /etc/mysql settings (and a running Debian service)
         // stay out of the test server.
@@ -169,7 +169,7 @@ public sealed class MariaDbServer : IAsyncLifetime, IAsyncDisposable
         // between; then the start fails with a bind error and the next attempt picks another port.
         for (var attempt = 1; ; attempt++)
         {
-            Port = FreePort();
+            Port = WireMockFactory.FreePort();
             var (started, log) = await TryStartAsync(certFile, keyFile, userArgument);
             if (started)
             {
@@ -355,18 +355,6 @@ public sealed class MariaDbServer : IAsyncLifetime, IAsyncDisposable
         }
     }
 
-    private async Task ChownAsync(string path)
-    {
-        if (_asRoot)
-        {
-            var result = await ExternalClient.RunAsync("chown", ["-R", "mysql:mysql", path]);
-            if (result.ExitCode != 0)
-            {
-                throw new InvalidOperationException("chown failed: " + result);
-            }
-        }
-    }
-
     /// <summary>
     /// Why this machine cannot run the test server (no Linux, no binaries, no mysql user for root),
     /// or null. <see cref="MariaDbFactAttribute"/> skips on it, except with CI=true, where the server
@@ -376,25 +364,10 @@ public sealed class MariaDbServer : IAsyncLifetime, IAsyncDisposable
         !OperatingSystem.IsLinux() ? "the MariaDB test server runs on Linux only"
         : new[] { ServerBinary, InstallDbBinary, ClientBinary }.FirstOrDefault(f => !File.Exists(f)) is { } missing ? "no " + missing + "; tests/run.sh installs Debian's mariadb-server and mariadb-client"
         : !File.Exists("/usr/lib/mysql/plugin/auth_ed25519.so") ? "no auth_ed25519 plugin under /usr/lib/mysql/plugin (Debian's mariadb-server ships it)"
-        : Environment.UserName == "root" && !UserExists("mysql") ? "running as root but there is no 'mysql' user to run the server as"
+        : Environment.UserName == "root" && !SystemUsers.Exists("mysql") ? "running as root but there is no 'mysql' user to run the server as"
         : null;
 
-    private static bool UserExists(string user) =>
-        File.ReadLines("/etc/passwd").Any(l => l.StartsWith(user + ":", StringComparison.Ordinal));
 
-    private static int FreePort()
-    {
-        var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        try
-        {
-            return ((IPEndPoint)listener.LocalEndpoint).Port;
-        }
-        finally
-        {
-            listener.Stop();
-        }
-    }
 
     private static string NewPassword(string kind) => $"my-{kind}-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(12))}";
 

@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using Xunit;
@@ -140,7 +138,7 @@ public sealed class PostgresServer : IAsyncLifetime, IAsyncDisposable
         var pwFile = Path.Combine(Directory, "superuser.pw");
         await File.WriteAllTextAsync(pwFile, SuperuserPassword + "\n");
         File.SetUnixFileMode(pwFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        await ChownAsync(Directory);
+        await SystemUsers.ChownAsync(Directory, "postgres:postgres");
 
         await RunServerToolAsync("initdb", ["-D", DataDirectory, "-U", Superuser, "--pwfile=" + pwFile, "-A", "scram-sha-256", "--auth-local=trust", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"]);
         File.Delete(pwFile);
@@ -193,9 +191,9 @@ public sealed class PostgresServer : IAsyncLifetime, IAsyncDisposable
         // between; then the start fails with a bind error and the next attempt picks another port.
         for (var attempt = 1; ; attempt++)
         {
-            Port = FreePort();
+            Port = WireMockFactory.FreePort();
             await File.WriteAllTextAsync(Path.Combine(DataDirectory, "port.conf"), $"port = {Port}\n");
-            await ChownAsync(Directory);
+            await SystemUsers.ChownAsync(Directory, "postgres:postgres");
             _started = true;
             var result = await RunServerToolAsync("pg_ctl", ["-D", DataDirectory, "-l", LogFile, "-w", "-t", "30", "start"], throwOnFailure: false);
             if (result.ExitCode == 0)
@@ -319,18 +317,6 @@ public sealed class PostgresServer : IAsyncLifetime, IAsyncDisposable
         return result;
     }
 
-    private async Task ChownAsync(string path)
-    {
-        if (_asRoot)
-        {
-            var result = await ExternalClient.RunAsync("chown", ["-R", "postgres:postgres", path]);
-            if (result.ExitCode != 0)
-            {
-                throw new InvalidOperationException("chown failed: " + result);
-            }
-        }
-    }
-
     /// <summary>
     /// Why this machine cannot run the test server (no Linux, no binaries, no postgres user for
     /// root), or null. <see cref="PostgresFactAttribute"/> skips on it, except with CI=true, where
@@ -339,7 +325,7 @@ public sealed class PostgresServer : IAsyncLifetime, IAsyncDisposable
     public static string? MissingReason() =>
         !OperatingSystem.IsLinux() ? "the PostgreSQL test server runs on Linux only"
         : FindBinDirectory() is null ? "no PostgreSQL server binaries (initdb, pg_ctl, postgres) under /usr/lib/postgresql/*/bin; tests/run.sh installs Debian's postgresql"
-        : Environment.UserName == "root" && !UserExists("postgres") ? "running as root but there is no 'postgres' user to run the server as"
+        : Environment.UserName == "root" && !SystemUsers.Exists("postgres") ? "running as root but there is no 'postgres' user to run the server as"
         : null;
 
     private static string? FindBinDirectory()
@@ -356,22 +342,7 @@ public sealed class PostgresServer : IAsyncLifetime, IAsyncDisposable
             .FirstOrDefault();
     }
 
-    private static bool UserExists(string user) =>
-        File.ReadLines("/etc/passwd").Any(l => l.StartsWith(user + ":", StringComparison.Ordinal));
 
-    private static int FreePort()
-    {
-        var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        try
-        {
-            return ((IPEndPoint)listener.LocalEndpoint).Port;
-        }
-        finally
-        {
-            listener.Stop();
-        }
-    }
 
     private static string NewPassword(string kind) => $"pg-{kind}-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(12))}";
 

@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using Xunit;
@@ -116,8 +114,8 @@ public sealed class RedisServer : IAsyncLifetime, IAsyncDisposable
         // between; then the start fails with a bind error and the next attempt picks other ports.
         for (var attempt = 1; ; attempt++)
         {
-            Port = FreePort();
-            TlsPort = FreePort();
+            Port = WireMockFactory.FreePort();
+            TlsPort = WireMockFactory.FreePort();
             var config = Path.Combine(Directory, "redis.conf");
             // Pub/sub channels: Redis 7 denies every channel to a user unless it says allchannels.
             await File.WriteAllTextAsync(config, $"""
@@ -254,19 +252,6 @@ public sealed class RedisServer : IAsyncLifetime, IAsyncDisposable
         }
     }
 
-    private static int FreePort()
-    {
-        var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        try
-        {
-            return ((IPEndPoint)listener.LocalEndpoint).Port;
-        }
-        finally
-        {
-            listener.Stop();
-        }
-    }
 
     private static string NewPassword(string kind) => $"redis-{kind}-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(12))}";
 }

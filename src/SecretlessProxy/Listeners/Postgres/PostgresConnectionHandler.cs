@@ -26,8 +26,6 @@ namespace SecretlessProxy.Listeners.Postgres;
 /// </summary>
 internal sealed partial class PostgresConnectionHandler
 {
-    /// <summary>What a database listener can inject: the credential goes into the login.</summary>
-
     private readonly ProxyState _state;
     private readonly PostgresCancelRegistry _cancels;
     private readonly ProxyMetrics _metrics;
