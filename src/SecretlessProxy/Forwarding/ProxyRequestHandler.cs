@@ -55,7 +55,7 @@ internal sealed partial class ProxyRequestHandler
         }
 
         var started = Stopwatch.GetTimestamp();
-        using var activity = ProxyTelemetry.StartRequest(listener.Name, context.Connection.LocalPort);
+        using var activity = ProxyTelemetry.StartRequest(listener.Name, context.Connection.LocalPort, listener.BindEndPoint);
         var request = context.Request;
         if (!TryResolveTarget(context, listener, out var target, out var unresolved))
         {

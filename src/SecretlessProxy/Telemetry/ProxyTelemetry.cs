@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Net;
+using System.Net.Sockets;
 using SecretlessProxy.Core;
 
 namespace SecretlessProxy.Telemetry;
@@ -32,6 +33,7 @@ internal static class ProxyTelemetry
         public const string ServerAddress = "server.address";
         public const string ServerPort = "server.port";
         public const string LocalPort = "network.local.port";
+        public const string LocalAddress = "network.local.address";
         public const string UrlPath = "url.path";
         public const string UrlQuery = "url.query";
         public const string UrlScheme = "url.scheme";
@@ -87,17 +89,40 @@ internal static class ProxyTelemetry
         }));
 
     /// <summary>
-    /// One span per proxied request. <paramref name="localPort"/>: the listener socket's port (0 for
-    /// a Unix socket), which tells two listeners of one name apart (two proxies on one node, a test
-    /// process running several).
+    /// A request Kestrel parsed: its connection's local port, or the listener's bound socket when
+    /// that is a Unix socket (HTTP's connection info has no path).
     /// </summary>
-    public static Activity? StartRequest(string listener, int localPort)
+    public static Activity? StartRequest(string listener, int localPort, EndPoint bound)
     {
         var activity = Source.StartActivity("secretless.proxy", ActivityKind.Internal);
         if (activity is not null)
         {
             activity.SetTag(Tags.Listener, listener);
-            TagLocalPort(activity, localPort);
+            if (localPort > 0)
+            {
+                activity.SetTag(Tags.LocalPort, localPort);
+            }
+            else
+            {
+                TagLocal(activity, bound);
+            }
+        }
+
+        return activity;
+    }
+
+    /// <summary>
+    /// One span per proxied request. <paramref name="local"/>: the listener socket's address (its
+    /// port, or a Unix socket's path), which tells two listeners of one name apart (two proxies on one
+    /// node, a test process running several).
+    /// </summary>
+    public static Activity? StartRequest(string listener, EndPoint? local)
+    {
+        var activity = Source.StartActivity("secretless.proxy", ActivityKind.Internal);
+        if (activity is not null)
+        {
+            activity.SetTag(Tags.Listener, listener);
+            TagLocal(activity, local);
         }
 
         return activity;
@@ -113,7 +138,7 @@ internal static class ProxyTelemetry
         if (activity is not null)
         {
             activity.SetTag(Tags.Listener, listener);
-            TagLocalPort(activity, (local as IPEndPoint)?.Port ?? 0);
+            TagLocal(activity, local);
             activity.SetTag(Tags.DatabaseSystem, databaseSystem);
             activity.SetTag(Tags.DatabaseNamespace, database);
             activity.SetTag(Tags.ServerAddress, destination.Host);
@@ -135,11 +160,17 @@ internal static class ProxyTelemetry
         return activity;
     }
 
-    private static void TagLocalPort(Activity activity, int port)
+    private static void TagLocal(Activity activity, EndPoint? local)
     {
-        if (port > 0)
+        switch (local)
         {
-            activity.SetTag(Tags.LocalPort, port);
+            case IPEndPoint { Port: > 0 } ip:
+                activity.SetTag(Tags.LocalPort, ip.Port);
+                break;
+            case UnixDomainSocketEndPoint unix:
+                // OpenTelemetry's network.local.address is the socket's path for a Unix socket.
+                activity.SetTag(Tags.LocalAddress, unix.ToString());
+                break;
         }
     }
 }

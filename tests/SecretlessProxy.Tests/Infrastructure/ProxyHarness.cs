@@ -37,16 +37,19 @@ public sealed class ProxyHarness : IAsyncDisposable
     /// <summary>
     /// The spans of this proxy. The proxy's ActivitySource is one per process, so every proxy a test
     /// process runs sees every other's spans: a span that names the listener port it came in on
-    /// (<c>network.local.port</c>) is kept only when that port is one of this proxy's listeners.
+    /// (<c>network.local.port</c>, or <c>network.local.address</c> for a Unix socket) is kept only
+    /// when that is one of this proxy's listeners.
     /// </summary>
     public IReadOnlyList<Activity> Spans
     {
         get
         {
             var ports = App.ListenerBindings.OfType<System.Net.IPEndPoint>().Select(e => e.Port).ToHashSet();
+            var sockets = App.ListenerBindings.OfType<System.Net.Sockets.UnixDomainSocketEndPoint>().Select(e => e.ToString()).ToHashSet(StringComparer.Ordinal);
             lock (_spans)
             {
-                return _spans.Where(s => s.GetTagItem("network.local.port") is not int port || ports.Contains(port)).ToArray();
+                return _spans.Where(s => s.GetTagItem("network.local.port") is int port ? ports.Contains(port)
+                    : s.GetTagItem("network.local.address") is not string socket || sockets.Contains(socket)).ToArray();
             }
         }
     }

@@ -70,6 +70,11 @@ public sealed class UnixSocketListenerTests : IDisposable
         Assert.Equal(65534, allowed.GetProperty("caller").GetProperty("uid").GetInt32());
         Assert.EndsWith("curl", allowed.GetProperty("caller").GetProperty("executable").GetString());
         Assert.True(allowed.GetProperty("caller").GetProperty("pid").GetInt32() > 0);
+
+        // Each request's span names the socket it came in on (no port to tell proxies apart by).
+        var spans = proxy.Spans.Where(s => s.DisplayName == "secretless.proxy" && (string?)s.GetTagItem("secretless.listener") == "local").ToList();
+        Assert.Equal(2, spans.Count);
+        Assert.All(spans, s => Assert.Equal(_socket, s.GetTagItem("network.local.address")));
     }
 
     public void Dispose()

@@ -1,5 +1,4 @@
 using System.IO.Pipelines;
-using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using Microsoft.AspNetCore.Connections;
@@ -169,7 +168,7 @@ internal sealed partial class ForwardProxyConnectionHandler
     /// </summary>
     private void RecordTunnel(ConnectionContext connection, ProxyGeneration generation, ListenerDefinition listener, ConnectRequest connect, bool passedThrough, AccessOutcome outcome, string reason)
     {
-        using var activity = ProxyTelemetry.StartRequest(listener.Name, (connection.LocalEndPoint as IPEndPoint)?.Port ?? 0);
+        using var activity = ProxyTelemetry.StartRequest(listener.Name, connection.LocalEndPoint);
         var destination = new RequestDestination(TunnelScheme, connect.Host, connect.Port, "CONNECT", string.Empty);
         _pipeline.RecordConnection(new AccessRequest(generation, listener, destination, activity) { Caller = connection.Features.Get<CallerFeature>() }, passedThrough, outcome, reason);
     }

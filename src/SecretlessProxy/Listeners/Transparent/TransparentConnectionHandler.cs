@@ -196,7 +196,7 @@ internal sealed partial class TransparentConnectionHandler
     /// </summary>
     private void RecordConnection(ConnectionContext connection, ProxyGeneration generation, ListenerDefinition listener, string host, int port, bool passedThrough, AccessOutcome outcome, string reason)
     {
-        using var activity = ProxyTelemetry.StartRequest(listener.Name, (connection.LocalEndPoint as IPEndPoint)?.Port ?? 0);
+        using var activity = ProxyTelemetry.StartRequest(listener.Name, connection.LocalEndPoint);
         var destination = new RequestDestination(ConnectionScheme, host, port, "CONNECT", string.Empty);
         _pipeline.RecordConnection(new AccessRequest(generation, listener, destination, activity) { Caller = connection.Features.Get<CallerFeature>() }, passedThrough, outcome, reason);
     }
