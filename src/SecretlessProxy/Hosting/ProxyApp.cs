@@ -438,13 +438,19 @@ internal sealed partial class ProxyApp : IAsyncDisposable
     /// Tracing is on when the standard OTEL_* variables ask for an exporter (or a test hook does),
     /// and off otherwise, so an unobserved proxy pays nothing for spans.
     /// </summary>
+    /// <summary>The meter the .NET runtime publishes its own metrics on (since .NET 9).</summary>
+    internal const string RuntimeMeterName = "System.Runtime";
+
     private static void ConfigureTelemetry(IServiceCollection services, ProxyAppOptions options)
     {
         var otel = services.AddOpenTelemetry()
             .ConfigureResource(r => r.AddService(Environment.GetEnvironmentVariable("OTEL_SERVICE_NAME") ?? "secretless-proxy"))
             .WithMetrics(metrics =>
             {
-                metrics.AddMeter(ProxyMetrics.MeterName).AddPrometheusExporter();
+                // The runtime's own meter (GC collections and pause time, heap size, thread-pool
+                // threads and queue length, lock contentions): what an operator reads first when the
+                // proxy's tail latency or memory moves. Its instruments are read at collection only.
+                metrics.AddMeter(ProxyMetrics.MeterName, RuntimeMeterName).AddPrometheusExporter();
                 if (OtlpRequested("OTEL_METRICS_EXPORTER", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"))
                 {
                     metrics.AddOtlpExporter();
