@@ -91,7 +91,7 @@ internal sealed partial class LoopbackCallerResolver
         }
 
         // The client's socket: its local endpoint is our remote one.
-        var row = ProcNetTcp.Find(_procRoot, socketLocal: remote, socketRemote: local);
+        var row = TcpSocketLookup.Find(_procRoot, socketLocal: remote, socketRemote: local);
         if (row is not { } socket)
         {
             Log.CallerUnresolved(_logger, Reasons.NoSocketRow, null, 0);

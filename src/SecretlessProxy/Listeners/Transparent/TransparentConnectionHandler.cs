@@ -254,7 +254,7 @@ internal sealed partial class TransparentConnectionHandler
         }
 
         if (_ownUid >= 0 && connection.RemoteEndPoint is IPEndPoint client &&
-            ProcNetTcp.Find("/proc", Normalize(client), original) is { Inode: not 0 } row && row.Uid == _ownUid)
+            TcpSocketLookup.Find("/proc", Normalize(client), original) is { Inode: not 0 } row && row.Uid == _ownUid)
         {
             return "the proxy's own upstream connection was redirected back to it (exempt the proxy's uid: secretless-proxy iptables --proxy-uid " + _ownUid + ")";
         }
