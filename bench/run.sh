@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Measures the proxy side by side with the direct call and with nginx, on loopback, interleaved.
-#   bench/run.sh            route mode throughput/latency/CPU/RSS + cold start, appended to RESULTS.md
+# Measures the proxy side by side with the direct call and with its peers (nginx, HAProxy, Caddy, the floor), on loopback, interleaved.
+#   bench/run.sh            route mode throughput/latency (p99.9)/CPU/RSS, fixed-rate latency (RATES), cold start and start-up, appended to RESULTS.md
 #   bench/run.sh soak       bounded soak (SOAK_SECONDS, default 120): errors and RSS growth
 #   bench/run.sh forward    forward mode: plain http via HTTP_PROXY, intercepted HTTPS vs mitmproxy, tunnel and leaf costs
 #   bench/run.sh pg [direct] PostgreSQL with pgbench, direct vs the Postgres listener (bench/pgbench.sh; markdown on stdout)
