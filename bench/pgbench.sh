@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # PostgreSQL through the proxy's Postgres listener vs direct, with pgbench, on loopback.
-#   bench/pgbench.sh           direct and proxy, interleaved A B A B; prints a markdown section on stdout
+#   bench/pgbench.sh           direct, the proxy and its peers, interleaved A B C A B C; prints a markdown section on stdout
 #   bench/pgbench.sh direct    the direct half only (proves the server and pgbench set-up)
 #   bench/run.sh pg [direct]   the same, through bench/run.sh
 # Direct: pgbench does TLS (verify-full against the test CA) and SCRAM itself. Through the proxy:
 # pgbench connects in plaintext with no password; the proxy logs in upstream over verified TLS with
 # the credential it holds. Workloads: persistent connections (-c 8 -j 2) select-only (-S) and the
 # default TPC-B-like script, and a new connection per transaction (-C, select-only).
+# Peers in the same rounds and workloads: PgBouncer (session pooling; pgbench sends the password in
+# plaintext to it, SCRAM; it logs in upstream over verified TLS with the password it holds, as the
+# proxy does) and HAProxy in TCP mode (bytes only: pgbench does TLS verify-full and SCRAM end to end
+# through it). "pooled" is the proxy again with the runtime's inline socket completions off.
 # Variables: DURATION (20), ROUNDS (2), PRIME (10, seconds of load per target before the rounds),
-# CLIENTS (8), THREADS (2), SCALE (10), PROXY_BIN (an existing secretless-proxy; else a Release
+# CLIENTS (8), THREADS (2), SCALE (10), TARGETS (direct proxy pooled pgbouncer haproxy; direct and
+# proxy are required), PROXY_BIN (an existing secretless-proxy; else a Release
 # publish), PROXY_ENV (NAME=value words for the proxy's environment), BENCH_LABEL. Progress goes to stderr. Not a test: CI does not run it. Every process it
 # starts listens on 127.0.0.1 and is stopped on exit.
 set -euo pipefail
@@ -26,18 +31,23 @@ case $mode in compare | direct) ;; *) echo "usage: bench/pgbench.sh [compare|dir
 
 say() { printf '%s\n' "$*" >&2; }
 
-if ! compgen -G '/usr/lib/postgresql/*/bin/pgbench' >/dev/null || ! command -v curl >/dev/null || ! command -v openssl >/dev/null; then
-  [ "$(id -u)" = 0 ] || { say "needs Debian's postgresql, curl and openssl (install them as root)"; exit 1; }
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql postgresql-client curl openssl >/dev/null
+need=()
+compgen -G '/usr/lib/postgresql/*/bin/pgbench' >/dev/null || need+=(postgresql postgresql-client)
+command -v curl >/dev/null || need+=(curl)
+command -v openssl >/dev/null || need+=(openssl)
+if [ "$mode" = compare ]; then command -v pgbouncer >/dev/null || need+=(pgbouncer); command -v haproxy >/dev/null || need+=(haproxy); fi
+if [ ${#need[@]} -gt 0 ]; then
+  [ "$(id -u)" = 0 ] || { say "needs Debian's ${need[*]} (install them as root)"; exit 1; }
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 bin=$(find /usr/lib/postgresql/*/bin -maxdepth 0 -type d | sort -V | tail -n 1)
 
 work=$(mktemp -d /tmp/secretless-pgbench.XXXXXX)
 chmod 755 "$work"
-proxy_pid=""
+peer_pids=""
 cleanup() {
   # shellcheck disable=SC2086 # a list of pids
-  if [ -n "$proxy_pid" ]; then kill $proxy_pid 2>/dev/null || true; wait $proxy_pid 2>/dev/null || true; fi
+  if [ -n "$peer_pids" ]; then kill $peer_pids 2>/dev/null || true; wait $peer_pids 2>/dev/null || true; fi
   if [ -f "$work/data/postmaster.pid" ]; then as_pg "$bin/pg_ctl" -D "$work/data" -m immediate -w -t 20 stop >/dev/null 2>&1 || true; fi
   rm -rf "$work"
 }
@@ -46,6 +56,7 @@ trap cleanup EXIT
 # initdb and postgres refuse to run as root: as root they run as the postgres user, in a folder it owns.
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 own() { if [ "$(id -u)" = 0 ]; then chown -R postgres:postgres "$@"; fi; }
+wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 secret() { openssl rand -hex 12; }
 
@@ -132,23 +143,93 @@ JSON
     sed "s/127.0.0.1:$PX\"/127.0.0.1:$port\"/; s/127.0.0.1:$ADM\"/127.0.0.1:$adm\"/" "$work/proxy.json" > "$work/proxy-$name.json"
     # shellcheck disable=SC2086 # PROXY_ENV is a list of NAME=value words
     env ${PROXY_ENV:-} "$@" "$proxy" run --config "$work/proxy-$name.json" > "$work/proxy-$name.log" 2>&1 &
-    echo $! > "$work/proxy-$name.pid"
+    echo $! > "$work/pid-$name"; peer_pids+=" $!"
   }
+  read -r -a targets <<< "${TARGETS:-direct proxy pooled pgbouncer haproxy}"
+  has() { [[ " ${targets[*]} " == *" $1 "* ]]; }
+  if ! has direct || ! has proxy; then say "TARGETS must include direct and proxy"; exit 2; fi
+  for t in "${targets[@]}"; do case $t in direct | proxy | pooled | pgbouncer | haproxy) ;; *) say "unknown target $t"; exit 2 ;; esac; done
   PX2=$(free_port); ADM2=$(free_port)
   start_proxy proxy "$PX" "$ADM"
-  start_proxy pooled "$PX2" "$ADM2" DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=0
-  proxy_pid="$(cat "$work/proxy-proxy.pid") $(cat "$work/proxy-pooled.pid")"
-  for adm in "$ADM" "$ADM2"; do
+  adms=("$ADM")
+  if has pooled; then start_proxy pooled "$PX2" "$ADM2" DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=0; adms+=("$ADM2"); fi
+  for adm in "${adms[@]}"; do
     for _ in $(seq 1 200); do curl -sf "http://127.0.0.1:$adm/readyz" >/dev/null 2>&1 && break; sleep 0.05; done
     if ! curl -sf "http://127.0.0.1:$adm/readyz" >/dev/null 2>&1; then say "proxy did not become ready:"; cat "$work"/proxy-*.log >&2; exit 1; fi
   done
+  # PgBouncer, session pooling: plaintext SCRAM from pgbench (the password from userlist.txt), verified
+  # TLS and SCRAM upstream. It refuses to run as root: as root it runs as the postgres user.
+  PGB=$(free_port)
+  if has pgbouncer; then
+    mkdir -p "$work/pgbouncer"
+    printf '"bench" "%s"\n' "$bench_pw" > "$work/pgbouncer/userlist.txt"; chmod 600 "$work/pgbouncer/userlist.txt"
+    cat > "$work/pgbouncer/pgbouncer.ini" <<INI
+[databases]
+bench = host=localhost port=$PG dbname=bench
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $PGB
+unix_socket_dir =
+logfile = $work/pgbouncer/pgbouncer.log
+auth_type = scram-sha-256
+auth_file = $work/pgbouncer/userlist.txt
+pool_mode = session
+default_pool_size = $((CLIENTS * 2))
+max_client_conn = $((CLIENTS * 4 + 50))
+server_tls_sslmode = verify-full
+server_tls_ca_file = $work/ca.pem
+client_tls_sslmode = disable
+log_connections = 0
+log_disconnections = 0
+ignore_startup_parameters = extra_float_digits
+INI
+    own "$work/pgbouncer"
+    if [ "$(id -u)" = 0 ]; then
+      setpriv --reuid=postgres --regid=postgres --init-groups pgbouncer -q "$work/pgbouncer/pgbouncer.ini" > "$work/pgbouncer.out" 2>&1 &
+    else
+      pgbouncer -q "$work/pgbouncer/pgbouncer.ini" > "$work/pgbouncer.out" 2>&1 &
+    fi
+    echo $! > "$work/pid-pgbouncer"; peer_pids+=" $!"
+    wait_port "$PGB" || { say "PgBouncer did not start:"; cat "$work/pgbouncer.out" "$work/pgbouncer/pgbouncer.log" >&2 2>/dev/null; exit 1; }
+  fi
+  # HAProxy in TCP mode: bytes only; pgbench does TLS and SCRAM end to end through it.
+  HAP=$(free_port)
+  if has haproxy; then
+    cat > "$work/haproxy.cfg" <<CFG
+global
+  maxconn 4096
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+listen pg
+  bind 127.0.0.1:$HAP
+  server pg 127.0.0.1:$PG
+CFG
+    haproxy -f "$work/haproxy.cfg" -db > "$work/haproxy.log" 2>&1 &
+    echo $! > "$work/pid-haproxy"; peer_pids+=" $!"
+    wait_port "$HAP" || { say "HAProxy did not start:"; cat "$work/haproxy.log" >&2; exit 1; }
+  fi
   # Through the proxy: plaintext, no password; the proxy holds the credential.
   proxy_env=(-u PGPASSWORD -u PGHOSTADDR PGPASSFILE=/dev/null PGHOST=127.0.0.1 PGPORT="$PX" PGUSER=bench PGDATABASE=bench PGSSLMODE=disable)
   pooled_env=(-u PGPASSWORD -u PGHOSTADDR PGPASSFILE=/dev/null PGHOST=127.0.0.1 PGPORT="$PX2" PGUSER=bench PGDATABASE=bench PGSSLMODE=disable)
   probe=$(env "${proxy_env[@]}" "$bin/psql" -X -Atc "select current_user, (select ssl from pg_stat_ssl where pid = pg_backend_pid())" 2>&1) \
     || { say "psql through the proxy failed: $probe"; cat "$work/proxy-proxy.log" >&2; exit 1; }
   say "through the proxy, upstream session user|ssl: $probe"
-  targets=(direct proxy pooled)
+  pgbouncer_env=(-u PGHOSTADDR PGPASSFILE=/dev/null PGHOST=127.0.0.1 PGPORT="$PGB" PGUSER=bench PGDATABASE=bench PGPASSWORD="$bench_pw" PGSSLMODE=disable)
+  haproxy_env=(PGHOST=localhost PGHOSTADDR=127.0.0.1 PGPORT="$HAP" PGUSER=bench PGDATABASE=bench PGPASSWORD="$bench_pw" PGSSLMODE=verify-full PGSSLROOTCERT="$work/ca.pem")
+  if has pgbouncer; then
+    probe=$(env "${pgbouncer_env[@]}" "$bin/psql" -X -Atc "select current_user, (select ssl from pg_stat_ssl where pid = pg_backend_pid())" 2>&1) \
+      || { say "psql through PgBouncer failed: $probe"; cat "$work/pgbouncer/pgbouncer.log" >&2; exit 1; }
+    say "through PgBouncer, upstream session user|ssl: $probe"
+  fi
+  if has haproxy; then
+    probe=$(env "${haproxy_env[@]}" "$bin/psql" -X -Atc "select current_user, (select ssl from pg_stat_ssl where pid = pg_backend_pid())" 2>&1) \
+      || { say "psql through HAProxy failed: $probe"; exit 1; }
+    say "through HAProxy (TLS end to end), session user|ssl: $probe"
+  fi
 else
   targets=(direct)
 fi
@@ -159,22 +240,25 @@ run_pgbench() {
   local envs=("${direct_env[@]}")
   if [ "$target" = proxy ]; then envs=("${proxy_env[@]}"); fi
   if [ "$target" = pooled ]; then envs=("${pooled_env[@]}"); fi
+  if [ "$target" = pgbouncer ]; then envs=("${pgbouncer_env[@]}"); fi
+  if [ "$target" = haproxy ]; then envs=("${haproxy_env[@]}"); fi
   local before=0
-  if [ "$target" != direct ]; then before=$(awk '{print $14+$15}' "/proc/$(cat "$work/proxy-$target.pid")/stat"); fi
+  if [ "$target" != direct ]; then before=$(awk '{print $14+$15}' "/proc/$(cat "$work/pid-$target")/stat"); fi
   if ! env "${envs[@]}" "$bin/pgbench" -n -c "$CLIENTS" -j "$THREADS" -T "$seconds" "$@" > "$work/pgbench.out" 2>&1; then
     say "pgbench against $target failed:"; tail -n 20 "$work/pgbench.out" >&2
-    if [ "$target" != direct ]; then tail -n 40 "$work/proxy-$target.log" >&2; fi
+    if [ "$target" = proxy ] || [ "$target" = pooled ]; then tail -n 40 "$work/proxy-$target.log" >&2; fi
+    if [ "$target" = pgbouncer ]; then tail -n 40 "$work/pgbouncer/pgbouncer.log" >&2; fi
     exit 1
   fi
   local tps lat failed tx cpu=- t1=0 pid=""
-  if [ "$target" != direct ]; then pid=$(cat "$work/proxy-$target.pid"); fi
+  if [ "$target" != direct ]; then pid=$(cat "$work/pid-$target"); fi
   tps=$(awk '/^tps = / {print $3}' "$work/pgbench.out")
   lat=$(awk '/^latency average = / {print $4}' "$work/pgbench.out")
   failed=$(awk -F'[: ]+' '/^number of failed transactions/ {print $5}' "$work/pgbench.out")
   tx=$(awk -F': ' '/number of transactions actually processed/ {split($2, a, "/"); print a[1]}' "$work/pgbench.out")
   if [ -n "$pid" ]; then
     t1=$(awk '{print $14+$15}' "/proc/$pid/stat")
-    # Clock ticks (1/100 s) of the proxy process per transaction, in microseconds.
+    # Clock ticks of the proxy's (or the peer's) process per transaction, in microseconds.
     cpu=$(awk -v t=$((t1 - before)) -v n="$tx" -v hz="$(getconf CLK_TCK)" 'BEGIN { if (n > 0) printf "%.1f", t * 1000000 / hz / n; else print "-" }')
   fi
   echo "$tps $lat ${failed:-0} $cpu"
@@ -193,7 +277,7 @@ for round in $(seq 1 "$ROUNDS"); do
       # shellcheck disable=SC2086 # the workload flags are word lists
       out=$(run_pgbench "$t" "$DURATION" ${workload[$w]})
       read -r a b c e <<< "$out"
-      say "round $round $w $t: $a tps, latency $b ms, failed $c, proxy cpu $e us/tx"
+      say "round $round $w $t: $a tps, latency $b ms, failed $c, cpu $e us/tx"
       tps[$w,$t]+="$a "; lat[$w,$t]+="$b "; fail[$w,$t]=$(( ${fail[$w,$t]:-0} + c )); cpu[$w,$t]+="$e "
     done
   done
@@ -209,16 +293,39 @@ machine="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /pro
   echo
   echo "### PostgreSQL (pgbench) $(date -u +%Y-%m-%dT%H:%MZ): $label"
   echo
-  echo "Machine: $machine. \`pgbench -c $CLIENTS -j $THREADS -T $DURATION\` on a scale $SCALE database (\`pgbench -i -s $SCALE\`), fsync off; ${PRIME} s select-only priming per target, direct and proxy interleaved, $ROUNDS rounds, medians. Direct: pgbench with TLS verify-full and SCRAM itself. Proxy: pgbench in plaintext with no password to the proxy's Postgres listener, which logs in upstream over verified TLS (SCRAM). pgbench, proxy and server share the cores."
+  echo "Machine: $machine. \`pgbench -c $CLIENTS -j $THREADS -T $DURATION\` on a scale $SCALE database (\`pgbench -i -s $SCALE\`), fsync off; ${PRIME} s select-only priming per target, targets interleaved, $ROUNDS rounds, medians. Direct: pgbench with TLS verify-full and SCRAM itself. Proxy: pgbench in plaintext with no password to the proxy's Postgres listener, which logs in upstream over verified TLS (SCRAM). pgbench, proxy, peers and server share the cores."
   echo
   if [ "$mode" = compare ]; then
-    echo "Proxy: the published binary as it runs by default (a database-only proxy turns on inline socket completions) and the same binary with \`DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=0\` (pooled: continuations through the thread pool), side by side. Proxy CPU is the proxy process's user+system time per transaction (from /proc)."
+    echo "Peers in the same interleaved rounds: PgBouncer $(pgbouncer --version | awk 'NR == 1 {print $2}') in session pooling mode (pgbench sends the password over plaintext to it, SCRAM; PgBouncer logs in upstream over TLS verify-full against the test CA with the password it holds, as the proxy does with its credential) and HAProxy $(haproxy -v | awk 'NR == 1 {print $3}') in TCP mode (bytes only; pgbench does TLS verify-full and SCRAM end to end through it, as direct). PgBouncer keeps its server connections across client connections, so in the new-connection row the server starts no backend and no TLS session per transaction behind it; behind the proxy and HAProxy it does. CPU is the user+system time per transaction of the process in the middle (from /proc): the proxy, PgBouncer, HAProxy."
+    if has pooled; then
+      echo
+      echo "pooled: the same proxy binary with \`DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=0\` (continuations through the thread pool, as every proxy with an HTTP listener runs; the default, a database-only proxy, turns on inline socket completions)."
+    fi
     echo
-    echo "| workload | direct tps | proxy tps | proxy/direct | pooled tps | pooled/direct | latency ms direct / proxy / pooled | proxy CPU µs/tx (default / pooled) | failed |"
-    echo "|---|---|---|---|---|---|---|---|---|"
+    declare -A tname=([direct]=direct [proxy]=proxy [pooled]=pooled [pgbouncer]=PgBouncer [haproxy]=HAProxy)
+    mids=(); for t in "${targets[@]}"; do [ "$t" != direct ] && mids+=("$t"); done
+    head="| workload |"; rule="|---|"
+    for t in "${targets[@]}"; do head+=" ${tname[$t]} tps |"; rule+="---|"; done
+    head+=" proxy/direct |"; rule+="---|"
+    has pooled && { head+=" pooled/direct |"; rule+="---|"; }
+    has pgbouncer && { head+=" proxy/PgBouncer |"; rule+="---|"; }
+    has haproxy && { head+=" proxy/HAProxy |"; rule+="---|"; }
+    lat_names=$(for t in "${targets[@]}"; do printf '%s / ' "${tname[$t]}"; done); cpu_names=$(for t in "${mids[@]}"; do printf '%s / ' "${tname[$t]}"; done)
+    head+=" latency ms ${lat_names% / } | CPU µs/tx ${cpu_names% / } | failed |"; rule+="---|---|---|"
+    echo "$head"; echo "$rule"
     for w in "${names[@]}"; do
-      d=$(m "${tps[$w,direct]:-}"); p=$(m "${tps[$w,proxy]:-}"); i=$(m "${tps[$w,pooled]:-}")
-      echo "| ${desc[$w]} | $(fmt "$d") | $(fmt "$p") | **$(ratio "$p" "$d")** | $(fmt "$i") | **$(ratio "$i" "$d")** | $(m "${lat[$w,direct]:-}") / $(m "${lat[$w,proxy]:-}") / $(m "${lat[$w,pooled]:-}") | $(m "${cpu[$w,proxy]:-}") / $(m "${cpu[$w,pooled]:-}") | ${fail[$w,direct]:-0}/${fail[$w,proxy]:-0}/${fail[$w,pooled]:-0} |"
+      row="| ${desc[$w]} |"
+      for t in "${targets[@]}"; do row+=" $(fmt "$(m "${tps[$w,$t]:-}")") |"; done
+      p=$(m "${tps[$w,proxy]:-}")
+      row+=" **$(ratio "$p" "$(m "${tps[$w,direct]:-}")")** |"
+      has pooled && row+=" **$(ratio "$(m "${tps[$w,pooled]:-}")" "$(m "${tps[$w,direct]:-}")")** |"
+      has pgbouncer && row+=" **$(ratio "$p" "$(m "${tps[$w,pgbouncer]:-}")")** |"
+      has haproxy && row+=" **$(ratio "$p" "$(m "${tps[$w,haproxy]:-}")")** |"
+      lats=$(for t in "${targets[@]}"; do printf '%s / ' "$(m "${lat[$w,$t]:-}")"; done)
+      cpus=$(for t in "${mids[@]}"; do printf '%s / ' "$(m "${cpu[$w,$t]:-}")"; done)
+      fails=$(for t in "${targets[@]}"; do printf '%s/' "${fail[$w,$t]:-0}"; done)
+      row+=" ${lats% / } | ${cpus% / } | ${fails%/} |"
+      echo "$row"
     done
   else
     echo "| workload | direct tps | direct latency ms | failed |"
@@ -228,5 +335,5 @@ machine="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /pro
     done
   fi
   echo
-  echo "Command: \`BENCH_LABEL=\"$label\" bench/pgbench.sh${1:+ $1}\`"
+  echo "Command: \`${TARGETS:+TARGETS=\"$TARGETS\" }BENCH_LABEL=\"$label\" bench/pgbench.sh${1:+ $1}\`"
 }

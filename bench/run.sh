@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Measures the proxy side by side with the direct call and with nginx, on loopback, interleaved.
-#   bench/run.sh            route mode throughput/latency/CPU/RSS + cold start, appended to RESULTS.md
+# Measures the proxy side by side with the direct call and with its peers (nginx, HAProxy, Caddy, the floor), on loopback, interleaved.
+#   bench/run.sh            route mode throughput/latency (p99.9)/CPU/RSS, fixed-rate latency (RATES), cold start and start-up, appended to RESULTS.md
 #   bench/run.sh soak       bounded soak (SOAK_SECONDS, default 120): errors and RSS growth
 #   bench/run.sh forward    forward mode: plain http via HTTP_PROXY, intercepted HTTPS vs mitmproxy, tunnel and leaf costs
 #   bench/run.sh pg [direct] PostgreSQL with pgbench, direct vs the Postgres listener (bench/pgbench.sh; markdown on stdout)
@@ -8,6 +8,9 @@
 #   bench/run.sh mysql|redis MariaDB (sysbench) or Redis (redis-benchmark), direct vs HAProxy TCP vs the listener (bench/dbbench.sh)
 #   BENCH_LABEL="what changed" bench/run.sh   labels the run in RESULTS.md
 #   BASELINE_REF=<git ref> bench/run.sh      route mode also runs the proxy built from that ref, side by side
+#   PROXY_VARIANTS="aot=/path/secretless-proxy jit=/other/secretless-proxy" bench/run.sh
+#                                            route mode also runs those builds, side by side, one variant each
+#   PROXY_BIN=/path/secretless-proxy       measure that binary instead of publishing one; FLOOR_BIN likewise for bench/Floor
 # Not a test: CI does not run it. Every process it starts listens on 127.0.0.1 and is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,10 +25,10 @@ ROUNDS=${ROUNDS:-3}
 CONNECTIONS=${CONNECTIONS:-32}
 SOAK_SECONDS=${SOAK_SECONDS:-120}
 label=${BENCH_LABEL:-unlabelled run}
+source bench/lib.sh
 if [ "$mode" = pg ]; then exec bash bench/pgbench.sh "${@:2}"; fi
 if [ "$mode" = mysql ] || [ "$mode" = redis ]; then exec bash bench/dbbench.sh "$mode"; fi
 if [ "$mode" = revoke ]; then
-  source bench/lib.sh
   exec python3 bench/revoke.py "$(proxy_binary "$(mktemp -d /tmp/secretless-revoke-bin.XXXXXX)")" "${TRIALS:-20}"
 fi
 
@@ -33,6 +36,7 @@ need=()
 command -v wrk >/dev/null || need+=(wrk)
 command -v nginx >/dev/null || need+=(nginx-light)
 command -v curl >/dev/null || need+=(curl)
+if [ "$mode" = route ]; then command -v haproxy >/dev/null || need+=(haproxy); command -v caddy >/dev/null || need+=(caddy); fi
 if [ "$mode" = forward ]; then command -v mitmdump >/dev/null || need+=(mitmproxy); command -v openssl >/dev/null || need+=(openssl); fi
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
@@ -45,6 +49,7 @@ cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   [ -f "$work/up.pid" ] && kill "$(cat "$work/up.pid")" 2>/dev/null || true
   [ -f "$work/rp.pid" ] && kill "$(cat "$work/rp.pid")" 2>/dev/null || true
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
   sleep 0.3; rm -rf "$work"
   git -C "$root" worktree prune 2>/dev/null || true
 }
@@ -53,8 +58,7 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 UP=$(free_port); RP=$(free_port); PX=$(free_port); ADM=$(free_port)
 
-echo "publishing Release build"
-dotnet publish src/SecretlessProxy/SecretlessProxy.csproj -c Release -o "$work/app" -nologo -v quiet >/dev/null
+proxy_bin=$(proxy_binary "$work/app")
 # The same code at another commit, for "what did this change cost" measured in the same run.
 BASELINE_REF=${BASELINE_REF:-}
 baseline_label=""
@@ -137,59 +141,98 @@ cat > "$work/proxy.json" <<JSON
 }
 JSON
 
-UPB=$(free_port); ADMB=$(free_port)
-sed -e "s/127.0.0.1:$PX\"/127.0.0.1:$UPB\"/" -e "s/127.0.0.1:$ADM\"/127.0.0.1:$ADMB\"/" "$work/proxy.json" > "$work/baseline.json"
-# A baseline from before issue 14 knows no UnixSocket key: it reaches the token endpoint over TCP.
-if [ -n "$BASELINE_REF" ] && ! "$work/baseline/secretless-proxy" validate --config "$work/baseline.json" >/dev/null 2>&1; then
-  sed -i -e "s|\"TokenUrl\": \"http://localhost/oauth/token\", \"UnixSocket\": \"$work/up/token.sock\"|\"TokenUrl\": \"http://127.0.0.1:$UP/oauth/token\"|" "$work/baseline.json"
-fi
-baseline_pid=""
-start_baseline() {
-  env ${PROXY_ENV:-} "$work/baseline/secretless-proxy" run --config "$work/baseline.json" > "$work/baseline.log" 2>&1 &
-  baseline_pid=$!; pids+=("$baseline_pid")
-  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$ADMB/readyz" >/dev/null 2>&1 && return 0; sleep 0.05; done
-  echo "baseline proxy did not start"; cat "$work/baseline.log"; exit 1
+# Further proxy builds measured side by side with the proxy, one variant each: the baseline
+# (BASELINE_REF) and every PROXY_VARIANTS entry, each with its own copy of proxy.json (its own
+# listener and admin ports).
+declare -A xbin xport xadm xpid
+extras=()
+add_extra() { # name binary
+  local name=$1 bin=$2
+  [[ $name =~ ^[A-Za-z0-9_.]+$ ]] || { echo "PROXY_VARIANTS: bad name '$name' (letters, digits, _ and . only)"; exit 1; }
+  case " direct proxy nginx haproxy caddy floor ${extras[*]} " in *" $name "*) echo "PROXY_VARIANTS: the name '$name' is taken"; exit 1 ;; esac
+  [ -x "$bin" ] || { echo "PROXY_VARIANTS: $bin ($name) is not an executable"; exit 1; }
+  xbin[$name]=$bin; xport[$name]=$(free_port); xadm[$name]=$(free_port); extras+=("$name")
+  sed -e "s/127.0.0.1:$PX\"/127.0.0.1:${xport[$name]}\"/" -e "s/127.0.0.1:$ADM\"/127.0.0.1:${xadm[$name]}\"/" "$work/proxy.json" > "$work/$name.json"
+  # A build from before issue 14 knows no UnixSocket key: it reaches the token endpoint over TCP.
+  if ! "$bin" validate --config "$work/$name.json" >/dev/null 2>&1; then
+    sed -i -e "s|\"TokenUrl\": \"http://localhost/oauth/token\", \"UnixSocket\": \"$work/up/token.sock\"|\"TokenUrl\": \"http://127.0.0.1:$UP/oauth/token\"|" "$work/$name.json"
+  fi
 }
+start_extra() { # name
+  local name=$1
+  # shellcheck disable=SC2086 # PROXY_ENV is a list of NAME=value words
+  env ${PROXY_ENV:-} "${xbin[$name]}" run --config "$work/$name.json" > "$work/$name.log" 2>&1 &
+  xpid[$name]=$!; pids+=("${xpid[$name]}")
+  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:${xadm[$name]}/readyz" >/dev/null 2>&1 && return 0; sleep 0.05; done
+  echo "proxy variant $name did not start"; cat "$work/$name.log"; exit 1
+}
+stop_extra() { kill "${xpid[$1]}" 2>/dev/null || true; wait "${xpid[$1]}" 2>/dev/null || true; }
+if [ "$mode" = route ]; then
+  [ -n "$BASELINE_REF" ] && add_extra baseline "$work/baseline/secretless-proxy"
+  for entry in ${PROXY_VARIANTS:-}; do
+    [[ $entry == *=* ]] || { echo "PROXY_VARIANTS: '$entry' is not name=/path/to/secretless-proxy"; exit 1; }
+    add_extra "${entry%%=*}" "${entry#*=}"
+  done
+fi
 
 proxy_pid=""
 start_proxy() {
   : > "$work/up/token.log"
-  env ${PROXY_ENV:-} "$work/app/secretless-proxy" run --config "$work/proxy.json" > "$work/proxy.log" 2>&1 &
+  # shellcheck disable=SC2086 # PROXY_ENV is a list of NAME=value words
+  env ${PROXY_ENV:-} "$proxy_bin" run --config "$work/proxy.json" > "$work/proxy.log" 2>&1 &
   proxy_pid=$!; pids+=("$proxy_pid")
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$ADM/readyz" >/dev/null 2>&1 && return 0; sleep 0.05; done
   echo "proxy did not start"; cat "$work/proxy.log"; exit 1
 }
 stop_proxy() { kill "$proxy_pid" 2>/dev/null || true; wait "$proxy_pid" 2>/dev/null || true; }
+# Milliseconds from starting a proxy to the first 200 through its listener (not /readyz): curl
+# every 5 ms, clocked with date +%s%N. Prints "-" when no 200 came within 10 s.
+first_200_ms() { # binary config listener-port
+  local t0 code pid ms="-"
+  t0=$(date +%s%N)
+  # shellcheck disable=SC2086 # PROXY_ENV is a list of NAME=value words
+  env ${PROXY_ENV:-} "$1" run --config "$2" > "$work/startup.log" 2>&1 &
+  pid=$!; pids+=("$pid")
+  while [ $(( $(date +%s%N) - t0 )) -lt 10000000000 ]; do
+    code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$3/startup" 2>/dev/null || true)
+    if [ "$code" = 200 ]; then ms=$(( ($(date +%s%N) - t0) / 1000000 )); break; fi
+    sleep 0.005
+  done
+  kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
+  echo "$ms"
+}
+wait_200() { for _ in $(seq 1 200); do [ "$(curl -s -o /dev/null -w '%{http_code}' "$1" 2>/dev/null || true)" = 200 ] && return 0; sleep 0.05; done; return 1; }
 
 cpu_ticks() { local t=0; for p in "$@"; do read -r -a f < "/proc/$p/stat"; t=$((t + f[13] + f[14])); done; echo $t; }
 rss_kb() { local t=0; for p in "$@"; do t=$((t + $(awk '/VmRSS/ {print $2}' "/proc/$p/status"))); done; echo $t; }
 nginx_rp_pids() { echo "$(cat "$work/rp.pid") $(pgrep -P "$(cat "$work/rp.pid")" | tr '\n' ' ')"; }
 HZ=$(getconf CLK_TCK)
 
-# One wrk run: prints "rps p50_ms p99_ms requests errors cpu_us_per_req max_rss_mb" for the given pids.
+# One wrk run with bench/pace.lua: prints "rps p50_ms p99_ms p999_ms requests errors cpu_us_per_req
+# max_rss_mb" for the given pids. With RATE set the run is paced at RATE req/s (exponential gaps per
+# connection) and has no unpaced warm-up run before it.
 measure() {
-  local url=$1; shift; local script=${SCRIPT:-}; local pids_="$*"
-  wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" ${script:+-s "$script"} "$url" >/dev/null 2>&1
+  local url=$1; shift; local pids_="$*"
+  [ -z "${RATE:-}" ] && wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" -s bench/pace.lua "$url" >/dev/null 2>&1
   local before=0; [ -n "$pids_" ] && before=$(cpu_ticks $pids_)
-  local max_rss=0
-  ( wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency ${script:+-s "$script"} "$url" > "$work/wrk.out" 2>&1 ) &
+  local max_rss=0 r
+  ( env RATE="${RATE:-}" CONNECTIONS="$CONNECTIONS" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" -s bench/pace.lua "$url" > "$work/wrk.out" 2>&1 ) &
   local wrk_pid=$!
   while kill -0 "$wrk_pid" 2>/dev/null; do
     if [ -n "$pids_" ]; then r=$(rss_kb $pids_); [ "$r" -gt "$max_rss" ] && max_rss=$r; fi
     sleep 0.5
   done
   local after=0; [ -n "$pids_" ] && after=$(cpu_ticks $pids_)
-  local rps p50 p99 reqs errs
-  rps=$(awk '/Requests\/sec/ {print $2}' "$work/wrk.out")
-  p50=$(awk '$1=="50%" {print $2}' "$work/wrk.out"); p99=$(awk '$1=="99%" {print $2}' "$work/wrk.out")
-  reqs=$(awk '/requests in/ {print $1}' "$work/wrk.out")
+  local stats reqs errs
+  stats=$(awk '$1 == "bench-stats"' "$work/wrk.out")
+  [ -n "$stats" ] || { echo "wrk against $url printed no bench-stats line:" >&2; cat "$work/wrk.out" >&2; exit 1; }
+  reqs=$(awk '{print $6}' <<< "$stats")
   errs=$(awk '/Non-2xx/ {n+=$NF} /Socket errors/ {gsub(",",""); n+=$4+$6+$8+$10} END {print n+0}' "$work/wrk.out")
   local cpu_us="-"
-  [ -n "$pids_" ] && cpu_us=$(awk -v d=$((after - before)) -v hz="$HZ" -v r="$reqs" 'BEGIN { printf "%.1f", d * 1000000 / hz / r }')
-  echo "$rps $(to_ms "$p50") $(to_ms "$p99") $reqs $errs $cpu_us $((max_rss / 1024))"
+  [ -n "$pids_" ] && cpu_us=$(awk -v d=$((after - before)) -v hz="$HZ" -v r="$reqs" 'BEGIN { if (r > 0) printf "%.1f", d * 1000000 / hz / r; else print "-" }')
+  echo "$(awk '{ printf "%.0f %.3f %.3f %.3f %d", ($7 > 0 ? $6 * 1000000 / $7 : 0), $2/1000, $3/1000, $4/1000, $6 }' <<< "$stats") $errs $cpu_us $((max_rss / 1024))"
 }
-to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub("us","",v); printf "%.3f", v/1000 } else if (v ~ /ms$/) { sub("ms","",v); printf "%.3f", v } else if (v ~ /s$/) { sub("s","",v); printf "%.3f", v*1000 } else print v }'; }
-median() { sort -g | awk '{a[NR]=$1} END { print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2) }'; }
+median() { sort -g | awk '{a[NR]=$1} END { if (NR == 0) print "-"; else print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2) }'; }
 
 # Adds this run's section at the top of the run list in RESULTS.md, keeping every earlier run.
 append_results() {
@@ -265,7 +308,7 @@ PY
   }
 }
 JSON
-  env ${PROXY_ENV:-} "$work/app/secretless-proxy" run --config "$work/forward.json" > "$work/proxy.log" 2>&1 &
+  env ${PROXY_ENV:-} "$proxy_bin" run --config "$work/forward.json" > "$work/proxy.log" 2>&1 &
   proxy_pid=$!; pids+=("$proxy_pid")
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$ADM/readyz" >/dev/null 2>&1 && break; sleep 0.05; done
   mkdir -p "$work/mitm"
@@ -329,54 +372,129 @@ fi
 
 # Route mode, interleaved A B C A B C after a warm-up of each. "-4k" variants fetch a 4 KB body
 # (the response masker scans identity-encoded bodies; "ok" is shorter than any masked value).
-start_proxy
-variants="direct proxy nginx direct-4k proxy-4k"
-primes="http://127.0.0.1:$UP/prime http://127.0.0.1:$PX/prime http://127.0.0.1:$RP/prime"
-if [ -n "$BASELINE_REF" ]; then
-  start_baseline
-  variants="direct proxy baseline nginx direct-4k proxy-4k baseline-4k"
-  primes="$primes http://127.0.0.1:$UPB/prime"
+# Peers beside nginx, each a reverse proxy to the same upstream adding the same static header (the
+# app's own Authorization replaced): HAProxy (mode http, upstream connections reused, no logging)
+# and Caddy (reverse_proxy with header_up, admin and access log off); and the floor (bench/Floor:
+# Kestrel + YARP's forwarder + the header transform, Native AOT), the cost of this stack alone.
+HP=$(free_port); CD=$(free_port); FL=$(free_port)
+if [ -n "${FLOOR_BIN:-}" ]; then
+  floor_bin=$FLOOR_BIN
+else
+  echo "publishing bench/Floor (Native AOT)"
+  dotnet publish bench/Floor/Floor.csproj -c Release -o "$work/floor" -nologo -v quiet >/dev/null
+  floor_bin="$work/floor/floor"
 fi
+cat > "$work/haproxy.cfg" <<CFG
+global
+  maxconn 8192
+defaults
+  mode http
+  option http-keep-alive
+  http-reuse always
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+frontend fe
+  bind 127.0.0.1:$HP
+  http-request set-header Authorization "Bearer bench-token-0123456789abcdef"
+  default_backend up
+backend up
+  server up 127.0.0.1:$UP
+CFG
+haproxy -f "$work/haproxy.cfg" -db > "$work/haproxy.log" 2>&1 &
+haproxy_pid=$!; pids+=("$haproxy_pid")
+mkdir -p "$work/caddy"
+cat > "$work/caddy/Caddyfile" <<CADDY
+{
+  admin off
+  auto_https off
+}
+http://:$CD {
+  bind 127.0.0.1
+  reverse_proxy 127.0.0.1:$UP {
+    header_up Authorization "Bearer bench-token-0123456789abcdef"
+  }
+}
+CADDY
+XDG_CONFIG_HOME="$work/caddy" XDG_DATA_HOME="$work/caddy" caddy run --config "$work/caddy/Caddyfile" --adapter caddyfile > "$work/caddy.log" 2>&1 &
+caddy_pid=$!; pids+=("$caddy_pid")
+"$floor_bin" "http://127.0.0.1:$FL" "http://127.0.0.1:$UP" > "$work/floor.log" 2>&1 &
+floor_pid=$!; pids+=("$floor_pid")
+for peer in "haproxy $HP" "caddy $CD" "floor $FL"; do
+  read -r name port <<< "$peer"
+  wait_200 "http://127.0.0.1:$port/ready" || { echo "$name did not start"; cat "$work/$name.log"; exit 1; }
+done
+
+start_proxy
+for x in "${extras[@]}"; do start_extra "$x"; done
+servers="direct proxy ${extras[*]} nginx haproxy caddy floor"
+variants="$servers direct-4k proxy-4k"
+[ -n "$BASELINE_REF" ] && variants="$variants baseline-4k"
+url_of() {
+  case $1 in
+    direct) echo "http://127.0.0.1:$UP/bench" ;;
+    direct-4k) echo "http://127.0.0.1:$UP/kb4/bench" ;;
+    proxy) echo "http://127.0.0.1:$PX/bench" ;;
+    proxy-4k) echo "http://127.0.0.1:$PX/kb4/bench" ;;
+    nginx) echo "http://127.0.0.1:$RP/bench" ;;
+    haproxy) echo "http://127.0.0.1:$HP/bench" ;;
+    caddy) echo "http://127.0.0.1:$CD/bench" ;;
+    floor) echo "http://127.0.0.1:$FL/bench" ;;
+    *-4k) echo "http://127.0.0.1:${xport[${1%-4k}]}/kb4/bench" ;;
+    *) echo "http://127.0.0.1:${xport[$1]}/bench" ;;
+  esac
+}
+watch_of() {
+  case $1 in
+    direct*) echo "" ;;
+    proxy | proxy-4k) echo "$proxy_pid" ;;
+    nginx) nginx_rp_pids ;;
+    haproxy) echo "$haproxy_pid" ;;
+    caddy) echo "$caddy_pid" ;;
+    floor) echo "$floor_pid" ;;
+    *) echo "${xpid[${1%-4k}]}" ;;
+  esac
+}
 sleep 1
 idle_rss=$(( $(rss_kb "$proxy_pid") / 1024 ))
 curl -sf "http://127.0.0.1:$PX/warm" >/dev/null
-for url in $primes; do
-  wrk -t1 -c"$CONNECTIONS" -d"${PRIME}s" "$url" >/dev/null 2>&1
+for v in $servers; do
+  wrk -t1 -c"$CONNECTIONS" -d"${PRIME}s" "$(url_of "$v" | sed 's|/bench$|/prime|')" >/dev/null 2>&1
 done
-declare -A rps p50 p99 cpu rss errs
+declare -A rps p50 p99 p999 cpu rss errs
 for round in $(seq 1 "$ROUNDS"); do
   for variant in $variants; do
-    case $variant in
-      direct) url="http://127.0.0.1:$UP/bench"; watch="" ;;
-      proxy)  url="http://127.0.0.1:$PX/bench"; watch="$proxy_pid" ;;
-      baseline) url="http://127.0.0.1:$UPB/bench"; watch="$baseline_pid" ;;
-      nginx)  url="http://127.0.0.1:$RP/bench"; watch="$(nginx_rp_pids)" ;;
-      direct-4k) url="http://127.0.0.1:$UP/kb4/bench"; watch="" ;;
-      proxy-4k) url="http://127.0.0.1:$PX/kb4/bench"; watch="$proxy_pid" ;;
-      baseline-4k) url="http://127.0.0.1:$UPB/kb4/bench"; watch="$baseline_pid" ;;
-    esac
-    read -r r a b _n e c m <<< "$(measure "$url" $watch)"
-    echo "round $round $variant: $r req/s, p50 $a ms, p99 $b ms, errors $e, cpu/req $c us, max rss $m MB"
-    rps[$variant]+="$r "; p50[$variant]+="$a "; p99[$variant]+="$b "; cpu[$variant]+="$c "; rss[$variant]+="$m "; errs[$variant]+="$e "
+    # shellcheck disable=SC2046 # a list of pids
+    read -r r a b c _n e u mem <<< "$(measure "$(url_of "$variant")" $(watch_of "$variant"))"
+    echo "round $round $variant: $r req/s, p50 $a ms, p99 $b ms, p99.9 $c ms, errors $e, cpu/req $u us, max rss $mem MB"
+    rps[$variant]+="$r "; p50[$variant]+="$a "; p99[$variant]+="$b "; p999[$variant]+="$c "; cpu[$variant]+="$u "; rss[$variant]+="$mem "; errs[$variant]+="$e "
   done
 done
 tokens_after_load=$(wc -l < "$work/up/token.log")
-[ -n "$baseline_pid" ] && { kill "$baseline_pid" 2>/dev/null || true; wait "$baseline_pid" 2>/dev/null || true; }
 
-# p99 at half of the proxy's maximum rate: wrk's delay() paces each connection.
-max_proxy=$(echo ${rps[proxy]} | tr ' ' '\n' | median)
-half=$(awk -v m="$max_proxy" 'BEGIN { printf "%d", m/2 }')
-cat > "$work/pace.lua" <<LUA
-function delay() return math.floor(${CONNECTIONS} * 1000 / ${half}) end
-LUA
-declare -A hp99 hrps
-for round in $(seq 1 "$ROUNDS"); do
-  for variant in direct proxy; do
-    case $variant in direct) url="http://127.0.0.1:$UP/half" ;; proxy) url="http://127.0.0.1:$PX/half" ;; esac
-    read -r r _a b _rest <<< "$(SCRIPT="$work/pace.lua" measure "$url")"
-    hp99[$variant]+="$b "; hrps[$variant]+="$r "
+m() { echo "$1" | tr ' ' '\n' | awk 'NF && $1 != "-"' | median; }
+# Fixed-rate latency: each rate from RATES up to half of nginx's measured maximum, for the direct call
+# and every server. Pacing is exponential per connection (bench/pace.lua), so the connections do not
+# fire in step. Every wrk run opens CONNECTIONS new connections and the proxy attests the caller of
+# each on its first request, so a run's first CONNECTIONS requests are slower; the run lasts DURATION
+# so that they are a small share of its requests (the share is reported with the figures).
+nginx_max=$(m "${rps[nginx]}")
+rates=(); dropped=()
+for r in ${RATES:-1000 2000 4000 8000}; do
+  if awk -v r="$r" -v n="$nginx_max" 'BEGIN { exit !(r <= n / 2) }'; then rates+=("$r"); else dropped+=("$r"); fi
+done
+RATE_ROUNDS=${RATE_ROUNDS:-1}
+declare -A frps f50 f99 f999 freq ferr
+for round in $(seq 1 "$RATE_ROUNDS"); do
+  for rate in "${rates[@]}"; do
+    for v in $servers; do
+      read -r r a b c n e _ <<< "$(RATE=$rate measure "$(url_of "$v")")"
+      echo "round $round at $rate req/s, $v: achieved $r req/s, $n requests, p50 $a ms, p99 $b ms, p99.9 $c ms, errors $e"
+      k="$rate,$v"; frps[$k]+="$r "; f50[$k]+="$a "; f99[$k]+="$b "; f999[$k]+="$c "; freq[$k]+="$n "; ferr[$k]=$(( ${ferr[$k]:-0} + e ))
+    done
   done
 done
+for x in "${extras[@]}"; do stop_extra "$x"; done
 stop_proxy
 
 # Cold start: a fresh proxy, N concurrent first requests, count token endpoint calls.
@@ -390,13 +508,24 @@ cold_ok=$(grep -c '^200$' "$work/cold.codes" || true)
 cold_tokens=$(wc -l < "$work/up/token.log")
 stop_proxy
 
-m() { echo ${1} | tr ' ' '\n' | median; }
+# Start-up to the first proxied 200, for the proxy and every other build: median of STARTUP_TRIALS.
+STARTUP_TRIALS=${STARTUP_TRIALS:-5}
+declare -A startup
+for v in proxy "${extras[@]}"; do
+  if [ "$v" = proxy ]; then b=$proxy_bin; c="$work/proxy.json"; p=$PX; else b=${xbin[$v]}; c="$work/$v.json"; p=${xport[$v]}; fi
+  for _ in $(seq 1 "$STARTUP_TRIALS"); do startup[$v]+="$(first_200_ms "$b" "$c" "$p") "; done
+  echo "start-up to first proxied 200, $v: ${startup[$v]}ms"
+done
+
 # The machine is shared: when the direct call's rounds disagree by more than 25%, something else was
 # using the cores and the ratios are not comparable with other runs. Said in the results, not hidden.
 spread() { echo ${1} | tr ' ' '\n' | awk 'NF { if (min == "" || $1 < min) min = $1; if ($1 > max) max = $1 } END { if (min > 0) printf "%.2f", max / min; else print "0" }'; }
 direct_spread=$(spread "${rps[direct]}")
 noisy=$(awk -v s="$direct_spread" 'BEGIN { print (s > 1.25) ? 1 : 0 }')
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b+0 == 0) print "-"; else printf "%.2f", a/b }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b+0 == 0) print "-"; else printf "%.2f", a/b }'; }
+minus() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-") print "-"; else printf "%+.3f", a-b }'; }
+sum() { echo "$1" | tr ' ' '\n' | awk '{n+=$1} END {print n+0}'; }
+versions="HAProxy $(haproxy -v | awk 'NR == 1 {print $3}'), Caddy $(caddy version | awk '{print $1}')"
 {
   echo
   echo "### $(date -u +%Y-%m-%dT%H:%MZ): $label"
@@ -405,25 +534,52 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b+0 == 0) print "-"; else printf 
     echo "**NOISY RUN, not comparable:** the direct call's req/s varied ${direct_spread}x between rounds (limit 1.25x): another load shared the cores. Only errors, token calls and RSS below are usable."
     echo
   fi
-  echo "Machine: $machine. Load: \`wrk -t1 -c$CONNECTIONS -d${DURATION}s --latency\` after ${PRIME} s of priming load per server and a ${WARMUP} s warm-up per run, variants interleaved, $ROUNDS rounds, medians shown; wrk, upstream, proxy and peer share the cores. Proxy environment: ${PROXY_ENV:-none}."
+  echo "Machine: $machine, $versions. Load: \`wrk -t1 -c$CONNECTIONS -d${DURATION}s -s bench/pace.lua\` after ${PRIME} s of priming load per server and a ${WARMUP} s warm-up per run, variants interleaved, $ROUNDS rounds, medians shown; wrk, upstream, proxy and peers share the cores. Peers, each adding the same static Authorization header in front of the same nginx upstream: nginx (proxy_pass, upstream keepalive), HAProxy (mode http, http-reuse always), Caddy (reverse_proxy, header_up), floor (bench/Floor: Kestrel + YARP forwarder + the header transform, Native AOT). Proxy: \`$proxy_bin\`${PROXY_BIN:+ (PROXY_BIN)}; environment: ${PROXY_ENV:-none}."
   echo
-  echo "| variant | req/s | p50 ms | p99 ms | CPU µs/req (proxy process) | RSS under load MB | errors |"
-  echo "|---|---|---|---|---|---|---|"
+  echo "| variant | req/s | p50 ms | p99 ms | p99.9 ms | CPU µs/req (server process) | RSS under load MB | errors |"
+  echo "|---|---|---|---|---|---|---|---|"
   for v in $variants; do
-    echo "| $v | $(m "${rps[$v]}") | $(m "${p50[$v]}") | $(m "${p99[$v]}") | $( [[ $v = direct* ]] && echo - || m "${cpu[$v]}") | $( [[ $v = direct* ]] && echo - || m "${rss[$v]}") | $(echo ${errs[$v]} | tr ' ' '\n' | awk '{n+=$1} END {print n}') |"
+    echo "| $v | $(m "${rps[$v]}") | $(m "${p50[$v]}") | $(m "${p99[$v]}") | $(m "${p999[$v]}") | $( [[ $v = direct* ]] && echo - || m "${cpu[$v]}") | $( [[ $v = direct* ]] && echo - || m "${rss[$v]}") | $(sum "${errs[$v]}") |"
   done
   echo
+  P=$(m "${rps[proxy]}")
+  echo "- proxy/direct req/s: **$(ratio "$P" "$(m "${rps[direct]}")")**; proxy/nginx **$(ratio "$P" "$(m "${rps[nginx]}")")**, proxy/haproxy **$(ratio "$P" "$(m "${rps[haproxy]}")")**, proxy/caddy **$(ratio "$P" "$(m "${rps[caddy]}")")**, proxy/floor **$(ratio "$P" "$(m "${rps[floor]}")")**"
+  echo "- CPU per request proxy/nginx: **$(ratio "$(m "${cpu[proxy]}")" "$(m "${cpu[nginx]}")")**; proxy/haproxy $(ratio "$(m "${cpu[proxy]}")" "$(m "${cpu[haproxy]}")"), proxy/caddy $(ratio "$(m "${cpu[proxy]}")" "$(m "${cpu[caddy]}")"), proxy/floor $(ratio "$(m "${cpu[proxy]}")" "$(m "${cpu[floor]}")")"
+  echo "- p99 proxy/nginx: **$(ratio "$(m "${p99[proxy]}")" "$(m "${p99[nginx]}")")**; p99.9 proxy/nginx: $(ratio "$(m "${p999[proxy]}")" "$(m "${p999[nginx]}")")"
+  echo "- 4 KB body, proxy/direct req/s: **$(ratio "$(m "${rps[proxy-4k]}")" "$(m "${rps[direct-4k]}")")**"
   if [ -n "$BASELINE_REF" ]; then
     echo "- baseline = the same bench on \`$BASELINE_REF\` ($baseline_label). proxy/baseline req/s: **$(ratio "$(m "${rps[proxy]}")" "$(m "${rps[baseline]}")")**, p99 **$(ratio "$(m "${p99[proxy]}")" "$(m "${p99[baseline]}")")**, CPU per request **$(ratio "$(m "${cpu[proxy]}")" "$(m "${cpu[baseline]}")")**; 4 KB body: req/s **$(ratio "$(m "${rps[proxy-4k]}")" "$(m "${rps[baseline-4k]}")")**, p99 **$(ratio "$(m "${p99[proxy-4k]}")" "$(m "${p99[baseline-4k]}")")**, CPU per request **$(ratio "$(m "${cpu[proxy-4k]}")" "$(m "${cpu[baseline-4k]}")")**"
   fi
-  echo "- 4 KB body, proxy/direct req/s: **$(ratio "$(m "${rps[proxy-4k]}")" "$(m "${rps[direct-4k]}")")**"
-  echo "- proxy/direct req/s: **$(ratio "$(m "${rps[proxy]}")" "$(m "${rps[direct]}")")**; proxy/nginx req/s: **$(ratio "$(m "${rps[proxy]}")" "$(m "${rps[nginx]}")")**; proxy/nginx CPU per request: **$(ratio "$(m "${cpu[proxy]}")" "$(m "${cpu[nginx]}")")**"
+  for x in "${extras[@]}"; do
+    [ "$x" = baseline ] && continue
+    echo "- $x = \`${xbin[$x]}\`: $x/proxy req/s **$(ratio "$(m "${rps[$x]}")" "$P")**, p99 $(ratio "$(m "${p99[$x]}")" "$(m "${p99[proxy]}")"), CPU per request $(ratio "$(m "${cpu[$x]}")" "$(m "${cpu[proxy]}")")"
+  done
   echo "- proxy RSS idle ${idle_rss} MB, under load $(m "${rss[proxy]}") MB"
-  echo "- at half the proxy's maximum rate (~${half} req/s paced): p99 direct $(m "${hp99[direct]}") ms, proxy $(m "${hp99[proxy]}") ms, added $(awk -v a="$(m "${hp99[proxy]}")" -v b="$(m "${hp99[direct]}")" 'BEGIN { printf "%.3f", a-b }') ms"
-  echo "- token endpoint calls during the whole load: ${tokens_after_load} (cached credential)"
+  for v in proxy "${extras[@]}"; do
+    echo "- start-up to first proxied 200 ($v): **$(m "${startup[$v]}") ms** (median of $STARTUP_TRIALS: ${startup[$v]% })"
+  done
+  echo "- token endpoint calls during the whole load: ${tokens_after_load} for $((1 + ${#extras[@]})) proxy process(es) (cached credential: one each)"
   echo "- cold start: ${COLD_N} concurrent first requests on a fresh proxy: ${cold_ok} answered 200 in ${cold_ms} ms, token endpoint calls: **${cold_tokens}**"
   echo
-  echo "Command: \`${BASELINE_REF:+BASELINE_REF=$BASELINE_REF }BENCH_LABEL=\"$label\" bench/run.sh\`"
+  if [ ${#rates[@]} -gt 0 ]; then
+    lowest_reqs=$(m "${freq[${rates[0]},proxy]}")
+    echo "Fixed rate: \`wrk -t1 -c$CONNECTIONS -d${DURATION}s\`, paced by bench/pace.lua (exponential gaps per connection, mean $CONNECTIONS/rate s), rates up to half of nginx's maximum (${nginx_max} req/s)${dropped[0]:+; dropped as above that: ${dropped[*]}}; $RATE_ROUNDS round(s), medians. Each run opens $CONNECTIONS new connections, and the proxy attests the caller of each new loopback connection on its first request, so p99.9 includes those openings: at ${rates[0]} req/s they are $CONNECTIONS of ${lowest_reqs} requests ($(awk -v c="$CONNECTIONS" -v n="$lowest_reqs" 'BEGIN { if (n > 0) printf "%.2f", 100 * c / n; else print "-" }')%; p99.9 is the slowest 0.1%)."
+    echo
+    echo "| rate | server | achieved req/s | requests | p50 ms | p99 ms | p99.9 ms | added over direct p50 / p99 / p99.9 ms | errors |"
+    echo "|---|---|---|---|---|---|---|---|---|"
+    for rate in "${rates[@]}"; do
+      d50=$(m "${f50[$rate,direct]}"); d99=$(m "${f99[$rate,direct]}"); d999=$(m "${f999[$rate,direct]}")
+      for v in $servers; do
+        k="$rate,$v"; a=$(m "${f50[$k]}"); b=$(m "${f99[$k]}"); c=$(m "${f999[$k]}")
+        added=$([ "$v" = direct ] && echo - || echo "$(minus "$a" "$d50") / $(minus "$b" "$d99") / $(minus "$c" "$d999")")
+        echo "| $rate | $v | $(m "${frps[$k]}") | $(m "${freq[$k]}") | $a | $b | $c | $added | ${ferr[$k]:-0} |"
+      done
+    done
+  else
+    echo "Fixed rate: no rate in RATES (${RATES:-1000 2000 4000 8000}) is at or below half of nginx's maximum (${nginx_max} req/s); none run."
+  fi
+  echo
+  echo "Command: \`${BASELINE_REF:+BASELINE_REF=$BASELINE_REF }${PROXY_VARIANTS:+PROXY_VARIANTS=\"$PROXY_VARIANTS\" }${RATES:+RATES=\"$RATES\" }BENCH_LABEL=\"$label\" bench/run.sh\`"
 } | tee "$work/section.md"
 
 append_results
