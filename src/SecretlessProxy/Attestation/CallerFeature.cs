@@ -12,6 +12,8 @@ namespace SecretlessProxy.Attestation;
 internal sealed class CallerFeature
 {
     private readonly Func<CallerAttestation>? _attest;
+    private readonly Func<Task<CallerAttestation>>? _attestAsync;
+    private Task<CallerAttestation>? _pending;
     private readonly Func<CallerAttestation, CallerAttestation>? _recheck;
     private readonly Func<bool>? _recheckWanted;
     private CallerAttestation? _attestation;
@@ -27,15 +29,46 @@ internal sealed class CallerFeature
     /// <param name="recheck">Checks an attestation against the process table now (a few reads per holder).</param>
     /// <param name="recheckWanted">Whether a policy reads the caller now: otherwise the answer is kept (audit only).</param>
     /// <param name="attestNow">Attest in the constructor (at accept), so that the first request is checked against it.</param>
-    internal CallerFeature(Func<CallerAttestation> attest, Func<CallerAttestation, CallerAttestation> recheck, Func<bool> recheckWanted, bool attestNow)
+    /// <param name="attestAsync">
+    /// The same attestation with its scan shared with other connections' and run off the thread pool
+    /// (<see cref="GetCallerAsync"/>); null where attesting needs no scan. An attestation asked for at
+    /// accept is then started there and awaited by the first read.
+    /// </param>
+    internal CallerFeature(Func<CallerAttestation> attest, Func<CallerAttestation, CallerAttestation> recheck, Func<bool> recheckWanted, bool attestNow, Func<Task<CallerAttestation>>? attestAsync = null)
     {
         _attest = attest;
+        _attestAsync = attestAsync;
         _recheck = recheck;
         _recheckWanted = recheckWanted;
         if (attestNow)
         {
-            _attestation = attest();
+            if (attestAsync is not null)
+            {
+                _pending = attestAsync();
+            }
+            else
+            {
+                _attestation = attest();
+            }
         }
+    }
+
+    /// <summary>
+    /// As <see cref="Caller"/>, without holding a thread while the first attestation scans: what a
+    /// request path reads. Later reads re-check synchronously (a few reads of /proc per holder).
+    /// </summary>
+    public async ValueTask<Caller> GetCallerAsync()
+    {
+        if (_attestation is null && (_pending is not null || _attestAsync is not null))
+        {
+            _pending ??= _attestAsync!();
+            var attested = await _pending.ConfigureAwait(false);
+            // The attestation just made is the answer to this read; re-checks start with the next.
+            _attestation ??= attested;
+            return attested.Caller;
+        }
+
+        return Caller;
     }
 
     /// <summary>
@@ -53,7 +86,8 @@ internal sealed class CallerFeature
             var attestation = _attestation;
             if (attestation is null)
             {
-                attestation = _attest!();
+                // A read that cannot wait (a refusal's record): the pending attestation, or one now.
+                attestation = _pending is not null ? _pending.GetAwaiter().GetResult() : _attest!();
                 _attestation = attestation;
                 return attestation.Caller;
             }

@@ -44,6 +44,7 @@ internal sealed partial class LoopbackCallerResolver
     private readonly byte[] _procRootUtf8;
     private readonly ExecutableHashCache _hashes = new();
     private readonly uint? _selfUid;
+    private readonly ScanCoalescer<DescriptorTable> _descriptorPasses;
 
     public LoopbackCallerResolver(TimeProvider time, ILogger<LoopbackCallerResolver> logger, string procRoot = "/proc")
     {
@@ -57,7 +58,11 @@ internal sealed partial class LoopbackCallerResolver
 
         // /proc/self belongs to this process's uid: the uid its own sockets get.
         _selfUid = ProcFs.TryStat(_procRoot + "/self", followLinks: true, out var self) ? self.Uid : null;
+        _descriptorPasses = new ScanCoalescer<DescriptorTable>(ScanAllDescriptors, "caller scan");
     }
+
+    /// <summary>How many coalesced descriptor passes <see cref="AttestTcpAsync"/> ran. For tests.</summary>
+    internal long DescriptorPasses => _descriptorPasses.Passes;
 
     /// <summary>
     /// How long one resolution may spend looking for the process that holds a socket. A pod has
@@ -105,6 +110,46 @@ internal sealed partial class LoopbackCallerResolver
         }
 
         var (attestation, failure, examined) = AttestSocket(socket.Uid, socket.Inode);
+        if (failure is not null)
+        {
+            Log.CallerUnresolved(_logger, failure, socket.Uid, examined);
+            return attestation;
+        }
+
+        Log.CallerResolved(_logger, socket.Uid, attestation.Caller.Pid!.Value, attestation.Caller.Executable);
+        return attestation;
+    }
+
+    /// <summary>
+    /// As <see cref="AttestTcp"/>, with the descriptor scan shared: connections attested together
+    /// wait for one pass over every process's descriptors (the first to start after they asked),
+    /// run on a thread of its own, instead of one scan each on the thread pool.
+    /// </summary>
+    internal async Task<CallerAttestation> AttestTcpAsync(IPEndPoint remote, IPEndPoint local)
+    {
+        ArgumentNullException.ThrowIfNull(remote);
+        ArgumentNullException.ThrowIfNull(local);
+        if (!Loopback.IsLoopback(remote.Address))
+        {
+            Log.CallerUnresolved(_logger, Reasons.NotLoopback, null, 0);
+            return CallerAttestation.Fixed(Caller.Unknown);
+        }
+
+        var row = TcpSocketLookup.Find(_procRoot, socketLocal: remote, socketRemote: local);
+        if (row is not { } socket)
+        {
+            Log.CallerUnresolved(_logger, Reasons.NoSocketRow, null, 0);
+            return CallerAttestation.Fixed(Caller.Unknown);
+        }
+
+        if (socket.Inode == 0)
+        {
+            Log.CallerUnresolved(_logger, Reasons.SocketOwnerless, null, 0);
+            return CallerAttestation.Fixed(Caller.Unknown);
+        }
+
+        var table = await _descriptorPasses.NextAsync(includeSelf: _selfUid == (uint)socket.Uid).ConfigureAwait(false);
+        var (attestation, failure, examined) = AttestHolders(socket.Uid, socket.Inode, table.HoldersOf(socket.Uid, socket.Inode, _selfUid));
         if (failure is not null)
         {
             Log.CallerUnresolved(_logger, failure, socket.Uid, examined);
@@ -182,9 +227,12 @@ internal sealed partial class LoopbackCallerResolver
     }
 
     /// <summary>Every holder of the socket, described; or the uid alone with the reason.</summary>
-    private (CallerAttestation Attestation, string? Failure, int Examined) AttestSocket(int uid, ulong inode)
+    private (CallerAttestation Attestation, string? Failure, int Examined) AttestSocket(int uid, ulong inode) =>
+        AttestHolders(uid, inode, FindSocketHolders(uid, inode));
+
+    /// <summary>The holders a scan found, described; or the uid alone with the reason.</summary>
+    private (CallerAttestation Attestation, string? Failure, int Examined) AttestHolders(int uid, ulong inode, ScanResult scan)
     {
-        var scan = FindSocketHolders(uid, inode);
         if (scan.BoundReached || scan.Holders.Count == 0)
         {
             // A bounded scan cannot rule out a second holder running something else: uid only.
@@ -535,6 +583,126 @@ internal sealed partial class LoopbackCallerResolver
     }
 
     private readonly record struct ScanResult(List<(int Pid, int Fd)> Holders, int Examined, bool BoundReached);
+
+    /// <summary>
+    /// One pass over every visible process's descriptors (this process's last, when asked), within
+    /// the same bounds as <see cref="FindSocketHolders"/>: every socket held and by whom, to answer
+    /// for any number of sockets at once.
+    /// </summary>
+    private DescriptorTable ScanAllDescriptors(bool includeSelf)
+    {
+        var started = _time.GetTimestamp();
+        var self = Environment.ProcessId;
+        var table = new DescriptorTable(self);
+        var pids = new List<int>();
+        foreach (var pid in EnumeratePids())
+        {
+            if (pid != self && ProcFs.TryStat(_procRoot + "/" + pid.ToString(System.Globalization.CultureInfo.InvariantCulture), followLinks: false, out var status))
+            {
+                table.Owners[pid] = status.Uid;
+                pids.Add(pid);
+            }
+        }
+
+        pids.Sort();
+        if (includeSelf && _selfUid is { } selfUid)
+        {
+            table.Owners[self] = selfUid;
+            pids.Add(self);
+        }
+
+        foreach (var pid in pids)
+        {
+            if (table.Examined >= MaxProcessesScanned || _time.GetElapsedTime(started) > ScanBudget)
+            {
+                table.BoundReached = true;
+                break;
+            }
+
+            table.Examined++;
+            ReadSocketDescriptors(pid, table);
+        }
+
+        return table;
+    }
+
+    /// <summary>Adds every socket <paramref name="pid"/> holds to <paramref name="table"/> (its first descriptor for each).</summary>
+    private void ReadSocketDescriptors(int pid, DescriptorTable table)
+    {
+        Span<byte> path = stackalloc byte[_procRootUtf8.Length + 48];
+        Span<byte> link = stackalloc byte[64];
+        // As FindDescriptor: a readable exe link first, descriptor numbers from fdinfo/.
+        if (ProcFs.ReadLink(ProcPath(path, pid, "/exe"u8, -1), link[..1]) < 0)
+        {
+            return;
+        }
+
+        List<int> descriptors;
+        try
+        {
+            descriptors = new FileSystemEnumerable<int>(_procRoot + "/" + pid.ToString(System.Globalization.CultureInfo.InvariantCulture) + "/fdinfo", static (ref FileSystemEntry entry) => ParseNumber(entry.FileName), ScanOptions).ToList();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return;
+        }
+
+        foreach (var fd in descriptors)
+        {
+            var length = ProcFs.ReadLink(ProcPath(path, pid, "/fd/"u8, fd), link);
+            if (length > 9 && link[..8].SequenceEqual("socket:["u8) && link[length - 1] == (byte)']' &&
+                Utf8Parser.TryParse(link[8..(length - 1)], out ulong inode, out var consumed) && consumed == length - 9)
+            {
+                table.Add(inode, pid, fd);
+            }
+        }
+    }
+
+    /// <summary>What one pass saw: each socket inode's holders, each process's owner, and whether a bound cut it short.</summary>
+    private sealed class DescriptorTable(int self)
+    {
+        private readonly Dictionary<ulong, List<(int Pid, int Fd)>> _holders = [];
+
+        public Dictionary<int, uint> Owners { get; } = [];
+
+        public int Examined { get; set; }
+
+        public bool BoundReached { get; set; }
+
+        public void Add(ulong inode, int pid, int fd)
+        {
+            if (!_holders.TryGetValue(inode, out var holders))
+            {
+                _holders[inode] = holders = new List<(int Pid, int Fd)>(1);
+            }
+
+            if (holders.Count == 0 || holders[^1].Pid != pid)
+            {
+                holders.Add((pid, fd));
+            }
+        }
+
+        /// <summary>
+        /// The holders of <paramref name="inode"/> as <see cref="FindSocketHolders"/> orders them for
+        /// a socket of <paramref name="uid"/>: the uid's processes first, then the rest, ascending pid,
+        /// this process last and only for a socket of its own uid.
+        /// </summary>
+        public ScanResult HoldersOf(int uid, ulong inode, uint? selfUid)
+        {
+            if (BoundReached)
+            {
+                return new ScanResult([], Examined, BoundReached: true);
+            }
+
+            var found = _holders.TryGetValue(inode, out var all) ? all : [];
+            var holders = found
+                .Where(h => h.Pid != self || selfUid == (uint)uid)
+                .OrderBy(h => h.Pid == self ? 2 : Owners.GetValueOrDefault(h.Pid) == (uint)uid ? 0 : 1)
+                .ThenBy(h => h.Pid)
+                .ToList();
+            return new ScanResult(holders, Examined, BoundReached: false);
+        }
+    }
 
     private IEnumerable<int> EnumeratePids()
     {

@@ -521,7 +521,7 @@ internal sealed partial class ProxyApp : IAsyncDisposable
         if (connection.RemoteEndPoint is IPEndPoint remote && connection.LocalEndPoint is IPEndPoint local)
         {
             return Loopback.IsLoopback(remote.Address)
-                ? new CallerFeature(() => callers.AttestTcp(remote, local), callers.Recheck, usesCaller, attestNow)
+                ? new CallerFeature(() => callers.AttestTcp(remote, local), callers.Recheck, usesCaller, attestNow, () => callers.AttestTcpAsync(remote, local))
                 : new CallerFeature(Caller.Unknown);
         }
 

@@ -252,14 +252,15 @@ internal sealed partial class AccessPipeline
 
         if (!request.OneAccessPerConnection)
         {
-            return feature.Caller;
+            // A first read waits for the connection's attestation, whose scan runs off the pool.
+            return await feature.GetCallerAsync().ConfigureAwait(false);
         }
 
         // Attesting scans /proc (milliseconds) and only a Caller condition or the audit trail reads
-        // it; a pool opening connections should not pay for it otherwise. The scan is synchronous:
-        // off the I/O thread, which with inline completions serves every socket.
+        // it; a pool opening connections should not pay for it otherwise. Re-checks read /proc
+        // synchronously: off the I/O thread, which with inline completions serves every socket.
         return snapshot.Policies.UsesCaller || snapshot.Audit.Sink != AuditSink.None
-            ? await Task.Run(() => feature.Caller, cancellationToken).ConfigureAwait(false)
+            ? await Task.Run(() => feature.GetCallerAsync().AsTask(), cancellationToken).ConfigureAwait(false)
             : Caller.Unknown;
     }
 

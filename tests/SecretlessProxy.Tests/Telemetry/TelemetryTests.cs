@@ -65,6 +65,10 @@ public sealed class TelemetryTests : IDisposable
         var seconds = double.Parse(expiry[(expiry.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
         Assert.InRange(seconds, 3500, 3600);
         Assert.Contains(lines, l => l.StartsWith("secretless_proxy_added_latency_seconds_count{", StringComparison.Ordinal));
+        // The runtime's own meter beside the proxy's: what an operator reads when latency or memory moves.
+        Assert.Contains(lines, l => l.StartsWith("dotnet_gc_collections_total{", StringComparison.Ordinal) && l.Contains("gc_heap_generation=\"gen0\""));
+        Assert.Contains(lines, l => l.StartsWith("dotnet_gc_pause_time_seconds_total", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith("dotnet_thread_pool_queue_length_total", StringComparison.Ordinal));
 
         // The listener port does not serve metrics.
         var throughListener = await proxy.GetAsync(_listener, "/metrics");
