@@ -14,6 +14,7 @@ internal sealed class CallerFeature
     private readonly Func<CallerAttestation>? _attest;
     private readonly Func<Task<CallerAttestation>>? _attestAsync;
     private Task<CallerAttestation>? _pending;
+    private bool _attestedAtAccept;
     private readonly Func<CallerAttestation, CallerAttestation>? _recheck;
     private readonly Func<bool>? _recheckWanted;
     private CallerAttestation? _attestation;
@@ -45,6 +46,7 @@ internal sealed class CallerFeature
             if (attestAsync is not null)
             {
                 _pending = attestAsync();
+                _attestedAtAccept = true;
             }
             else
             {
@@ -63,9 +65,15 @@ internal sealed class CallerFeature
         {
             _pending ??= _attestAsync!();
             var attested = await _pending.ConfigureAwait(false);
-            // The attestation just made is the answer to this read; re-checks start with the next.
             _attestation ??= attested;
-            return attested.Caller;
+            if (!_attestedAtAccept)
+            {
+                // Made for this read, just now: it is the answer; re-checks start with the next read.
+                return attested.Caller;
+            }
+
+            // Made at accept: the client chose when to send this request, and its process may have
+            // exec(2)'d another binary or handed the socket on since. Checked now, as every later read.
         }
 
         return Caller;
@@ -86,10 +94,20 @@ internal sealed class CallerFeature
             var attestation = _attestation;
             if (attestation is null)
             {
-                // A read that cannot wait (a refusal's record): the pending attestation, or one now.
-                attestation = _pending is not null ? _pending.GetAwaiter().GetResult() : _attest!();
-                _attestation = attestation;
-                return attestation.Caller;
+                // A read that cannot wait (a refusal's record): the finished attestation made at accept
+                // (then re-checked below, as any later read), or one made now on this thread. Never a
+                // wait for the pending one: its continuation needs a pool thread, as this one may be.
+                if (_pending is { IsCompletedSuccessfully: true } done && _attestedAtAccept)
+                {
+                    attestation = done.Result;
+                    _attestation = attestation;
+                }
+                else
+                {
+                    attestation = _attest!();
+                    _attestation = attestation;
+                    return attestation.Caller;
+                }
             }
 
             if (_recheck is null || attestation.Holders is null || !_recheckWanted!())

@@ -44,7 +44,7 @@ internal sealed partial class LoopbackCallerResolver
     private readonly byte[] _procRootUtf8;
     private readonly ExecutableHashCache _hashes = new();
     private readonly uint? _selfUid;
-    private readonly ScanCoalescer<DescriptorTable> _descriptorPasses;
+    private readonly ScanCoalescer<ulong, DescriptorTable> _descriptorPasses;
 
     public LoopbackCallerResolver(TimeProvider time, ILogger<LoopbackCallerResolver> logger, string procRoot = "/proc")
     {
@@ -58,7 +58,7 @@ internal sealed partial class LoopbackCallerResolver
 
         // /proc/self belongs to this process's uid: the uid its own sockets get.
         _selfUid = ProcFs.TryStat(_procRoot + "/self", followLinks: true, out var self) ? self.Uid : null;
-        _descriptorPasses = new ScanCoalescer<DescriptorTable>(ScanAllDescriptors, "caller scan");
+        _descriptorPasses = new ScanCoalescer<ulong, DescriptorTable>(ScanAllDescriptors, "caller scan");
     }
 
     /// <summary>How many coalesced descriptor passes <see cref="AttestTcpAsync"/> ran. For tests.</summary>
@@ -148,7 +148,7 @@ internal sealed partial class LoopbackCallerResolver
             return CallerAttestation.Fixed(Caller.Unknown);
         }
 
-        var table = await _descriptorPasses.NextAsync(includeSelf: _selfUid == (uint)socket.Uid).ConfigureAwait(false);
+        var table = await _descriptorPasses.NextAsync(socket.Inode, includeSelf: _selfUid == (uint)socket.Uid).ConfigureAwait(false);
         var (attestation, failure, examined) = AttestHolders(socket.Uid, socket.Inode, table.HoldersOf(socket.Uid, socket.Inode, _selfUid));
         if (failure is not null)
         {
@@ -586,10 +586,10 @@ internal sealed partial class LoopbackCallerResolver
 
     /// <summary>
     /// One pass over every visible process's descriptors (this process's last, when asked), within
-    /// the same bounds as <see cref="FindSocketHolders"/>: every socket held and by whom, to answer
-    /// for any number of sockets at once.
+    /// the same bounds as <see cref="FindSocketHolders"/>: who holds each of the <paramref name="wanted"/>
+    /// sockets, to answer for all of them at once.
     /// </summary>
-    private DescriptorTable ScanAllDescriptors(bool includeSelf)
+    private DescriptorTable ScanAllDescriptors(bool includeSelf, IReadOnlySet<ulong> wanted)
     {
         var started = _time.GetTimestamp();
         var self = Environment.ProcessId;
@@ -620,14 +620,14 @@ internal sealed partial class LoopbackCallerResolver
             }
 
             table.Examined++;
-            ReadSocketDescriptors(pid, table);
+            ReadSocketDescriptors(pid, wanted, table);
         }
 
         return table;
     }
 
-    /// <summary>Adds every socket <paramref name="pid"/> holds to <paramref name="table"/> (its first descriptor for each).</summary>
-    private void ReadSocketDescriptors(int pid, DescriptorTable table)
+    /// <summary>Adds each wanted socket <paramref name="pid"/> holds to <paramref name="table"/> (its first descriptor for each).</summary>
+    private void ReadSocketDescriptors(int pid, IReadOnlySet<ulong> wanted, DescriptorTable table)
     {
         Span<byte> path = stackalloc byte[_procRootUtf8.Length + 48];
         Span<byte> link = stackalloc byte[64];
@@ -651,7 +651,7 @@ internal sealed partial class LoopbackCallerResolver
         {
             var length = ProcFs.ReadLink(ProcPath(path, pid, "/fd/"u8, fd), link);
             if (length > 9 && link[..8].SequenceEqual("socket:["u8) && link[length - 1] == (byte)']' &&
-                Utf8Parser.TryParse(link[8..(length - 1)], out ulong inode, out var consumed) && consumed == length - 9)
+                Utf8Parser.TryParse(link[8..(length - 1)], out ulong inode, out var consumed) && consumed == length - 9 && wanted.Contains(inode))
             {
                 table.Add(inode, pid, fd);
             }

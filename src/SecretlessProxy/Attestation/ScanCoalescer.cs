@@ -12,19 +12,25 @@ namespace SecretlessProxy.Attestation;
 /// behind them (the p99.9 of each benchmark run). Here the scan runs on a thread of its own, started
 /// when a pass is wanted and gone when none is; the waiters' continuations run on the pool.
 /// </remarks>
+/// <typeparam name="TKey">What a waiter looks for (a socket inode): a pass records only what its waiters asked for.</typeparam>
 /// <typeparam name="T">What a pass produces.</typeparam>
-internal sealed class ScanCoalescer<T>
+internal sealed class ScanCoalescer<TKey, T>
+    where TKey : notnull
 {
-    private readonly Func<bool, T> _scan;
+    private readonly Func<bool, IReadOnlySet<TKey>, T> _scan;
     private readonly string _threadName;
     private readonly Lock _gate = new();
     private TaskCompletionSource<T>? _next;
+    private HashSet<TKey> _nextKeys = [];
     private bool _nextIncludesSelf;
     private bool _running;
 
-    /// <param name="scan">One pass; its argument says whether any waiter needs this process's own descriptors read too.</param>
+    /// <param name="scan">
+    /// One pass: whether any waiter needs this process's own descriptors read too, and the keys the
+    /// waiters look for (so that a process holding a million sockets costs time, not memory).
+    /// </param>
     /// <param name="threadName">The pass thread's name, as tools show it.</param>
-    public ScanCoalescer(Func<bool, T> scan, string threadName)
+    public ScanCoalescer(Func<bool, IReadOnlySet<TKey>, T> scan, string threadName)
     {
         _scan = scan;
         _threadName = threadName;
@@ -35,18 +41,32 @@ internal sealed class ScanCoalescer<T>
 
     private long _passes;
 
-    /// <summary>The result of the next pass to start.</summary>
-    public Task<T> NextAsync(bool includeSelf)
+    /// <summary>The result of the next pass to start, which looks for <paramref name="key"/>.</summary>
+    public Task<T> NextAsync(TKey key, bool includeSelf)
     {
         lock (_gate)
         {
             _next ??= new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
+            _nextKeys.Add(key);
             _nextIncludesSelf |= includeSelf;
             var task = _next.Task;
             if (!_running)
             {
-                _running = true;
-                new Thread(Run) { IsBackground = true, Name = _threadName }.Start();
+                try
+                {
+                    // UnsafeStart: the pass serves every waiter; it carries none's execution context.
+                    new Thread(Run) { IsBackground = true, Name = _threadName }.UnsafeStart();
+                    _running = true;
+                }
+                catch (Exception ex) when (ex is OutOfMemoryException or ThreadStartException)
+                {
+                    // No thread (the pod's pid limit reached): these waiters fail now, the next ask tries again.
+                    var failed = _next;
+                    _next = null;
+                    _nextKeys = [];
+                    _nextIncludesSelf = false;
+                    failed.SetException(ex);
+                }
             }
 
             return task;
@@ -58,6 +78,7 @@ internal sealed class ScanCoalescer<T>
         while (true)
         {
             TaskCompletionSource<T> waiters;
+            HashSet<TKey> keys;
             bool includeSelf;
             lock (_gate)
             {
@@ -69,14 +90,16 @@ internal sealed class ScanCoalescer<T>
 
                 // Everyone who asked so far is answered by this pass; who asks from now on, by the next.
                 waiters = _next;
+                keys = _nextKeys;
                 includeSelf = _nextIncludesSelf;
                 _next = null;
+                _nextKeys = [];
                 _nextIncludesSelf = false;
             }
 
             try
             {
-                var result = _scan(includeSelf);
+                var result = _scan(includeSelf, keys);
                 Interlocked.Increment(ref _passes);
                 waiters.SetResult(result);
             }

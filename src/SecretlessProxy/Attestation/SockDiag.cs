@@ -30,6 +30,7 @@ internal static unsafe partial class SockDiag
     private const ushort SockDiagByFamily = 20;
     private const ushort NlmFRequest = 1;
     private const byte IpProtoTcp = 6;
+    private const byte TcpListen = 10;
     private const int SolSocket = 1;
     private const int SoRcvTimeo = 20;
 
@@ -58,18 +59,19 @@ internal static unsafe partial class SockDiag
 
         Span<byte> request = stackalloc byte[RequestSize];
         request.Clear();
-        BinaryPrimitives.WriteUInt32LittleEndian(request, RequestSize);
-        BinaryPrimitives.WriteUInt16LittleEndian(request[4..], SockDiagByFamily);
-        BinaryPrimitives.WriteUInt16LittleEndian(request[6..], NlmFRequest);
-        BinaryPrimitives.WriteUInt32LittleEndian(request[8..], 1);
+        BitConverter.TryWriteBytes(request, (uint)RequestSize);
+        BitConverter.TryWriteBytes(request[4..], SockDiagByFamily);
+        BitConverter.TryWriteBytes(request[6..], NlmFRequest);
+        BitConverter.TryWriteBytes(request[8..], 1u);
         var body = request[HeaderSize..];
         // An IPv4 conversation is looked up as AF_INET: the kernel's lookup finds the socket whether
         // it is AF_INET or an AF_INET6 socket with mapped addresses (both hash by the IPv4 pair).
         body[0] = local.AddressFamily == AddressFamily.InterNetworkV6 ? (byte)AfInet6 : (byte)AfInet;
         body[1] = IpProtoTcp;
-        BinaryPrimitives.WriteUInt32LittleEndian(body[4..], uint.MaxValue); // every state
+        BitConverter.TryWriteBytes(body[4..], uint.MaxValue); // every state
         var id = body[8..];
-        // Ports and addresses in network byte order; the addresses in 16-byte fields.
+        // Netlink's own fields are in host byte order; ports and addresses in network byte order,
+        // the addresses in 16-byte fields.
         BinaryPrimitives.WriteUInt16BigEndian(id, (ushort)socketLocal.Port);
         BinaryPrimitives.WriteUInt16BigEndian(id[2..], (ushort)socketRemote.Port);
         if (!local.TryWriteBytes(id[4..20], out _) || !remote.TryWriteBytes(id[20..36], out _))
@@ -98,7 +100,7 @@ internal static unsafe partial class SockDiag
 
             Span<byte> kernel = stackalloc byte[12];
             kernel.Clear();
-            BinaryPrimitives.WriteUInt16LittleEndian(kernel, AfNetlink);
+            BitConverter.TryWriteBytes(kernel, (ushort)AfNetlink);
             fixed (byte* message = request)
             fixed (byte* address = kernel)
             {
@@ -115,7 +117,7 @@ internal static unsafe partial class SockDiag
                 received = Recv(fd, buffer, reply.Length, 0);
             }
 
-            return Parse(reply[..(int)Math.Max(received, 0)]);
+            return Parse(reply[..(int)Math.Max(received, 0)], body[0], id[..36]);
         }
         finally
         {
@@ -123,16 +125,25 @@ internal static unsafe partial class SockDiag
         }
     }
 
-    /// <summary>The uid and inode of the first message of a sock_diag reply; null for an error (ENOENT: no such socket) or a short reply.</summary>
-    internal static ProcNetTcp.SocketRow? Parse(ReadOnlySpan<byte> reply)
+    /// <summary>
+    /// The uid and inode of a sock_diag reply about exactly the socket asked for (<paramref name="family"/>
+    /// and the first 36 bytes of the request's <c>inet_diag_sockid</c>: ports, then addresses); null
+    /// for an error (ENOENT: no such socket), a short reply, or a reply about another socket.
+    /// </summary>
+    /// <remarks>
+    /// The kernel's lookup falls back to a listening socket when no connection matches (a client
+    /// gone without TIME_WAIT): its owner is not the caller, so a listener, or any socket whose
+    /// endpoints are not the ones asked for, is no answer.
+    /// </remarks>
+    internal static ProcNetTcp.SocketRow? Parse(ReadOnlySpan<byte> reply, byte family, ReadOnlySpan<byte> asked)
     {
         if (reply.Length < HeaderSize)
         {
             return null;
         }
 
-        var length = BinaryPrimitives.ReadUInt32LittleEndian(reply);
-        var type = BinaryPrimitives.ReadUInt16LittleEndian(reply[4..]);
+        var length = BitConverter.ToUInt32(reply);
+        var type = BitConverter.ToUInt16(reply[4..]);
         if (type != SockDiagByFamily || length > reply.Length || length < MessageInodeOffset + 4)
         {
             // NLMSG_ERROR carries the errno (ENOENT: no such socket, or no TCP diag handler); either
@@ -140,9 +151,41 @@ internal static unsafe partial class SockDiag
             return null;
         }
 
-        var uid = BinaryPrimitives.ReadUInt32LittleEndian(reply[MessageUidOffset..]);
-        var inode = BinaryPrimitives.ReadUInt32LittleEndian(reply[MessageInodeOffset..]);
-        return new ProcNetTcp.SocketRow((int)uid, inode);
+        var message = reply[HeaderSize..];
+        if (message[1] == TcpListen || !SameSocket(message[0], message[4..40], family, asked))
+        {
+            return null;
+        }
+
+        var uid = BitConverter.ToUInt32(reply[MessageUidOffset..]);
+        var inode = BitConverter.ToUInt32(reply[MessageInodeOffset..]);
+        return uid > int.MaxValue ? null : new ProcNetTcp.SocketRow((int)uid, inode);
+    }
+
+    /// <summary>
+    /// Whether a reply's endpoints are the ones asked for: the same bytes when the families agree; an
+    /// IPv4 question may be answered by an AF_INET6 socket with the IPv4-mapped addresses.
+    /// </summary>
+    private static bool SameSocket(byte repliedFamily, ReadOnlySpan<byte> replied, byte family, ReadOnlySpan<byte> asked)
+    {
+        if (!replied[..4].SequenceEqual(asked[..4]))
+        {
+            return false;
+        }
+
+        if (repliedFamily == family)
+        {
+            return replied[4..36].SequenceEqual(asked[4..36]);
+        }
+
+        if (family != AfInet || repliedFamily != AfInet6)
+        {
+            return false;
+        }
+
+        ReadOnlySpan<byte> mappedPrefix = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff];
+        return replied[4..16].SequenceEqual(mappedPrefix) && replied[16..20].SequenceEqual(asked[4..8]) &&
+               replied[20..32].SequenceEqual(mappedPrefix) && replied[32..36].SequenceEqual(asked[20..24]);
     }
 
     [LibraryImport("libc", EntryPoint = "socket")]

@@ -68,19 +68,68 @@ public sealed class SockDiagTests
     [Fact]
     public void RepliesThatAreNotASocketMessageAreNull()
     {
+        var asked = Id(sport: 40000, dport: 8080);
+
         // NLMSG_ERROR (type 2) with ENOENT, as the kernel answers for a socket it does not have.
         var error = new byte[36];
         BitConverter.TryWriteBytes(error.AsSpan(0), 36u);
         BitConverter.TryWriteBytes(error.AsSpan(4), (ushort)2);
         BitConverter.TryWriteBytes(error.AsSpan(16), -2);
-        Assert.Null(SockDiag.Parse(error));
-        Assert.Null(SockDiag.Parse(error.AsSpan(0, 10)));
+        Assert.Null(SockDiag.Parse(error, 2, asked));
+        Assert.Null(SockDiag.Parse(error.AsSpan(0, 10), 2, asked));
 
         // A SOCK_DIAG_BY_FAMILY message cut short of its uid and inode.
         var shortMessage = new byte[60];
         BitConverter.TryWriteBytes(shortMessage.AsSpan(0), 60u);
         BitConverter.TryWriteBytes(shortMessage.AsSpan(4), (ushort)20);
-        Assert.Null(SockDiag.Parse(shortMessage));
+        Assert.Null(SockDiag.Parse(shortMessage, 2, asked));
+    }
+
+    [Fact]
+    public void OnlyAReplyAboutTheSocketAskedForCounts()
+    {
+        var asked = Id(sport: 40000, dport: 8080);
+
+        Assert.Equal(new ProcNetTcp.SocketRow(1000, 4242), SockDiag.Parse(Reply(2, state: 1, Id(40000, 8080), uid: 1000, inode: 4242), 2, asked));
+        // The kernel's lookup falls back to a listener when the connection is gone: not the caller.
+        Assert.Null(SockDiag.Parse(Reply(2, state: 10, Id(40000, 0, dst: 0), uid: 1000, inode: 4242), 2, asked));
+        Assert.Null(SockDiag.Parse(Reply(2, state: 1, Id(40001, 8080), uid: 1000, inode: 4242), 2, asked));
+        Assert.Null(SockDiag.Parse(Reply(2, state: 1, Id(40000, 8080, src: 0x7F000002), uid: 1000, inode: 4242), 2, asked));
+        // An IPv4 question answered by a dual-stack socket, with the IPv4-mapped addresses.
+        var mapped = Id(40000, 8080);
+        Array.Clear(mapped, 4, 32);
+        mapped[14] = mapped[15] = 0xff;
+        mapped[16] = 127; mapped[19] = 1;
+        mapped[30] = mapped[31] = 0xff;
+        mapped[32] = 127; mapped[35] = 1;
+        Assert.Equal(new ProcNetTcp.SocketRow(1000, 4242), SockDiag.Parse(Reply(10, state: 1, mapped, uid: 1000, inode: 4242), 2, asked));
+        // A uid the kernel could not map (overflow uid above int) is no answer.
+        Assert.Null(SockDiag.Parse(Reply(2, state: 1, Id(40000, 8080), uid: uint.MaxValue, inode: 4242), 2, asked));
+    }
+
+    /// <summary>The first 36 bytes of an inet_diag_sockid: ports and 16-byte addresses, network order.</summary>
+    private static byte[] Id(ushort sport, ushort dport, uint src = 0x7F000001, uint dst = 0x7F000001)
+    {
+        var id = new byte[36];
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(id, sport);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(id.AsSpan(2), dport);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(id.AsSpan(4), src);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(id.AsSpan(20), dst);
+        return id;
+    }
+
+    /// <summary>A SOCK_DIAG_BY_FAMILY reply: nlmsghdr, then inet_diag_msg with the given family, state, sockid, uid and inode.</summary>
+    private static byte[] Reply(byte family, byte state, byte[] id, uint uid, uint inode)
+    {
+        var reply = new byte[16 + 72];
+        BitConverter.TryWriteBytes(reply.AsSpan(0), (uint)reply.Length);
+        BitConverter.TryWriteBytes(reply.AsSpan(4), (ushort)20);
+        reply[16] = family;
+        reply[17] = state;
+        id.CopyTo(reply, 16 + 4);
+        BitConverter.TryWriteBytes(reply.AsSpan(16 + 64), uid);
+        BitConverter.TryWriteBytes(reply.AsSpan(16 + 68), inode);
+        return reply;
     }
 
     private static string ReadLink(Socket socket) =>
