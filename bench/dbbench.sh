@@ -80,18 +80,7 @@ fi
 
 # HAProxy in TCP mode: bytes only, the app sends its own password.
 HAP=$(free_port)
-cat >"$work/haproxy.cfg" <<CFG
-global
-  maxconn 4096
-defaults
-  mode tcp
-  timeout connect 5s
-  timeout client 60s
-  timeout server 60s
-listen db
-  bind 127.0.0.1:$HAP
-  server s1 127.0.0.1:$SERVER
-CFG
+haproxy_tcp_config "$HAP" "$SERVER" >"$work/haproxy.cfg"
 haproxy -f "$work/haproxy.cfg" -db >"$work/haproxy.log" 2>&1 &
 pids+=($!)
 wait_port "$HAP" || { say "HAProxy did not start"; cat "$work/haproxy.log" >&2; exit 1; }

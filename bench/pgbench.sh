@@ -196,18 +196,7 @@ INI
   # HAProxy in TCP mode: bytes only; pgbench does TLS and SCRAM end to end through it.
   HAP=$(free_port)
   if has haproxy; then
-    cat > "$work/haproxy.cfg" <<CFG
-global
-  maxconn 4096
-defaults
-  mode tcp
-  timeout connect 5s
-  timeout client 60s
-  timeout server 60s
-listen pg
-  bind 127.0.0.1:$HAP
-  server pg 127.0.0.1:$PG
-CFG
+    haproxy_tcp_config "$HAP" "$PG" > "$work/haproxy.cfg"
     haproxy -f "$work/haproxy.cfg" -db > "$work/haproxy.log" 2>&1 &
     echo $! > "$work/pid-haproxy"; peer_pids+=" $!"
     wait_port "$HAP" || { say "HAProxy did not start:"; cat "$work/haproxy.log" >&2; exit 1; }

@@ -85,40 +85,8 @@ internal sealed partial class LoopbackCallerResolver
     /// As <see cref="ResolveTcp"/>, with every process that held the socket, for
     /// <see cref="Recheck"/> on each later request.
     /// </summary>
-    internal CallerAttestation AttestTcp(IPEndPoint remote, IPEndPoint local)
-    {
-        ArgumentNullException.ThrowIfNull(remote);
-        ArgumentNullException.ThrowIfNull(local);
-        if (!Loopback.IsLoopback(remote.Address))
-        {
-            Log.CallerUnresolved(_logger, Reasons.NotLoopback, null, 0);
-            return CallerAttestation.Fixed(Caller.Unknown);
-        }
-
-        // The client's socket: its local endpoint is our remote one.
-        var row = TcpSocketLookup.Find(_procRoot, socketLocal: remote, socketRemote: local);
-        if (row is not { } socket)
-        {
-            Log.CallerUnresolved(_logger, Reasons.NoSocketRow, null, 0);
-            return CallerAttestation.Fixed(Caller.Unknown);
-        }
-
-        if (socket.Inode == 0)
-        {
-            Log.CallerUnresolved(_logger, Reasons.SocketOwnerless, null, 0);
-            return CallerAttestation.Fixed(Caller.Unknown);
-        }
-
-        var (attestation, failure, examined) = AttestSocket(socket.Uid, socket.Inode);
-        if (failure is not null)
-        {
-            Log.CallerUnresolved(_logger, failure, socket.Uid, examined);
-            return attestation;
-        }
-
-        Log.CallerResolved(_logger, socket.Uid, attestation.Caller.Pid!.Value, attestation.Caller.Executable);
-        return attestation;
-    }
+    internal CallerAttestation AttestTcp(IPEndPoint remote, IPEndPoint local) =>
+        FindClientSocket(remote, local, out var socket) ?? Logged(socket.Uid, AttestSocket(socket.Uid, socket.Inode));
 
     /// <summary>
     /// As <see cref="AttestTcp"/>, with the descriptor scan shared: connections attested together
@@ -127,37 +95,60 @@ internal sealed partial class LoopbackCallerResolver
     /// </summary>
     internal async Task<CallerAttestation> AttestTcpAsync(IPEndPoint remote, IPEndPoint local)
     {
-        ArgumentNullException.ThrowIfNull(remote);
-        ArgumentNullException.ThrowIfNull(local);
-        if (!Loopback.IsLoopback(remote.Address))
+        if (FindClientSocket(remote, local, out var socket) is { } unknown)
         {
-            Log.CallerUnresolved(_logger, Reasons.NotLoopback, null, 0);
-            return CallerAttestation.Fixed(Caller.Unknown);
-        }
-
-        var row = TcpSocketLookup.Find(_procRoot, socketLocal: remote, socketRemote: local);
-        if (row is not { } socket)
-        {
-            Log.CallerUnresolved(_logger, Reasons.NoSocketRow, null, 0);
-            return CallerAttestation.Fixed(Caller.Unknown);
-        }
-
-        if (socket.Inode == 0)
-        {
-            Log.CallerUnresolved(_logger, Reasons.SocketOwnerless, null, 0);
-            return CallerAttestation.Fixed(Caller.Unknown);
+            return unknown;
         }
 
         var table = await _descriptorPasses.NextAsync(socket.Inode, includeSelf: _selfUid == (uint)socket.Uid).ConfigureAwait(false);
-        var (attestation, failure, examined) = AttestHolders(socket.Uid, socket.Inode, table.HoldersOf(socket.Uid, socket.Inode, _selfUid));
-        if (failure is not null)
+        return Logged(socket.Uid, AttestHolders(socket.Uid, socket.Inode, table.HoldersOf(socket.Uid, socket.Inode, _selfUid)));
+    }
+
+    /// <summary>
+    /// The client's socket (its local endpoint is our remote one) in <paramref name="socket"/>, and
+    /// null; or, when there is none to look for holders of, the unknown caller (logged).
+    /// </summary>
+    private CallerAttestation? FindClientSocket(IPEndPoint remote, IPEndPoint local, out ProcNetTcp.SocketRow socket)
+    {
+        ArgumentNullException.ThrowIfNull(remote);
+        ArgumentNullException.ThrowIfNull(local);
+        socket = default;
+        string reason;
+        if (!Loopback.IsLoopback(remote.Address))
         {
-            Log.CallerUnresolved(_logger, failure, socket.Uid, examined);
-            return attestation;
+            reason = Reasons.NotLoopback;
+        }
+        else if (TcpSocketLookup.Find(_procRoot, socketLocal: remote, socketRemote: local) is not { } row)
+        {
+            reason = Reasons.NoSocketRow;
+        }
+        else if (row.Inode == 0)
+        {
+            reason = Reasons.SocketOwnerless;
+        }
+        else
+        {
+            socket = row;
+            return null;
         }
 
-        Log.CallerResolved(_logger, socket.Uid, attestation.Caller.Pid!.Value, attestation.Caller.Executable);
-        return attestation;
+        Log.CallerUnresolved(_logger, reason, null, 0);
+        return CallerAttestation.Fixed(Caller.Unknown);
+    }
+
+    /// <summary>A TCP attestation's outcome, logged: resolved, or the reason it is the uid alone.</summary>
+    private CallerAttestation Logged(int uid, (CallerAttestation Attestation, string? Failure, int Examined) result)
+    {
+        if (result.Failure is not null)
+        {
+            Log.CallerUnresolved(_logger, result.Failure, uid, result.Examined);
+        }
+        else
+        {
+            Log.CallerResolved(_logger, uid, result.Attestation.Caller.Pid!.Value, result.Attestation.Caller.Executable);
+        }
+
+        return result.Attestation;
     }
 
     /// <summary>
@@ -545,21 +536,12 @@ internal sealed partial class LoopbackCallerResolver
         target[8 + digits] = (byte)']';
         target = target[..(9 + digits)];
 
-        var owned = new List<int>();
-        var others = new List<int>();
         var self = Environment.ProcessId;
-        foreach (var pid in EnumeratePids())
-        {
-            if (pid != self && ProcFs.TryStat(_procRoot + "/" + pid.ToString(System.Globalization.CultureInfo.InvariantCulture), followLinks: false, out var status))
-            {
-                (status.Uid == (uint)uid ? owned : others).Add(pid);
-            }
-        }
-
+        var processes = OtherProcesses(self);
+        var owned = processes.Where(p => p.Uid == (uint)uid).Select(p => p.Pid).ToList();
+        var others = processes.Where(p => p.Uid != (uint)uid).Select(p => p.Pid).ToList();
         var examined = 0;
         var holders = new List<(int Pid, int Fd)>(1);
-        owned.Sort();
-        others.Sort();
         List<int>[] groups = _selfUid == (uint)uid ? [owned, others, [self]] : [owned, others];
         foreach (var candidates in groups)
         {
@@ -584,6 +566,22 @@ internal sealed partial class LoopbackCallerResolver
 
     private readonly record struct ScanResult(List<(int Pid, int Fd)> Holders, int Examined, bool BoundReached);
 
+    /// <summary>Every visible process but <paramref name="self"/>, with the uid /proc/&lt;pid&gt; belongs to, in ascending pid order.</summary>
+    private List<(int Pid, uint Uid)> OtherProcesses(int self)
+    {
+        var processes = new List<(int Pid, uint Uid)>();
+        foreach (var pid in EnumeratePids())
+        {
+            if (pid != self && ProcFs.TryStat(_procRoot + "/" + pid.ToString(System.Globalization.CultureInfo.InvariantCulture), followLinks: false, out var status))
+            {
+                processes.Add((pid, status.Uid));
+            }
+        }
+
+        processes.Sort();
+        return processes;
+    }
+
     /// <summary>
     /// One pass over every visible process's descriptors (this process's last, when asked), within
     /// the same bounds as <see cref="FindSocketHolders"/>: who holds each of the <paramref name="wanted"/>
@@ -595,16 +593,12 @@ internal sealed partial class LoopbackCallerResolver
         var self = Environment.ProcessId;
         var table = new DescriptorTable(self);
         var pids = new List<int>();
-        foreach (var pid in EnumeratePids())
+        foreach (var (pid, uid) in OtherProcesses(self))
         {
-            if (pid != self && ProcFs.TryStat(_procRoot + "/" + pid.ToString(System.Globalization.CultureInfo.InvariantCulture), followLinks: false, out var status))
-            {
-                table.Owners[pid] = status.Uid;
-                pids.Add(pid);
-            }
+            table.Owners[pid] = uid;
+            pids.Add(pid);
         }
 
-        pids.Sort();
         if (includeSelf && _selfUid is { } selfUid)
         {
             table.Owners[self] = selfUid;
@@ -631,23 +625,7 @@ internal sealed partial class LoopbackCallerResolver
     {
         Span<byte> path = stackalloc byte[_procRootUtf8.Length + 48];
         Span<byte> link = stackalloc byte[64];
-        // As FindDescriptor: a readable exe link first, descriptor numbers from fdinfo/.
-        if (ProcFs.ReadLink(ProcPath(path, pid, "/exe"u8, -1), link[..1]) < 0)
-        {
-            return;
-        }
-
-        List<int> descriptors;
-        try
-        {
-            descriptors = new FileSystemEnumerable<int>(_procRoot + "/" + pid.ToString(System.Globalization.CultureInfo.InvariantCulture) + "/fdinfo", static (ref FileSystemEntry entry) => ParseNumber(entry.FileName), ScanOptions).ToList();
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return;
-        }
-
-        foreach (var fd in descriptors)
+        foreach (var fd in DescriptorNumbers(pid, path, link))
         {
             var length = ProcFs.ReadLink(ProcPath(path, pid, "/fd/"u8, fd), link);
             if (length > 9 && link[..8].SequenceEqual("socket:["u8) && link[length - 1] == (byte)']' &&
@@ -728,32 +706,38 @@ internal sealed partial class LoopbackCallerResolver
         RecurseSubdirectories = false,
     };
 
-    /// <summary>The descriptor number with which <paramref name="pid"/> holds <paramref name="target"/> (<c>socket:[inode]</c>), or -1.</summary>
-    private int FindDescriptor(int pid, ReadOnlySpan<byte> target)
+    /// <summary>
+    /// <paramref name="pid"/>'s descriptor numbers; none when its descriptors are not ours to read,
+    /// it is a kernel thread, or it exited. <paramref name="path"/> and <paramref name="link"/> are scratch.
+    /// </summary>
+    private List<int> DescriptorNumbers(int pid, Span<byte> path, Span<byte> link)
     {
         // A readable exe link means this process's descriptors are readable too (both need
         // ptrace-read access) and that it is not a kernel thread: checked without an exception.
-        Span<byte> path = stackalloc byte[_procRootUtf8.Length + 48];
-        Span<byte> link = stackalloc byte[64];
         if (ProcFs.ReadLink(ProcPath(path, pid, "/exe"u8, -1), link[..1]) < 0)
         {
-            return -1;
+            return [];
         }
 
         // The descriptor numbers come from fdinfo/, not fd/: its entries are regular files, while
         // fd/'s are symbolic links that the enumerator would stat through to their targets (any
         // file, possibly on a hung network mount).
-        List<int> descriptors;
         try
         {
-            descriptors = new FileSystemEnumerable<int>(_procRoot + "/" + pid.ToString(System.Globalization.CultureInfo.InvariantCulture) + "/fdinfo", static (ref FileSystemEntry entry) => ParseNumber(entry.FileName), ScanOptions).ToList();
+            return new FileSystemEnumerable<int>(_procRoot + "/" + pid.ToString(System.Globalization.CultureInfo.InvariantCulture) + "/fdinfo", static (ref FileSystemEntry entry) => ParseNumber(entry.FileName), ScanOptions).ToList();
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            return -1; // exited, or not ours to read
+            return []; // exited, or not ours to read
         }
+    }
 
-        foreach (var fd in descriptors)
+    /// <summary>The descriptor number with which <paramref name="pid"/> holds <paramref name="target"/> (<c>socket:[inode]</c>), or -1.</summary>
+    private int FindDescriptor(int pid, ReadOnlySpan<byte> target)
+    {
+        Span<byte> path = stackalloc byte[_procRootUtf8.Length + 48];
+        Span<byte> link = stackalloc byte[64];
+        foreach (var fd in DescriptorNumbers(pid, path, link))
         {
             var length = ProcFs.ReadLink(ProcPath(path, pid, "/fd/"u8, fd), link);
             if (length == target.Length && link[..length].SequenceEqual(target))
