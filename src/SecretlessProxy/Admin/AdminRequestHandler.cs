@@ -145,12 +145,20 @@ internal sealed partial class AdminRequestHandler
 
     /// <summary>
     /// <c>POST /credentials/{name}/revoke</c>: drops the cached value at once, so the next request
-    /// fetches a new one. Authorised by <see cref="PostAsync"/>.
+    /// fetches a new one, and answers once the source has revoked what it holds at its issuer (a
+    /// Vault lease; bounded). Authorised by <see cref="PostAsync"/>.
     /// </summary>
-    private Task RevokeAsync(HttpContext context, string name) =>
-        _state.Cache.Revoke(name)
-            ? WriteJsonAsync(context, 200, w => w.WriteString("revoked", name))
-            : WriteJsonAsync(context, 404, w => w.WriteString("error", "no credential named '" + name + "'"));
+    private async Task RevokeAsync(HttpContext context, string name)
+    {
+        if (await _state.Cache.RevokeAndWaitAsync(name).ConfigureAwait(false))
+        {
+            await WriteJsonAsync(context, 200, w => w.WriteString("revoked", name)).ConfigureAwait(false);
+        }
+        else
+        {
+            await WriteJsonAsync(context, 404, w => w.WriteString("error", "no credential named '" + name + "'")).ConfigureAwait(false);
+        }
+    }
 
     /// <summary>
     /// <c>POST /reload</c>: loads and validates the config file now. 200 with the outcome when applied,

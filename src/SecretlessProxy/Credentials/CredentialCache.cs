@@ -108,6 +108,23 @@ internal sealed class CredentialCache : IDisposable
         return true;
     }
 
+    /// <summary>
+    /// As <see cref="Revoke"/>, then waits (at most 5 s) for the source to revoke at its issuer (a
+    /// Vault lease, whose database user Vault drops), so an operator's answer means the old
+    /// credential is gone, not merely forgotten; false when unknown.
+    /// </summary>
+    public async Task<bool> RevokeAndWaitAsync(string name)
+    {
+        if (!_entries.TryGetValue(name, out var entry))
+        {
+            return false;
+        }
+
+        entry.Invalidate();
+        await RevokeAtSourceQuietlyAsync(entry.Definition.Source).ConfigureAwait(false);
+        return true;
+    }
+
     private static async Task RevokeAtSourceQuietlyAsync(ICredentialSource source)
     {
         try

@@ -43,7 +43,7 @@ public sealed class VaultTests : IDisposable
     }
 
     /// <summary>A Kubernetes-style projected token; the proxy does not verify it (no Issuer/JwksUrl), Vault would.</summary>
-    private static string WorkloadToken(DateTimeOffset now)
+    internal static string WorkloadToken(DateTimeOffset now)
     {
         using var rsa = RSA.Create(2048);
         var claims = new JsonObject
@@ -75,18 +75,21 @@ public sealed class VaultTests : IDisposable
             .Policy("api", TestConfig.HeaderPolicy(TestConfig.Match(["127.0.0.1"], "/v1/"), "vault", "X-Api-Key", "{token}"));
     }
 
+    /// <summary>A Vault dynamic credential from <c>database/creds/orders</c>, logged in to with the workload token (jwt, role orders).</summary>
+    internal static JsonObject DynamicDefinition(string vaultAddress) => new()
+    {
+        ["Source"] = "Vault",
+        ["Address"] = vaultAddress,
+        ["AllowLoopbackSquatting"] = true,
+        ["AuthMethod"] = "Jwt",
+        ["Role"] = "orders",
+        ["DynamicPath"] = "database/creds/orders",
+        ["RetryDelay"] = "00:00:00",
+    };
+
     private void DynamicCredential(Action<JsonObject>? change = null)
     {
-        var definition = new JsonObject
-        {
-            ["Source"] = "Vault",
-            ["Address"] = _vault.Address,
-            ["AllowLoopbackSquatting"] = true,
-            ["AuthMethod"] = "Jwt",
-            ["Role"] = "orders",
-            ["DynamicPath"] = "database/creds/orders",
-            ["RetryDelay"] = "00:00:00",
-        };
+        var definition = DynamicDefinition(_vault.Address);
         change?.Invoke(definition);
         _config.Credential("vault", definition)
             .Policy("api", new JsonObject

@@ -1,12 +1,16 @@
 using System.Collections.Concurrent;
 using System.Security.Cryptography.X509Certificates;
 using System.Text.Json;
+using System.Text;
 using System.Text.Json.Nodes;
+using WireMock;
 using WireMock.Logging;
 using WireMock.RequestBuilders;
 using WireMock.ResponseBuilders;
 using WireMock.Server;
 using WireMock.Settings;
+using WireMock.Types;
+using WireMock.Util;
 
 namespace SecretlessProxy.Tests.Infrastructure;
 
@@ -30,6 +34,11 @@ public sealed class FakeVault : IDisposable
     private readonly Guid _readMapping = Guid.NewGuid();
     private readonly Guid _renewMapping = Guid.NewGuid();
     private readonly Guid _revokeMapping = Guid.NewGuid();
+    private readonly ConcurrentDictionary<string, DatabaseLease> _databaseLeases = new();
+    private readonly ConcurrentQueue<string> _revokedLeases = new();
+    private readonly ConcurrentQueue<string> _expiredLeases = new();
+    private readonly ConcurrentQueue<(string LeaseId, int Granted)> _renewedLeases = new();
+    private readonly SemaphoreSlim _expiring = new(1, 1);
     private int _count;
 
     /// <param name="certificate">Serve HTTPS with this certificate (for 127.0.0.1) instead of HTTP.</param>
@@ -131,6 +140,185 @@ public sealed class FakeVault : IDisposable
             }));
     }
 
+    /// <summary>Lease ids revoked through <c>PUT /v1/sys/leases/revoke</c> (database engine leases only), in order.</summary>
+    public IReadOnlyList<string> RevokedLeases => _revokedLeases.ToArray();
+
+    /// <summary>Lease ids that ran out (their TTL passed without renewal) and whose user was dropped.</summary>
+    public IReadOnlyList<string> ExpiredLeases => _expiredLeases.ToArray();
+
+    /// <summary>Database engine renewals that succeeded: the lease and the seconds granted.</summary>
+    public IReadOnlyList<(string LeaseId, int Granted)> RenewedLeases => _renewedLeases.ToArray();
+
+    /// <summary>The user names of database engine leases still alive, by lease id.</summary>
+    public IReadOnlyDictionary<string, string> LiveLeases => _databaseLeases.ToDictionary(p => p.Key, p => p.Value.Username);
+
+    /// <summary>
+    /// Vault's database secrets engine at <paramref name="path"/> (<c>database/creds/orders</c>) backed by
+    /// a real server: each read creates a real user through <paramref name="plugin"/> under a new lease
+    /// of <paramref name="ttl"/> seconds that renewals extend up to <paramref name="maxTtl"/> seconds after
+    /// issue (Vault grants less than asked near the max TTL); <c>sys/leases/revoke</c> and expiry drop the
+    /// user, as Vault's expiration manager does. Time is <paramref name="time"/>: the tests' clock is the
+    /// proxy's, and leases whose TTL passed are expired on the next call to Vault or
+    /// <see cref="ExpireDueLeasesAsync"/>. Requests without a token Vault issued are refused (403).
+    /// </summary>
+    public void DatabaseEngine(string path, VaultDatabasePlugin plugin, TimeProvider time, int ttl = 60, int maxTtl = 300)
+    {
+        Server.Given(Request.Create().WithPath("/v1/" + path).UsingGet())
+            .WithGuid(_readMapping)
+            .AtPriority(Normal)
+            .RespondWith(Response.Create().WithCallback(async request =>
+            {
+                await ExpireDueLeasesAsync(plugin, time);
+                if (!IssuedToken(request))
+                {
+                    return Reply(403, VaultError("permission denied"));
+                }
+
+                var n = Interlocked.Increment(ref _count);
+                // Vault's names are v-{auth}-{role}-{random}-{time}, cut to the server's limit (32 for MySQL).
+                var user = "v-jwt-orders-" + _marker[..6] + "-" + n;
+                var password = "A1a-" + _marker + "-pw-" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(6));
+                var lease = path + "/" + _marker + "-lease-" + n;
+                _passwords.Enqueue(password);
+                try
+                {
+                    await plugin.CreateUser(user, password);
+                }
+                catch (Exception)
+                {
+                    // Vault answers a failed creation statement with 500 and the plugin's text; the text here is fixed.
+                    return Reply(500, VaultError("1 error occurred: failed to create user with " + plugin.Name));
+                }
+
+                var now = time.GetUtcNow();
+                _databaseLeases[lease] = new DatabaseLease(user, now + TimeSpan.FromSeconds(ttl), now + TimeSpan.FromSeconds(maxTtl), ttl);
+                _leaseIds.Enqueue(lease);
+                _usernames.Enqueue(user);
+                return Reply(200, new JsonObject
+                {
+                    ["request_id"] = Guid.NewGuid().ToString(),
+                    ["lease_id"] = lease,
+                    ["renewable"] = true,
+                    ["lease_duration"] = ttl,
+                    ["data"] = new JsonObject { ["username"] = user, ["password"] = password },
+                    ["wrap_info"] = null,
+                    ["warnings"] = null,
+                    ["auth"] = null,
+                });
+            }));
+
+        Server.Given(Request.Create().WithPath("/v1/sys/leases/renew").UsingPut())
+            .WithGuid(_renewMapping)
+            .AtPriority(Normal)
+            .RespondWith(Response.Create().WithCallback(async request =>
+            {
+                await ExpireDueLeasesAsync(plugin, time);
+                if (!IssuedToken(request))
+                {
+                    return Reply(403, VaultError("permission denied"));
+                }
+
+                var body = JsonNode.Parse(request.Body!)!;
+                var id = body["lease_id"]?.GetValue<string>() ?? string.Empty;
+                if (!_databaseLeases.TryGetValue(id, out var lease))
+                {
+                    return Reply(400, VaultError("lease not found or lease is not renewable"));
+                }
+
+                // Vault: the new TTL is the increment asked (the role's TTL without one), capped at the max TTL.
+                var now = time.GetUtcNow();
+                var asked = body["increment"]?.GetValue<int>() is { } increment and > 0 ? increment : lease.Ttl;
+                var granted = (int)Math.Min(asked, Math.Floor((lease.MaxExpiresAt - now).TotalSeconds));
+                if (granted <= 0)
+                {
+                    return Reply(400, VaultError("lease is past its max TTL"));
+                }
+
+                _databaseLeases[id] = lease with { ExpiresAt = now + TimeSpan.FromSeconds(granted) };
+                _renewedLeases.Enqueue((id, granted));
+                return Reply(200, new JsonObject
+                {
+                    ["request_id"] = Guid.NewGuid().ToString(),
+                    ["lease_id"] = id,
+                    ["renewable"] = true,
+                    ["lease_duration"] = granted,
+                    ["data"] = null,
+                    ["warnings"] = granted < asked ? new JsonArray("TTL of \"" + asked + "s\" exceeded the effective max_ttl of \"" + granted + "s\"; TTL value is capped accordingly") : null,
+                });
+            }));
+
+        Server.Given(Request.Create().WithPath("/v1/sys/leases/revoke").UsingPut())
+            .WithGuid(_revokeMapping)
+            .AtPriority(Normal)
+            .RespondWith(Response.Create().WithCallback(async request =>
+            {
+                await ExpireDueLeasesAsync(plugin, time);
+                if (!IssuedToken(request))
+                {
+                    return Reply(403, VaultError("permission denied"));
+                }
+
+                var id = JsonNode.Parse(request.Body!)!["lease_id"]?.GetValue<string>() ?? string.Empty;
+                if (_databaseLeases.TryRemove(id, out var lease))
+                {
+                    try
+                    {
+                        await plugin.DropUser(lease.Username);
+                    }
+                    catch (Exception)
+                    {
+                        _databaseLeases[id] = lease;
+                        return Reply(500, VaultError("failed to revoke lease: " + plugin.Name + " revocation failed"));
+                    }
+
+                    _revokedLeases.Enqueue(id);
+                }
+
+                // Vault answers 204 for a lease it revoked and for one that is already gone.
+                return Reply(204, null);
+            }));
+    }
+
+    /// <summary>Drops the user of every database engine lease whose TTL has passed, as Vault's expiration manager does.</summary>
+    public async Task ExpireDueLeasesAsync(VaultDatabasePlugin plugin, TimeProvider time)
+    {
+        await _expiring.WaitAsync();
+        try
+        {
+            var now = time.GetUtcNow();
+            foreach (var (id, lease) in _databaseLeases.ToArray())
+            {
+                if (lease.ExpiresAt <= now && _databaseLeases.TryRemove(id, out _))
+                {
+                    await plugin.DropUser(lease.Username);
+                    _expiredLeases.Enqueue(id);
+                }
+            }
+        }
+        finally
+        {
+            _expiring.Release();
+        }
+    }
+
+    /// <summary>Every path answers 200 with <paramref name="body"/> as <paramref name="contentType"/>: a gateway's page, a truncated answer.</summary>
+    public void AnswerGarbage(string path, string body, string contentType = "text/html") =>
+        Server.Given(Request.Create().WithPath(path).UsingAnyMethod())
+            .AtPriority(Override)
+            .RespondWith(Response.Create().WithStatusCode(200).WithHeader("Content-Type", contentType).WithBody(body));
+
+    private bool IssuedToken(IRequestMessage request) =>
+        request.Headers?.FirstOrDefault(h => h.Key.Equals("X-Vault-Token", StringComparison.OrdinalIgnoreCase)).Value?.FirstOrDefault() is { } token && _clientTokens.Contains(token);
+
+    private static JsonObject VaultError(string message) => new() { ["errors"] = new JsonArray(message) };
+
+    private static ResponseMessage Reply(int status, JsonObject? body) => new()
+    {
+        StatusCode = status,
+        Headers = new Dictionary<string, WireMockList<string>> { ["Content-Type"] = new("application/json") },
+        BodyData = body is null ? null : new BodyData { BodyAsString = body.ToJsonString(), DetectedBodyType = BodyType.String, Encoding = Encoding.UTF8 },
+    };
+
     /// <summary>PUT /v1/sys/leases/renew grants <paramref name="ttl"/> seconds (Vault grants less than asked near the max TTL).</summary>
     public void Renewals(int ttl) =>
         Server.Given(Request.Create().WithPath("/v1/sys/leases/renew").UsingPut())
@@ -223,5 +411,12 @@ public sealed class FakeVault : IDisposable
         }
     }
 
-    public void Dispose() => Server.Dispose();
+    public void Dispose()
+    {
+        Server.Dispose();
+        _expiring.Dispose();
+    }
+
+    /// <summary>A live database engine lease: its user, when it ends, and the latest a renewal can take it.</summary>
+    private sealed record DatabaseLease(string Username, DateTimeOffset ExpiresAt, DateTimeOffset MaxExpiresAt, int Ttl);
 }
