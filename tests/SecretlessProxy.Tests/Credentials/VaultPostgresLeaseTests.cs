@@ -129,6 +129,26 @@ public sealed class VaultPostgresLeaseTests : IDisposable
     }
 
     [PostgresFact]
+    public async Task A_lease_that_ran_out_while_the_app_was_idle_is_replaced_not_renewed_or_used_dead()
+    {
+        _vault.DatabaseEngine("database/creds/orders", _plugin, _time, ttl: 60, maxTtl: 3600);
+        await using var proxy = await StartAsync();
+        var first = await PsqlCurrentUserAsync(proxy);
+
+        // No connection in the refresh window: Vault lets the lease run out and drops the role.
+        _time.Advance(TimeSpan.FromSeconds(61));
+        await _vault.ExpireDueLeasesAsync(_plugin, _time);
+        Assert.Equal([_vault.LeaseIds[0]], _vault.ExpiredLeases);
+        Assert.DoesNotContain(first, await RolesAsync());
+
+        // The next connection gets a new lease at once: no renewal of the dead one, no login as its role.
+        var second = await NpgsqlCurrentUserAsync(proxy);
+        Assert.Equal(_vault.Usernames[1], second);
+        Assert.Empty(_vault.Requests("/v1/sys/leases/renew"));
+        Assert.Equal(2, _vault.Requests(ReadPath).Count);
+    }
+
+    [PostgresFact]
     public async Task An_admin_revoke_drops_the_role_at_once_and_the_next_connection_uses_a_new_one()
     {
         _vault.DatabaseEngine("database/creds/orders", _plugin, _time, ttl: 600, maxTtl: 3600);
