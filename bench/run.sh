@@ -4,7 +4,7 @@
 #   bench/run.sh soak       bounded soak (SOAK_SECONDS, default 120): errors and RSS growth
 #   bench/run.sh forward    forward mode: plain http via HTTP_PROXY, intercepted HTTPS vs mitmproxy, tunnel and leaf costs
 #   bench/run.sh pg [direct] PostgreSQL with pgbench, direct vs the Postgres listener (bench/pgbench.sh; markdown on stdout)
-#   bench/run.sh revoke      time to revoke: ConfigMap swap to the first refusal, credential revoke to a new token (bench/revoke.py)
+#   bench/run.sh revoke      time to revoke: ConfigMap swap to the first refusal, credential revoke to a new token, Vault lease revoke, identity token expiry (bench/revoke.py)
 #   bench/run.sh mysql|redis MariaDB (sysbench) or Redis (redis-benchmark), direct vs HAProxy TCP vs the listener (bench/dbbench.sh)
 #   BENCH_LABEL="what changed" bench/run.sh   labels the run in RESULTS.md
 #   BASELINE_REF=<git ref> bench/run.sh      route mode also runs the proxy built from that ref, side by side
