@@ -149,6 +149,33 @@ public sealed class VaultPostgresLeaseTests : IDisposable
     }
 
     [PostgresFact]
+    public async Task A_vault_outage_during_the_lease_keeps_the_app_on_its_role_until_the_lease_ends_then_says_why()
+    {
+        _vault.DatabaseEngine("database/creds/orders", _plugin, _time, ttl: 60, maxTtl: 3600);
+        _config.Section["Credentials"]![Credential]!["RetryAttempts"] = 0;
+        await using var proxy = await StartAsync();
+        var first = await PsqlCurrentUserAsync(proxy);
+
+        var marker = "sealed-" + Guid.NewGuid().ToString("N");
+        _vault.FailEverything(503, "Vault is sealed " + marker);
+
+        // Renewal is due and fails (so does issuing anew): the lease is still alive, so the app still gets its role.
+        _time.Advance(TimeSpan.FromSeconds(50));
+        Assert.Equal(first, await NpgsqlCurrentUserAsync(proxy));
+        await Poll.UntilAsync(() => proxy.App.State.Cache.GetStatuses().Single(s => s.Name == Credential) is { State: "valid", LastError: not null }, "the failed renewal");
+        Assert.Equal(first, await PsqlCurrentUserAsync(proxy));
+        Assert.Contains(first, await RolesAsync());
+
+        // Past the lease's end (less the expiry skew) the role is never used; the app is told why.
+        _time.Advance(TimeSpan.FromSeconds(10));
+        var error = await Assert.ThrowsAsync<PostgresException>(() => NpgsqlCurrentUserAsync(proxy));
+        Assert.Equal("57P03", error.SqlState);
+        Assert.Contains("sealed or unavailable (503)", error.MessageText);
+        Assert.DoesNotContain(marker, error.MessageText, StringComparison.Ordinal);
+        Assert.Single(_vault.Usernames);
+    }
+
+    [PostgresFact]
     public async Task An_admin_revoke_drops_the_role_at_once_and_the_next_connection_uses_a_new_one()
     {
         _vault.DatabaseEngine("database/creds/orders", _plugin, _time, ttl: 600, maxTtl: 3600);
