@@ -176,6 +176,27 @@ public sealed class VaultPostgresLeaseTests : IDisposable
     }
 
     [PostgresFact]
+    public async Task A_lease_is_timed_from_the_request_so_a_slow_answer_never_makes_the_proxy_use_a_role_vault_dropped()
+    {
+        // Each answer takes 3 s to arrive, and the proxy keeps no expiry skew: a lease timed from its
+        // answer would look alive 3 s after Vault dropped its role.
+        _vault.DatabaseEngine("database/creds/orders", _plugin, _time, ttl: 60, maxTtl: 3600, whileAnswering: () => _time.Advance(TimeSpan.FromSeconds(3)));
+        _config.Section["Credentials"]![Credential]!["ExpirySkew"] = "00:00:00";
+        var start = _time.GetUtcNow();
+        await using var proxy = await StartAsync();
+        var first = await PsqlCurrentUserAsync(proxy);
+        Assert.Equal(start + TimeSpan.FromSeconds(60), proxy.App.State.Cache.GetStatuses().Single(s => s.Name == Credential).ExpiresAt);
+
+        // Just past Vault's end of the lease (the app was idle through the refresh window): the role
+        // is gone, and the connection logs in as a new lease's role instead of failing as the old one.
+        _time.Advance(TimeSpan.FromSeconds(58));
+        await _vault.ExpireDueLeasesAsync(_plugin, _time);
+        Assert.DoesNotContain(first, await RolesAsync());
+        var second = await NpgsqlCurrentUserAsync(proxy);
+        Assert.Equal(_vault.Usernames[1], second);
+    }
+
+    [PostgresFact]
     public async Task An_admin_revoke_drops_the_role_at_once_and_the_next_connection_uses_a_new_one()
     {
         _vault.DatabaseEngine("database/creds/orders", _plugin, _time, ttl: 600, maxTtl: 3600);

@@ -160,8 +160,10 @@ public sealed class FakeVault : IDisposable
     /// user, as Vault's expiration manager does. Time is <paramref name="time"/>: the tests' clock is the
     /// proxy's, and leases whose TTL passed are expired on the next call to Vault or
     /// <see cref="ExpireDueLeasesAsync"/>. Requests without a token Vault issued are refused (403).
+    /// <paramref name="whileAnswering"/> runs after a lease is issued or renewed and before the answer
+    /// goes out: a test advances its clock there to stand for the answer's time on the network.
     /// </summary>
-    public void DatabaseEngine(string path, VaultDatabasePlugin plugin, TimeProvider time, int ttl = 60, int maxTtl = 300)
+    public void DatabaseEngine(string path, VaultDatabasePlugin plugin, TimeProvider time, int ttl = 60, int maxTtl = 300, Action? whileAnswering = null)
     {
         Server.Given(Request.Create().WithPath("/v1/" + path).UsingGet())
             .WithGuid(_readMapping)
@@ -194,6 +196,7 @@ public sealed class FakeVault : IDisposable
                 _databaseLeases[lease] = new DatabaseLease(user, now + TimeSpan.FromSeconds(ttl), now + TimeSpan.FromSeconds(maxTtl), ttl);
                 _leaseIds.Enqueue(lease);
                 _usernames.Enqueue(user);
+                whileAnswering?.Invoke();
                 return Reply(200, new JsonObject
                 {
                     ["request_id"] = Guid.NewGuid().ToString(),
@@ -236,6 +239,7 @@ public sealed class FakeVault : IDisposable
 
                 _databaseLeases[id] = lease with { ExpiresAt = now + TimeSpan.FromSeconds(granted) };
                 _renewedLeases.Enqueue((id, granted));
+                whileAnswering?.Invoke();
                 return Reply(200, new JsonObject
                 {
                     ["request_id"] = Guid.NewGuid().ToString(),

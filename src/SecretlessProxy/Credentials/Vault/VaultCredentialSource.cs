@@ -240,6 +240,9 @@ internal sealed partial class VaultCredentialSource : ICredentialSource
     private async Task<Credential> IssueAsync(CancellationToken cancellationToken)
     {
         var action = "issuing credentials from " + _settings.ConfiguredPath;
+        // The lease's TTL runs from when Vault issued it, before its answer arrived: timed from the
+        // request (as the token is), the proxy never believes a lease alive after Vault has dropped its user.
+        var requestedAt = _time.GetUtcNow();
         var (reply, token) = await SendWithTokenAsync(HttpMethod.Get, _settings.ReadPath, null, action, forIssue: true, cancellationToken).ConfigureAwait(false);
         if (!reply.IsSuccess)
         {
@@ -278,7 +281,7 @@ internal sealed partial class VaultCredentialSource : ICredentialSource
         // duration ends then, or earlier with the token that issued it: Vault revokes a token's
         // leases when the token expires.
         var asked = seconds > 0 ? TimeSpan.FromSeconds(Math.Min(seconds, TimeSpan.FromDays(365).TotalSeconds)) : _settings.ReadInterval;
-        var expiresAt = Earliest(issuedAt + asked, token.ExpiresAt);
+        var expiresAt = Earliest(requestedAt + asked, token.ExpiresAt);
         var lease = new Lease(leaseId, username, password, asked, seconds > 0 && renewable && leaseId.Length > 0, expiresAt, token.ExpiresAt);
         bool released;
         lock (_gate)
@@ -319,6 +322,8 @@ internal sealed partial class VaultCredentialSource : ICredentialSource
         try
         {
             var increment = (long)Math.Ceiling(lease.Duration.TotalSeconds);
+            // As for issuing: the renewed TTL is timed from the request, never from the answer.
+            var requestedAt = _time.GetUtcNow();
             var (reply, _) = await SendWithTokenAsync(
                 HttpMethod.Put,
                 "sys/leases/renew",
@@ -343,10 +348,10 @@ internal sealed partial class VaultCredentialSource : ICredentialSource
                 granted = document.RootElement.TryGetProperty("lease_duration", out var duration) && duration.ValueKind == JsonValueKind.Number && duration.TryGetDouble(out var d) ? d : 0;
             }
 
-            var expiresAt = Earliest(renewedAt + TimeSpan.FromSeconds(granted), lease.IssuerTokenExpiresAt);
-            if (granted < increment || expiresAt < renewedAt + lease.Duration)
+            var expiresAt = Earliest(requestedAt + TimeSpan.FromSeconds(granted), lease.IssuerTokenExpiresAt);
+            if (granted < increment || expiresAt < requestedAt + lease.Duration)
             {
-                Log.LeaseRenewalShort(_logger, lease.LeaseId, (expiresAt - renewedAt).TotalSeconds, increment);
+                Log.LeaseRenewalShort(_logger, lease.LeaseId, (expiresAt - requestedAt).TotalSeconds, increment);
                 return null;
             }
 
