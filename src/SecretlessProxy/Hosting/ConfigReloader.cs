@@ -1,6 +1,5 @@
 using System.Security.Cryptography;
 using SecretlessProxy.Configuration;
-using SecretlessProxy.Core;
 using SecretlessProxy.Identity;
 using SecretlessProxy.Runtime;
 using SecretlessProxy.Telemetry;
@@ -28,7 +27,7 @@ internal sealed partial class ConfigReloader : IAsyncDisposable
     private readonly WorkloadIdentityAccessor _identityAccessor;
     private readonly ILoggerFactory _sourceLoggers;
     private readonly ProxyState _state;
-    private readonly Func<TokenFileIdentitySettings, TokenFileIdentity> _identityFactory;
+    private readonly Func<IWorkloadIdentitySettings, IWorkloadIdentitySource> _identityFactory;
     private readonly ILogger _logger;
     private readonly ProxyMetrics _metrics;
     private readonly SemaphoreSlim _gate = new(1, 1);
@@ -39,7 +38,7 @@ internal sealed partial class ConfigReloader : IAsyncDisposable
     private byte[]? _loadedHash;
     private int _disposed;
 
-    public ConfigReloader(string configPath, ProxyAppOptions options, HttpMessageInvoker tokenClient, WorkloadIdentityAccessor identityAccessor, ILoggerFactory sourceLoggers, ProxyState state, Func<TokenFileIdentitySettings, TokenFileIdentity> identityFactory, ProxyMetrics metrics, ILogger<ConfigReloader> logger)
+    public ConfigReloader(string configPath, ProxyAppOptions options, HttpMessageInvoker tokenClient, WorkloadIdentityAccessor identityAccessor, ILoggerFactory sourceLoggers, ProxyState state, Func<IWorkloadIdentitySettings, IWorkloadIdentitySource> identityFactory, ProxyMetrics metrics, ILogger<ConfigReloader> logger)
     {
         _metrics = metrics;
         _configPath = Path.GetFullPath(configPath);
@@ -295,10 +294,8 @@ internal sealed partial class ConfigReloader : IAsyncDisposable
         return directories;
     }
 
-    private static bool SameIdentitySettings(TokenFileIdentitySettings? a, TokenFileIdentitySettings? b) =>
-        a is null ? b is null :
-        b is not null && a.Path == b.Path && a.Issuer == b.Issuer && a.Audience == b.Audience && a.JwksUrl == b.JwksUrl && a.ClockSkew == b.ClockSkew &&
-        IssuerEndpoint.SameReach(a.KeysEndpoint, b.KeysEndpoint);
+    private static bool SameIdentitySettings(IWorkloadIdentitySettings? a, IWorkloadIdentitySettings? b) =>
+        a is null ? b is null : a.SameAs(b);
 
     private static byte[]? HashFile(string path)
     {

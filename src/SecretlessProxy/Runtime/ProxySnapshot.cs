@@ -20,7 +20,7 @@ internal sealed class ProxySnapshot
     /// <summary>64 MiB: a few large signed bodies at once, far below a sidecar's usual memory limit.</summary>
     public const long DefaultSigningBufferBytes = 64L * 1024 * 1024;
 
-    public ProxySnapshot(AdminSettings admin, IReadOnlyDictionary<string, ListenerDefinition> listeners, IReadOnlyList<CredentialDefinition> credentials, PolicySet policies, LocalCaSettings? localCa = null, string? trustedCaFile = null, AuditSettings? audit = null, TokenFileIdentitySettings? identity = null, IReadOnlyDictionary<string, string>? labels = null, TimeSpan? drainTimeout = null, long? signingBufferBytes = null, IReadOnlyList<IssuerEndpoint>? issuerEndpoints = null, IReadOnlyList<SecretFile>? secretFiles = null)
+    public ProxySnapshot(AdminSettings admin, IReadOnlyDictionary<string, ListenerDefinition> listeners, IReadOnlyList<CredentialDefinition> credentials, PolicySet policies, LocalCaSettings? localCa = null, string? trustedCaFile = null, AuditSettings? audit = null, IWorkloadIdentitySettings? identity = null, IReadOnlyDictionary<string, string>? labels = null, TimeSpan? drainTimeout = null, long? signingBufferBytes = null, IReadOnlyList<IssuerEndpoint>? issuerEndpoints = null, IReadOnlyList<SecretFile>? secretFiles = null)
     {
         SigningBufferBytes = signingBufferBytes ?? DefaultSigningBufferBytes;
         IssuerEndpoints = issuerEndpoints ?? [];
@@ -62,7 +62,7 @@ internal sealed class ProxySnapshot
         new(Admin, Listeners, Credentials.Select(c => c with { Fingerprint = fingerprint(c.Name) }).ToArray(), Policies, LocalCa, TrustedCaFile, Audit, Identity, Labels, DrainTimeout, SigningBufferBytes, IssuerEndpoints, SecretFiles);
 
     /// <summary>The workload identity token settings; null when the proxy has no identity of its own.</summary>
-    public TokenFileIdentitySettings? Identity { get; }
+    public IWorkloadIdentitySettings? Identity { get; }
 
     /// <summary>Where this proxy runs (env, cluster): policies' Labels compare against these.</summary>
     public IReadOnlyDictionary<string, string> Labels { get; }
