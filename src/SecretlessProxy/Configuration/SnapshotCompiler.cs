@@ -487,7 +487,9 @@ internal sealed partial class SnapshotCompiler
 
         if (injection is ClientCertificateInjector certificate)
         {
-            return new CompiledPolicy(name, hosts, ports, methods, prefix, p.Inject.ClientCertificate!.CertFile!, ClientCertificateSource, certificate, conditions, schemes, p.Match.AllowEncodedSlashes == true, p.PassRoutingHeaders, observe);
+            return certificate.CredentialName is { } certificateCredential
+                ? new CompiledPolicy(name, hosts, ports, methods, prefix, certificateCredential, sourceKinds.GetValueOrDefault(certificateCredential, "unknown"), certificate, conditions, schemes, p.Match.AllowEncodedSlashes == true, p.PassRoutingHeaders, observe)
+                : new CompiledPolicy(name, hosts, ports, methods, prefix, p.Inject.ClientCertificate!.CertFile!, ClientCertificateSource, certificate, conditions, schemes, p.Match.AllowEncodedSlashes == true, p.PassRoutingHeaders, observe);
         }
 
         // A credential that did not compile leaves the snapshot invalid; its kind is never read then.

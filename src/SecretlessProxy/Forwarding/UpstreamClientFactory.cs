@@ -21,16 +21,16 @@ internal sealed class UpstreamClientFactory : ForwarderHttpClientFactory
     internal static readonly TimeSpan ClientCertificateConnectionLifetime = TimeSpan.FromMinutes(5);
 
     private readonly X509Certificate2Collection? _extraTrust;
-    private readonly ClientCertificateFiles? _clientCertificate;
+    private readonly IClientCertificate? _clientCertificate;
 
-    public UpstreamClientFactory(X509Certificate2Collection? extraTrust, ClientCertificateFiles? clientCertificate = null)
+    public UpstreamClientFactory(X509Certificate2Collection? extraTrust, IClientCertificate? clientCertificate = null)
     {
         _extraTrust = extraTrust;
         _clientCertificate = clientCertificate;
     }
 
     /// <summary>The same settings and trust, for a client whose connections present <paramref name="certificate"/>.</summary>
-    public UpstreamClientFactory WithClientCertificate(ClientCertificateFiles certificate) => new(_extraTrust, certificate);
+    public UpstreamClientFactory WithClientCertificate(IClientCertificate certificate) => new(_extraTrust, certificate);
 
     public HttpMessageInvoker CreateClient() => CreateClient(new ForwarderHttpClientContext { NewConfig = HttpClientConfig.Empty });
 

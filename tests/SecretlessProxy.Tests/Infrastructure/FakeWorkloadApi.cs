@@ -49,7 +49,7 @@ public sealed class FakeWorkloadApi : IAsyncDisposable
         var san = new SubjectAlternativeNameBuilder();
         san.AddUri(new Uri(TrustDomainId));
         request.CertificateExtensions.Add(san.Build());
-        Ca = request.CreateSelfSigned(time.GetUtcNow().AddDays(-1), time.GetUtcNow().AddDays(30));
+        Ca = request.CreateSelfSigned(time.GetUtcNow().AddDays(-2), time.GetUtcNow().AddDays(30));
         _x509 = IssueX509(spiffeId, TimeSpan.FromHours(1));
     }
 
@@ -160,7 +160,7 @@ public sealed class FakeWorkloadApi : IAsyncDisposable
         san.AddUri(new Uri(spiffeId));
         request.CertificateExtensions.Add(san.Build());
         request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1"), new Oid("1.3.6.1.5.5.7.3.2")], false));
-        using var signed = request.Create(Ca, Time.GetUtcNow().AddMinutes(-5), Time.GetUtcNow().AddHours(1), RandomNumberGenerator.GetBytes(12));
+        using var signed = request.Create(Ca, Time.GetUtcNow().AddHours(-1), Time.GetUtcNow().AddDays(1), RandomNumberGenerator.GetBytes(12));
         using var withKey = signed.CopyWithPrivateKey(key);
         return X509CertificateLoader.LoadPkcs12(withKey.Export(X509ContentType.Pkcs12), null);
     }
@@ -175,7 +175,8 @@ public sealed class FakeWorkloadApi : IAsyncDisposable
         request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature | X509KeyUsageFlags.KeyAgreement, true));
         request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1"), new Oid("1.3.6.1.5.5.7.3.2")], false));
         var now = Time.GetUtcNow();
-        var leaf = request.Create(Ca, now.AddSeconds(-30), now + lifetime, RandomNumberGenerator.GetBytes(12));
+        // Valid from an hour back: tests move the proxy's clock ahead, the upstream checks with the real one.
+        var leaf = request.Create(Ca, now.AddHours(-1), now + lifetime, RandomNumberGenerator.GetBytes(12));
         var pkcs8 = key.ExportPkcs8PrivateKey();
         IssuedKeys.Enqueue(key.ExportPkcs8PrivateKeyPem());
         IssuedKeys.Enqueue(Convert.ToBase64String(pkcs8));
