@@ -130,6 +130,7 @@ internal sealed partial class SnapshotCompiler
         var localCa = CompileLocalCa(options.LocalCa, LocalCaNeededBy(listeners.Values), errors);
 
         var trustedCaFile = options.Upstreams.TrustedCaFile is null ? null : RequireFile(options.Upstreams.TrustedCaFile, Root + ":Upstreams:TrustedCaFile", errors);
+        var spiffeUpstreams = CompileSpiffeTrust(options.Upstreams.SpiffeTrust, errors);
         var audit = CompileAudit(options.Audit, errors);
         var drainTimeout = Positive(options.Shutdown.DrainTimeout, ShutdownOptions.DefaultDrainTimeout, Root + ":Shutdown:DrainTimeout", errors);
         var signingBufferBytes = options.Limits.SigningBufferBytes ?? LimitsOptions.DefaultSigningBufferBytes;
@@ -143,7 +144,10 @@ internal sealed partial class SnapshotCompiler
             return null;
         }
 
-        return new ProxySnapshot(admin, listeners, credentials, new PolicySet(policies.OrderBy(p => p.Name, StringComparer.Ordinal).ToArray()), localCa, trustedCaFile, audit, identity, labels, drainTimeout, signingBufferBytes, [.. _issuerEndpoints], _secretFiles.ToArray());
+        return new ProxySnapshot(admin, listeners, credentials, new PolicySet(policies.OrderBy(p => p.Name, StringComparer.Ordinal).ToArray()), localCa, trustedCaFile, audit, identity, labels, drainTimeout, signingBufferBytes, [.. _issuerEndpoints], _secretFiles.ToArray())
+        {
+            SpiffeUpstreams = spiffeUpstreams,
+        };
     }
 
     private AuditSettings CompileAudit(AuditOptions audit, List<ConfigError> errors)

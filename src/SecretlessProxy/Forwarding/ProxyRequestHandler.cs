@@ -107,6 +107,21 @@ internal sealed partial class ProxyRequestHandler
         }
 
         var grant = (AccessGrant)decision;
+        if (snapshot.SpiffeUpstreams?.Find(destination.Host) is { } spiffeUpstream)
+        {
+            // Verified by SPIFFE bundle and ID: without TLS, or without a bundle, the upstream
+            // cannot be verified, and the request is not sent rather than sent unverified.
+            var untrusted = !string.Equals(destination.Scheme, "https", StringComparison.Ordinal)
+                ? "upstream " + destination.Host + " is verified by SPIFFE ID (Upstreams:SpiffeTrust:" + spiffeUpstream.Name + "), which needs https; this request would go to " + destination.Scheme + "://" + destination.Host + ":" + destination.Port + " without TLS"
+                : await spiffeUpstream.ReadyAsync(context.RequestAborted).ConfigureAwait(false);
+            if (untrusted is not null)
+            {
+                grant.Refuse(AccessOutcome.UpstreamTlsFailed, untrusted);
+                await WriteProblemAsync(context, activity, StatusCodes.Status503ServiceUnavailable, "upstream-trust-unavailable", "Upstream cannot be verified", untrusted).ConfigureAwait(false);
+                return;
+            }
+        }
+
         ForwardingFeature feature;
         var upstreamClient = _upstreamClient;
         switch (grant.Injection)

@@ -241,6 +241,11 @@ internal sealed partial class ConfigReloader : IAsyncDisposable
             reasons.Add(SecretlessProxyOptions.SectionName + ":Upstreams:TrustedCaFile" + restart);
         }
 
+        if (current.SpiffeUpstreams?.Fingerprint != next.SpiffeUpstreams?.Fingerprint)
+        {
+            reasons.Add(SecretlessProxyOptions.SectionName + ":Upstreams:SpiffeTrust" + restart);
+        }
+
         if (current.Audit != next.Audit)
         {
             reasons.Add(SecretlessProxyOptions.SectionName + ":Audit" + restart);

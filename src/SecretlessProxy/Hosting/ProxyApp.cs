@@ -117,7 +117,7 @@ internal sealed partial class ProxyApp : IAsyncDisposable
                 Environment.SetEnvironmentVariable(InlineCompletionsVariable, "1");
             }
 
-            var upstreamFactory = HttpClients.CreateUpstreamClientFactory(loaded.Snapshot!.TrustedCaFile);
+            var upstreamFactory = HttpClients.CreateUpstreamClientFactory(loaded.Snapshot!.TrustedCaFile, loaded.Snapshot.SpiffeUpstreams);
             upstreamClient = upstreamFactory.CreateClient();
             var app = Build(configPath, loaded, options, tokenClient, upstreamFactory, upstreamClient, identity, sourceLoggers);
             await app.StartCoreAsync(cancellationToken).ConfigureAwait(false);

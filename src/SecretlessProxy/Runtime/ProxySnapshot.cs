@@ -3,6 +3,7 @@ using SecretlessProxy.Certificates;
 using SecretlessProxy.Core;
 using SecretlessProxy.Credentials;
 using SecretlessProxy.Identity;
+using SecretlessProxy.Identity.Spiffe;
 using SecretlessProxy.Policy;
 using SecretlessProxy.Telemetry;
 
@@ -55,11 +56,14 @@ internal sealed class ProxySnapshot
     /// <summary>Extra CAs trusted for upstream TLS, besides the system store.</summary>
     public string? TrustedCaFile { get; }
 
+    /// <summary>Upstreams verified by SPIFFE bundle and ID (<c>Upstreams:SpiffeTrust</c>); null when none. Read at start.</summary>
+    public SpiffeUpstreamTrust? SpiffeUpstreams { get; init; }
+
     public AuditSettings Audit { get; }
 
     /// <summary>The same snapshot with each credential's <see cref="CredentialDefinition.Fingerprint"/> set.</summary>
     internal ProxySnapshot WithCredentialFingerprints(Func<string, string> fingerprint) =>
-        new(Admin, Listeners, Credentials.Select(c => c with { Fingerprint = fingerprint(c.Name) }).ToArray(), Policies, LocalCa, TrustedCaFile, Audit, Identity, Labels, DrainTimeout, SigningBufferBytes, IssuerEndpoints, SecretFiles);
+        new(Admin, Listeners, Credentials.Select(c => c with { Fingerprint = fingerprint(c.Name) }).ToArray(), Policies, LocalCa, TrustedCaFile, Audit, Identity, Labels, DrainTimeout, SigningBufferBytes, IssuerEndpoints, SecretFiles) { SpiffeUpstreams = SpiffeUpstreams };
 
     /// <summary>The workload identity token settings; null when the proxy has no identity of its own.</summary>
     public IWorkloadIdentitySettings? Identity { get; }

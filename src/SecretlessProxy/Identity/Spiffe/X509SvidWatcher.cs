@@ -53,6 +53,9 @@ internal sealed partial class X509SvidWatcher : IDisposable
         }
     }
 
+    /// <summary>Why the last attempt to read the stream failed, or null after a message.</summary>
+    public string? LastFailure => _lastFailure;
+
     /// <summary>Completes at the first message or the first failure of the stream (or when stopped).</summary>
     public Task WhenFirstAnswerAsync(CancellationToken cancellationToken)
     {
