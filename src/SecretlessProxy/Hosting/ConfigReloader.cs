@@ -169,6 +169,9 @@ internal sealed partial class ConfigReloader : IAsyncDisposable
             return Reject(now, restartOnly);
         }
 
+        // Unchanged (restart-only): the running bundles' stream, which the upstream client verifies with, stays.
+        next.SpiffeUpstreams = current.SpiffeUpstreams;
+
         var identity = _state.Identity;
         if (!SameIdentitySettings(current.Identity, next.Identity))
         {

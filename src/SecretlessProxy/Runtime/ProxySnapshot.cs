@@ -57,7 +57,8 @@ internal sealed class ProxySnapshot
     public string? TrustedCaFile { get; }
 
     /// <summary>Upstreams verified by SPIFFE bundle and ID (<c>Upstreams:SpiffeTrust</c>); null when none. Read at start.</summary>
-    public SpiffeUpstreamTrust? SpiffeUpstreams { get; init; }
+    /// <remarks>Set before the snapshot is published: a reload hands the running one on (it is restart-only).</remarks>
+    public SpiffeUpstreamTrust? SpiffeUpstreams { get; internal set; }
 
     public AuditSettings Audit { get; }
 

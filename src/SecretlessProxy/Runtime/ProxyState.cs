@@ -94,6 +94,7 @@ internal sealed class ProxyState : IDisposable
     {
         Cache.Dispose();
         _identity.Identity?.Dispose();
+        Snapshot.SpiffeUpstreams?.Dispose();
         Leaves?.Authority.Dispose();
         Leaves?.Dispose();
     }

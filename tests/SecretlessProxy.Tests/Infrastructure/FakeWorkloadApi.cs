@@ -61,6 +61,9 @@ public sealed class FakeWorkloadApi : IAsyncDisposable
 
     public string SpiffeId { get; set; }
 
+    /// <summary>While set, every call is accepted and never answered (an agent that hangs).</summary>
+    public bool Hang { get; set; }
+
     /// <summary>How long each new JWT-SVID is valid.</summary>
     public TimeSpan JwtLifetime { get; set; } = TimeSpan.FromMinutes(5);
 
@@ -217,8 +220,13 @@ public sealed class FakeWorkloadApi : IAsyncDisposable
         return ByteString.CopyFromUtf8(jwks.ToJsonString());
     }
 
-    private void Authorize(ServerCallContext context)
+    private async Task AuthorizeAsync(ServerCallContext context)
     {
+        if (Hang)
+        {
+            await Task.Delay(Timeout.Infinite, context.CancellationToken);
+        }
+
         // Workload API specification section 6.2: calls without the header are refused.
         if (context.RequestHeaders.GetValue("workload.spiffe.io") != "true")
         {
@@ -261,9 +269,9 @@ public sealed class FakeWorkloadApi : IAsyncDisposable
             _api = api;
         }
 
-        public override Task<JWTSVIDResponse> FetchJWTSVID(JWTSVIDRequest request, ServerCallContext context)
+        public override async Task<JWTSVIDResponse> FetchJWTSVID(JWTSVIDRequest request, ServerCallContext context)
         {
-            _api.Authorize(context);
+            await _api.AuthorizeAsync(context);
             if (request.Audience.Count == 0)
             {
                 throw new RpcException(new Status(StatusCode.InvalidArgument, "audience must be specified"));
@@ -271,12 +279,12 @@ public sealed class FakeWorkloadApi : IAsyncDisposable
 
             var response = new JWTSVIDResponse();
             response.Svids.Add(new JWTSVID { SpiffeId = _api.SpiffeId, Svid = _api.IssueJwt(request.Audience[0]) });
-            return Task.FromResult(response);
+            return response;
         }
 
         public override async Task FetchJWTBundles(JWTBundlesRequest request, IServerStreamWriter<JWTBundlesResponse> responseStream, ServerCallContext context)
         {
-            _api.Authorize(context);
+            await _api.AuthorizeAsync(context);
             var response = new JWTBundlesResponse();
             response.Bundles.Add(TrustDomainId, _api.JwtBundle());
             await responseStream.WriteAsync(response);
@@ -285,7 +293,7 @@ public sealed class FakeWorkloadApi : IAsyncDisposable
 
         public override async Task FetchX509SVID(X509SVIDRequest request, IServerStreamWriter<X509SVIDResponse> responseStream, ServerCallContext context)
         {
-            _api.Authorize(context);
+            await _api.AuthorizeAsync(context);
             Interlocked.Increment(ref _api._openStreams);
             try
             {
@@ -315,16 +323,16 @@ public sealed class FakeWorkloadApi : IAsyncDisposable
 
         public override async Task FetchX509Bundles(X509BundlesRequest request, IServerStreamWriter<X509BundlesResponse> responseStream, ServerCallContext context)
         {
-            _api.Authorize(context);
+            await _api.AuthorizeAsync(context);
             var response = new X509BundlesResponse();
             response.Bundles.Add(TrustDomainId, ByteString.CopyFrom(_api.Ca.RawData));
             await responseStream.WriteAsync(response);
             await WaitForEnd(context);
         }
 
-        public override Task<ValidateJWTSVIDResponse> ValidateJWTSVID(ValidateJWTSVIDRequest request, ServerCallContext context)
+        public override async Task<ValidateJWTSVIDResponse> ValidateJWTSVID(ValidateJWTSVIDRequest request, ServerCallContext context)
         {
-            _api.Authorize(context);
+            await _api.AuthorizeAsync(context);
             throw new RpcException(new Status(StatusCode.Unimplemented, "not served by the fake"));
         }
 

@@ -51,7 +51,7 @@ internal sealed partial class SpiffeJwtIdentity : IWorkloadIdentitySource
         _settings = settings;
         _time = time;
         _logger = logger;
-        _client = new WorkloadApiClient(settings.SocketPath);
+        _client = new WorkloadApiClient(settings.SocketPath, settings.CallTimeout);
         _answer = new Answer(IdentityStatus.Invalid("the JWT-SVID is being fetched from the SPIFFE Workload API at " + _client.Display), null, null);
         _loop = Task.Run(RunAsync, CancellationToken.None);
     }

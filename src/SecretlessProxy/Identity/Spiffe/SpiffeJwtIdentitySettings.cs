@@ -24,6 +24,9 @@ internal sealed class SpiffeJwtIdentitySettings : IWorkloadIdentitySettings
 
     public TimeSpan ClockSkew { get; }
 
+    /// <summary>How long one Workload API call may take (not configurable: tests shorten it).</summary>
+    internal TimeSpan CallTimeout { get; init; } = WorkloadApiClient.DefaultCallTimeout;
+
     /// <summary>Always: the JWT-SVID is verified against the trust domain's JWT bundle from the same agent.</summary>
     public bool Verifies => true;
 

@@ -1,7 +1,7 @@
 namespace SecretlessProxy.Identity.Spiffe;
 
 /// <summary>The compiled <c>Upstreams:SpiffeTrust</c> entries, found by upstream host name.</summary>
-internal sealed class SpiffeUpstreamTrust
+internal sealed class SpiffeUpstreamTrust : IDisposable
 {
     private readonly Dictionary<string, SpiffeUpstream> _byHost;
 
@@ -25,4 +25,13 @@ internal sealed class SpiffeUpstreamTrust
     public string Fingerprint { get; }
 
     public SpiffeUpstream? Find(string host) => _byHost.GetValueOrDefault(host);
+
+    /// <summary>Stops the bundle streams (the proxy is stopping).</summary>
+    public void Dispose()
+    {
+        foreach (var upstream in Upstreams)
+        {
+            upstream.Bundles.Dispose();
+        }
+    }
 }

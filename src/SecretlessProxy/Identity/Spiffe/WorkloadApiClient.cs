@@ -17,8 +17,8 @@ internal sealed class WorkloadApiClient : IDisposable
     /// <summary>The metadata key every Workload API call must carry; a server refuses calls without it.</summary>
     public const string SecurityHeader = "workload.spiffe.io";
 
-    /// <summary>How long a unary call (a JWT-SVID, the first bundle message) may take.</summary>
-    internal static readonly TimeSpan CallTimeout = TimeSpan.FromSeconds(10);
+    /// <summary>How long a unary call (a JWT-SVID, the first bundle message) may take by default.</summary>
+    internal static readonly TimeSpan DefaultCallTimeout = TimeSpan.FromSeconds(10);
 
     private const int MaxMessageBytes = 4 * 1024 * 1024;
 
@@ -26,9 +26,10 @@ internal sealed class WorkloadApiClient : IDisposable
     private readonly SpiffeWorkloadAPI.SpiffeWorkloadAPIClient _client;
     private readonly Metadata _headers = new() { { SecurityHeader, "true" } };
 
-    public WorkloadApiClient(string socketPath)
+    public WorkloadApiClient(string socketPath, TimeSpan? callTimeout = null)
     {
         SocketPath = socketPath;
+        CallTimeout = callTimeout ?? DefaultCallTimeout;
         var handler = new SocketsHttpHandler
         {
             ConnectCallback = async (_, cancellationToken) =>
@@ -65,6 +66,9 @@ internal sealed class WorkloadApiClient : IDisposable
     }
 
     public string SocketPath { get; }
+
+    /// <summary>How long a unary call may take: an agent that stops answering is a failure, not a hang.</summary>
+    public TimeSpan CallTimeout { get; }
 
     public string Display => SpiffeEndpoint.Display(SocketPath);
 

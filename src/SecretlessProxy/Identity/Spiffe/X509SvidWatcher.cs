@@ -78,7 +78,7 @@ internal sealed partial class X509SvidWatcher : IDisposable
         if (now >= current.NotAfter || now < current.NotBefore)
         {
             svid = null;
-            reason = "the X.509-SVID for " + current.Id + " (" + current.Certificate.Thumbprint + ") is valid from " + Format(current.NotBefore) + " to " + Format(current.NotAfter) + ", not now"
+            reason = "the X.509-SVID for " + current.Id + " (" + current.Certificate.Thumbprint + ") from the SPIFFE Workload API at " + Display + " is valid from " + Format(current.NotBefore) + " to " + Format(current.NotAfter) + ", not now"
                 + (_lastFailure is { } failure ? "; it could not be renewed: " + failure : string.Empty);
             return false;
         }

@@ -198,6 +198,30 @@ public sealed class SpiffeJwtIdentityTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task An_agent_that_stops_answering_is_a_failure_with_the_reason()
+    {
+        await _agent.StartAsync();
+        _agent.Hang = true;
+        var settings = new SpiffeJwtIdentitySettings(_agent.SocketPath, Audience, null, TimeSpan.Zero) { CallTimeout = TimeSpan.FromSeconds(1) };
+        using var identity = new SpiffeJwtIdentity(settings, _time, NullLogger<SpiffeJwtIdentity>.Instance);
+
+        var status = await identity.GetAsync(CancellationToken.None);
+
+        Assert.False(status.IsValid);
+        Assert.Equal("the SPIFFE Workload API at " + _agent.Endpoint + " did not answer FetchJWTBundles within 1 s", status.FailureReason);
+
+        // It answers again: the next attempt (after the backoff, on the proxy's clock) succeeds.
+        _agent.Hang = false;
+        for (var i = 0; i < 50 && !(await identity.GetAsync(CancellationToken.None)).IsValid; i++)
+        {
+            _time.Advance(SpiffeJwtIdentity.MaxBackoff);
+            await Task.Delay(100);
+        }
+
+        Assert.True((await identity.GetAsync(CancellationToken.None)).IsValid);
+    }
+
+    [Fact]
     public async Task The_fake_agent_refuses_calls_without_the_security_header()
     {
         await _agent.StartAsync();
