@@ -111,9 +111,19 @@ internal sealed partial class ProxyRequestHandler
         {
             // Verified by SPIFFE bundle and ID: without TLS, or without a bundle, the upstream
             // cannot be verified, and the request is not sent rather than sent unverified.
-            var untrusted = !string.Equals(destination.Scheme, "https", StringComparison.Ordinal)
-                ? "upstream " + destination.Host + " is verified by SPIFFE ID (Upstreams:SpiffeTrust:" + spiffeUpstream.Name + "), which needs https; this request would go to " + destination.Scheme + "://" + destination.Host + ":" + destination.Port + " without TLS"
-                : await spiffeUpstream.ReadyAsync(context.RequestAborted).ConfigureAwait(false);
+            string? untrusted;
+            try
+            {
+                untrusted = !string.Equals(destination.Scheme, "https", StringComparison.Ordinal)
+                    ? "upstream " + destination.Host + " is verified by SPIFFE ID (Upstreams:SpiffeTrust:" + spiffeUpstream.Name + "), which needs https; this request would go to " + destination.Scheme + "://" + destination.Host + ":" + destination.Port + " without TLS"
+                    : await spiffeUpstream.ReadyAsync(context.RequestAborted).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+            {
+                grant.Complete(AccessOutcome.ClientAborted, "the app went away while the SPIFFE bundle was being fetched");
+                return;
+            }
+
             if (untrusted is not null)
             {
                 grant.Refuse(AccessOutcome.UpstreamTlsFailed, untrusted);
@@ -139,7 +149,15 @@ internal sealed partial class ProxyRequestHandler
                     : null;
                 if (certificateSource is not null)
                 {
-                    await certificateSource.WhenLoadedAsync(context.RequestAborted).ConfigureAwait(false);
+                    try
+                    {
+                        await certificateSource.WhenLoadedAsync(context.RequestAborted).ConfigureAwait(false);
+                    }
+                    catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+                    {
+                        grant.Complete(AccessOutcome.ClientAborted, "the app went away while the client certificate was being fetched");
+                        return;
+                    }
                 }
 
                 var certificateClient = UseClientCertificate(grant.Policy!, certificateRule, certificateSource, destination, activity, out var unavailable);

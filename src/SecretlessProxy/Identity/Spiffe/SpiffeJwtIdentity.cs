@@ -111,15 +111,20 @@ internal sealed partial class SpiffeJwtIdentity : IWorkloadIdentitySource
                     var half = TimeSpan.FromTicks((identity.ExpiresAt!.Value - now).Ticks / 2);
                     delay = half < MinRefreshInterval ? MinRefreshInterval : half;
                 }
-                catch (Exception ex) when (ex is WorkloadApiException or SvidRejectedException)
+                catch (Exception ex) when (!token.IsCancellationRequested)
                 {
+                    // Whatever broke, the answer is a reason and the loop goes on; only our own
+                    // messages are shown (another exception's could quote what the agent sent).
+                    var reason = ex is WorkloadApiException or SvidRejectedException
+                        ? ex.Message
+                        : "fetching the JWT-SVID from the SPIFFE Workload API at " + _client.Display + " failed (" + ex.GetType().Name + ")";
                     failures++;
                     var previous = _answer;
                     var stillValid = previous.Status.IsValid && (previous.ValidUntil is not { } until || _time.GetUtcNow() <= until);
-                    _answer = stillValid ? previous with { LastFailure = ex.Message } : new Answer(IdentityStatus.Invalid(ex.Message), null, ex.Message);
+                    _answer = stillValid ? previous with { LastFailure = reason } : new Answer(IdentityStatus.Invalid(reason), null, reason);
                     if (failures == 1 || failures % 10 == 0)
                     {
-                        Log.FetchFailed(_logger, ex.Message, stillValid, failures);
+                        Log.FetchFailed(_logger, reason, stillValid, failures);
                     }
 
                     delay = TimeSpan.FromTicks(Math.Min(MaxBackoff.Ticks, FirstBackoff.Ticks << Math.Min(failures - 1, 10)));

@@ -188,6 +188,11 @@ internal sealed partial class X509SvidWatcher : IDisposable
                 {
                     failure = ex.Message;
                 }
+                catch (Exception ex) when (!token.IsCancellationRequested)
+                {
+                    // The stream is opened again whatever broke; another exception's message is not shown.
+                    failure = "the X.509-SVID stream from the SPIFFE Workload API at " + Display + " failed (" + ex.GetType().Name + ")";
+                }
 
                 failures++;
                 _lastFailure = failure;
