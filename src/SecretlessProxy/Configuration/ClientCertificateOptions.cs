@@ -12,4 +12,7 @@ internal sealed class ClientCertificateOptions
 
     /// <summary>PEM private key (PKCS#8, PKCS#1 or SEC1) matching the certificate.</summary>
     public string? KeyFile { get; set; }
+
+    /// <summary>Instead of the files: a credential whose source yields a certificate (<c>SpiffeX509Svid</c>).</summary>
+    public string? Credential { get; set; }
 }

@@ -3,7 +3,7 @@ namespace SecretlessProxy.Configuration;
 /// <summary>The workload's own identity token (<c>Identity</c> section).</summary>
 internal sealed class IdentityOptions
 {
-    /// <summary><c>TokenFile</c>: a projected service-account token, a SPIFFE JWT-SVID, a CI OIDC token.</summary>
+    /// <summary><c>TokenFile</c>: a projected service-account token, a SPIFFE JWT-SVID, a CI OIDC token; <c>SpiffeWorkloadApi</c>: a JWT-SVID from the agent.</summary>
     public string? Source { get; set; }
 
     public string? Path { get; set; }
@@ -26,4 +26,10 @@ internal sealed class IdentityOptions
 
     /// <summary>Fetch keys from a loopback URL over plain TCP anyway: whoever binds the port first decides which tokens verify.</summary>
     public bool? AllowLoopbackSquatting { get; set; }
+
+    /// <summary>SpiffeWorkloadApi: the agent's socket (<c>unix:///path</c> or a path); default <c>SPIFFE_ENDPOINT_SOCKET</c>.</summary>
+    public string? Socket { get; set; }
+
+    /// <summary>SpiffeWorkloadApi: which of the workload's SPIFFE IDs to use when it has several.</summary>
+    public string? SpiffeId { get; set; }
 }

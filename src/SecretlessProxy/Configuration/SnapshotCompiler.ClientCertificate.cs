@@ -29,6 +29,11 @@ internal sealed partial class SnapshotCompiler
             errors.Add(new(policyKey + ":Inject", "ClientCertificate is its own kind of injection: give no Header, Format, Basic, Query, AwsSigV4 or DatabaseLogin with it"));
         }
 
+        if (options.Credential is not null)
+        {
+            return CompileCertificateCredential(key, options, errors);
+        }
+
         string? certFile = null;
         string? keyFile = null;
         if (string.IsNullOrWhiteSpace(options.CertFile))
@@ -66,5 +71,26 @@ internal sealed partial class SnapshotCompiler
         }
 
         return new ClientCertificateInjector(certFile!, keyFile!);
+    }
+
+    /// <summary><c>Inject:ClientCertificate:Credential</c>: the certificate of a credential that yields one (an X.509-SVID).</summary>
+    private ClientCertificateInjector? CompileCertificateCredential(string key, ClientCertificateOptions options, List<ConfigError> errors)
+    {
+        var start = errors.Count;
+        if (options.CertFile is not null || options.KeyFile is not null)
+        {
+            errors.Add(new(key + ":Credential", "give either Credential or CertFile and KeyFile, not both"));
+        }
+
+        if (!_declared.TryGetValue(options.Credential!, out var declared))
+        {
+            errors.Add(new(key + ":Credential", "names unknown credential '" + options.Credential + "'"));
+        }
+        else if (!declared.Yields.HasFlag(CredentialShape.Certificate))
+        {
+            errors.Add(new(key + ":Credential", "a " + declared.Source + " credential yields no certificate: name one whose source is SpiffeX509Svid"));
+        }
+
+        return errors.Count > start ? null : new ClientCertificateInjector(_declared.Keys.First(k => string.Equals(k, options.Credential, StringComparison.OrdinalIgnoreCase)));
     }
 }

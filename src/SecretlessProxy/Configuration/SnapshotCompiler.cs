@@ -3,6 +3,7 @@ using SecretlessProxy.Certificates;
 using SecretlessProxy.Core;
 using SecretlessProxy.Credentials;
 using SecretlessProxy.Identity;
+using SecretlessProxy.Identity.Spiffe;
 using SecretlessProxy.Injection;
 using SecretlessProxy.Policy;
 using SecretlessProxy.Runtime;
@@ -97,7 +98,7 @@ internal sealed partial class SnapshotCompiler
         var policies = new List<CompiledPolicy>();
         foreach (var (name, policy) in options.Policies)
         {
-            var conditions = CompileConditions(Root + ":Policies:" + name, policy, labels, options.Identity is not null, options.Identity is { JwksUrl: not null } or { Issuer: not null }, errors);
+            var conditions = CompileConditions(Root + ":Policies:" + name, policy, labels, options.Identity is not null, identity?.Verifies ?? options.Identity is { JwksUrl: not null } or { Issuer: not null }, errors);
             var compiled = CompilePolicy(name, policy, credentialOptions, sourceKinds, conditions, _time, errors);
             if (compiled is not null)
             {
@@ -129,6 +130,7 @@ internal sealed partial class SnapshotCompiler
         var localCa = CompileLocalCa(options.LocalCa, LocalCaNeededBy(listeners.Values), errors);
 
         var trustedCaFile = options.Upstreams.TrustedCaFile is null ? null : RequireFile(options.Upstreams.TrustedCaFile, Root + ":Upstreams:TrustedCaFile", errors);
+        var spiffeUpstreams = CompileSpiffeTrust(options.Upstreams.SpiffeTrust, errors);
         var audit = CompileAudit(options.Audit, errors);
         var drainTimeout = Positive(options.Shutdown.DrainTimeout, ShutdownOptions.DefaultDrainTimeout, Root + ":Shutdown:DrainTimeout", errors);
         var signingBufferBytes = options.Limits.SigningBufferBytes ?? LimitsOptions.DefaultSigningBufferBytes;
@@ -142,7 +144,10 @@ internal sealed partial class SnapshotCompiler
             return null;
         }
 
-        return new ProxySnapshot(admin, listeners, credentials, new PolicySet(policies.OrderBy(p => p.Name, StringComparer.Ordinal).ToArray()), localCa, trustedCaFile, audit, identity, labels, drainTimeout, signingBufferBytes, [.. _issuerEndpoints], _secretFiles.ToArray());
+        return new ProxySnapshot(admin, listeners, credentials, new PolicySet(policies.OrderBy(p => p.Name, StringComparer.Ordinal).ToArray()), localCa, trustedCaFile, audit, identity, labels, drainTimeout, signingBufferBytes, [.. _issuerEndpoints], _secretFiles.ToArray())
+        {
+            SpiffeUpstreams = spiffeUpstreams,
+        };
     }
 
     private AuditSettings CompileAudit(AuditOptions audit, List<ConfigError> errors)
@@ -486,7 +491,9 @@ internal sealed partial class SnapshotCompiler
 
         if (injection is ClientCertificateInjector certificate)
         {
-            return new CompiledPolicy(name, hosts, ports, methods, prefix, p.Inject.ClientCertificate!.CertFile!, ClientCertificateSource, certificate, conditions, schemes, p.Match.AllowEncodedSlashes == true, p.PassRoutingHeaders, observe);
+            return certificate.CredentialName is { } certificateCredential
+                ? new CompiledPolicy(name, hosts, ports, methods, prefix, certificateCredential, sourceKinds.GetValueOrDefault(certificateCredential, "unknown"), certificate, conditions, schemes, p.Match.AllowEncodedSlashes == true, p.PassRoutingHeaders, observe)
+                : new CompiledPolicy(name, hosts, ports, methods, prefix, p.Inject.ClientCertificate!.CertFile!, ClientCertificateSource, certificate, conditions, schemes, p.Match.AllowEncodedSlashes == true, p.PassRoutingHeaders, observe);
         }
 
         // A credential that did not compile leaves the snapshot invalid; its kind is never read then.
@@ -632,7 +639,7 @@ internal sealed partial class SnapshotCompiler
         }
     }
 
-    private TokenFileIdentitySettings? CompileIdentity(IdentityOptions? identity, List<ConfigError> errors)
+    private IWorkloadIdentitySettings? CompileIdentity(IdentityOptions? identity, List<ConfigError> errors)
     {
         var key = Root + ":Identity";
         if (identity is null)
@@ -641,9 +648,22 @@ internal sealed partial class SnapshotCompiler
         }
 
         var start = errors.Count;
+        if (string.Equals(identity.Source, SpiffeJwtIdentitySettings.SourceName, StringComparison.OrdinalIgnoreCase))
+        {
+            return CompileSpiffeIdentity(key, identity, errors);
+        }
+
         if (!string.Equals(identity.Source, "TokenFile", StringComparison.OrdinalIgnoreCase))
         {
-            errors.Add(new(key + ":Source", identity.Source is null ? "is required (TokenFile)" : "'" + identity.Source + "' is not an identity source; expected TokenFile"));
+            errors.Add(new(key + ":Source", identity.Source is null ? "is required (TokenFile or SpiffeWorkloadApi)" : "'" + identity.Source + "' is not an identity source; expected TokenFile or SpiffeWorkloadApi"));
+        }
+
+        foreach (var (name, value) in new[] { ("Socket", identity.Socket), ("SpiffeId", identity.SpiffeId) })
+        {
+            if (value is not null)
+            {
+                errors.Add(new(key + ":" + name, "applies only to Source SpiffeWorkloadApi"));
+            }
         }
 
         // The token file may appear after start (a projected volume is written by the kubelet); a

@@ -18,7 +18,7 @@ namespace SecretlessProxy.Credentials;
 /// and the finalizer releases it. Only the leaf (the first certificate in the file) is presented;
 /// intermediates in the file are not sent, so the upstream must know them.
 /// </remarks>
-internal sealed partial class ClientCertificateFiles : IDisposable
+internal sealed partial class ClientCertificateFiles : IClientCertificate, IDisposable
 {
     private const long MaxFileBytes = 1024 * 1024;
     private static readonly TimeSpan StatInterval = TimeSpan.FromSeconds(1);

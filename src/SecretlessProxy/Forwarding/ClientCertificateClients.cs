@@ -32,19 +32,40 @@ internal sealed class ClientCertificateClients : IDisposable
         _logger = loggers.CreateLogger<ClientCertificateFiles>();
     }
 
-    /// <summary>The client (and certificate files) for <paramref name="rule"/>, created on first use.</summary>
-    public Client For(ClientCertificateInjector rule)
+    /// <summary>
+    /// The client (and certificate files) for <paramref name="rule"/>, created on first use. A rule
+    /// that presents a credential's certificate passes that credential's <paramref name="source"/>
+    /// (the one the current version's cache holds); when a reload replaced it, the client of the
+    /// old one is retired and a new one made.
+    /// </summary>
+    public Client For(ClientCertificateInjector rule, IClientCertificate? source = null)
     {
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            if (!_clients.TryGetValue(rule.ClientKey, out var client))
+            if (_clients.TryGetValue(rule.ClientKey, out var client) && (source is null || ReferenceEquals(client.Certificate, source)))
             {
-                var files = new ClientCertificateFiles(rule.CertFile, rule.KeyFile, _time, _logger);
-                client = new Client(files, _factory.WithClientCertificate(files).CreateClient());
-                _clients[rule.ClientKey] = client;
+                return client;
             }
 
+            if (client is not null)
+            {
+                _clients.Remove(rule.ClientKey);
+                RetireLater(client);
+            }
+
+            if (source is not null)
+            {
+                // The credential's source is the cache's: the client never disposes it.
+                client = new Client(source, _factory.WithClientCertificate(source).CreateClient(), ownsCertificate: false);
+            }
+            else
+            {
+                var files = new ClientCertificateFiles(rule.CertFile!, rule.KeyFile!, _time, _logger);
+                client = new Client(files, _factory.WithClientCertificate(files).CreateClient(), ownsCertificate: true);
+            }
+
+            _clients[rule.ClientKey] = client;
             return client;
         }
     }
@@ -64,11 +85,17 @@ internal sealed class ClientCertificateClients : IDisposable
             {
                 var client = _clients[key];
                 _clients.Remove(key);
-                ITimer? timer = null;
-                timer = _time.CreateTimer(_ => Retire(timer!, client), null, RetireDelay, Timeout.InfiniteTimeSpan);
-                _retiring.Add((timer, client));
+                RetireLater(client);
             }
         }
+    }
+
+    /// <summary>Disposes <paramref name="client"/> after the grace period (called under the lock).</summary>
+    private void RetireLater(Client client)
+    {
+        ITimer? timer = null;
+        timer = _time.CreateTimer(_ => Retire(timer!, client), null, RetireDelay, Timeout.InfiniteTimeSpan);
+        _retiring.Add((timer, client));
     }
 
     private void Retire(ITimer timer, Client client)
@@ -112,23 +139,29 @@ internal sealed class ClientCertificateClients : IDisposable
         }
     }
 
-    /// <summary>The certificate files and the upstream client whose connections present them.</summary>
+    /// <summary>The certificate and the upstream client whose connections present it.</summary>
     internal sealed class Client : IDisposable
     {
-        public Client(ClientCertificateFiles certificate, HttpMessageInvoker invoker)
+        private readonly bool _ownsCertificate;
+
+        public Client(IClientCertificate certificate, HttpMessageInvoker invoker, bool ownsCertificate)
         {
             Certificate = certificate;
             Invoker = invoker;
+            _ownsCertificate = ownsCertificate;
         }
 
-        public ClientCertificateFiles Certificate { get; }
+        public IClientCertificate Certificate { get; }
 
         public HttpMessageInvoker Invoker { get; }
 
         public void Dispose()
         {
             Invoker.Dispose();
-            Certificate.Dispose();
+            if (_ownsCertificate && Certificate is IDisposable owned)
+            {
+                owned.Dispose();
+            }
         }
     }
 }

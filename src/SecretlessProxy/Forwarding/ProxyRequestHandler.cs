@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Http.Features;
 using Yarp.ReverseProxy.Forwarder;
 using SecretlessProxy.Attestation;
 using SecretlessProxy.Core;
+using SecretlessProxy.Credentials;
 using SecretlessProxy.Injection;
 using SecretlessProxy.Policy;
 using SecretlessProxy.Runtime;
@@ -106,6 +107,31 @@ internal sealed partial class ProxyRequestHandler
         }
 
         var grant = (AccessGrant)decision;
+        if (snapshot.SpiffeUpstreams?.Find(destination.Host) is { } spiffeUpstream)
+        {
+            // Verified by SPIFFE bundle and ID: without TLS, or without a bundle, the upstream
+            // cannot be verified, and the request is not sent rather than sent unverified.
+            string? untrusted;
+            try
+            {
+                untrusted = !string.Equals(destination.Scheme, "https", StringComparison.Ordinal)
+                    ? "upstream " + destination.Host + " is verified by SPIFFE ID (Upstreams:SpiffeTrust:" + spiffeUpstream.Name + "), which needs https; this request would go to " + destination.Scheme + "://" + destination.Host + ":" + destination.Port + " without TLS"
+                    : await spiffeUpstream.ReadyAsync(context.RequestAborted).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+            {
+                grant.Complete(AccessOutcome.ClientAborted, "the app went away while the SPIFFE bundle was being fetched");
+                return;
+            }
+
+            if (untrusted is not null)
+            {
+                grant.Refuse(AccessOutcome.UpstreamTlsFailed, untrusted);
+                await WriteProblemAsync(context, activity, StatusCodes.Status503ServiceUnavailable, "upstream-trust-unavailable", "Upstream cannot be verified", untrusted).ConfigureAwait(false);
+                return;
+            }
+        }
+
         ForwardingFeature feature;
         var upstreamClient = _upstreamClient;
         switch (grant.Injection)
@@ -117,7 +143,24 @@ internal sealed partial class ProxyRequestHandler
 
             case ClientCertificateInjector certificateRule:
                 // The certificate goes in the TLS handshake of the policy's own client's connections.
-                var certificateClient = UseClientCertificate(grant.Policy!, certificateRule, destination, activity, out var unavailable);
+                // A credential's certificate (an X.509-SVID the agent streams) may still be on its way for the first request.
+                var certificateSource = certificateRule.CredentialName is { } certificateCredential && generation.Credentials.TryGetValue(certificateCredential, out var certificateEntry)
+                    ? certificateEntry.Definition.Source as IClientCertificate
+                    : null;
+                if (certificateSource is not null)
+                {
+                    try
+                    {
+                        await certificateSource.WhenLoadedAsync(context.RequestAborted).ConfigureAwait(false);
+                    }
+                    catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+                    {
+                        grant.Complete(AccessOutcome.ClientAborted, "the app went away while the client certificate was being fetched");
+                        return;
+                    }
+                }
+
+                var certificateClient = UseClientCertificate(grant.Policy!, certificateRule, certificateSource, destination, activity, out var unavailable);
                 if (certificateClient is null)
                 {
                     grant.Refuse(unavailable.Outcome, unavailable.Detail);
@@ -423,7 +466,7 @@ internal sealed partial class ProxyRequestHandler
     /// TLS, and sending the request without it would be a silent downgrade), or there is no valid
     /// certificate now (expired, unreadable).
     /// </summary>
-    private ClientCertificateClients.Client? UseClientCertificate(CompiledPolicy policy, ClientCertificateInjector rule, in RequestDestination destination, Activity? activity, out Refusal unavailable)
+    private ClientCertificateClients.Client? UseClientCertificate(CompiledPolicy policy, ClientCertificateInjector rule, IClientCertificate? source, in RequestDestination destination, Activity? activity, out Refusal unavailable)
     {
         unavailable = default;
         if (!string.Equals(destination.Scheme, "https", StringComparison.Ordinal))
@@ -433,7 +476,15 @@ internal sealed partial class ProxyRequestHandler
             return null;
         }
 
-        var client = _certificateClients.For(rule);
+        if (rule.CredentialName is not null && source is null)
+        {
+            // Validation requires a certificate-shaped credential; this guards a reload race.
+            var missing = "policy '" + policy.Name + "' needs the client certificate of credential '" + rule.CredentialName + "', which is not configured";
+            unavailable = new Refusal(AccessOutcome.CredentialUnavailable, StatusCodes.Status503ServiceUnavailable, "credential-unavailable", "Credential unavailable", missing);
+            return null;
+        }
+
+        var client = _certificateClients.For(rule, source);
         if (!client.Certificate.TryGetCurrent(out var certificate, out var reason))
         {
             var detail = "policy '" + policy.Name + "' needs the client certificate '" + policy.CredentialName + "', which is unavailable: " + reason;

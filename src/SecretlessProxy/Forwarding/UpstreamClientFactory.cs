@@ -1,8 +1,10 @@
+using System.Net.Security;
 using System.Security.Cryptography.X509Certificates;
 using Yarp.ReverseProxy.Configuration;
 using Yarp.ReverseProxy.Forwarder;
 using SecretlessProxy.Core;
 using SecretlessProxy.Credentials;
+using SecretlessProxy.Identity.Spiffe;
 
 namespace SecretlessProxy.Forwarding;
 
@@ -21,23 +23,35 @@ internal sealed class UpstreamClientFactory : ForwarderHttpClientFactory
     internal static readonly TimeSpan ClientCertificateConnectionLifetime = TimeSpan.FromMinutes(5);
 
     private readonly X509Certificate2Collection? _extraTrust;
-    private readonly ClientCertificateFiles? _clientCertificate;
+    private readonly IClientCertificate? _clientCertificate;
+    private readonly SpiffeUpstreamTrust? _spiffe;
 
-    public UpstreamClientFactory(X509Certificate2Collection? extraTrust, ClientCertificateFiles? clientCertificate = null)
+    public UpstreamClientFactory(X509Certificate2Collection? extraTrust, IClientCertificate? clientCertificate = null, SpiffeUpstreamTrust? spiffe = null)
     {
         _extraTrust = extraTrust;
         _clientCertificate = clientCertificate;
+        _spiffe = spiffe is { Upstreams.Count: > 0 } ? spiffe : null;
     }
 
     /// <summary>The same settings and trust, for a client whose connections present <paramref name="certificate"/>.</summary>
-    public UpstreamClientFactory WithClientCertificate(ClientCertificateFiles certificate) => new(_extraTrust, certificate);
+    public UpstreamClientFactory WithClientCertificate(IClientCertificate certificate) => new(_extraTrust, certificate, _spiffe);
 
     public HttpMessageInvoker CreateClient() => CreateClient(new ForwarderHttpClientContext { NewConfig = HttpClientConfig.Empty });
 
     protected override void ConfigureHandler(ForwarderHttpClientContext context, SocketsHttpHandler handler)
     {
         base.ConfigureHandler(context, handler);
-        if (_extraTrust is { Count: > 0 } trust)
+        if (_spiffe is { } spiffe)
+        {
+            // The sender is the SslStream; its target host is the name the connection was made for
+            // (the SNI): an upstream in a SPIFFE trust domain is verified by bundle and ID instead.
+            var extra = _extraTrust is { Count: > 0 } ? _extraTrust : null;
+            handler.SslOptions.RemoteCertificateValidationCallback = (sender, certificate, chain, errors) =>
+                sender is SslStream { TargetHostName: { } host } && spiffe.Find(host) is { } upstream
+                    ? upstream.Validate(certificate, chain, errors)
+                    : extra is not null ? ExtraTrust.Validate(extra, certificate, chain, errors) : errors == SslPolicyErrors.None;
+        }
+        else if (_extraTrust is { Count: > 0 } trust)
         {
             handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, chain, errors) => ExtraTrust.Validate(trust, certificate, chain, errors);
         }

@@ -39,7 +39,7 @@ internal static class CredentialInventory
 
         // A client certificate is a credential too, though no Credentials entry names it: one entry
         // per certificate file, named as the policy writes it (as audit records and spans name it).
-        foreach (var certificate in policies.Where(p => p.Injection is ClientCertificateInjector).GroupBy(p => p.CredentialName, StringComparer.Ordinal))
+        foreach (var certificate in policies.Where(p => p.Injection is ClientCertificateInjector { CertFile: not null }).GroupBy(p => p.CredentialName, StringComparer.Ordinal))
         {
             var files = (ClientCertificateInjector)certificate.First().Injection;
             var description = new CredentialSourceDescription(

@@ -1,6 +1,5 @@
 using System.Security.Cryptography;
 using SecretlessProxy.Configuration;
-using SecretlessProxy.Core;
 using SecretlessProxy.Identity;
 using SecretlessProxy.Runtime;
 using SecretlessProxy.Telemetry;
@@ -28,7 +27,7 @@ internal sealed partial class ConfigReloader : IAsyncDisposable
     private readonly WorkloadIdentityAccessor _identityAccessor;
     private readonly ILoggerFactory _sourceLoggers;
     private readonly ProxyState _state;
-    private readonly Func<TokenFileIdentitySettings, TokenFileIdentity> _identityFactory;
+    private readonly Func<IWorkloadIdentitySettings, IWorkloadIdentitySource> _identityFactory;
     private readonly ILogger _logger;
     private readonly ProxyMetrics _metrics;
     private readonly SemaphoreSlim _gate = new(1, 1);
@@ -39,7 +38,7 @@ internal sealed partial class ConfigReloader : IAsyncDisposable
     private byte[]? _loadedHash;
     private int _disposed;
 
-    public ConfigReloader(string configPath, ProxyAppOptions options, HttpMessageInvoker tokenClient, WorkloadIdentityAccessor identityAccessor, ILoggerFactory sourceLoggers, ProxyState state, Func<TokenFileIdentitySettings, TokenFileIdentity> identityFactory, ProxyMetrics metrics, ILogger<ConfigReloader> logger)
+    public ConfigReloader(string configPath, ProxyAppOptions options, HttpMessageInvoker tokenClient, WorkloadIdentityAccessor identityAccessor, ILoggerFactory sourceLoggers, ProxyState state, Func<IWorkloadIdentitySettings, IWorkloadIdentitySource> identityFactory, ProxyMetrics metrics, ILogger<ConfigReloader> logger)
     {
         _metrics = metrics;
         _configPath = Path.GetFullPath(configPath);
@@ -170,6 +169,9 @@ internal sealed partial class ConfigReloader : IAsyncDisposable
             return Reject(now, restartOnly);
         }
 
+        // Unchanged (restart-only): the running bundles' stream, which the upstream client verifies with, stays.
+        next.SpiffeUpstreams = current.SpiffeUpstreams;
+
         var identity = _state.Identity;
         if (!SameIdentitySettings(current.Identity, next.Identity))
         {
@@ -242,6 +244,11 @@ internal sealed partial class ConfigReloader : IAsyncDisposable
             reasons.Add(SecretlessProxyOptions.SectionName + ":Upstreams:TrustedCaFile" + restart);
         }
 
+        if (current.SpiffeUpstreams?.Fingerprint != next.SpiffeUpstreams?.Fingerprint)
+        {
+            reasons.Add(SecretlessProxyOptions.SectionName + ":Upstreams:SpiffeTrust" + restart);
+        }
+
         if (current.Audit != next.Audit)
         {
             reasons.Add(SecretlessProxyOptions.SectionName + ":Audit" + restart);
@@ -295,10 +302,8 @@ internal sealed partial class ConfigReloader : IAsyncDisposable
         return directories;
     }
 
-    private static bool SameIdentitySettings(TokenFileIdentitySettings? a, TokenFileIdentitySettings? b) =>
-        a is null ? b is null :
-        b is not null && a.Path == b.Path && a.Issuer == b.Issuer && a.Audience == b.Audience && a.JwksUrl == b.JwksUrl && a.ClockSkew == b.ClockSkew &&
-        IssuerEndpoint.SameReach(a.KeysEndpoint, b.KeysEndpoint);
+    private static bool SameIdentitySettings(IWorkloadIdentitySettings? a, IWorkloadIdentitySettings? b) =>
+        a is null ? b is null : a.SameAs(b);
 
     private static byte[]? HashFile(string path)
     {

@@ -1,6 +1,7 @@
 using System.Security.Cryptography.X509Certificates;
 using SecretlessProxy.Core;
 using SecretlessProxy.Forwarding;
+using SecretlessProxy.Identity.Spiffe;
 
 namespace SecretlessProxy.Hosting;
 
@@ -11,7 +12,7 @@ internal static class HttpClients
     public static HttpMessageInvoker CreateUpstreamClient(string? trustedCaFile) => CreateUpstreamClientFactory(trustedCaFile).CreateClient();
 
     /// <summary>The factory behind the upstream client, also for the per-certificate clients (<see cref="ClientCertificateClients"/>).</summary>
-    public static UpstreamClientFactory CreateUpstreamClientFactory(string? trustedCaFile)
+    public static UpstreamClientFactory CreateUpstreamClientFactory(string? trustedCaFile, SpiffeUpstreamTrust? spiffe = null)
     {
         X509Certificate2Collection? trust = null;
         if (trustedCaFile is not null)
@@ -20,7 +21,7 @@ internal static class HttpClients
             trust.ImportFromPemFile(trustedCaFile);
         }
 
-        return new UpstreamClientFactory(trust);
+        return new UpstreamClientFactory(trust, spiffe: spiffe);
     }
 
     /// <summary>

@@ -117,7 +117,7 @@ internal sealed partial class ProxyApp : IAsyncDisposable
                 Environment.SetEnvironmentVariable(InlineCompletionsVariable, "1");
             }
 
-            var upstreamFactory = HttpClients.CreateUpstreamClientFactory(loaded.Snapshot!.TrustedCaFile);
+            var upstreamFactory = HttpClients.CreateUpstreamClientFactory(loaded.Snapshot!.TrustedCaFile, loaded.Snapshot.SpiffeUpstreams);
             upstreamClient = upstreamFactory.CreateClient();
             var app = Build(configPath, loaded, options, tokenClient, upstreamFactory, upstreamClient, identity, sourceLoggers);
             await app.StartCoreAsync(cancellationToken).ConfigureAwait(false);
@@ -263,8 +263,8 @@ internal sealed partial class ProxyApp : IAsyncDisposable
         builder.Services.AddSingleton(sp => options.CallerScanBudget is { } budget
             ? new LoopbackCallerResolver(options.TimeProvider, sp.GetRequiredService<ILogger<LoopbackCallerResolver>>()) { ScanBudget = budget }
             : new LoopbackCallerResolver(options.TimeProvider, sp.GetRequiredService<ILogger<LoopbackCallerResolver>>()));
-        builder.Services.AddSingleton<Func<TokenFileIdentitySettings, TokenFileIdentity>>(sp =>
-            settings => new TokenFileIdentity(settings, options.TimeProvider, tokenClient, sp.GetRequiredService<ILogger<TokenFileIdentity>>()));
+        builder.Services.AddSingleton<Func<IWorkloadIdentitySettings, IWorkloadIdentitySource>>(sp =>
+            settings => settings.Start(new IdentityServices(options.TimeProvider, tokenClient, sp.GetRequiredService<ILoggerFactory>())));
         builder.Services.AddSingleton(sp =>
         {
             var metrics = sp.GetRequiredService<ProxyMetrics>();
@@ -278,7 +278,7 @@ internal sealed partial class ProxyApp : IAsyncDisposable
                 metrics.ObserveLeafCertificates(() => leaves.Count);
             }
 
-            identityAccessor.Identity = snapshot.Identity is { } settings ? sp.GetRequiredService<Func<TokenFileIdentitySettings, TokenFileIdentity>>()(settings) : null;
+            identityAccessor.Identity = snapshot.Identity is { } settings ? sp.GetRequiredService<Func<IWorkloadIdentitySettings, IWorkloadIdentitySource>>()(settings) : null;
             var proxyState = new ProxyState(snapshot, cache, leaves, identityAccessor);
             metrics.ObserveSigningBuffers(() => proxyState.SigningBuffers.Held, () => proxyState.SigningBuffers.Capacity);
             return proxyState;
@@ -290,7 +290,7 @@ internal sealed partial class ProxyApp : IAsyncDisposable
             identityAccessor,
             sourceLoggers,
             sp.GetRequiredService<ProxyState>(),
-            sp.GetRequiredService<Func<TokenFileIdentitySettings, TokenFileIdentity>>(),
+            sp.GetRequiredService<Func<IWorkloadIdentitySettings, IWorkloadIdentitySource>>(),
             sp.GetRequiredService<ProxyMetrics>(),
             sp.GetRequiredService<ILogger<ConfigReloader>>()));
         builder.Services.AddSingleton(sp =>

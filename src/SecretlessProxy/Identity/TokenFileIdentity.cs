@@ -26,7 +26,7 @@ namespace SecretlessProxy.Identity;
 /// exception messages, which can quote the token.
 /// </para>
 /// </remarks>
-internal sealed partial class TokenFileIdentity : IDisposable
+internal sealed partial class TokenFileIdentity : IWorkloadIdentitySource
 {
     /// <summary>How often the token file is looked at (stat only, unless it changed).</summary>
     internal static readonly TimeSpan StatInterval = TimeSpan.FromSeconds(1);

@@ -7,7 +7,7 @@ namespace SecretlessProxy.Identity;
 /// <see cref="JwksUrl"/> or <see cref="Issuer"/> is set: keys come from <see cref="JwksUrl"/>, or
 /// from the issuer's OpenID discovery document (<c>{Issuer}/.well-known/openid-configuration</c>).
 /// </summary>
-internal sealed class TokenFileIdentitySettings
+internal sealed class TokenFileIdentitySettings : IWorkloadIdentitySettings
 {
     public TokenFileIdentitySettings(string path, string? issuer, string? audience, Uri? jwksUrl, TimeSpan clockSkew, IssuerEndpoint? keysEndpoint = null)
     {
@@ -35,4 +35,11 @@ internal sealed class TokenFileIdentitySettings
     public IssuerEndpoint? KeysEndpoint { get; }
 
     public bool Verifies => JwksUrl is not null || Issuer is not null;
+
+    public bool SameAs(IWorkloadIdentitySettings? other) =>
+        other is TokenFileIdentitySettings b && Path == b.Path && Issuer == b.Issuer && Audience == b.Audience && JwksUrl == b.JwksUrl && ClockSkew == b.ClockSkew &&
+        IssuerEndpoint.SameReach(KeysEndpoint, b.KeysEndpoint);
+
+    public IWorkloadIdentitySource Start(IdentityServices services) =>
+        new TokenFileIdentity(this, services.Time, services.TokenClient, services.Loggers.CreateLogger<TokenFileIdentity>());
 }

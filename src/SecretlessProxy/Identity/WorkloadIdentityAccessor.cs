@@ -8,10 +8,10 @@ namespace SecretlessProxy.Identity;
 /// </summary>
 internal sealed class WorkloadIdentityAccessor
 {
-    private volatile TokenFileIdentity? _identity;
+    private volatile IWorkloadIdentitySource? _identity;
 
     /// <summary>Null when the configuration has no <c>Identity</c>.</summary>
-    public TokenFileIdentity? Identity
+    public IWorkloadIdentitySource? Identity
     {
         get => _identity;
         internal set => _identity = value;

@@ -14,16 +14,27 @@ internal sealed class ClientCertificateInjector : InjectionRule
     {
         CertFile = certFile;
         KeyFile = keyFile;
+        ClientKey = certFile + "\n" + keyFile;
     }
 
-    /// <summary>Full path of the PEM certificate.</summary>
-    public string CertFile { get; }
+    /// <summary>Presents the certificate of a credential whose source yields <c>CredentialShape.Certificate</c>.</summary>
+    public ClientCertificateInjector(string credentialName)
+    {
+        CredentialName = credentialName;
+        ClientKey = "credential\n" + credentialName;
+    }
 
-    /// <summary>Full path of the PEM private key.</summary>
-    public string KeyFile { get; }
+    /// <summary>Full path of the PEM certificate (null for a credential's certificate).</summary>
+    public string? CertFile { get; }
 
-    /// <summary>Policies naming the same files share one upstream client, across reloads too.</summary>
-    public string ClientKey => CertFile + "\n" + KeyFile;
+    /// <summary>Full path of the PEM private key (null for a credential's certificate).</summary>
+    public string? KeyFile { get; }
+
+    /// <summary>The credential whose source presents the certificate (null for files).</summary>
+    public string? CredentialName { get; }
+
+    /// <summary>Policies naming the same files (or credential) share one upstream client, across reloads too.</summary>
+    public string ClientKey { get; }
 
     public override string Kind => "client-certificate";
 

@@ -11,7 +11,7 @@ namespace SecretlessProxy.Runtime;
 /// </summary>
 internal sealed class ProxyGeneration
 {
-    public ProxyGeneration(ProxySnapshot snapshot, IReadOnlyDictionary<string, CredentialEntry> credentials, TokenFileIdentity? identity)
+    public ProxyGeneration(ProxySnapshot snapshot, IReadOnlyDictionary<string, CredentialEntry> credentials, IWorkloadIdentitySource? identity)
     {
         Snapshot = snapshot;
         Credentials = credentials;
@@ -22,7 +22,7 @@ internal sealed class ProxyGeneration
 
     public IReadOnlyDictionary<string, CredentialEntry> Credentials { get; }
 
-    public TokenFileIdentity? Identity { get; }
+    public IWorkloadIdentitySource? Identity { get; }
 
     /// <summary>Returns a valid credential of this version or throws <see cref="CredentialUnavailableException"/>.</summary>
     public ValueTask<CredentialLease> GetCredentialAsync(string name, CancellationToken cancellationToken) =>

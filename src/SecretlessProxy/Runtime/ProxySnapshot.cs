@@ -3,6 +3,7 @@ using SecretlessProxy.Certificates;
 using SecretlessProxy.Core;
 using SecretlessProxy.Credentials;
 using SecretlessProxy.Identity;
+using SecretlessProxy.Identity.Spiffe;
 using SecretlessProxy.Policy;
 using SecretlessProxy.Telemetry;
 
@@ -20,7 +21,7 @@ internal sealed class ProxySnapshot
     /// <summary>64 MiB: a few large signed bodies at once, far below a sidecar's usual memory limit.</summary>
     public const long DefaultSigningBufferBytes = 64L * 1024 * 1024;
 
-    public ProxySnapshot(AdminSettings admin, IReadOnlyDictionary<string, ListenerDefinition> listeners, IReadOnlyList<CredentialDefinition> credentials, PolicySet policies, LocalCaSettings? localCa = null, string? trustedCaFile = null, AuditSettings? audit = null, TokenFileIdentitySettings? identity = null, IReadOnlyDictionary<string, string>? labels = null, TimeSpan? drainTimeout = null, long? signingBufferBytes = null, IReadOnlyList<IssuerEndpoint>? issuerEndpoints = null, IReadOnlyList<SecretFile>? secretFiles = null)
+    public ProxySnapshot(AdminSettings admin, IReadOnlyDictionary<string, ListenerDefinition> listeners, IReadOnlyList<CredentialDefinition> credentials, PolicySet policies, LocalCaSettings? localCa = null, string? trustedCaFile = null, AuditSettings? audit = null, IWorkloadIdentitySettings? identity = null, IReadOnlyDictionary<string, string>? labels = null, TimeSpan? drainTimeout = null, long? signingBufferBytes = null, IReadOnlyList<IssuerEndpoint>? issuerEndpoints = null, IReadOnlyList<SecretFile>? secretFiles = null)
     {
         SigningBufferBytes = signingBufferBytes ?? DefaultSigningBufferBytes;
         IssuerEndpoints = issuerEndpoints ?? [];
@@ -55,14 +56,18 @@ internal sealed class ProxySnapshot
     /// <summary>Extra CAs trusted for upstream TLS, besides the system store.</summary>
     public string? TrustedCaFile { get; }
 
+    /// <summary>Upstreams verified by SPIFFE bundle and ID (<c>Upstreams:SpiffeTrust</c>); null when none. Read at start.</summary>
+    /// <remarks>Set before the snapshot is published: a reload hands the running one on (it is restart-only).</remarks>
+    public SpiffeUpstreamTrust? SpiffeUpstreams { get; internal set; }
+
     public AuditSettings Audit { get; }
 
     /// <summary>The same snapshot with each credential's <see cref="CredentialDefinition.Fingerprint"/> set.</summary>
     internal ProxySnapshot WithCredentialFingerprints(Func<string, string> fingerprint) =>
-        new(Admin, Listeners, Credentials.Select(c => c with { Fingerprint = fingerprint(c.Name) }).ToArray(), Policies, LocalCa, TrustedCaFile, Audit, Identity, Labels, DrainTimeout, SigningBufferBytes, IssuerEndpoints, SecretFiles);
+        new(Admin, Listeners, Credentials.Select(c => c with { Fingerprint = fingerprint(c.Name) }).ToArray(), Policies, LocalCa, TrustedCaFile, Audit, Identity, Labels, DrainTimeout, SigningBufferBytes, IssuerEndpoints, SecretFiles) { SpiffeUpstreams = SpiffeUpstreams };
 
     /// <summary>The workload identity token settings; null when the proxy has no identity of its own.</summary>
-    public TokenFileIdentitySettings? Identity { get; }
+    public IWorkloadIdentitySettings? Identity { get; }
 
     /// <summary>Where this proxy runs (env, cluster): policies' Labels compare against these.</summary>
     public IReadOnlyDictionary<string, string> Labels { get; }

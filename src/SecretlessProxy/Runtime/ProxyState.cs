@@ -41,7 +41,7 @@ internal sealed class ProxyState : IDisposable
     public ProxySnapshot Snapshot => _current.Snapshot;
 
     /// <summary>The workload identity; null when the configuration has no <c>Identity</c>.</summary>
-    public TokenFileIdentity? Identity => _current.Identity;
+    public IWorkloadIdentitySource? Identity => _current.Identity;
 
     /// <summary>
     /// Raised after a reload made a new snapshot current, for what outlives a request: a blind
@@ -74,7 +74,7 @@ internal sealed class ProxyState : IDisposable
     /// finish with its policies and its credential entries (a dropped entry still works for them,
     /// with its old definition). Returns the previous identity when it was replaced.
     /// </summary>
-    internal TokenFileIdentity? Swap(ProxySnapshot next, TokenFileIdentity? identity, ReloadStatus status, out IReadOnlyList<string> droppedCredentials)
+    internal IWorkloadIdentitySource? Swap(ProxySnapshot next, IWorkloadIdentitySource? identity, ReloadStatus status, out IReadOnlyList<string> droppedCredentials)
     {
         droppedCredentials = Cache.Apply(next.Credentials);
         var previous = _identity.Identity;
@@ -94,6 +94,7 @@ internal sealed class ProxyState : IDisposable
     {
         Cache.Dispose();
         _identity.Identity?.Dispose();
+        Snapshot.SpiffeUpstreams?.Dispose();
         Leaves?.Authority.Dispose();
         Leaves?.Dispose();
     }

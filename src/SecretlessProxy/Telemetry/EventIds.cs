@@ -101,4 +101,9 @@ internal static class EventIds
     public const int AuditRecordExported = 415;
     // Redis listener (430-439).
     public const int RedisLoginCommandsRewritten = 430;
+    // SPIFFE Workload API (440-449).
+    public const int SpiffeJwtSvidAccepted = 440;
+    public const int SpiffeJwtSvidFetchFailed = 441;
+    public const int SpiffeX509SvidRotated = 442;
+    public const int SpiffeX509SvidStreamFailed = 443;
 }

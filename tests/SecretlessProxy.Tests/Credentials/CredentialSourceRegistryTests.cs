@@ -52,7 +52,7 @@ public sealed class CredentialSourceRegistryTests : IDisposable
         Assert.Equal("OAuth2TokenExchange", registry.Find("OAUTH2TOKENEXCHANGE")?.Name);
         Assert.Null(registry.Find("Keychain"));
         Assert.Null(registry.Find(null));
-        Assert.Equal("File, OAuth2ClientCredentials, OAuth2TokenExchange, AwsWebIdentity, AzureWorkloadIdentity, AzureManagedIdentity or Vault", registry.Expected);
+        Assert.Equal("File, OAuth2ClientCredentials, OAuth2TokenExchange, AwsWebIdentity, AzureWorkloadIdentity, AzureManagedIdentity, Vault or SpiffeX509Svid", registry.Expected);
         Assert.Equal("AwsWebIdentity", registry.NamesYielding(CredentialShape.SigningKeys));
     }
 

@@ -34,9 +34,11 @@ public sealed class MutualTlsUpstream : IAsyncDisposable
 
     public string Url => "https://localhost:" + Port;
 
-    public static async Task<MutualTlsUpstream> StartAsync(TestPki pki)
+    /// <param name="clientCa">The CA client certificates must chain to (default: the test CA).</param>
+    /// <param name="serverCertificate">The certificate the upstream presents (default: one for localhost from the test CA).</param>
+    public static async Task<MutualTlsUpstream> StartAsync(TestPki pki, X509Certificate2? clientCa = null, X509Certificate2? serverCertificate = null)
     {
-        var serverCertificate = pki.IssueServer();
+        serverCertificate ??= pki.IssueServer();
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, listen =>
@@ -47,7 +49,7 @@ public sealed class MutualTlsUpstream : IAsyncDisposable
             {
                 ServerCertificate = serverCertificate,
                 ClientCertificateMode = ClientCertificateMode.RequireCertificate,
-                ClientCertificateValidation = (certificate, _, _) => IssuedBy(pki.Ca, certificate),
+                ClientCertificateValidation = (certificate, _, _) => IssuedBy(clientCa ?? pki.Ca, certificate),
             });
         }));
         var app = builder.Build();
