@@ -1,5 +1,4 @@
 using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.Extensions.Time.Testing;
 using SecretlessProxy.Core;
 using SecretlessProxy.Credentials;
 
@@ -7,7 +6,7 @@ namespace SecretlessProxy.Fleet;
 
 /// <summary>
 /// Runs one <see cref="FleetScenario"/>: every sidecar is a real <see cref="CredentialCache"/> on one
-/// <see cref="FakeTimeProvider"/> advanced a second at a time. Each second, every credential whose app
+/// <see cref="VirtualClock"/> advanced a second at a time. Each second, every credential whose app
 /// is using it makes a request through the cache (the ones that can only be hits are skipped unless
 /// <see cref="FleetSettings.EverySecond"/>); the fetches that starts are let finish before the clock
 /// moves on, so the issuer sees each at the second it was started. Every value handed out is checked
@@ -22,7 +21,7 @@ internal sealed class FleetSimulation : IDisposable
 
     private readonly FleetSettings _settings;
     private readonly FleetScenario _scenario;
-    private readonly FakeTimeProvider _time = new(Origin);
+    private readonly VirtualClock _time = new(Origin);
     private readonly Random _random;
     private readonly CredentialDefinition[] _definitions;
     private readonly string[] _names;

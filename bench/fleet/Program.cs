@@ -7,7 +7,7 @@ namespace SecretlessProxy.Fleet;
 /// <c>bench/run.sh fleet</c>: the refresh load a fleet of sidecars puts on its issuers, with the proxy's
 /// refresh spreading off and on, in steady state, through a rolling restart and after a mass restart.
 /// Prints a markdown section. Options: <c>--sidecars N</c> (10000), <c>--credentials M</c> (3),
-/// <c>--hours H</c> measured after the restart (3), <c>--seed S</c> (19).
+/// <c>--hours H</c> measured after the restart (2), <c>--seed S</c> (19).
 /// </summary>
 internal static class Program
 {
@@ -15,7 +15,7 @@ internal static class Program
     {
         var sidecars = Option(args, "--sidecars", 10_000);
         var credentials = Option(args, "--credentials", 3);
-        var hours = Option(args, "--hours", 3);
+        var hours = Option(args, "--hours", 2);
         var seed = Option(args, "--seed", 19);
         var measure = TimeSpan.FromHours(hours);
 
