@@ -45,6 +45,20 @@ internal static class FleetReport
         }
 
         output.WriteLine();
+        output.WriteLine("Goal: after a mass restart, peak over mean under 2× within a minute. Per mass-restart run: (a) the restart's first minute, its busiest second against its mean; (b) from the second minute on, the busiest minute against the steady rate:");
+        output.WriteLine();
+        foreach (var run in runs.Where(r => r.Scenario.RestartAt is not null && r.Scenario.Batches == 1))
+        {
+            var r = (long)run.Scenario.RestartAt!.Value.TotalSeconds;
+            var minute = run.Sum(r, r + 61) / 61.0;
+            var opening = run.PeakSecond(r, r + 61).Peak / minute;
+            var later = run.PeakMinute(r + 61, run.To).Peak / (steady * 60);
+            var prefetch = run.Settings.PrefetchWithin is { } p ? Invariant($"prefetch within {p.TotalSeconds:0} s") : "fetch at first use";
+            var apps = run.Settings.FirstUseWithin > TimeSpan.Zero ? Invariant($"apps first use within {run.Settings.FirstUseWithin.TotalMinutes:0} min") : "apps use every credential at once";
+            output.WriteLine(Invariant($"- {run.Settings.Label}, {prefetch}, {apps}: (a) {opening:0.0}× {(opening < 2 ? "met" : "not met")}; (b) {later:0.00}× {(later < 2 ? "met" : "not met")}"));
+        }
+
+        output.WriteLine();
         output.WriteLine(Invariant($"Requests that waited for a fetch (first use after a start; none after an expiry when refresh ahead works) and issuer calls, per run: {string.Join("; ", runs.Select(r => Invariant($"{r.RequestsThatWaited:N0} / {r.IssuerCalls:N0}")))}."));
     }
 
