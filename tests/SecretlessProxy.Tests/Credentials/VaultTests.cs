@@ -69,6 +69,9 @@ public sealed class VaultTests : IDisposable
             ["SecretPath"] = "secret/payments/api",
             ["Field"] = "api-key",
             ["RetryDelay"] = "00:00:00",
+            // Refresh exactly at RefreshAt, as these tests step the clock to it (spreading: RefreshSpreadingTests).
+            ["RefreshJitter"] = 0,
+            ["SpreadFirstRefresh"] = false,
         };
         change?.Invoke(definition);
         _config.Credential("vault", definition)
@@ -86,6 +89,9 @@ public sealed class VaultTests : IDisposable
             ["Role"] = "orders",
             ["DynamicPath"] = "database/creds/orders",
             ["RetryDelay"] = "00:00:00",
+            // Refresh exactly at RefreshAt, as these tests step the clock to it (spreading: RefreshSpreadingTests).
+            ["RefreshJitter"] = 0,
+            ["SpreadFirstRefresh"] = false,
         };
         change?.Invoke(definition);
         _config.Credential("vault", definition)
