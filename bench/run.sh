@@ -6,6 +6,8 @@
 #   bench/run.sh pg [direct] PostgreSQL with pgbench, direct vs the Postgres listener (bench/pgbench.sh; markdown on stdout)
 #   bench/run.sh revoke      time to revoke: ConfigMap swap to the first refusal, credential revoke to a new token, Vault lease revoke, identity token expiry (bench/revoke.py)
 #   bench/run.sh mysql|redis MariaDB (sysbench) or Redis (redis-benchmark), direct vs HAProxy TCP vs the listener (bench/dbbench.sh)
+#   bench/run.sh fleet [--sidecars N --credentials M --hours H --seed S]
+#                            refresh load of N simulated sidecars on the issuer (bench/fleet, virtual clock, ~1 min), appended to RESULTS.md
 #   BENCH_LABEL="what changed" bench/run.sh   labels the run in RESULTS.md
 #   BASELINE_REF=<git ref> bench/run.sh      route mode also runs the proxy built from that ref, side by side
 #   PROXY_VARIANTS="aot=/path/secretless-proxy jit=/other/secretless-proxy" bench/run.sh
@@ -28,6 +30,17 @@ label=${BENCH_LABEL:-unlabelled run}
 source bench/lib.sh
 if [ "$mode" = pg ]; then exec bash bench/pgbench.sh "${@:2}"; fi
 if [ "$mode" = mysql ] || [ "$mode" = redis ]; then exec bash bench/dbbench.sh "$mode"; fi
+if [ "$mode" = fleet ]; then
+  # No servers: the real credential cache of every sidecar on one virtual clock, in one process.
+  dotnet build bench/fleet/Fleet.csproj -c Release -nologo -v quiet >/dev/null
+  section=$(mktemp /tmp/secretless-fleet.XXXXXX)
+  status=0
+  dotnet bench/fleet/bin/Release/net10.0/SecretlessProxy.Fleet.dll "${@:2}" > "$section" || status=$?
+  { printf '\n## Refresh load at fleet scale (issue 19, %s): %s\n\n' "$(date -u +%F)" "$label"; cat "$section"
+    args="${*:2}"; printf '\nCommand: `bench/run.sh fleet%s`\n' "${args:+ $args}"; } >> bench/RESULTS.md
+  cat "$section"; rm -f "$section"
+  exit "$status"
+fi
 if [ "$mode" = revoke ]; then
   exec python3 bench/revoke.py "$(proxy_binary "$(mktemp -d /tmp/secretless-revoke-bin.XXXXXX)")" "${TRIALS:-20}"
 fi

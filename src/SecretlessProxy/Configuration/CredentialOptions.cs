@@ -20,6 +20,18 @@ internal sealed class CredentialOptions
     /// <summary>Fraction of the lifetime after which the cache refreshes ahead of expiry. Default 0.8.</summary>
     public double? RefreshAt { get; set; }
 
+    /// <summary>
+    /// Each value's refresh point is drawn uniformly in <c>RefreshAt ± RefreshJitter</c> (fractions of the
+    /// lifetime), so that sidecars which fetched together refresh apart. Default 0.1 (less when RefreshAt is within 0.2 of 0 or 1).
+    /// </summary>
+    public double? RefreshJitter { get; set; }
+
+    /// <summary>A cold value's (start, revocation, expiry) first refresh point is spread over the whole refresh interval. Default true.</summary>
+    public bool? SpreadFirstRefresh { get; set; }
+
+    /// <summary>Fetch at start, at a random instant within this window, instead of at the first request. Default: at first use.</summary>
+    public TimeSpan? PrefetchWithin { get; set; }
+
     /// <summary>A credential is treated as expired this long before its real expiry, for clock skew and transit. Default 5 s.</summary>
     public TimeSpan? ExpirySkew { get; set; }
 

@@ -307,6 +307,8 @@ internal sealed partial class SnapshotCompiler
 
         var expirySkew = NonNegative(c.ExpirySkew, TimeSpan.FromSeconds(5), key + ":ExpirySkew", errors);
         var maxBackoff = Positive(c.MaxBackoff, TimeSpan.FromSeconds(30), key + ":MaxBackoff", errors);
+        var refreshJitter = CompileRefreshJitter(c.RefreshJitter, refreshAt, key, errors);
+        var prefetchWithin = c.PrefetchWithin is null ? (TimeSpan?)null : Positive(c.PrefetchWithin, TimeSpan.Zero, key + ":PrefetchWithin", errors);
 
         ICredentialSource? source = null;
         if (bound is not null)
@@ -336,7 +338,40 @@ internal sealed partial class SnapshotCompiler
             errors.Add(new(key + ":Source", "'" + c.Source + "' is not a credential source; expected " + _sources.Expected));
         }
 
-        return errors.Count == start && source is not null ? new CredentialDefinition(name, source, refreshAt, expirySkew, maxBackoff) : null;
+        return errors.Count == start && source is not null
+            ? new CredentialDefinition(name, source, refreshAt, expirySkew, maxBackoff)
+            {
+                RefreshJitter = refreshJitter,
+                SpreadFirstRefresh = c.SpreadFirstRefresh ?? true,
+                PrefetchWithin = prefetchWithin,
+            }
+            : null;
+    }
+
+    /// <summary>
+    /// The refresh window must stay inside the lifetime. The default, 0.1, shrinks to half the distance
+    /// to 0 or 1 for a RefreshAt near either end, so a configuration that sets only RefreshAt stays valid.
+    /// </summary>
+    private static double CompileRefreshJitter(double? configured, double refreshAt, string key, List<ConfigError> errors)
+    {
+        if (refreshAt is <= 0 or >= 1 || double.IsNaN(refreshAt))
+        {
+            // RefreshAt is reported already; a window around it means nothing.
+            return 0;
+        }
+
+        if (configured is not { } jitter)
+        {
+            return Math.Min(0.1, Math.Min(refreshAt, 1 - refreshAt) / 2);
+        }
+
+        if (double.IsNaN(jitter) || jitter < 0 || refreshAt - jitter <= 0 || refreshAt + jitter >= 1)
+        {
+            errors.Add(new(key + ":RefreshJitter", "must be at least 0 and keep RefreshAt ± RefreshJitter between 0 and 1 (exclusive); RefreshAt is " + refreshAt.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+            return 0;
+        }
+
+        return jitter;
     }
 
     /// <summary>

@@ -6,7 +6,10 @@ namespace SecretlessProxy.Credentials;
 
 /// <summary>
 /// Hands out current, unexpired credentials by name: refreshes ahead of expiry, one fetch at a time
-/// per credential, backs off after failures, and never returns an expired value.
+/// per credential, backs off after failures, and never returns an expired value. Refresh points are
+/// jittered and a cold value's first one is spread (<see cref="RefreshSchedule"/>), and a configured
+/// prefetch is spread over its window, so that thousands of sidecars started together do not hit
+/// the issuer together; the random draws come from one injectable <see cref="Random"/>, seedable.
 /// </summary>
 internal sealed class CredentialCache : IDisposable
 {
@@ -15,16 +18,26 @@ internal sealed class CredentialCache : IDisposable
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly ProxyMetrics? _metrics;
+    private readonly Random _random;
     private volatile FrozenDictionary<string, CredentialEntry> _entries;
     private int _disposed;
     private int _released;
 
-    public CredentialCache(IEnumerable<CredentialDefinition> definitions, TimeProvider time, ILoggerFactory loggerFactory, ProxyMetrics? metrics = null)
+    /// <param name="random">
+    /// Seeds each entry's own generator (refresh points, prefetch instants, backoff jitter); a seeded
+    /// one reproduces a schedule (tests, bench/fleet). Default <see cref="Random.Shared"/>.
+    /// </param>
+    public CredentialCache(IEnumerable<CredentialDefinition> definitions, TimeProvider time, ILoggerFactory loggerFactory, ProxyMetrics? metrics = null, Random? random = null)
     {
         _time = time;
         _metrics = metrics;
+        _random = random ?? Random.Shared;
         _logger = loggerFactory.CreateLogger<CredentialCache>();
         _entries = definitions.ToFrozenDictionary(d => d.Name, NewEntry, StringComparer.OrdinalIgnoreCase);
+        foreach (var entry in _entries.Values)
+        {
+            entry.SchedulePrefetch();
+        }
     }
 
     /// <summary>
@@ -48,7 +61,9 @@ internal sealed class CredentialCache : IDisposable
                 }
                 else
                 {
-                    next[definition.Name] = NewEntry(definition);
+                    var added = NewEntry(definition);
+                    added.SchedulePrefetch();
+                    next[definition.Name] = added;
                     if (kept is not null)
                     {
                         dropped.Add(kept.Name);
@@ -69,6 +84,7 @@ internal sealed class CredentialCache : IDisposable
             foreach (var name in dropped)
             {
                 var entry = current[name];
+                entry.CancelPrefetch();
                 entry.Invalidate();
                 // What the dropped definition holds at its issuer (a Vault lease) is given back.
                 _ = ReleaseQuietlyAsync(entry.Definition.Source);
@@ -78,7 +94,8 @@ internal sealed class CredentialCache : IDisposable
         }
     }
 
-    private CredentialEntry NewEntry(CredentialDefinition definition) => new(definition, _time, _logger, _metrics, _stopping.Token);
+    // Called from the constructor and under _applying: one thread draws from _random at a time.
+    private CredentialEntry NewEntry(CredentialDefinition definition) => new(definition, _time, _logger, _metrics, _stopping.Token, new Random(_random.Next()));
 
     /// <summary>Returns a valid credential or throws <see cref="CredentialUnavailableException"/>.</summary>
     public ValueTask<CredentialLease> GetAsync(string name, CancellationToken cancellationToken) => GetFrom(_entries, name, cancellationToken);
@@ -173,6 +190,11 @@ internal sealed class CredentialCache : IDisposable
     {
         if (Interlocked.Exchange(ref _disposed, 1) == 0)
         {
+            foreach (var entry in _entries.Values)
+            {
+                entry.CancelPrefetch();
+            }
+
             // Cancels fetches in flight; they record "cancelled because the proxy is stopping".
             _stopping.Cancel();
             _stopping.Dispose();

@@ -17,4 +17,24 @@ internal sealed record CredentialDefinition(
 
     /// <summary>Who answers for the credential (<c>Owner</c>); null when the configuration names nobody.</summary>
     public CredentialOwner? Owner { get; init; }
+
+    /// <summary>
+    /// Half the width of the refresh window, as a fraction of the lifetime: each value's refresh
+    /// point is drawn uniformly in <c>RefreshAt ± RefreshJitter</c>, so sidecars that fetched together
+    /// do not refresh together. 0 (the default here; configuration defaults to 0.1) refreshes exactly at <see cref="RefreshAt"/>.
+    /// </summary>
+    public double RefreshJitter { get; init; }
+
+    /// <summary>
+    /// A value fetched cold (no value to replace: at start, after a revocation or an expiry) gets its
+    /// first refresh point drawn over the whole refresh interval, not the jitter window, so a fleet
+    /// restarted together is spread from its first refresh on (see <see cref="RefreshSchedule"/>).
+    /// </summary>
+    public bool SpreadFirstRefresh { get; init; }
+
+    /// <summary>
+    /// When set, the credential is fetched at start without waiting for a request, at a uniformly drawn
+    /// instant within this window; a request that needs it before then fetches it at once. Null: at first use.
+    /// </summary>
+    public TimeSpan? PrefetchWithin { get; init; }
 }

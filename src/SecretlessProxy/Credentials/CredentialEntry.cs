@@ -5,7 +5,9 @@ namespace SecretlessProxy.Credentials;
 
 /// <summary>
 /// The cache state of one credential: the current value, at most one fetch in flight, and the
-/// backoff after failures. The hit path reads one volatile reference and takes no lock.
+/// backoff after failures. The hit path reads one volatile reference and takes no lock. Each value's
+/// refresh point is drawn (<see cref="RefreshSchedule"/>) when it is cached, so the hit path only
+/// compares instants; the draws come from this entry's own <see cref="Random"/>, used under the gate.
 /// </summary>
 internal sealed partial class CredentialEntry
 {
@@ -14,6 +16,7 @@ internal sealed partial class CredentialEntry
     private readonly ILogger _logger;
     private readonly CancellationToken _stopping;
     private readonly ProxyMetrics? _metrics;
+    private readonly Random _random;
 
     private volatile CachedValue? _current;
     private Task<Credential>? _inflight;
@@ -23,10 +26,12 @@ internal sealed partial class CredentialEntry
     private DateTimeOffset? _lastRefresh;
     private string? _lastError;
     private DateTimeOffset? _lastErrorAt;
+    private ITimer? _prefetch;
 
-    public CredentialEntry(CredentialDefinition definition, TimeProvider time, ILogger logger, ProxyMetrics? metrics, CancellationToken stopping)
+    public CredentialEntry(CredentialDefinition definition, TimeProvider time, ILogger logger, ProxyMetrics? metrics, CancellationToken stopping, Random random)
     {
         _metrics = metrics;
+        _random = random;
         Definition = definition;
         _time = time;
         _logger = logger;
@@ -36,6 +41,21 @@ internal sealed partial class CredentialEntry
     public CredentialDefinition Definition { get; }
 
     public string Name => Definition.Name;
+
+    /// <summary>When the current value's refresh ahead is due; null when there is none. For the fleet bench and tests.</summary>
+    internal DateTimeOffset? RefreshDue => _current?.RefreshAt;
+
+    /// <summary>The fetch in flight, if any, so that a simulation can let it finish before moving its clock on.</summary>
+    internal Task? Pending
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _inflight;
+            }
+        }
+    }
 
     public ValueTask<CredentialLease> GetAsync(CancellationToken cancellationToken)
     {
@@ -127,6 +147,54 @@ internal sealed partial class CredentialEntry
         }
     }
 
+    /// <summary>
+    /// With <see cref="CredentialDefinition.PrefetchWithin"/>: fetches once, at a uniformly drawn instant
+    /// within that window from now, unless a value or a fetch exists by then. Only this timer waits
+    /// for the instant; a request that finds no value fetches at once, as without prefetch.
+    /// </summary>
+    public void SchedulePrefetch()
+    {
+        if (Definition.PrefetchWithin is not { } window)
+        {
+            return;
+        }
+
+        TimeSpan delay;
+        lock (_gate)
+        {
+            delay = TimeSpan.FromTicks((long)(window.Ticks * _random.NextDouble()));
+        }
+
+        var timer = _time.CreateTimer(static state => ((CredentialEntry)state!).Prefetch(), this, delay, Timeout.InfiniteTimeSpan);
+        Interlocked.Exchange(ref _prefetch, timer)?.Dispose();
+    }
+
+    /// <summary>Cancels a prefetch not yet started (the entry is dropped, or the proxy stops).</summary>
+    public void CancelPrefetch() => Interlocked.Exchange(ref _prefetch, null)?.Dispose();
+
+    private void Prefetch()
+    {
+        CancelPrefetch();
+        if (_stopping.IsCancellationRequested)
+        {
+            return;
+        }
+
+        Task<Credential> fetch;
+        lock (_gate)
+        {
+            // A request got here first (or a fetch failed and backs off): nothing to do.
+            if (_current is not null || _inflight is not null || _time.GetUtcNow() < _notBefore)
+            {
+                return;
+            }
+
+            fetch = _inflight = StartFetch();
+        }
+
+        fetch.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+    }
+
     private bool TryStartBackgroundRefresh(DateTimeOffset now)
     {
         Task<Credential> fetch;
@@ -161,8 +229,7 @@ internal sealed partial class CredentialEntry
         {
             var credential = await Definition.Source.FetchAsync(_stopping).ConfigureAwait(false);
             var now = _time.GetUtcNow();
-            var cached = CachedValue.Create(credential, Definition, now);
-            if (cached.UsableUntil <= now)
+            if (CachedValue.UsableUntilOf(credential, Definition, now) <= now)
             {
                 throw new CredentialFetchException("the source issued a credential that is already expired", isTransient: false);
             }
@@ -172,6 +239,10 @@ internal sealed partial class CredentialEntry
                 // A revocation while this fetch ran wins: the value is not cached.
                 if (generation == _generation)
                 {
+                    // Cold: nothing usable to replace (start, revocation, expiry), so the first refresh is spread.
+                    var previous = _current;
+                    var cold = previous is null || now >= previous.UsableUntil;
+                    var cached = CachedValue.Create(credential, Definition, now, RefreshSchedule.Fraction(Definition.RefreshAt, Definition.RefreshJitter, cold, Definition.SpreadFirstRefresh, _random.NextDouble()));
                     _current = cached;
                     _failures = 0;
                     _notBefore = default;
@@ -221,7 +292,7 @@ internal sealed partial class CredentialEntry
         // Exponential from one second, capped, with +-20% jitter so that many sidecars restarted
         // together do not hit the identity provider in step.
         var seconds = Math.Min(Definition.MaxBackoff.TotalSeconds, Math.Pow(2, Math.Min(failures - 1, 16)));
-        var jitter = 0.8 + (Random.Shared.NextDouble() * 0.4);
+        var jitter = 0.8 + (_random.NextDouble() * 0.4);
         return TimeSpan.FromSeconds(seconds * jitter);
     }
 
@@ -241,7 +312,8 @@ internal sealed partial class CredentialEntry
         /// <summary>After this instant the value is never handed out: the real expiry minus the skew.</summary>
         public DateTimeOffset UsableUntil { get; }
 
-        public static CachedValue Create(Credential credential, CredentialDefinition definition, DateTimeOffset now)
+        /// <param name="refreshFraction">Where in the lifetime to refresh (<see cref="RefreshSchedule.Fraction"/>).</param>
+        public static CachedValue Create(Credential credential, CredentialDefinition definition, DateTimeOffset now, double refreshFraction)
         {
             if (credential.ExpiresAt is not { } expiresAt)
             {
@@ -249,10 +321,20 @@ internal sealed partial class CredentialEntry
             }
 
             var lifetime = expiresAt - now;
-            // The skew is capped at a tenth of the lifetime so that short-lived tokens remain usable.
-            var skew = TimeSpan.FromTicks(Math.Min(definition.ExpirySkew.Ticks, Math.Max(0, lifetime.Ticks / 10)));
-            var refreshAt = now + TimeSpan.FromTicks((long)(Math.Max(0, lifetime.Ticks) * definition.RefreshAt));
-            return new CachedValue(credential, refreshAt, expiresAt - skew);
+            var refreshAt = now + TimeSpan.FromTicks((long)(Math.Max(0, lifetime.Ticks) * refreshFraction));
+            return new CachedValue(credential, refreshAt, UsableUntilOf(credential, definition, now));
+        }
+
+        /// <summary>The real expiry less the skew; the skew is capped at a tenth of the lifetime so that short-lived tokens remain usable.</summary>
+        public static DateTimeOffset UsableUntilOf(Credential credential, CredentialDefinition definition, DateTimeOffset now)
+        {
+            if (credential.ExpiresAt is not { } expiresAt)
+            {
+                return DateTimeOffset.MaxValue;
+            }
+
+            var lifetime = expiresAt - now;
+            return expiresAt - TimeSpan.FromTicks(Math.Min(definition.ExpirySkew.Ticks, Math.Max(0, lifetime.Ticks / 10)));
         }
     }
 

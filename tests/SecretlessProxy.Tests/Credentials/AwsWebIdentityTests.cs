@@ -56,6 +56,9 @@ public sealed class AwsWebIdentityTests : IDisposable
             ["AllowLoopbackSquatting"] = true,
             // Retries without delay: the fake clock does not advance by itself.
             ["RetryDelay"] = "00:00:00",
+            // Refresh exactly at RefreshAt, as these tests step the clock to it (spreading: RefreshSpreadingTests).
+            ["RefreshJitter"] = 0,
+            ["SpreadFirstRefresh"] = false,
         };
         change?.Invoke(definition);
         return definition;

@@ -90,6 +90,9 @@ public sealed class AzureIdentityTests : IDisposable
             ["AllowLoopbackSquatting"] = true,
             ["CaFile"] = _pki.CaFile,
             ["RetryDelay"] = "00:00:00",
+            // Refresh exactly at RefreshAt, as these tests step the clock to it (spreading: RefreshSpreadingTests).
+            ["RefreshJitter"] = 0,
+            ["SpreadFirstRefresh"] = false,
         };
         change?.Invoke(definition);
         _config.Credential("storage-token", definition);

@@ -42,6 +42,9 @@ public sealed class CredentialLifecycleTests : IDisposable
             ["ClientSecretFile"] = _config.SecretFile("client-secret", _clientSecret),
             // Retries without delay: the fake clock does not advance by itself.
             ["RetryDelay"] = "00:00:00",
+            // Refresh exactly at RefreshAt, as these tests step the clock to it (spreading: RefreshSpreadingTests).
+            ["RefreshJitter"] = 0,
+            ["SpreadFirstRefresh"] = false,
         };
         change?.Invoke(definition);
         _config.Credential("api-token", definition);

@@ -58,6 +58,9 @@ public sealed class TokenExchangeTests : IDisposable
             ["Scopes"] = new JsonArray("https://www.googleapis.com/auth/cloud-platform"),
             ["RequestedTokenType"] = AccessTokenType,
             ["RetryDelay"] = "00:00:00",
+            // Refresh exactly at RefreshAt, as these tests step the clock to it (spreading: RefreshSpreadingTests).
+            ["RefreshJitter"] = 0,
+            ["SpreadFirstRefresh"] = false,
         };
         change?.Invoke(definition);
         _config.Credential("gcp-token", definition);

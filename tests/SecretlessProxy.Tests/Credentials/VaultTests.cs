@@ -69,6 +69,9 @@ public sealed class VaultTests : IDisposable
             ["SecretPath"] = "secret/payments/api",
             ["Field"] = "api-key",
             ["RetryDelay"] = "00:00:00",
+            // Refresh exactly at RefreshAt, as these tests step the clock to it (spreading: RefreshSpreadingTests).
+            ["RefreshJitter"] = 0,
+            ["SpreadFirstRefresh"] = false,
         };
         change?.Invoke(definition);
         _config.Credential("vault", definition)
@@ -90,6 +93,9 @@ public sealed class VaultTests : IDisposable
     private void DynamicCredential(Action<JsonObject>? change = null)
     {
         var definition = DynamicDefinition(_vault.Address);
+        // Refresh exactly at RefreshAt, as these tests step the clock to it (spreading: RefreshSpreadingTests).
+        definition["RefreshJitter"] = 0;
+        definition["SpreadFirstRefresh"] = false;
         change?.Invoke(definition);
         _config.Credential("vault", definition)
             .Policy("api", new JsonObject
