@@ -17,6 +17,7 @@ internal sealed class CredentialSourceRegistry
         new AzureWorkloadIdentitySourceKind(),
         new AzureManagedIdentitySourceKind(),
         new VaultSourceKind(),
+        new AwsRdsAuthTokenSourceKind(),
     ]);
 
     private readonly Dictionary<string, ICredentialSourceKind> _byName;
