@@ -96,8 +96,8 @@ internal sealed class AccessTokenIssuer : IDisposable
             });
     }
 
-    /// <summary>Answers every token request with a new access token valid for an hour.</summary>
-    public void Serve()
+    /// <summary>Answers every token request with a new access token valid for <paramref name="expiresIn"/> seconds.</summary>
+    public void Serve(int expiresIn = 3600)
     {
         _server.ResetMappings();
         _server.Given(Request.Create().UsingAnyMethod()).AtPriority(100).RespondWith(Response.Create().WithStatusCode(404));
@@ -106,10 +106,10 @@ internal sealed class AccessTokenIssuer : IDisposable
             {
                 var token = (IsEntra ? "eyJ0eXAiOiJKV1Qi.entra-" : "ya29.google-") + Guid.NewGuid().ToString("N") + "-" + Interlocked.Increment(ref _count);
                 _issued.Enqueue(token);
-                var answer = new JsonObject { ["access_token"] = token, ["token_type"] = "Bearer", ["expires_in"] = 3600 };
+                var answer = new JsonObject { ["access_token"] = token, ["token_type"] = "Bearer", ["expires_in"] = expiresIn };
                 if (IsEntra)
                 {
-                    answer["ext_expires_in"] = 3600;
+                    answer["ext_expires_in"] = expiresIn;
                 }
                 else
                 {

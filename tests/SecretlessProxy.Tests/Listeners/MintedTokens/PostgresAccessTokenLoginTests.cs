@@ -37,6 +37,49 @@ public sealed class PostgresAccessTokenLoginTests
     [PostgresFact]
     public Task Google_endpoint_answering_garbage_is_refused_as_token_minting() => GarbageAsync(AccessTokenIssuer.Google);
 
+    [PostgresFact]
+    public async Task A_login_never_starts_with_a_token_that_expires_within_the_handshake_timeout()
+    {
+        using var config = new TestConfig();
+        using var issuer = AccessTokenIssuer.Google(config);
+        // Tokens for a minute, no refresh ahead before 57 s, logins bounded by 30 s.
+        issuer.Serve(expiresIn: 60);
+        var role = "token_app_" + Guid.NewGuid().ToString("N")[..8];
+        await using var proxy = await StartAsync(config, issuer, role, c =>
+        {
+            c.Section["Credentials"]!["db-login"]!["RefreshAt"] = 0.95;
+            c.Section["Listeners"]!["db"]!["HandshakeTimeout"] = "00:00:30";
+        });
+        await PsqlAsync(proxy, "select 1");
+        await _pg.SetPasswordAsync(role, Assert.Single(issuer.Issued));
+        var first = await PsqlAsync(proxy, "select current_user");
+        Assert.True(first.ExitCode == 0, first.ToString());
+        Assert.Single(issuer.Issued);
+
+        // 45 s on, the cached token has 15 s left: still valid, but a login could outlive it. The
+        // next login waits for a new token instead (the server, still holding the first one as the
+        // password, now rejects the login: proof the dying token was not sent).
+        issuer.Time.Advance(TimeSpan.FromSeconds(45));
+        var renewed = await PsqlAsync(proxy, "select current_user");
+        _output.WriteLine(renewed.ToString());
+        Assert.Equal(2, issuer.Issued.Count);
+        Assert.Contains("password authentication failed", renewed.Error, StringComparison.Ordinal);
+        await _pg.SetPasswordAsync(role, issuer.Issued[1]);
+        var second = await PsqlAsync(proxy, "select current_user");
+        Assert.True(second.ExitCode == 0, second.ToString());
+        Assert.Equal(role, second.Output.Trim());
+
+        // When no new token can be had, the login is refused rather than started with one that dies
+        // during it.
+        issuer.Time.Advance(TimeSpan.FromSeconds(45));
+        issuer.AnswerGarbage();
+        var refused = await PsqlAsync(proxy, "select current_user");
+        _output.WriteLine(refused.ToString());
+        Assert.Contains("needs credential 'db-login', which is unavailable", refused.Error, StringComparison.Ordinal);
+        Assert.Equal(2, issuer.Issued.Count);
+        await proxy.AssertNoSecretEmittedAsync();
+    }
+
     private async Task LogsInAsync(Func<TestConfig, AccessTokenIssuer> issuerFor)
     {
         using var config = new TestConfig();
@@ -78,7 +121,7 @@ public sealed class PostgresAccessTokenLoginTests
 
     private string Upstream => _pg.ServerName + ":" + _pg.Port;
 
-    private async Task<ProxyHarness> StartAsync(TestConfig config, AccessTokenIssuer issuer, string role)
+    private async Task<ProxyHarness> StartAsync(TestConfig config, AccessTokenIssuer issuer, string role, Action<TestConfig>? configure = null)
     {
         await _pg.ExecAsSuperuserAsync($"CREATE ROLE {role} LOGIN PASSWORD 'not-the-token-{Guid.NewGuid():N}'");
         issuer.Configure(config, role);
@@ -88,6 +131,7 @@ public sealed class PostgresAccessTokenLoginTests
                 ["Match"] = TestConfig.Match([_pg.ServerName], ports: [_pg.Port]),
                 ["Inject"] = new JsonObject { ["DatabaseLogin"] = true },
             });
+        configure?.Invoke(config);
         var proxy = await ProxyHarness.StartAsync(config.Write(), issuer.Time);
         proxy.NeverEmit(() => issuer.Secrets);
         return proxy;
