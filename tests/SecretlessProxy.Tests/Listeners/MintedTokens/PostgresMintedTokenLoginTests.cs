@@ -85,6 +85,14 @@ public sealed class PostgresMintedTokenLoginTests : IDisposable
         Assert.Equal("connected", connected.GetTagItem("secretless.outcome"));
         Assert.Equal("AwsRdsAuthToken", connected.GetTagItem("secretless.credential.source"));
         Assert.DoesNotContain(token, rejected.Error + query.Output + query.Error, StringComparison.Ordinal);
+
+        // The inventory names what mints the token (endpoint, user, region, the STS role that signs)
+        // and its lifetime.
+        using var admin = new HttpClient();
+        var inventory = await admin.GetStringAsync(new Uri(proxy.App.AdminUri, "/inventory"));
+        Assert.Contains("AWS RDS IAM auth token for " + Upstream + " (user " + _role + ", region eu-west-1)", inventory, StringComparison.Ordinal);
+        Assert.Contains("AWS STS eu-west-1, role arn:aws:iam::123456789012:role/orders-db", inventory, StringComparison.Ordinal);
+        Assert.Contains("15 minutes (X-Amz-Expires 900), never beyond the signing keys", inventory, StringComparison.Ordinal);
         await proxy.AssertNoSecretEmittedAsync();
     }
 
