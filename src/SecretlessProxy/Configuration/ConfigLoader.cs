@@ -83,7 +83,11 @@ internal sealed class ConfigLoader
         var snapshot = new SnapshotCompiler(_time, _tokenClient, baseDirectory, checkFiles, _identity, _loggerFactory).Compile(options, configuration.GetSection(SecretlessProxyOptions.SectionName), errors);
         if (snapshot is not null)
         {
-            snapshot = snapshot.WithCredentialFingerprints(name => Fingerprint(configuration.GetSection(SecretlessProxyOptions.SectionName + ":Credentials:" + name)));
+            // A credential built on others (an RDS token signed with an STS session's keys) changes when
+            // they do: a reload that re-points the keys must not keep a token minted with the old ones.
+            var referencesOf = snapshot.Credentials.ToDictionary(c => c.Name, c => c.Source.References.Select(r => r.Name).ToArray(), StringComparer.OrdinalIgnoreCase);
+            string Section(string name) => Fingerprint(configuration.GetSection(SecretlessProxyOptions.SectionName + ":Credentials:" + name));
+            snapshot = snapshot.WithCredentialFingerprints(name => Section(name) + string.Concat(referencesOf.GetValueOrDefault(name, []).Select(r => "\n->" + r + "\n" + Section(r))));
         }
 
         return new ConfigLoadResult(errors.Count == 0 ? snapshot : null, errors, configuration);

@@ -7,4 +7,8 @@ namespace SecretlessProxy.Configuration;
 /// keys alone, so it holds even while the credential itself has errors.
 /// </summary>
 /// <param name="Source">The source kind's name, for messages.</param>
-internal sealed record DeclaredCredential(string Source, CredentialShape Yields);
+internal sealed record DeclaredCredential(string Source, CredentialShape Yields)
+{
+    /// <summary>The one server its value is minted for, when it is tied to one (<see cref="Credentials.CredentialAudience"/>).</summary>
+    public Credentials.CredentialAudience? Audience { get; init; }
+}

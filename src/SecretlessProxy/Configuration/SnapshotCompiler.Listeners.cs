@@ -74,5 +74,8 @@ internal sealed partial class SnapshotCompiler
         public override string WithoutUserInfo(string url) => SnapshotCompiler.WithoutUserInfo(url);
 
         public override string? DatabaseLoginProblem(string credentialName) => _compiler.DatabaseLoginProblem(credentialName, _credentials);
+
+        public override (CredentialShape Yields, Credentials.CredentialAudience? Audience)? DeclaredCredential(string credentialName) =>
+            _compiler._declared.TryGetValue(credentialName, out var declared) ? (declared.Yields, declared.Audience) : null;
     }
 }

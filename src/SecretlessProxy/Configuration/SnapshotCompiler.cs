@@ -82,15 +82,19 @@ internal sealed partial class SnapshotCompiler
 
         var credentialOptions = new Dictionary<string, CredentialOptions>(options.Credentials, StringComparer.OrdinalIgnoreCase);
         var credentials = new List<CredentialDefinition>();
+        var references = new CredentialReferences(name => _declared.TryGetValue(name, out var declared) ? declared.Yields : null);
         foreach (var (name, credential) in options.Credentials)
         {
-            var compiled = CompileCredential(name, credential, bound.GetValueOrDefault(name), options.Identity is not null, errors);
+            var compiled = CompileCredential(name, credential, bound.GetValueOrDefault(name), options.Identity is not null, references, errors);
             var owner = CompileOwner(name, credential.Owner, options.RequireOwners == true, errors);
             if (compiled is not null)
             {
+                references.Compiled(name, compiled.Source);
                 credentials.Add(compiled with { Owner = owner });
             }
         }
+
+        references.CheckCycles(errors);
 
         var identity = CompileIdentity(options.Identity, errors);
         var labels = new Dictionary<string, string>(options.Labels, StringComparer.Ordinal);
@@ -268,7 +272,7 @@ internal sealed partial class SnapshotCompiler
                 if (_sources.Find(credential.Source)?.Bind(section.GetSection("Credentials:" + name)) is { } source)
                 {
                     bound[name] = source;
-                    _declared[name] = new DeclaredCredential(source.Kind.Name, source.Yields(hasUsername));
+                    _declared[name] = new DeclaredCredential(source.Kind.Name, source.Yields(hasUsername)) { Audience = source.Audience };
                     continue;
                 }
             }
@@ -288,7 +292,7 @@ internal sealed partial class SnapshotCompiler
     }
 
     /// <summary>The keys every credential has here; the rest is its source kind's (<see cref="BoundCredentialSource.Compile"/>).</summary>
-    private CredentialDefinition? CompileCredential(string name, CredentialOptions c, BoundCredentialSource? bound, bool identityConfigured, List<ConfigError> errors)
+    private CredentialDefinition? CompileCredential(string name, CredentialOptions c, BoundCredentialSource? bound, bool identityConfigured, CredentialReferences references, List<ConfigError> errors)
     {
         var key = Root + ":Credentials:" + name;
         var start = errors.Count;
@@ -327,6 +331,7 @@ internal sealed partial class SnapshotCompiler
                 LoggerFactory = _loggerFactory,
                 Files = _files,
                 IssuerEndpoints = _issuerEndpoints,
+                References = references,
             });
         }
         else if (c.Source is null)

@@ -24,4 +24,11 @@ internal enum CredentialShape
 
     /// <summary>A TLS client certificate and its private key.</summary>
     Certificate = 8,
+
+    /// <summary>
+    /// The secret is a token an issuer minted for this workload (an OAuth2 or Entra access token, an
+    /// RDS auth token), valid at any server that trusts that issuer: as a database password it goes
+    /// only to a server whose certificate is verified, never to whoever answers the address.
+    /// </summary>
+    IssuedToken = 16,
 }

@@ -20,6 +20,9 @@ internal sealed class BoundCredentialSource
     /// <summary>What the source yields with these settings (<see cref="CredentialSourceKind{TOptions}.Yields"/>).</summary>
     public CredentialShape Yields(bool hasUsername) => _yields(hasUsername);
 
+    /// <summary>The server a value is minted for (<see cref="CredentialSourceKind{TOptions}.Audience"/>); null when it is not tied to one.</summary>
+    public CredentialAudience? Audience { get; init; }
+
     /// <summary>Validates and builds (<see cref="CredentialSourceKind{TOptions}.Compile"/>).</summary>
     public ICredentialSource? Compile(CredentialSourceContext context) => _compile(context);
 }

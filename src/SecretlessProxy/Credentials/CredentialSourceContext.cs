@@ -41,6 +41,21 @@ internal sealed class CredentialSourceContext
     /// <summary>Where every issuer endpoint of the configuration is recorded, for <c>validate</c>'s warnings.</summary>
     public required List<IssuerEndpoint> IssuerEndpoints { get; init; }
 
+    /// <summary>The references between this configuration's credentials (<see cref="ReferenceCredential"/>).</summary>
+    public required CredentialReferences References { get; init; }
+
+    /// <summary>The credential's name (the last segment of <see cref="Key"/>).</summary>
+    public string Name => Key[(Key.LastIndexOf(':') + 1)..];
+
+    /// <summary>
+    /// Another credential of this configuration that the source builds on, named by its key
+    /// <paramref name="subKey"/>: it must exist and yield <paramref name="needs"/> (checked by shape,
+    /// never by source name), and references must not form a cycle. Null when a problem was reported.
+    /// </summary>
+    /// <param name="what">What the named credential provides, for messages ("the keys that sign the token").</param>
+    public CredentialReference? ReferenceCredential(string subKey, string? name, CredentialShape needs, string what) =>
+        References.Add(Name, Key + ":" + subKey, name, needs, what, Errors);
+
     /// <summary>Whether referenced files must exist now, so their content can be checked as well.</summary>
     public bool CheckFiles => Files.CheckFiles;
 

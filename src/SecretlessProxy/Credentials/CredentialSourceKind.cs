@@ -13,7 +13,7 @@ internal abstract class CredentialSourceKind<TOptions> : ICredentialSourceKind
     public BoundCredentialSource Bind(IConfigurationSection section)
     {
         var options = BindOptions(section);
-        return new BoundCredentialSource(this, hasUsername => Yields(options, hasUsername), context => Compile(options, context));
+        return new BoundCredentialSource(this, hasUsername => Yields(options, hasUsername), context => Compile(options, context)) { Audience = Audience(options) };
     }
 
     /// <summary>
@@ -28,6 +28,13 @@ internal abstract class CredentialSourceKind<TOptions> : ICredentialSourceKind
     /// </summary>
     /// <param name="hasUsername">Whether the credential gives <c>Username</c> or <c>UsernameFile</c>, keys every kind shares.</param>
     public abstract CredentialShape Yields(TOptions options, bool hasUsername);
+
+    /// <summary>
+    /// The one server a value of these settings is valid at (<see cref="CredentialAudience"/>), for
+    /// the listeners that log in with it; null (the default) when the value is not tied to a server
+    /// or the settings do not say which.
+    /// </summary>
+    public virtual CredentialAudience? Audience(TOptions options) => null;
 
     /// <summary>
     /// Validates the settings, each problem added to <see cref="CredentialSourceContext.Errors"/>

@@ -18,6 +18,7 @@ internal sealed class CredentialSourceRegistry
         new AzureManagedIdentitySourceKind(),
         new VaultSourceKind(),
         new SpiffeX509SvidSourceKind(),
+        new AwsRdsAuthTokenSourceKind(),
     ]);
 
     private readonly Dictionary<string, ICredentialSourceKind> _byName;

@@ -32,6 +32,9 @@ internal interface ICredentialSource
     /// </summary>
     ValueTask OnRevokedAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
 
+    /// <summary>The other credentials this source builds on (<see cref="CredentialReference"/>), bound to the cache that serves them.</summary>
+    IReadOnlyList<CredentialReference> References => [];
+
     /// <summary>Where the value is issued, how it rotates and what revoking does, for <c>inventory</c>; never a secret.</summary>
     CredentialSourceDescription Describe() => new(Kind, "unknown", "unknown", CredentialSourceDescription.DropCacheOnly);
 }

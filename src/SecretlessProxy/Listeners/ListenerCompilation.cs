@@ -85,6 +85,12 @@ internal abstract class ListenerCompilation
     /// </summary>
     public abstract string? DatabaseLoginProblem(string credentialName);
 
+    /// <summary>
+    /// What the named credential yields and the one server it is minted for (null when it is not
+    /// tied to one), as its keys declare; null for an unknown credential.
+    /// </summary>
+    public virtual (CredentialShape Yields, Credentials.CredentialAudience? Audience)? DeclaredCredential(string credentialName) => null;
+
     /// <summary>An HTTP listener's <c>Url</c>: <c>http://address:port</c> or <c>unix:/path</c>.</summary>
     public EndPoint? HttpOrUnixBindUrl() =>
         Options.Url?.StartsWith("unix:", StringComparison.OrdinalIgnoreCase) == true

@@ -165,7 +165,11 @@ internal sealed partial class AccessPipeline
         CredentialLease lease;
         try
         {
-            lease = await generation.GetCredentialAsync(credentialName, cancellationToken).ConfigureAwait(false);
+            lease = request.LoginCredential is not null && generation.Credentials.TryGetValue(credentialName, out var loginEntry)
+                // A login must not start with a value that expires before its handshake can end (a
+                // token past a failed refresh): such a value is fetched anew first.
+                ? await CoveringLease.GetAsync(loginEntry, request.Listener.Limits.HandshakeTimeout, _time, cancellationToken).ConfigureAwait(false)
+                : await generation.GetCredentialAsync(credentialName, cancellationToken).ConfigureAwait(false);
         }
         catch (CredentialUnavailableException ex)
         {
@@ -184,6 +188,11 @@ internal sealed partial class AccessPipeline
         {
             // The cache never hands out an expired value; this guards the moment between its check and the wire.
             return Refuse(request, who, decision.Name, allowed, AccessOutcome.CredentialUnavailable, "credential '" + credentialName + "' expired before it could be used", credentialName, credentialSource);
+        }
+
+        if (request.LoginCredential is not null && !CoveringLease.Covers(credential, request.Listener.Limits.HandshakeTimeout, _time))
+        {
+            return Refuse(request, who, decision.Name, allowed, AccessOutcome.CredentialUnavailable, "credential '" + credentialName + "' expires within the listener's HandshakeTimeout (" + request.Listener.Limits.HandshakeTimeout.TotalSeconds + " s) even when fetched anew: a login could outlive it", credentialName, credentialSource);
         }
 
         if (allowed.Injection.Target == InjectionTarget.DatabaseLogin && credential.Username is not { Length: > 0 })

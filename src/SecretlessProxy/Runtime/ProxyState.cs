@@ -24,6 +24,7 @@ internal sealed class ProxyState : IDisposable
     {
         _identity = identity ?? new WorkloadIdentityAccessor();
         Cache = cache;
+        CredentialReference.BindAll(snapshot.Credentials, cache);
         _current = new ProxyGeneration(snapshot, cache.Entries, _identity.Identity);
         Leaves = leaves;
         SigningBuffers = new SigningBufferBudget(snapshot.SigningBufferBytes);
@@ -77,6 +78,8 @@ internal sealed class ProxyState : IDisposable
     internal IWorkloadIdentitySource? Swap(ProxySnapshot next, IWorkloadIdentitySource? identity, ReloadStatus status, out IReadOnlyList<string> droppedCredentials)
     {
         droppedCredentials = Cache.Apply(next.Credentials);
+        // Sources that build on other credentials lease them from this cache (kept entries keep theirs).
+        CredentialReference.BindAll(next.Credentials, Cache);
         var previous = _identity.Identity;
         _identity.Identity = identity;
         // The one write that makes the new version current for every later request.

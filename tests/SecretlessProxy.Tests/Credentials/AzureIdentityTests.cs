@@ -54,7 +54,7 @@ public sealed class AzureIdentityTests : IDisposable
 
     private string AuthorityHost => "https://127.0.0.1:" + _entra.Ports[0] + "/";
 
-    private static WireMockServer StartHttps(TestPki pki, string directory)
+    internal static WireMockServer StartHttps(TestPki pki, string directory)
     {
         // Given as a file: WireMock serializes its settings, and an X509Certificate2 with an EC key
         // cannot be serialized (its PrivateKey getter throws).

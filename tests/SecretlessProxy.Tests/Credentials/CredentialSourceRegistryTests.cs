@@ -52,7 +52,7 @@ public sealed class CredentialSourceRegistryTests : IDisposable
         Assert.Equal("OAuth2TokenExchange", registry.Find("OAUTH2TOKENEXCHANGE")?.Name);
         Assert.Null(registry.Find("Keychain"));
         Assert.Null(registry.Find(null));
-        Assert.Equal("File, OAuth2ClientCredentials, OAuth2TokenExchange, AwsWebIdentity, AzureWorkloadIdentity, AzureManagedIdentity, Vault or SpiffeX509Svid", registry.Expected);
+        Assert.Equal("File, OAuth2ClientCredentials, OAuth2TokenExchange, AwsWebIdentity, AzureWorkloadIdentity, AzureManagedIdentity, Vault, SpiffeX509Svid or AwsRdsAuthToken", registry.Expected);
         Assert.Equal("AwsWebIdentity", registry.NamesYielding(CredentialShape.SigningKeys));
     }
 
@@ -60,11 +60,12 @@ public sealed class CredentialSourceRegistryTests : IDisposable
     {
         { "File", ["Path=/run/secrets/key"], (int)(CredentialShape.Token) },
         { "File", ["Path=/run/secrets/password", "Username=orders"], (int)(CredentialShape.Token | CredentialShape.UsernamePassword) },
-        { "OAuth2ClientCredentials", ["TokenUrl=https://idp.example.com/token", "ClientId=orders", "ClientSecretFile=/run/secrets/client"], (int)(CredentialShape.Token) },
-        { "OAuth2TokenExchange", ["TokenUrl=https://sts.example.com/token"], (int)(CredentialShape.Token) },
+        { "OAuth2ClientCredentials", ["TokenUrl=https://idp.example.com/token", "ClientId=orders", "ClientSecretFile=/run/secrets/client"], (int)(CredentialShape.Token | CredentialShape.IssuedToken) },
+        { "OAuth2TokenExchange", ["TokenUrl=https://sts.example.com/token"], (int)(CredentialShape.Token | CredentialShape.IssuedToken) },
         { "AwsWebIdentity", ["RoleArn=arn:aws:iam::123456789012:role/exporter", "Region=eu-west-1"], (int)(CredentialShape.SigningKeys) },
-        { "AzureWorkloadIdentity", ["TenantId=contoso.onmicrosoft.com", "ClientId=orders", "Scopes:0=https://storage.azure.com/.default"], (int)(CredentialShape.Token) },
-        { "AzureManagedIdentity", ["Scopes:0=https://ossrdbms-aad.database.windows.net/.default", "Username=orders@contoso"], (int)(CredentialShape.Token | CredentialShape.UsernamePassword) },
+        { "AzureWorkloadIdentity", ["TenantId=contoso.onmicrosoft.com", "ClientId=orders", "Scopes:0=https://storage.azure.com/.default"], (int)(CredentialShape.Token | CredentialShape.IssuedToken) },
+        { "AzureManagedIdentity", ["Scopes:0=https://ossrdbms-aad.database.windows.net/.default", "Username=orders@contoso"], (int)(CredentialShape.Token | CredentialShape.UsernamePassword | CredentialShape.IssuedToken) },
+        { "AwsRdsAuthToken", ["SigningCredential=other", "Endpoint=db.example.com:5432", "Region=eu-west-1", "Username=orders"], (int)(CredentialShape.Token | CredentialShape.UsernamePassword | CredentialShape.IssuedToken) },
         { "Vault", ["Address=https://vault.example.com:8200", "AuthMethod=Jwt", "Role=orders", "SecretPath=secret/orders/api", "Field=key"], (int)(CredentialShape.Token) },
         { "Vault", ["Address=https://vault.example.com:8200", "AuthMethod=Jwt", "Role=orders", "DynamicPath=database/creds/orders"], (int)(CredentialShape.Token | CredentialShape.UsernamePassword) },
     };

@@ -5,10 +5,11 @@ namespace SecretlessProxy.Credentials;
 /// <summary>The two Azure.Identity sources: one set of keys, and the checks they share.</summary>
 internal abstract class AzureSourceKind : CredentialSourceKind<AzureSourceOptions>
 {
-    public override CredentialShape MayYield => CredentialShape.Token | CredentialShape.UsernamePassword;
+    // An access token minted for the workload: as a database password only over verified TLS.
+    public override CredentialShape MayYield => CredentialShape.Token | CredentialShape.UsernamePassword | CredentialShape.IssuedToken;
 
     public override CredentialShape Yields(AzureSourceOptions options, bool hasUsername) =>
-        hasUsername ? CredentialShape.Token | CredentialShape.UsernamePassword : CredentialShape.Token;
+        hasUsername ? MayYield : CredentialShape.Token | CredentialShape.IssuedToken;
 
     protected override AzureSourceOptions BindOptions(IConfigurationSection section) => section.Get<AzureSourceOptions>() ?? new();
 

@@ -16,10 +16,11 @@ internal sealed class OAuth2TokenExchangeSourceKind : CredentialSourceKind<OAuth
 
     public override string Name => "OAuth2TokenExchange";
 
-    public override CredentialShape MayYield => CredentialShape.Token | CredentialShape.UsernamePassword;
+    // An access token minted for the workload: as a database password only over verified TLS.
+    public override CredentialShape MayYield => CredentialShape.Token | CredentialShape.UsernamePassword | CredentialShape.IssuedToken;
 
     public override CredentialShape Yields(OAuth2TokenExchangeSourceOptions options, bool hasUsername) =>
-        hasUsername ? CredentialShape.Token | CredentialShape.UsernamePassword : CredentialShape.Token;
+        hasUsername ? MayYield : CredentialShape.Token | CredentialShape.IssuedToken;
 
     public override ICredentialSource? Compile(OAuth2TokenExchangeSourceOptions c, CredentialSourceContext context)
     {

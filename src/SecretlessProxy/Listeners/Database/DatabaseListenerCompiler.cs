@@ -77,6 +77,11 @@ internal static class DatabaseListenerCompiler
             listener.Add("Tls:ServerName", "'" + tls.ServerName + "' is not a host name");
         }
 
+        if (!string.IsNullOrWhiteSpace(options.Credential) && listener.DeclaredCredential(options.Credential) is { } declared)
+        {
+            CheckMintedCredential(listener, options.Credential, declared.Yields, declared.Audience, tlsMode, upstream);
+        }
+
         if (options.AcceptTls is not null && !acceptsTls)
         {
             listener.Add("AcceptTls", "is not supported by a " + mode + " listener: the app's side is loopback");
@@ -95,6 +100,24 @@ internal static class DatabaseListenerCompiler
         }
 
         return new ListenerDefinition(listener.Name, mode, bind, listener.GlobalUnmatched, http: null, settings: settings, limits: limits, injects: DatabaseInjects);
+    }
+
+    /// <summary>
+    /// A token minted for the workload (an RDS auth token, an Entra or OAuth2 access token) is a
+    /// bearer password any server trusting its issuer accepts: it goes only to a server whose
+    /// certificate is verified. One minted for a single endpoint must be sent there.
+    /// </summary>
+    private static void CheckMintedCredential(ListenerCompilation listener, string credential, CredentialShape yields, Credentials.CredentialAudience? audience, DatabaseTlsMode tlsMode, (string Host, int Port)? upstream)
+    {
+        if (yields.HasFlag(CredentialShape.IssuedToken) && tlsMode != DatabaseTlsMode.VerifyFull && !listener.Reported("Tls:Mode"))
+        {
+            listener.Add("Tls:Mode", "must be VerifyFull with credential '" + credential + "': its password is a token minted for this workload, which goes only to a server whose certificate is verified (" + tlsMode + " would give it to whoever answers the address)");
+        }
+
+        if (audience is not null && upstream is { } target && !audience.Matches(target.Host, target.Port))
+        {
+            listener.Add("Upstream", "'" + new Credentials.CredentialAudience(target.Host, target.Port) + "' is not the endpoint credential '" + credential + "' is minted for (" + audience + "): the server would reject its token");
+        }
     }
 
     /// <summary><c>db.internal:5432</c>, <c>[fd00::5]:5432</c>, or a host alone (the kind's default port).</summary>

@@ -332,8 +332,8 @@ internal sealed partial class MySqlConnectionHandler
         // ER_HOST_NOT_PRIVILEGED: what a server answers a client it does not let in at all.
         AccessOutcome.Denied => (MySqlWire.ErHostNotPrivileged, "HY000", "denied by policy: " + refusal.Reason),
         // Transient: the app may retry.
-        AccessOutcome.HandshakeTimeout => (MySqlWire.CrServerLost, "HY000", "the proxy could not log in within " + listener.Limits.HandshakeTimeout.TotalSeconds + " s: " + refusal.Reason),
-        AccessOutcome.IdentityUnavailable or AccessOutcome.CredentialUnavailable => (MySqlWire.CrServerLost, "HY000", refusal.Reason),
+        AccessOutcome.HandshakeTimeout => (MySqlWire.ErUnknownError, "HY000", "the proxy could not log in within " + listener.Limits.HandshakeTimeout.TotalSeconds + " s: " + refusal.Reason),
+        AccessOutcome.IdentityUnavailable or AccessOutcome.CredentialUnavailable => (MySqlWire.ErUnknownError, "HY000", refusal.Reason),
         _ => (MySqlWire.ErHostNotPrivileged, "HY000", refusal.Reason),
     };
 

@@ -48,6 +48,12 @@ internal static class MySqlWire
     public const ushort ErHostNotPrivileged = 1130;
     public const ushort ErNotSupportedAuthMode = 1251;
     public const ushort ErSpecificAccessDenied = 1227;
+    /// <summary>
+    /// ER_UNKNOWN_ERROR: a server-range code for a refusal that is the proxy's own (no credential or
+    /// identity now). libmariadb takes an ERR packet with a client-range code (2000-2999) from a
+    /// server for a malformed packet and hides the message.
+    /// </summary>
+    public const ushort ErUnknownError = 1105;
     public const ushort CrConnectionError = 2003;
     public const ushort CrServerLost = 2013;
     public const ushort CrSslConnectionError = 2026;
