@@ -101,4 +101,12 @@ internal static class EventIds
     public const int AuditRecordExported = 415;
     // Redis listener (430-439).
     public const int RedisLoginCommandsRewritten = 430;
+    // Sidecar injection webhook (460-469).
+    public const int WebhookListening = 460;
+    public const int WebhookInjected = 461;
+    public const int WebhookLeftAlone = 462;
+    public const int WebhookInjectionImpossible = 463;
+    public const int WebhookReviewRejected = 464;
+    public const int WebhookCertificateLoaded = 465;
+    public const int WebhookCertificateReloadFailed = 466;
 }
