@@ -80,12 +80,7 @@ public sealed class WebhookServer : IAsyncDisposable
             server.Rotate();
             File.CreateSymbolicLink(server.CertificateFile, "..data/tls.crt");
             File.CreateSymbolicLink(server.KeyFile, "..data/tls.key");
-            string[] arguments = ["webhook", "--url", "https://127.0.0.1:0", "--tls-cert", server.CertificateFile, "--tls-key", server.KeyFile, .. extraArguments];
-            server._run = Task.Run(() => CliApp.InvokeAsync(arguments, server._output, server._error, server._stop.Token));
-            await Poll.UntilAsync(() => server.Output.Contains("listening on https://", StringComparison.Ordinal) || server._run.IsCompleted, "the webhook to listen");
-            Assert.False(server._run.IsCompleted, "the webhook exited: " + server.Error + server.Output);
-            var line = server.Output.Split('\n').First(l => l.Contains("listening on https://", StringComparison.Ordinal));
-            server.BaseUri = new Uri(line[line.IndexOf("https://", StringComparison.Ordinal)..].Trim());
+            await server.RunAsync(server.CertificateFile, server.KeyFile, extraArguments);
             return server;
         }
         catch
@@ -93,6 +88,33 @@ public sealed class WebhookServer : IAsyncDisposable
             await server.DisposeAsync();
             throw;
         }
+    }
+
+    /// <summary>The command with certificate files made elsewhere (the bootstrap script's).</summary>
+    public static async Task<WebhookServer> StartWithFilesAsync(string certificateFile, string keyFile)
+    {
+        var server = new WebhookServer();
+        try
+        {
+            await server.RunAsync(certificateFile, keyFile, []);
+            return server;
+        }
+        catch
+        {
+            await server.DisposeAsync();
+            throw;
+        }
+    }
+
+    private async Task RunAsync(string certificateFile, string keyFile, string[] extraArguments)
+    {
+        string[] arguments = ["webhook", "--url", "https://127.0.0.1:0", "--tls-cert", certificateFile, "--tls-key", keyFile, .. extraArguments];
+        var run = Task.Run(() => CliApp.InvokeAsync(arguments, _output, _error, _stop.Token));
+        _run = run;
+        await Poll.UntilAsync(() => Output.Contains("listening on https://", StringComparison.Ordinal) || run.IsCompleted, "the webhook to listen");
+        Assert.False(run.IsCompleted, "the webhook exited: " + Error + Output);
+        var line = Output.Split('\n').First(l => l.Contains("listening on https://", StringComparison.Ordinal));
+        BaseUri = new Uri(line[line.IndexOf("https://", StringComparison.Ordinal)..].Trim());
     }
 
     /// <summary>

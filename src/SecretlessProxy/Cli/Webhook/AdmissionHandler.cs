@@ -1,5 +1,4 @@
 using System.Text.Json;
-using k8s;
 using k8s.Models;
 using Microsoft.AspNetCore.Http.Features;
 using SecretlessProxy.Telemetry;
@@ -85,7 +84,7 @@ internal sealed partial class AdmissionHandler(WebhookOptions options, ILogger<A
         V1Pod? pod;
         try
         {
-            pod = podJson.Deserialize(SourceGenerationContext.Default.V1Pod);
+            pod = podJson.Deserialize(PodJsonContext.Default.V1Pod);
         }
         catch (JsonException ex)
         {

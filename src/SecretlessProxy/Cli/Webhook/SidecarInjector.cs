@@ -2,7 +2,6 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization.Metadata;
-using k8s;
 using k8s.Models;
 
 namespace SecretlessProxy.Cli.Webhook;
@@ -75,23 +74,23 @@ internal static class SidecarInjector
         var initContainers = SidecarTemplates.InitContainers(request, settings);
         if (spec.InitContainers is not { Count: > 0 })
         {
-            patch.Add(JsonPatchOperation.Add("/spec/initContainers", ToArray(initContainers, SourceGenerationContext.Default.V1Container)));
+            patch.Add(JsonPatchOperation.Add("/spec/initContainers", ToArray(initContainers, PodJsonContext.Default.V1Container)));
         }
         else
         {
             // Ahead of the pod's own init containers, in order: those then run with the proxy up.
             for (var i = 0; i < initContainers.Count; i++)
             {
-                patch.Add(JsonPatchOperation.Add("/spec/initContainers/" + i.ToString(CultureInfo.InvariantCulture), ToNode(initContainers[i], SourceGenerationContext.Default.V1Container)));
+                patch.Add(JsonPatchOperation.Add("/spec/initContainers/" + i.ToString(CultureInfo.InvariantCulture), ToNode(initContainers[i], PodJsonContext.Default.V1Container)));
             }
         }
 
-        AddAll(patch, "/spec/volumes", spec.Volumes, volumes, SourceGenerationContext.Default.V1Volume);
+        AddAll(patch, "/spec/volumes", spec.Volumes, volumes, PodJsonContext.Default.V1Volume);
         for (var i = 0; i < containers.Count; i++)
         {
             var prefix = "/spec/containers/" + i.ToString(CultureInfo.InvariantCulture);
-            AddAll(patch, prefix + "/env", containers[i].Env, env, SourceGenerationContext.Default.V1EnvVar);
-            AddAll(patch, prefix + "/volumeMounts", containers[i].VolumeMounts, appMounts, SourceGenerationContext.Default.V1VolumeMount);
+            AddAll(patch, prefix + "/env", containers[i].Env, env, PodJsonContext.Default.V1EnvVar);
+            AddAll(patch, prefix + "/volumeMounts", containers[i].VolumeMounts, appMounts, PodJsonContext.Default.V1VolumeMount);
         }
 
         if (pod.Metadata?.Annotations is null)
