@@ -103,7 +103,7 @@ public sealed class WebhookManifestTests
         Assert.Contains(service.Metadata.Name + "." + service.Metadata.NamespaceProperty + ".svc", dnsNames);
         // Signed by a CA that outlives it: the caBundle does not change when the serving certificate is renewed.
         var issuer = (Dictionary<object, object>)serving.Spec["issuerRef"];
-        var ca = Assert.Single(certificates, c => c.Spec.TryGetValue("isCA", out var isCa) && (string)isCa == "true");
+        var ca = Assert.Single(certificates, c => c.Spec.TryGetValue("isCA", out var isCa) && isCa is true);
         Assert.Contains(objects.OfType<CertManagerObject>(), o => o.Kind == "Issuer" && o.Metadata.Name == (string)issuer["name"]
             && ((Dictionary<object, object>)o.Spec["ca"])["secretName"] as string == (string)ca.Spec["secretName"]);
     }
