@@ -76,12 +76,12 @@ public sealed class WebhookCertificateTests
         var (code, error) = await RunAsync(
         [
             "webhook", "--url", "http://0.0.0.0:8443", "--tls-cert", "/nonexistent.crt", "--tls-key", "/nonexistent.key",
-            "--failure-policy", "Sometimes", "--image-pull-policy", "Maybe", "--max-request-bytes", "10",
+            "--failure-policy", "1", "--image-pull-policy", "Maybe", "--max-request-bytes", "10",
         ]);
 
         Assert.Equal(ExitCodes.InvalidConfig, code);
         Assert.Contains("--url: 'http://0.0.0.0:8443' is not https://ADDRESS:PORT", error, StringComparison.Ordinal);
-        Assert.Contains("--failure-policy: 'Sometimes' is not Fail or Ignore", error, StringComparison.Ordinal);
+        Assert.Contains("--failure-policy: '1' is not Fail or Ignore", error, StringComparison.Ordinal);
         Assert.Contains("--image-pull-policy: 'Maybe'", error, StringComparison.Ordinal);
         Assert.Contains("--max-request-bytes: 10", error, StringComparison.Ordinal);
     }

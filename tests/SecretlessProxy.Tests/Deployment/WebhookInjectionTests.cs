@@ -45,6 +45,22 @@ public sealed class WebhookInjectionTests : IAsyncLifetime
         WebhookReviews.AssertSamePod(WebhookReviews.Expected(rendered, stripped), patched);
     }
 
+    [KubectlFact]
+    public async Task The_comparison_notices_a_field_that_differs_from_the_overlay()
+    {
+        // The check the tests above rely on, shown to fail when one nested value differs.
+        var rendered = await WebhookReviews.RenderedPodAsync("deploy/kubernetes/overlays/transparent");
+        var stripped = WebhookReviews.StripForInjection(rendered, "transparent");
+        var patched = WebhookReviews.Apply(WebhookReviews.Response((await _server.CurlAsync(WebhookReviews.Review(stripped, "check"))).Body, "check"), stripped);
+        var expected = WebhookReviews.Expected(rendered, stripped);
+        WebhookReviews.AssertSamePod(expected, patched);
+
+        var proxy = patched["spec"]!["initContainers"]!.AsArray().Single(c => (string?)c!["name"] == "secretless-proxy")!;
+        proxy["livenessProbe"]!["timeoutSeconds"] = 3;
+
+        Assert.ThrowsAny<Xunit.Sdk.XunitException>(() => WebhookReviews.AssertSamePod(expected, patched));
+    }
+
     [KubectlTheory]
     [MemberData(nameof(Overlays))]
     public async Task Posting_the_injected_pod_again_changes_nothing(string kustomization, string mode)

@@ -47,11 +47,18 @@ internal static class SidecarInjector
             return InjectionOutcome.Impossible("the pod already has a volume named '" + clash.Name + "', which the proxy needs");
         }
 
-        foreach (var (volume, _) in request.ProxyVolumeMounts)
+        foreach (var (volume, path) in request.ProxyVolumeMounts)
         {
             if (!volumeNames.Contains(volume))
             {
                 return InjectionOutcome.Impossible("annotation " + InjectionAnnotations.ProxyVolumeMounts + " names volume '" + volume + "', which the pod does not declare");
+            }
+
+            // Over the proxy's own folders it would hide its config, CA or /tmp (or the API server
+            // would refuse the duplicate mount with a less helpful message).
+            if (SidecarTemplates.ProxyDirectories.FirstOrDefault(d => IsSameOrBelow(path, d) || IsSameOrBelow(d, path)) is { } taken)
+            {
+                return InjectionOutcome.Impossible("annotation " + InjectionAnnotations.ProxyVolumeMounts + " mounts '" + volume + "' at " + path + ", over the proxy's own " + taken);
             }
         }
 
@@ -112,6 +119,9 @@ internal static class SidecarInjector
     private static bool IsInjected(V1Pod pod) =>
         pod.Metadata?.Annotations?.TryGetValue(InjectionAnnotations.Status, out var status) == true && status == InjectionAnnotations.InjectedStatus
         || (pod.Spec?.InitContainers ?? []).Concat(pod.Spec?.Containers ?? []).Any(c => SidecarTemplates.ContainerNames.Contains(c.Name));
+
+    private static bool IsSameOrBelow(string path, string directory) =>
+        path.TrimEnd('/') == directory || path.StartsWith(directory + "/", StringComparison.Ordinal);
 
     private static IReadOnlyList<V1Volume> InjectedVolumes(InjectionRequest request) => SidecarTemplates.Volumes(request);
 

@@ -27,6 +27,9 @@ internal static class SidecarTemplates
     private const string TrustWriteDirectory = "/var/run/secretless-proxy/trust";
     private const string ConfigFile = ConfigDirectory + "/appsettings.json";
 
+    /// <summary>The folders the proxy container mounts of its own; the pod's volumes go elsewhere.</summary>
+    public static IReadOnlyList<string> ProxyDirectories { get; } = [ConfigDirectory, CaDirectory, "/tmp"];
+
     /// <summary>The names the injected parts take in a pod; one already in use means the pod cannot take them.</summary>
     public static IReadOnlyList<string> ContainerNames { get; } = [ProxyContainer, CaBundleContainer, IptablesContainer];
 

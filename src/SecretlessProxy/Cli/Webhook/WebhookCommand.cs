@@ -40,7 +40,10 @@ internal static class WebhookCommand
                 problems.Add("--image-pull-policy: '" + pull + "' is not Always, IfNotPresent or Never");
             }
 
-            if (!Enum.TryParse<WebhookFailurePolicy>(parse.GetValue(failurePolicy), ignoreCase: true, out var policy) || !Enum.IsDefined(policy))
+            // By name only: Enum.TryParse would also take "1".
+            var policyName = Enum.GetNames<WebhookFailurePolicy>().FirstOrDefault(n => string.Equals(n, parse.GetValue(failurePolicy), StringComparison.OrdinalIgnoreCase));
+            var policy = policyName is null ? WebhookFailurePolicy.Fail : Enum.Parse<WebhookFailurePolicy>(policyName);
+            if (policyName is null)
             {
                 problems.Add("--failure-policy: '" + parse.GetValue(failurePolicy) + "' is not Fail or Ignore");
             }
