@@ -15,14 +15,13 @@ internal static class SidecarInjector
 {
     public static InjectionOutcome Inject(V1Pod pod, SidecarSettings settings)
     {
-        var annotations = pod.Metadata?.Annotations;
-        var spec = pod.Spec;
         if (IsInjected(pod))
         {
             return InjectionOutcome.AlreadyInjected;
         }
 
-        var request = InjectionRequest.Parse(annotations, out var reason);
+        var spec = pod.Spec;
+        var request = InjectionRequest.Parse(pod.Metadata?.Annotations, out var reason);
         if (request is null)
         {
             return reason is null ? InjectionOutcome.NotRequested : InjectionOutcome.Impossible(reason);
@@ -40,7 +39,7 @@ internal static class SidecarInjector
             return InjectionOutcome.Impossible("the pod uses hostNetwork: the proxy's ports and iptables rules would be the node's");
         }
 
-        var volumes = InjectedVolumes(request);
+        var volumes = SidecarTemplates.Volumes(request);
         var volumeNames = (spec.Volumes ?? []).Select(v => v.Name).ToHashSet(StringComparer.Ordinal);
         if (volumes.FirstOrDefault(v => volumeNames.Contains(v.Name)) is { } clash)
         {
@@ -122,8 +121,6 @@ internal static class SidecarInjector
 
     private static bool IsSameOrBelow(string path, string directory) =>
         path.TrimEnd('/') == directory || path.StartsWith(directory + "/", StringComparison.Ordinal);
-
-    private static IReadOnlyList<V1Volume> InjectedVolumes(InjectionRequest request) => SidecarTemplates.Volumes(request);
 
     /// <summary>Appends to a list that exists (<c>/-</c>), or creates it whole: RFC 6902 cannot add to an absent array.</summary>
     private static void AddAll<T>(List<JsonPatchOperation> patch, string path, IList<T>? existing, IReadOnlyList<T> items, JsonTypeInfo<T> typeInfo)

@@ -39,9 +39,9 @@ internal sealed class WebhookHost : IAsyncDisposable
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton<AdmissionHandler>();
 
-        // Loaded before Kestrel binds, so a missing or mismatched pair fails the start with its reason.
-        using var startupLoggers = LoggerFactory.Create(configureLogging);
-        var certificate = WebhookCertificate.Load(options.CertificateFile, options.KeyFile, startupLoggers.CreateLogger<WebhookCertificate>());
+        // Loaded after Build (for the host's logger) and before Kestrel binds, which is when this
+        // configuration runs: a missing or mismatched pair fails the start with its reason.
+        WebhookCertificate? certificate = null;
         ListenOptions? endpoint = null;
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
@@ -55,7 +55,7 @@ internal sealed class WebhookHost : IAsyncDisposable
                 {
                     OnConnection = _ => ValueTask.FromResult(new System.Net.Security.SslServerAuthenticationOptions
                     {
-                        ServerCertificateContext = certificate.Current,
+                        ServerCertificateContext = certificate!.Current,
                         EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
                         ApplicationProtocols = [System.Net.Security.SslApplicationProtocol.Http2, System.Net.Security.SslApplicationProtocol.Http11],
                     }),
@@ -69,12 +69,13 @@ internal sealed class WebhookHost : IAsyncDisposable
         app.MapGet("/healthz", static context => context.Response.WriteAsync("ok\n", context.RequestAborted));
         try
         {
+            certificate = WebhookCertificate.Load(options.CertificateFile, options.KeyFile, app.Services.GetRequiredService<ILogger<WebhookCertificate>>());
             await app.StartAsync(cancellationToken).ConfigureAwait(false);
         }
         catch
         {
             await app.DisposeAsync().ConfigureAwait(false);
-            certificate.Dispose();
+            certificate?.Dispose();
             throw;
         }
 
