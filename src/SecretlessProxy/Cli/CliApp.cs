@@ -21,6 +21,7 @@ internal static class CliApp
         root.Subcommands.Add(ExecAsCommand.Create(error));
         root.Subcommands.Add(AuditCommand.Create(output, error));
         root.Subcommands.Add(PolicyCommand.Create(output, error));
+        root.Subcommands.Add(Webhook.WebhookCommand.Create(output, error));
         return root;
     }
 

@@ -106,4 +106,13 @@ internal static class EventIds
     public const int SpiffeJwtSvidFetchFailed = 441;
     public const int SpiffeX509SvidRotated = 442;
     public const int SpiffeX509SvidStreamFailed = 443;
+
+    // Sidecar injection webhook (460-469).
+    public const int WebhookListening = 460;
+    public const int WebhookInjected = 461;
+    public const int WebhookLeftAlone = 462;
+    public const int WebhookInjectionImpossible = 463;
+    public const int WebhookReviewRejected = 464;
+    public const int WebhookCertificateLoaded = 465;
+    public const int WebhookCertificateReloadFailed = 466;
 }
