@@ -11,8 +11,9 @@ internal static class CoveringLease
 {
     /// <summary>
     /// The entry's current value when it stays valid for <paramref name="covering"/>; otherwise the
-    /// cached value is dropped and fetched anew, once. The caller checks the result with
-    /// <see cref="Covers"/>: an issuer may answer with a value shorter-lived than asked.
+    /// value of a fetch (the refresh ahead already running, or a new one), waited for once. The caller
+    /// checks the result with <see cref="Covers"/>: an issuer may answer with a value shorter-lived
+    /// than asked.
     /// </summary>
     public static async ValueTask<CredentialLease> GetAsync(CredentialEntry entry, TimeSpan covering, TimeProvider time, CancellationToken cancellationToken)
     {
@@ -23,18 +24,18 @@ internal static class CoveringLease
             return lease;
         }
 
-        // Ask once more before dropping the value: a concurrent caller may have replaced it already,
-        // and dropping that one would start a second fetch for nothing.
+        // Ask once more: a concurrent caller's fetch may have replaced the value already, and asking
+        // for another would start a second fetch for nothing.
         var again = await entry.GetAsync(cancellationToken).ConfigureAwait(false);
         if (!ReferenceEquals(again.Credential, lease.Credential))
         {
             return again;
         }
 
-        // The value expires within the window (a refresh ahead failed, or its lifetime is that short):
-        // drop it, so this caller and those after it wait for one new fetch instead of using it.
-        entry.Invalidate();
-        return await entry.GetAsync(cancellationToken).ConfigureAwait(false);
+        // The value expires within the window (its refresh ahead is running or failed, or its lifetime
+        // is that short): wait for a fetch instead of using it. The value is not dropped, so the source
+        // renews what it holds (a Vault lease keeps its database user) rather than issuing anew.
+        return await entry.FetchNowAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Whether <paramref name="credential"/> is still valid <paramref name="covering"/> from now.</summary>

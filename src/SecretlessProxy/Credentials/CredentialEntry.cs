@@ -116,6 +116,14 @@ internal sealed partial class CredentialEntry
         }
     }
 
+    /// <summary>
+    /// Waits for a fetch: the one in flight (a refresh ahead already running) or a new one. The cached
+    /// value is not dropped first, so the source still sees it: a Vault lease is renewed rather than
+    /// replaced by a new database user. For callers that need a value fresher than the cached one
+    /// (<see cref="CoveringLease"/>).
+    /// </summary>
+    public ValueTask<CredentialLease> FetchNowAsync(CancellationToken cancellationToken) => WaitForFetchAsync(_time.GetUtcNow(), cancellationToken);
+
     private async ValueTask<CredentialLease> WaitForFetchAsync(DateTimeOffset now, CancellationToken cancellationToken)
     {
         Task<Credential> fetch;

@@ -88,14 +88,14 @@ public sealed class VaultTests : IDisposable
         ["Role"] = "orders",
         ["DynamicPath"] = "database/creds/orders",
         ["RetryDelay"] = "00:00:00",
+        // Refresh exactly at RefreshAt, as the tests using it step the clock to it (spreading: RefreshSpreadingTests).
+        ["RefreshJitter"] = 0,
+        ["SpreadFirstRefresh"] = false,
     };
 
     private void DynamicCredential(Action<JsonObject>? change = null)
     {
         var definition = DynamicDefinition(_vault.Address);
-        // Refresh exactly at RefreshAt, as these tests step the clock to it (spreading: RefreshSpreadingTests).
-        definition["RefreshJitter"] = 0;
-        definition["SpreadFirstRefresh"] = false;
         change?.Invoke(definition);
         _config.Credential("vault", definition)
             .Policy("api", new JsonObject
