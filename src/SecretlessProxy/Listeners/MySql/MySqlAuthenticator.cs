@@ -44,7 +44,7 @@ internal static class MySqlAuthenticator
             var next = (byte)(received + 1);
             if (payload.Length == 0)
             {
-                throw new MySqlProtocolException(MySqlWire.CrServerLost, "08S01", "the database server sent an empty packet during the login", AccessOutcome.UpstreamFailed);
+                throw new MySqlProtocolException(MySqlWire.ErNetReadError, "08S01", "the database server sent an empty packet during the login", AccessOutcome.UpstreamFailed);
             }
 
             switch (payload[0])
@@ -66,7 +66,7 @@ internal static class MySqlAuthenticator
                     var offset = 1;
                     if (!MySqlWire.TryReadNullTerminated(payload, ref offset, out plugin))
                     {
-                        throw new MySqlProtocolException(MySqlWire.CrServerLost, "08S01", "the database server sent a malformed authentication switch", AccessOutcome.UpstreamFailed);
+                        throw new MySqlProtocolException(MySqlWire.ErNetReadError, "08S01", "the database server sent a malformed authentication switch", AccessOutcome.UpstreamFailed);
                     }
 
                     nonce = payload[offset..];
@@ -115,14 +115,14 @@ internal static class MySqlAuthenticator
                         continue;
                     }
 
-                    throw new MySqlProtocolException(MySqlWire.CrServerLost, "08S01", "the database server sent unexpected authentication data for " + Truncate(plugin), AccessOutcome.UpstreamFailed);
+                    throw new MySqlProtocolException(MySqlWire.ErNetReadError, "08S01", "the database server sent unexpected authentication data for " + Truncate(plugin), AccessOutcome.UpstreamFailed);
 
                 default:
-                    throw new MySqlProtocolException(MySqlWire.CrServerLost, "08S01", "the database server sent an unexpected packet (0x" + payload[0].ToString("X2", System.Globalization.CultureInfo.InvariantCulture) + ") during the login", AccessOutcome.UpstreamFailed);
+                    throw new MySqlProtocolException(MySqlWire.ErNetReadError, "08S01", "the database server sent an unexpected packet (0x" + payload[0].ToString("X2", System.Globalization.CultureInfo.InvariantCulture) + ") during the login", AccessOutcome.UpstreamFailed);
             }
         }
 
-        throw new MySqlProtocolException(MySqlWire.CrServerLost, "08S01", "the database server did not finish the login within " + MaxRounds + " exchanges", AccessOutcome.UpstreamFailed);
+        throw new MySqlProtocolException(MySqlWire.ErNetReadError, "08S01", "the database server did not finish the login within " + MaxRounds + " exchanges", AccessOutcome.UpstreamFailed);
     }
 
     /// <summary>An ERR packet from the server, as the exception that carries its code, state and words to the app.</summary>
@@ -212,7 +212,7 @@ internal static class MySqlAuthenticator
         }
         catch (Exception ex) when (ex is ArgumentException or System.Security.Cryptography.CryptographicException)
         {
-            throw new MySqlProtocolException(MySqlWire.CrServerLost, "08S01", "the database server's RSA public key is not usable (" + ex.GetType().Name + ")", AccessOutcome.UpstreamFailed);
+            throw new MySqlProtocolException(MySqlWire.ErNetReadError, "08S01", "the database server's RSA public key is not usable (" + ex.GetType().Name + ")", AccessOutcome.UpstreamFailed);
         }
     }
 

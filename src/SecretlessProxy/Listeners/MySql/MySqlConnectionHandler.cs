@@ -60,7 +60,7 @@ internal sealed partial class MySqlConnectionHandler
         if (!generation.Snapshot.Listeners.TryGetValue(listenerName, out var listener) || listener.Settings is not MySqlListenerSettings settings)
         {
             // Removed or re-purposed by a reload while the socket still accepts: fail closed.
-            await WriteAsync(connection.Transport.Output, MySqlWire.Error(0, MySqlWire.CrConnectionError, "HY000", "listener '" + listenerName + "' is not configured"), CancellationToken.None).ConfigureAwait(false);
+            await WriteAsync(connection.Transport.Output, MySqlWire.Error(0, MySqlWire.ErUnknownError, "HY000", "listener '" + listenerName + "' is not configured"), CancellationToken.None).ConfigureAwait(false);
             return;
         }
 
@@ -131,7 +131,7 @@ internal sealed partial class MySqlConnectionHandler
                 // The handshake timeout ran out while the workload identity or the credential was
                 // still being fetched (a slow issuer): a clean, transient error rather than a reset.
                 Log.ClientRejected(_logger, listener.Name, "the login did not complete within the handshake timeout");
-                await WriteAsync(connection.Transport.Output, MySqlWire.Error(reply, MySqlWire.CrServerLost, "HY000", "the proxy could not log in within " + deadline.Timeout.TotalSeconds + " s: the credential or the workload identity is still being fetched"), CancellationToken.None).ConfigureAwait(false);
+                await WriteAsync(connection.Transport.Output, MySqlWire.Error(reply, MySqlWire.ErUnknownError, "HY000", "the proxy could not log in within " + deadline.Timeout.TotalSeconds + " s: the credential or the workload identity is still being fetched"), CancellationToken.None).ConfigureAwait(false);
                 return;
             }
             catch (OperationCanceledException)
@@ -227,7 +227,7 @@ internal sealed partial class MySqlConnectionHandler
             }
 
             var greeting = MySqlServerGreeting.TryParse(greetingPayload, out var greetingError)
-                ?? throw new MySqlProtocolException(MySqlWire.CrServerLost, "08S01", greetingError, AccessOutcome.UpstreamFailed);
+                ?? throw new MySqlProtocolException(MySqlWire.ErNetReadError, "08S01", greetingError, AccessOutcome.UpstreamFailed);
             activity?.SetTag(ProxyTelemetry.Tags.DatabaseSystem, greeting.IsMariaDb ? "mariadb" : "mysql");
             _profiles[ProfileKey(listener.Name, db)] = new ServerProfile(greeting.ServerVersion, greeting.Capabilities, greeting.Collation, greeting.IsMariaDb);
 
@@ -237,7 +237,7 @@ internal sealed partial class MySqlConnectionHandler
             var missing = chosen & ~greeting.Capabilities;
             if (missing != MySqlCapabilities.None)
             {
-                throw new MySqlProtocolException(MySqlWire.CrServerLost, "08S01", "the database server does not support capabilities the app chose (" + missing + "); the proxy's next greeting offers only what it supports, reconnect", AccessOutcome.UpstreamFailed);
+                throw new MySqlProtocolException(MySqlWire.ErNetReadError, "08S01", "the database server does not support capabilities the app chose (" + missing + "); the proxy's next greeting offers only what it supports, reconnect", AccessOutcome.UpstreamFailed);
             }
 
             var upstream = chosen | MySqlCapabilities.LongPassword | MySqlCapabilities.Protocol41 | MySqlCapabilities.SecureConnection | MySqlCapabilities.PluginAuth
@@ -301,21 +301,20 @@ internal sealed partial class MySqlConnectionHandler
             else if (ex is DatabaseConnectException c)
             {
                 var failed = grant.Refuse(c.Outcome, c.Message);
-                var code = c.Outcome == AccessOutcome.UpstreamTlsFailed ? MySqlWire.CrSslConnectionError : MySqlWire.CrConnectionError;
-                await WriteAsync(output, MySqlWire.Error(reply, code, "HY000", failed.Reason), CancellationToken.None).ConfigureAwait(false);
+                await WriteAsync(output, MySqlWire.Error(reply, MySqlWire.ErConnectToForeignDataSource, "08S01", failed.Reason), CancellationToken.None).ConfigureAwait(false);
             }
             else if (ex is not (OperationCanceledException or IOException))
             {
                 Log.LoginError(_logger, listener.Name, db.Host, db.Port, ex.GetType().Name);
                 var failed = grant.Refuse(AccessOutcome.ProxyError, "the proxy failed while logging in to " + db.Host + ":" + db.Port + " (" + ex.GetType().Name + ")");
-                await WriteAsync(output, MySqlWire.Error(reply, MySqlWire.CrServerLost, "HY000", failed.Reason), CancellationToken.None).ConfigureAwait(false);
+                await WriteAsync(output, MySqlWire.Error(reply, MySqlWire.ErUnknownError, "HY000", failed.Reason), CancellationToken.None).ConfigureAwait(false);
             }
             else if (!connection.ConnectionClosed.IsCancellationRequested)
             {
                 var failed = grant.Refuse(AccessOutcome.UpstreamFailed, ex is OperationCanceledException
                     ? "connecting and logging in to the database server " + db.Host + ":" + db.Port + " took longer than " + db.HandshakeTimeout.TotalSeconds + " s"
                     : "the connection to the database server " + db.Host + ":" + db.Port + " failed during login");
-                await WriteAsync(output, MySqlWire.Error(reply, MySqlWire.CrServerLost, "HY000", failed.Reason), CancellationToken.None).ConfigureAwait(false);
+                await WriteAsync(output, MySqlWire.Error(reply, MySqlWire.ErNetReadError, "08S01", failed.Reason), CancellationToken.None).ConfigureAwait(false);
             }
             else
             {

@@ -21,7 +21,7 @@ internal sealed class MySqlPacketReader
             var length = MySqlWire.ReadLength(_header);
             if (length > MySqlWire.MaxHandshakePacketLength)
             {
-                throw new MySqlProtocolException(MySqlWire.CrServerLost, "08S01", "the database server sent a " + length + "-byte packet during the login", Core.AccessOutcome.UpstreamFailed);
+                throw new MySqlProtocolException(MySqlWire.ErNetReadError, "08S01", "the database server sent a " + length + "-byte packet during the login", Core.AccessOutcome.UpstreamFailed);
             }
 
             var payload = new byte[length];
@@ -30,7 +30,7 @@ internal sealed class MySqlPacketReader
         }
         catch (EndOfStreamException)
         {
-            throw new MySqlProtocolException(MySqlWire.CrServerLost, "08S01", "the database server closed the connection during the login", Core.AccessOutcome.UpstreamFailed);
+            throw new MySqlProtocolException(MySqlWire.ErNetReadError, "08S01", "the database server closed the connection during the login", Core.AccessOutcome.UpstreamFailed);
         }
     }
 }

@@ -54,9 +54,17 @@ internal static class MySqlWire
     /// server for a malformed packet and hides the message.
     /// </summary>
     public const ushort ErUnknownError = 1105;
-    public const ushort CrConnectionError = 2003;
-    public const ushort CrServerLost = 2013;
-    public const ushort CrSslConnectionError = 2026;
+
+    /// <summary>
+    /// ER_CONNECT_TO_FOREIGN_DATA_SOURCE: the proxy could not reach the server or set up TLS with it
+    /// (sent with SQLSTATE 08S01, a communication failure, so pools treat it as one). Not the client
+    /// codes 2003/2026 a direct connection reports: those come from the client library itself, and
+    /// libmariadb turns them into "malformed packet" when a server sends them, hiding the reason.
+    /// </summary>
+    public const ushort ErConnectToForeignDataSource = 1429;
+
+    /// <summary>ER_NET_READ_ERROR (08S01): the server broke off the login; server-range for the same reason.</summary>
+    public const ushort ErNetReadError = 1158;
 
     /// <summary>One packet: header and payload.</summary>
     public static byte[] Packet(byte sequence, ReadOnlySpan<byte> payload)

@@ -439,7 +439,7 @@ public sealed class MySqlListenerTests
     }
 
     [MariaDbFact]
-    public async Task Tls_to_a_server_whose_certificate_another_ca_signed_fails_with_2026()
+    public async Task Tls_to_a_server_whose_certificate_another_ca_signed_fails_with_1429_naming_tls()
     {
         using var otherCa = new TestPki(Path.GetTempPath());
         var (proxy, config, _) = await StartProxyAsync(MariaDbServer.NativeUser, _db.NativePassword, tls: new JsonObject { ["Mode"] = "VerifyFull", ["CaFile"] = otherCa.CaFile });
@@ -448,7 +448,8 @@ public sealed class MySqlListenerTests
         {
             await using var connection = new MySqlConnection(AppConnectionString(proxy));
             var error = await Assert.ThrowsAsync<MySqlException>(() => connection.OpenAsync());
-            Assert.Equal(2026, error.Number);
+            Assert.Equal(MySqlWire.ErConnectToForeignDataSource, error.Number);
+            Assert.Equal("08S01", error.SqlState);
             Assert.Contains("TLS with the database server", error.Message);
             Assert.Equal("upstream-tls-failed", Assert.Single(proxy.Spans, s => s.DisplayName == "secretless.database.connection").GetTagItem("secretless.outcome"));
         }
@@ -545,7 +546,7 @@ public sealed class MySqlListenerTests
     }
 
     [MariaDbFact]
-    public async Task An_unreachable_server_gives_the_app_2003()
+    public async Task An_unreachable_server_gives_the_app_1429_with_the_reason_in_the_mariadb_client_too()
     {
         int closedPort;
         using (var probe = new TcpListener(IPAddress.Loopback, 0))
@@ -564,9 +565,19 @@ public sealed class MySqlListenerTests
         {
             await using var connection = new MySqlConnection(AppConnectionString(proxy));
             var error = await Assert.ThrowsAsync<MySqlException>(() => connection.OpenAsync());
-            Assert.Equal(2003, error.Number);
+            Assert.Equal(MySqlWire.ErConnectToForeignDataSource, error.Number);
+            Assert.Equal("08S01", error.SqlState);
             Assert.Contains("could not connect to the database server 127.0.0.1:" + closedPort, error.Message);
+
             Assert.Equal("upstream-unreachable", Assert.Single(proxy.Spans, s => s.DisplayName == "secretless.database.connection").GetTagItem("secretless.outcome"));
+
+            // The mariadb client shows the reason: libmariadb reports a client-range code (2003) sent by
+            // a server as "malformed packet" and drops the message, a server-range one as it came.
+            var cli = await ExternalClient.RunAsync(MariaDbServer.Client,
+                ["--no-defaults", "-h", "127.0.0.1", "--protocol=TCP", "-P", Port(proxy).ToString(), "-u", "x", "--skip-password", "--skip-ssl", "-e", "select 1"]);
+            Assert.NotEqual(0, cli.ExitCode);
+            Assert.Contains("ERROR 1429 (08S01)", cli.Error);
+            Assert.Contains("could not connect to the database server 127.0.0.1:" + closedPort, cli.Error);
             await proxy.AssertNoSecretEmittedAsync();
         }
     }
