@@ -186,6 +186,7 @@ internal sealed class FleetSimulation : IDisposable
         // A restart: the old process and everything it cached are gone.
         _caches[sidecar]?.Dispose();
         var cache = new CredentialCache(_definitions, _time, NullLoggerFactory.Instance, null, new Random(_random.Next()));
+        cache.SchedulePrefetches();
         _caches[sidecar] = cache;
         _startedSecond[sidecar] = t;
         _run.Starts++;

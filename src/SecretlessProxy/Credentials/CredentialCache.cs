@@ -34,6 +34,16 @@ internal sealed class CredentialCache : IDisposable
         _random = random ?? Random.Shared;
         _logger = loggerFactory.CreateLogger<CredentialCache>();
         _entries = definitions.ToFrozenDictionary(d => d.Name, NewEntry, StringComparer.OrdinalIgnoreCase);
+    }
+
+    /// <summary>
+    /// Schedules the prefetch of every entry that has not scheduled one yet (<see cref="CredentialDefinition.PrefetchWithin"/>).
+    /// Called by the owner once what the sources need is in place (credential references bound, the
+    /// workload identity set), at start and after each <see cref="Apply"/>: a prefetch drawn near zero
+    /// would otherwise fetch before then, fail into backoff, or mint with the previous identity.
+    /// </summary>
+    public void SchedulePrefetches()
+    {
         foreach (var entry in _entries.Values)
         {
             entry.SchedulePrefetch();
@@ -61,9 +71,8 @@ internal sealed class CredentialCache : IDisposable
                 }
                 else
                 {
-                    var added = NewEntry(definition);
-                    added.SchedulePrefetch();
-                    next[definition.Name] = added;
+                    // Its prefetch is scheduled by SchedulePrefetches, once references and identity are bound.
+                    next[definition.Name] = NewEntry(definition);
                     if (kept is not null)
                     {
                         dropped.Add(kept.Name);
@@ -120,7 +129,7 @@ internal sealed class CredentialCache : IDisposable
             return false;
         }
 
-        entry.Invalidate();
+        InvalidateWithDependents(entry);
         _ = RevokeAtSourceQuietlyAsync(entry.Definition.Source);
         return true;
     }
@@ -137,9 +146,36 @@ internal sealed class CredentialCache : IDisposable
             return false;
         }
 
-        entry.Invalidate();
+        InvalidateWithDependents(entry);
         await RevokeAtSourceQuietlyAsync(entry.Definition.Source).ConfigureAwait(false);
         return true;
+    }
+
+    /// <summary>
+    /// Drops <paramref name="revoked"/> and every value built on it, transitively (an RDS auth token
+    /// signed with the revoked keys): revoking the keys must not leave a token they signed in use
+    /// until it expires. References are acyclic (checked at compile time); the set guards anyway.
+    /// </summary>
+    private void InvalidateWithDependents(CredentialEntry revoked)
+    {
+        var entries = _entries;
+        var dropped = new HashSet<string>(StringComparer.OrdinalIgnoreCase) { revoked.Name };
+        revoked.Invalidate();
+        bool more;
+        do
+        {
+            more = false;
+            foreach (var entry in entries.Values)
+            {
+                if (!dropped.Contains(entry.Name) && entry.Definition.Source.References.Any(r => dropped.Contains(r.Name)))
+                {
+                    entry.Invalidate();
+                    dropped.Add(entry.Name);
+                    more = true;
+                }
+            }
+        }
+        while (more);
     }
 
     private static async Task RevokeAtSourceQuietlyAsync(ICredentialSource source)

@@ -27,6 +27,7 @@ internal sealed partial class CredentialEntry
     private string? _lastError;
     private DateTimeOffset? _lastErrorAt;
     private ITimer? _prefetch;
+    private int _prefetchScheduled;
 
     public CredentialEntry(CredentialDefinition definition, TimeProvider time, ILogger logger, ProxyMetrics? metrics, CancellationToken stopping, Random random)
     {
@@ -162,7 +163,8 @@ internal sealed partial class CredentialEntry
     /// </summary>
     public void SchedulePrefetch()
     {
-        if (Definition.PrefetchWithin is not { } window)
+        // Once per entry: a kept entry keeps the prefetch it has (or had) across reloads.
+        if (Definition.PrefetchWithin is not { } window || Interlocked.Exchange(ref _prefetchScheduled, 1) != 0)
         {
             return;
         }

@@ -26,6 +26,8 @@ internal sealed class ProxyState : IDisposable
         Cache = cache;
         CredentialReference.BindAll(snapshot.Credentials, cache);
         _current = new ProxyGeneration(snapshot, cache.Entries, _identity.Identity);
+        // After the references and the identity: a prefetch uses both.
+        cache.SchedulePrefetches();
         Leaves = leaves;
         SigningBuffers = new SigningBufferBudget(snapshot.SigningBufferBytes);
     }
@@ -84,6 +86,8 @@ internal sealed class ProxyState : IDisposable
         _identity.Identity = identity;
         // The one write that makes the new version current for every later request.
         _current = new ProxyGeneration(next, Cache.Entries, identity);
+        // New entries' prefetches, now that their references and the new identity are in place.
+        Cache.SchedulePrefetches();
         // Bodies already held keep their bytes; a lower capacity refuses new ones until they end.
         SigningBuffers.Capacity = next.SigningBufferBytes;
         _lastReload = status;

@@ -147,6 +147,23 @@ public sealed class AwsRdsAuthTokenTests : IDisposable
     }
 
     [Fact]
+    public async Task Revoking_the_keys_drops_the_token_they_signed()
+    {
+        _config.Credential("orders-db", Rds());
+        using var cache = await CacheAsync();
+        var first = await cache.GetAsync("orders-db", CancellationToken.None);
+        Assert.Contains("X-Amz-Credential=" + _sts.IssuedKeys[0].AccessKeyId + "%2F", first.Credential.Secret, StringComparison.Ordinal);
+
+        // The operator revokes the AWS keys: the token they signed must not stay in use for its 15 minutes.
+        Assert.True(cache.Revoke("aws"));
+        var second = await cache.GetAsync("orders-db", CancellationToken.None);
+
+        Assert.Equal(CacheOutcome.Fetch, second.Outcome);
+        Assert.Equal(2, _sts.IssuedKeys.Count);
+        Assert.Contains("X-Amz-Credential=" + _sts.IssuedKeys[1].AccessKeyId + "%2F", second.Credential.Secret, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task When_the_keys_cannot_be_had_the_reason_names_the_token_minting_and_the_sts_failure_without_secrets()
     {
         _config.Credential("orders-db", Rds());

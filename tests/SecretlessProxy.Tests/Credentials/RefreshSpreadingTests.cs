@@ -26,6 +26,7 @@ public sealed class RefreshSpreadingTests : IDisposable
     private CredentialCache Cache(CredentialDefinition definition, int seed)
     {
         var cache = new CredentialCache([definition], _time, NullLoggerFactory.Instance, null, new Random(seed));
+        cache.SchedulePrefetches();
         _caches.Add(cache);
         return cache;
     }
