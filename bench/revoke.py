@@ -434,13 +434,13 @@ try:
             fresh.append(waited)
         natural.append(until2("/static/x", lambda s, _: s == 503, exp, clock=time.time))
         # After the refusal, a fresh token: from the ..data swap to the first 200. The proxy looks at
-        # the file once a second; a random pause puts the swap at a random point of that cycle
+        # the file every 100 ms; a random pause puts the swap at a random point of that cycle
         # (right after a look is its worst case, which back-to-back steps would always hit).
-        time.sleep(random.uniform(0, 1))
+        time.sleep(random.uniform(0, 0.1))
         swapped = publish_token(int(time.time()) + 3600)
         fresh.append(until2("/static/x", lambda s, _: s == 200, swapped))
         # The file replaced with an already expired token: from the swap to the first 503.
-        time.sleep(random.uniform(0, 1))
+        time.sleep(random.uniform(0, 0.1))
         swapped = publish_token(int(time.time()) - 60)
         replaced.append(until2("/static/x", lambda s, _: s == 503, swapped))
         say("identity %d: expired -> 503 after %.1f ms, replaced by an expired token -> 503 after %.1f ms, fresh -> 200 after %.1f ms"
@@ -460,7 +460,7 @@ try:
     print()
     print("The very next request after the answer carried a new lease's user in %d of %d trials; the old user, presented directly, was refused in %d of %d." % (next_new, trials, old_refused, trials))
     print()
-    print("Workload identity token (projected token file, `..data` swap at a random point of the proxy's 1 s look at the file, `ClockSkew` 0; a policy with a File credential):")
+    print("Workload identity token (projected token file, `..data` swap at a random point of the proxy's 100 ms look at the file, `ClockSkew` 0; a policy with a File credential):")
     print()
     print("| action | p50 ms | p99 ms | max ms | goal |")
     print("|---|---|---|---|---|")
