@@ -154,8 +154,12 @@ public sealed class FakeWorkloadApi : IAsyncDisposable
         return thumbprint;
     }
 
-    /// <summary>A server certificate for an upstream in the trust domain: a URI SAN with <paramref name="spiffeId"/>, no DNS name.</summary>
-    public X509Certificate2 IssueServer(string spiffeId)
+    /// <summary>
+    /// A server certificate for an upstream in the trust domain: a URI SAN with <paramref name="spiffeId"/>,
+    /// no DNS name. With <paramref name="asCa"/> it is a CA certificate (cA=true, keyCertSign, cRLSign),
+    /// which the X509-SVID profile forbids for a leaf.
+    /// </summary>
+    public X509Certificate2 IssueServer(string spiffeId, bool asCa = false)
     {
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var request = new CertificateRequest("O=SPIRE", key, HashAlgorithmName.SHA256);
@@ -163,6 +167,12 @@ public sealed class FakeWorkloadApi : IAsyncDisposable
         san.AddUri(new Uri(spiffeId));
         request.CertificateExtensions.Add(san.Build());
         request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1"), new Oid("1.3.6.1.5.5.7.3.2")], false));
+        if (asCa)
+        {
+            request.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
+            request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature | X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
+        }
+
         using var signed = request.Create(Ca, Time.GetUtcNow().AddHours(-1), Time.GetUtcNow().AddDays(1), RandomNumberGenerator.GetBytes(12));
         using var withKey = signed.CopyWithPrivateKey(key);
         return X509CertificateLoader.LoadPkcs12(withKey.Export(X509ContentType.Pkcs12), null);
