@@ -56,6 +56,9 @@ internal sealed partial class SpiffeJwtIdentity : IWorkloadIdentitySource
         _loop = Task.Run(RunAsync, CancellationToken.None);
     }
 
+    /// <summary>The background loop: completes (never faults) once it has stopped after <see cref="Dispose"/>.</summary>
+    internal Task Loop => _loop;
+
     public async ValueTask<IdentityStatus> GetAsync(CancellationToken cancellationToken)
     {
         if (!_firstAttempt.Task.IsCompleted)
@@ -134,9 +137,11 @@ internal sealed partial class SpiffeJwtIdentity : IWorkloadIdentitySource
                 await Task.Delay(delay, _time, token).ConfigureAwait(false);
             }
         }
-        catch (OperationCanceledException) when (token.IsCancellationRequested)
+        catch (Exception) when (token.IsCancellationRequested)
         {
-            // Stopped: the configuration was replaced or the proxy is shutting down.
+            // Stopped: the configuration was replaced or the proxy is shutting down. gRPC reports
+            // the cancellation as RpcException(Cancelled), not OperationCanceledException, and the
+            // loop must not end as an unobserved faulted task.
         }
         finally
         {

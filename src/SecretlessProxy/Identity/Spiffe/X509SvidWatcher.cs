@@ -30,6 +30,7 @@ internal sealed partial class X509SvidWatcher : IDisposable
     private volatile X509SvidState? _current;
     private volatile string? _lastFailure;
     private bool _started;
+    private Task _loop = Task.CompletedTask;
     private bool _disposed;
 
     public X509SvidWatcher(string socketPath, string? spiffeId, TimeProvider time, ILogger logger, TimeSpan? callTimeout = null)
@@ -52,6 +53,9 @@ internal sealed partial class X509SvidWatcher : IDisposable
             return _current;
         }
     }
+
+    /// <summary>The stream's loop once started: completes (never faults) once it has stopped after <see cref="Dispose"/>.</summary>
+    internal Task Loop => Volatile.Read(ref _loop);
 
     /// <summary>Why the last attempt to read the stream failed, or null after a message.</summary>
     public string? LastFailure => _lastFailure;
@@ -140,7 +144,7 @@ internal sealed partial class X509SvidWatcher : IDisposable
             _started = true;
         }
 
-        _ = Task.Run(RunAsync, CancellationToken.None);
+        Volatile.Write(ref _loop, Task.Run(RunAsync, CancellationToken.None));
     }
 
     public void Dispose()

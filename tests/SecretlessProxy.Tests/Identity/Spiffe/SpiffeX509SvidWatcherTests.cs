@@ -49,4 +49,32 @@ public sealed class SpiffeX509SvidWatcherTests : IAsyncLifetime
         Assert.True(watcher.TryGetSvid(out var svid, out var still), still);
         Assert.Equal(_agent.CurrentX509Thumbprint, svid!.Certificate.Thumbprint);
     }
+
+    [Fact]
+    public async Task Disposing_a_watcher_with_an_open_stream_ends_its_loop_without_a_fault()
+    {
+        var watcher = new X509SvidWatcher(_agent.SocketPath, null, _time, NullLogger.Instance);
+        await watcher.WhenFirstAnswerAsync(CancellationToken.None);
+        Assert.True(watcher.TryGetSvid(out _, out var reason), reason);
+        await Poll.UntilAsync(() => _agent.OpenX509Streams == 1, "the stream open at the agent");
+
+        // gRPC reports the cancelled stream as RpcException(Cancelled): the loop must still end cleanly.
+        watcher.Dispose();
+        await watcher.Loop.WaitAsync(TimeSpan.FromMinutes(1));
+
+        Assert.True(watcher.Loop.IsCompletedSuccessfully);
+    }
+
+    [Fact]
+    public async Task Disposing_a_jwt_identity_during_a_fetch_ends_its_loop_without_a_fault()
+    {
+        _agent.Hang = true;
+        var identity = new SpiffeJwtIdentity(new SpiffeJwtIdentitySettings(_agent.SocketPath, "sts.example.com", null, TimeSpan.Zero) { CallTimeout = TimeSpan.FromMinutes(1) }, _time, NullLogger<SpiffeJwtIdentity>.Instance);
+        await Task.Delay(200);
+
+        identity.Dispose();
+        await identity.Loop.WaitAsync(TimeSpan.FromMinutes(1));
+
+        Assert.True(identity.Loop.IsCompletedSuccessfully);
+    }
 }
