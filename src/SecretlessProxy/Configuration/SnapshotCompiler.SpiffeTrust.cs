@@ -68,7 +68,18 @@ internal sealed partial class SnapshotCompiler
             fingerprint.Add(name + "=" + string.Join(",", hosts.Order(StringComparer.Ordinal)) + "@" + socketPath + ":" + allowed.Describe());
         }
 
-        return errors.Count > start ? null : new SpiffeUpstreamTrust(upstreams, string.Join(";", fingerprint));
+        if (errors.Count > start)
+        {
+            // The entries compiled before an error are not used: release their agent clients.
+            foreach (var upstream in upstreams)
+            {
+                upstream.Bundles.Dispose();
+            }
+
+            return null;
+        }
+
+        return new SpiffeUpstreamTrust(upstreams, string.Join(";", fingerprint));
     }
 
     private static List<string> CheckSpiffeIds(string key, string[]? values, List<ConfigError> errors)

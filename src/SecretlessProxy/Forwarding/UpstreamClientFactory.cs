@@ -68,7 +68,33 @@ internal sealed class UpstreamClientFactory : ForwarderHttpClientFactory
         }
     }
 
-    protected override HttpMessageHandler WrapHandler(ForwarderHttpClientContext context, HttpMessageHandler handler) =>
-        new CredentialInjectionHandler(base.WrapHandler(context, handler));
+    protected override HttpMessageHandler WrapHandler(ForwarderHttpClientContext context, HttpMessageHandler handler)
+    {
+        if (_clientCertificate is IClientCertificateChain chain && handler is SocketsHttpHandler template)
+        {
+            // An X.509-SVID's intermediates go with the leaf (a selection callback sends the leaf
+            // alone): a handler per chain, configured like this one, rebuilt on rotation.
+            handler = new ClientCertificateChainHandler(chain, handler, certificateContext =>
+            {
+                // The settings YARP's CreateClient gives a handler before ConfigureHandler, then ours.
+                var presenting = new SocketsHttpHandler
+                {
+                    UseProxy = template.UseProxy,
+                    AllowAutoRedirect = template.AllowAutoRedirect,
+                    AutomaticDecompression = template.AutomaticDecompression,
+                    UseCookies = template.UseCookies,
+                    EnableMultipleHttp2Connections = template.EnableMultipleHttp2Connections,
+                    ActivityHeadersPropagator = template.ActivityHeadersPropagator,
+                    ConnectTimeout = template.ConnectTimeout,
+                };
+                ConfigureHandler(context, presenting);
+                presenting.SslOptions.LocalCertificateSelectionCallback = null;
+                presenting.SslOptions.ClientCertificateContext = certificateContext;
+                return presenting;
+            });
+        }
+
+        return new CredentialInjectionHandler(base.WrapHandler(context, handler));
+    }
 
 }

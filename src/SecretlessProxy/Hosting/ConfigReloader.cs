@@ -164,12 +164,18 @@ internal sealed partial class ConfigReloader : IAsyncDisposable
         var next = loaded.Snapshot!;
         var current = _state.Snapshot;
         var restartOnly = RestartOnlyChanges(current, next);
+        // Unchanged (restart-only): the running bundles' stream, which the upstream client verifies
+        // with, stays; the freshly compiled copy is released, also when the reload is rejected.
+        if (!ReferenceEquals(next.SpiffeUpstreams, current.SpiffeUpstreams))
+        {
+            next.SpiffeUpstreams?.Dispose();
+        }
+
         if (restartOnly.Count > 0)
         {
             return Reject(now, restartOnly);
         }
 
-        // Unchanged (restart-only): the running bundles' stream, which the upstream client verifies with, stays.
         next.SpiffeUpstreams = current.SpiffeUpstreams;
 
         var identity = _state.Identity;

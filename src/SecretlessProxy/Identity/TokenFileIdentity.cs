@@ -241,7 +241,8 @@ internal sealed partial class TokenFileIdentity : IWorkloadIdentitySource
         var skew = _settings.ClockSkew;
 
         // Lifetime first, with or without verification: an expired token is refused either way.
-        if (claims.ExpiresAt is { } exp && now > exp + skew)
+        // Expiry is judged at exp exactly (no skew): an expired credential is never sent.
+        if (claims.ExpiresAt is { } exp && now >= exp)
         {
             return Snapshot.Failed(ExpiredReason(exp), stamp, token, revalidate: false, checkAfter);
         }
@@ -259,7 +260,7 @@ internal sealed partial class TokenFileIdentity : IWorkloadIdentitySource
 
         if (_keys is null)
         {
-            return Snapshot.Valid(claims.ToIdentity(token, verified: false), claims.ExpiresAt + skew, stamp, token, now);
+            return Snapshot.Valid(claims.ToIdentity(token, verified: false), claims.ExpiresAt, stamp, token, now);
         }
 
         if (_settings.Issuer is { } issuer && !string.Equals(claims.Issuer, issuer, StringComparison.Ordinal))
@@ -294,7 +295,7 @@ internal sealed partial class TokenFileIdentity : IWorkloadIdentitySource
         now = _time.GetUtcNow();
         if (result.IsValid)
         {
-            return Snapshot.Valid(claims.ToIdentity(token, verified: true), claims.ExpiresAt + skew, stamp, token, now);
+            return Snapshot.Valid(claims.ToIdentity(token, verified: true), claims.ExpiresAt, stamp, token, now);
         }
 
         var (reason, revalidate) = Explain(result.Exception, claims, kid);
@@ -348,12 +349,16 @@ internal sealed partial class TokenFileIdentity : IWorkloadIdentitySource
         _ => ("identity token was rejected (" + exception.GetType().Name + ")", true),
     };
 
-    /// <summary>RFC 7519 sections 4.1.4 and 4.1.5, with the configured clock skew either way; exp is required.</summary>
+    /// <summary>
+    /// RFC 7519 sections 4.1.4 and 4.1.5; exp is required. The clock skew applies to nbf only (a
+    /// token minted by a clock a little ahead is usable); exp is judged exactly, so a token is
+    /// never forwarded after it has expired.
+    /// </summary>
     private bool LifetimeHolds(DateTime? notBefore, DateTime? expires, DateTimeOffset now)
     {
         var skew = _settings.ClockSkew;
         return expires is { } exp
-            && now <= new DateTimeOffset(DateTime.SpecifyKind(exp, DateTimeKind.Utc)) + skew
+            && now < new DateTimeOffset(DateTime.SpecifyKind(exp, DateTimeKind.Utc))
             && (notBefore is not { } nbf || (new DateTimeOffset(DateTime.SpecifyKind(nbf, DateTimeKind.Utc)) <= now + skew && nbf <= exp));
     }
 
@@ -363,7 +368,7 @@ internal sealed partial class TokenFileIdentity : IWorkloadIdentitySource
         return claims switch
         {
             { ExpiresAt: null } => ("identity token has no expiry (exp)", false),
-            { ExpiresAt: { } exp } when now > exp + skew => (ExpiredReason(exp), false),
+            { ExpiresAt: { } exp } when now >= exp => (ExpiredReason(exp), false),
             { NotBefore: { } nbf } when nbf > now + skew => ("identity token is not valid before " + FormatTime(nbf), true),
             _ => ("identity token has an invalid lifetime (nbf after exp)", false),
         };
@@ -426,7 +431,7 @@ internal sealed partial class TokenFileIdentity : IWorkloadIdentitySource
         /// <summary>The file content this answer is for (null when the file could not be read).</summary>
         public string? Token { get; }
 
-        /// <summary>Expiry plus clock skew, for a valid identity with an <c>exp</c>.</summary>
+        /// <summary>The expiry (<c>exp</c>, no skew), for a valid identity that has one.</summary>
         public DateTimeOffset? ValidUntil { get; }
 
         /// <summary>The verdict can change without a file change (keys, nbf): validate again at the next look.</summary>
@@ -435,7 +440,7 @@ internal sealed partial class TokenFileIdentity : IWorkloadIdentitySource
         /// <summary>Until then the answer stands without looking at the file or the clock again.</summary>
         public DateTimeOffset CheckAfter { get; }
 
-        public bool HasExpired(DateTimeOffset now) => ValidUntil is { } until && now > until;
+        public bool HasExpired(DateTimeOffset now) => ValidUntil is { } until && now >= until;
 
         public static Snapshot Valid(WorkloadIdentity identity, DateTimeOffset? validUntil, FileStamp? stamp, string token, DateTimeOffset now) =>
             new(IdentityStatus.Valid(identity), stamp, token, validUntil, revalidate: false, CheckAfterFor(validUntil, now));
@@ -454,11 +459,11 @@ internal sealed partial class TokenFileIdentity : IWorkloadIdentitySource
             return new Snapshot(Status, stamp, Token, ValidUntil, Revalidate, CheckAfterFor(ValidUntil, now));
         }
 
-        // The first tick after the end of validity forces the slow path, which turns the answer invalid.
+        // The end of validity forces the slow path, which turns the answer invalid.
         private static DateTimeOffset CheckAfterFor(DateTimeOffset? validUntil, DateTimeOffset now)
         {
             var next = now + StatInterval;
-            return validUntil is { } until && until < next ? until.AddTicks(1) : next;
+            return validUntil is { } until && until < next ? until : next;
         }
     }
 

@@ -113,7 +113,7 @@ public sealed class TokenFileIdentityTests : IDisposable
     }
 
     [Fact]
-    public async Task Identity_expires_by_the_clock_alone_without_a_file_change()
+    public async Task Identity_expires_at_exp_by_the_clock_alone_without_a_file_change_whatever_the_skew()
     {
         var key = TokenFileIdentityHarness.RsaKey();
         _h.ServeJwks(key);
@@ -126,9 +126,10 @@ public sealed class TokenFileIdentityTests : IDisposable
 
         Assert.True((await _h.GetAsync(identity)).IsValid);
 
-        // Still valid within the clock skew, then invalid one tick past it: within the same stat
-        // interval, since expiry is checked on every call.
-        _h.Advance(exp + skew - _h.Time.GetUtcNow());
+        // Valid one tick before exp, invalid at exp: the clock skew applies to nbf only, so an
+        // expired token is never forwarded. Within the same stat interval, since expiry is
+        // checked on every call.
+        _h.Advance(exp - TimeSpan.FromTicks(1) - _h.Time.GetUtcNow());
         Assert.True((await _h.GetAsync(identity)).IsValid);
         _h.Advance(TimeSpan.FromTicks(1));
         var expired = await _h.GetAsync(identity);

@@ -31,6 +31,8 @@ public sealed class FakeWorkloadApi : IAsyncDisposable
     private readonly string _directory;
     private readonly ECDsa _jwtKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
     private readonly ECDsa _caKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+    private readonly ECDsa _intermediateKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+    private X509Certificate2? _intermediate;
     private readonly string _kid = "jwt-authority-" + Guid.NewGuid().ToString("N")[..8];
     private readonly object _gate = new();
     private WebApplication? _app;
@@ -63,6 +65,12 @@ public sealed class FakeWorkloadApi : IAsyncDisposable
 
     /// <summary>While set, every call is accepted and never answered (an agent that hangs).</summary>
     public bool Hang { get; set; }
+
+    /// <summary>
+    /// While set, new X.509-SVIDs are issued by an intermediate CA (itself issued by <see cref="Ca"/>)
+    /// and sent with it, as SPIRE does under an upstream authority; the bundle stays the root.
+    /// </summary>
+    public bool IssueUnderIntermediate { get; set; }
 
     /// <summary>How long each new JWT-SVID is valid.</summary>
     public TimeSpan JwtLifetime { get; set; } = TimeSpan.FromMinutes(5);
@@ -154,8 +162,12 @@ public sealed class FakeWorkloadApi : IAsyncDisposable
         return thumbprint;
     }
 
-    /// <summary>A server certificate for an upstream in the trust domain: a URI SAN with <paramref name="spiffeId"/>, no DNS name.</summary>
-    public X509Certificate2 IssueServer(string spiffeId)
+    /// <summary>
+    /// A server certificate for an upstream in the trust domain: a URI SAN with <paramref name="spiffeId"/>,
+    /// no DNS name. With <paramref name="asCa"/> it is a CA certificate (cA=true, keyCertSign, cRLSign),
+    /// which the X509-SVID profile forbids for a leaf.
+    /// </summary>
+    public X509Certificate2 IssueServer(string spiffeId, bool asCa = false)
     {
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var request = new CertificateRequest("O=SPIRE", key, HashAlgorithmName.SHA256);
@@ -163,6 +175,12 @@ public sealed class FakeWorkloadApi : IAsyncDisposable
         san.AddUri(new Uri(spiffeId));
         request.CertificateExtensions.Add(san.Build());
         request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1"), new Oid("1.3.6.1.5.5.7.3.2")], false));
+        if (asCa)
+        {
+            request.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
+            request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature | X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
+        }
+
         using var signed = request.Create(Ca, Time.GetUtcNow().AddHours(-1), Time.GetUtcNow().AddDays(1), RandomNumberGenerator.GetBytes(12));
         using var withKey = signed.CopyWithPrivateKey(key);
         return X509CertificateLoader.LoadPkcs12(withKey.Export(X509ContentType.Pkcs12), null);
@@ -179,11 +197,34 @@ public sealed class FakeWorkloadApi : IAsyncDisposable
         request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1"), new Oid("1.3.6.1.5.5.7.3.2")], false));
         var now = Time.GetUtcNow();
         // Valid from an hour back: tests move the proxy's clock ahead, the upstream checks with the real one.
-        var leaf = request.Create(Ca, now.AddHours(-1), now + lifetime, RandomNumberGenerator.GetBytes(12));
+        var issuer = IssueUnderIntermediate ? Intermediate() : Ca;
+        var leaf = request.Create(issuer, now.AddHours(-1), now + lifetime, RandomNumberGenerator.GetBytes(12));
         var pkcs8 = key.ExportPkcs8PrivateKey();
         IssuedKeys.Enqueue(key.ExportPkcs8PrivateKeyPem());
         IssuedKeys.Enqueue(Convert.ToBase64String(pkcs8));
-        return new X509Material(spiffeId, leaf, pkcs8);
+        byte[] chain = IssueUnderIntermediate ? [.. leaf.RawData, .. issuer.RawData] : leaf.RawData;
+        return new X509Material(spiffeId, leaf, pkcs8, chain);
+    }
+
+    /// <summary>The intermediate CA (with its key), issued by the root once.</summary>
+    private X509Certificate2 Intermediate()
+    {
+        lock (_gate)
+        {
+            if (_intermediate is null)
+            {
+                var request = new CertificateRequest("CN=Fake SPIRE intermediate CA, O=" + TrustDomain, _intermediateKey, HashAlgorithmName.SHA256);
+                request.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
+                request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
+                var san = new SubjectAlternativeNameBuilder();
+                san.AddUri(new Uri(TrustDomainId));
+                request.CertificateExtensions.Add(san.Build());
+                using var signed = request.Create(Ca, Time.GetUtcNow().AddDays(-1), Time.GetUtcNow().AddDays(10), RandomNumberGenerator.GetBytes(12));
+                _intermediate = signed.CopyWithPrivateKey(_intermediateKey);
+            }
+
+            return _intermediate;
+        }
     }
 
     private string IssueJwt(string audience)
@@ -248,6 +289,8 @@ public sealed class FakeWorkloadApi : IAsyncDisposable
         await StopAsync();
         _jwtKey.Dispose();
         _caKey.Dispose();
+        _intermediateKey.Dispose();
+        _intermediate?.Dispose();
         Ca.Dispose();
         try
         {
@@ -258,7 +301,8 @@ public sealed class FakeWorkloadApi : IAsyncDisposable
         }
     }
 
-    private sealed record X509Material(string SpiffeId, X509Certificate2 Leaf, byte[] Key);
+    /// <summary>An issued SVID; <paramref name="Chain"/> is the DER sent as x509_svid (the leaf, then any intermediate).</summary>
+    private sealed record X509Material(string SpiffeId, X509Certificate2 Leaf, byte[] Key, byte[] Chain);
 
     private sealed class Service : SpiffeWorkloadAPI.SpiffeWorkloadAPIBase
     {
@@ -304,7 +348,7 @@ public sealed class FakeWorkloadApi : IAsyncDisposable
                     response.Svids.Add(new X509SVID
                     {
                         SpiffeId = material.SpiffeId,
-                        X509Svid = ByteString.CopyFrom(material.Leaf.RawData),
+                        X509Svid = ByteString.CopyFrom(material.Chain),
                         X509SvidKey = ByteString.CopyFrom(material.Key),
                         Bundle = ByteString.CopyFrom(_api.Ca.RawData),
                     });

@@ -49,7 +49,8 @@ public sealed class MutualTlsUpstream : IAsyncDisposable
             {
                 ServerCertificate = serverCertificate,
                 ClientCertificateMode = ClientCertificateMode.RequireCertificate,
-                ClientCertificateValidation = (certificate, _, _) => IssuedBy(clientCa ?? pki.Ca, certificate),
+                // Only the CA is trusted; intermediates count only if the client sent them.
+                ClientCertificateValidation = (certificate, chain, _) => IssuedBy(clientCa ?? pki.Ca, certificate, chain?.ChainPolicy.ExtraStore),
             });
         }));
         var app = builder.Build();
@@ -67,9 +68,14 @@ public sealed class MutualTlsUpstream : IAsyncDisposable
         return upstream;
     }
 
-    private static bool IssuedBy(X509Certificate2 ca, X509Certificate2 certificate)
+    private static bool IssuedBy(X509Certificate2 ca, X509Certificate2 certificate, X509Certificate2Collection? sent)
     {
         using var chain = new X509Chain();
+        if (sent is not null)
+        {
+            chain.ChainPolicy.ExtraStore.AddRange(sent);
+        }
+
         chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
         chain.ChainPolicy.CustomTrustStore.Add(ca);
         chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;

@@ -1,3 +1,4 @@
+using System.Net.Security;
 using System.Security.Cryptography.X509Certificates;
 using SecretlessProxy.Core;
 using SecretlessProxy.Identity.Spiffe;
@@ -10,7 +11,7 @@ namespace SecretlessProxy.Credentials;
 /// not a value to fetch: the cache never leases it, the handshake asks <see cref="TryGetCurrent"/>.
 /// The stream starts at the first use and stops when a reload drops the credential or the proxy stops.
 /// </summary>
-internal sealed class SpiffeX509SvidSource : ICredentialSource, IClientCertificate
+internal sealed class SpiffeX509SvidSource : ICredentialSource, IClientCertificate, IClientCertificateChain
 {
     public const string SourceName = "SpiffeX509Svid";
 
@@ -30,6 +31,13 @@ internal sealed class SpiffeX509SvidSource : ICredentialSource, IClientCertifica
     {
         var found = _watcher.TryGetSvid(out var svid, out reason);
         certificate = svid?.Certificate;
+        return found;
+    }
+
+    public bool TryGetCurrentContext(out SslStreamCertificateContext? context, out string reason)
+    {
+        var found = _watcher.TryGetSvid(out var svid, out reason);
+        context = found ? svid!.TlsContext : null;
         return found;
     }
 

@@ -56,6 +56,9 @@ internal sealed partial class SpiffeJwtIdentity : IWorkloadIdentitySource
         _loop = Task.Run(RunAsync, CancellationToken.None);
     }
 
+    /// <summary>The background loop: completes (never faults) once it has stopped after <see cref="Dispose"/>.</summary>
+    internal Task Loop => _loop;
+
     public async ValueTask<IdentityStatus> GetAsync(CancellationToken cancellationToken)
     {
         if (!_firstAttempt.Task.IsCompleted)
@@ -64,7 +67,7 @@ internal sealed partial class SpiffeJwtIdentity : IWorkloadIdentitySource
         }
 
         var answer = _answer;
-        if (answer.ValidUntil is { } until && _time.GetUtcNow() > until)
+        if (answer.ValidUntil is { } until && _time.GetUtcNow() >= until)
         {
             return IdentityStatus.Invalid("the JWT-SVID for " + answer.Status.Identity!.Subject + " expired at " + Format(answer.Status.Identity.ExpiresAt!.Value)
                 + " and could not be renewed: " + (answer.LastFailure ?? "the renewal is in progress"));
@@ -100,7 +103,7 @@ internal sealed partial class SpiffeJwtIdentity : IWorkloadIdentitySource
                     var identity = await FetchAsync(token).ConfigureAwait(false);
                     var now = _time.GetUtcNow();
                     var previous = _answer;
-                    _answer = new Answer(IdentityStatus.Valid(identity), identity.ExpiresAt + _settings.ClockSkew, null);
+                    _answer = new Answer(IdentityStatus.Valid(identity), identity.ExpiresAt, null);
                     failures = 0;
                     if (previous.Status.Identity?.Subject != identity.Subject || !previous.Status.IsValid)
                     {
@@ -120,7 +123,7 @@ internal sealed partial class SpiffeJwtIdentity : IWorkloadIdentitySource
                         : "fetching the JWT-SVID from the SPIFFE Workload API at " + _client.Display + " failed (" + ex.GetType().Name + ")";
                     failures++;
                     var previous = _answer;
-                    var stillValid = previous.Status.IsValid && (previous.ValidUntil is not { } until || _time.GetUtcNow() <= until);
+                    var stillValid = previous.Status.IsValid && (previous.ValidUntil is not { } until || _time.GetUtcNow() < until);
                     _answer = stillValid ? previous with { LastFailure = reason } : new Answer(IdentityStatus.Invalid(reason), null, reason);
                     if (failures == 1 || failures % 10 == 0)
                     {
@@ -134,9 +137,11 @@ internal sealed partial class SpiffeJwtIdentity : IWorkloadIdentitySource
                 await Task.Delay(delay, _time, token).ConfigureAwait(false);
             }
         }
-        catch (OperationCanceledException) when (token.IsCancellationRequested)
+        catch (Exception) when (token.IsCancellationRequested)
         {
-            // Stopped: the configuration was replaced or the proxy is shutting down.
+            // Stopped: the configuration was replaced or the proxy is shutting down. gRPC reports
+            // the cancellation as RpcException(Cancelled), not OperationCanceledException, and the
+            // loop must not end as an unobserved faulted task.
         }
         finally
         {
@@ -213,16 +218,17 @@ internal sealed partial class SpiffeJwtIdentity : IWorkloadIdentitySource
 
     private bool LifetimeHolds(DateTime? notBefore, DateTime? expires, DateTimeOffset now)
     {
+        // The skew applies to nbf only: exp is judged exactly, so an expired SVID is never sent.
         var skew = _settings.ClockSkew;
         return expires is { } exp
-            && now <= new DateTimeOffset(DateTime.SpecifyKind(exp, DateTimeKind.Utc)) + skew
+            && now < new DateTimeOffset(DateTime.SpecifyKind(exp, DateTimeKind.Utc))
             && (notBefore is not { } nbf || new DateTimeOffset(DateTime.SpecifyKind(nbf, DateTimeKind.Utc)) <= now + skew);
     }
 
     private static string Format(DateTimeOffset time) =>
         time.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
 
-    /// <summary>The current verdict; <see cref="ValidUntil"/> is the SVID's expiry plus skew, judged on every read.</summary>
+    /// <summary>The current verdict; <see cref="ValidUntil"/> is the SVID's expiry (exp, no skew), judged on every read.</summary>
     private sealed record Answer(IdentityStatus Status, DateTimeOffset? ValidUntil, string? LastFailure);
 
     private sealed class SvidRejectedException : Exception

@@ -52,7 +52,7 @@ internal sealed class SpiffeUpstream
         }
 
         var leaf = certificate as X509Certificate2 ?? X509CertificateLoader.LoadCertificate(certificate.GetRawCertData());
-        if (SpiffeCertificates.IdOf(leaf) is not { } id || !Allowed.Matches(id) || !Bundles.TryGetBundle(id.TrustDomainId, out var roots, out _))
+        if (IsCa(leaf) || SpiffeCertificates.IdOf(leaf) is not { } id || !Allowed.Matches(id) || !Bundles.TryGetBundle(id.TrustDomainId, out var roots, out _))
         {
             return false;
         }
@@ -71,5 +71,25 @@ internal sealed class SpiffeUpstream
         }
 
         return custom.Build(leaf);
+    }
+
+    /// <summary>
+    /// X509-SVID profile section 4.1: a leaf SVID has cA=false and neither keyCertSign nor cRLSign;
+    /// a CA certificate that names a SPIFFE ID is not the workload, whatever its URI SAN says.
+    /// </summary>
+    private static bool IsCa(X509Certificate2 leaf)
+    {
+        foreach (var extension in leaf.Extensions)
+        {
+            switch (extension)
+            {
+                case X509BasicConstraintsExtension { CertificateAuthority: true }:
+                    return true;
+                case X509KeyUsageExtension usage when (usage.KeyUsages & (X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign)) != 0:
+                    return true;
+            }
+        }
+
+        return false;
     }
 }

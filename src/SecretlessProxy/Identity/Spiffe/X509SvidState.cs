@@ -1,3 +1,4 @@
+using System.Net.Security;
 using System.Security.Cryptography.X509Certificates;
 
 namespace SecretlessProxy.Identity.Spiffe;
@@ -13,7 +14,10 @@ internal sealed class X509SvidState
         Bundles = bundles;
         NotBefore = new DateTimeOffset(certificate.NotBefore.ToUniversalTime(), TimeSpan.Zero);
         NotAfter = new DateTimeOffset(certificate.NotAfter.ToUniversalTime(), TimeSpan.Zero);
+        _tlsContext = new Lazy<SslStreamCertificateContext>(() => SslStreamCertificateContext.Create(certificate, intermediates, offline: true));
     }
+
+    private readonly Lazy<SslStreamCertificateContext> _tlsContext;
 
     public SpiffeId Id { get; }
 
@@ -21,6 +25,13 @@ internal sealed class X509SvidState
     public X509Certificate2 Certificate { get; }
 
     public X509Certificate2Collection Intermediates { get; }
+
+    /// <summary>
+    /// The leaf with the intermediates the agent sent, as a TLS client presents them: an upstream
+    /// that trusts only the trust domain's root needs the chain (SPIRE under an intermediate CA).
+    /// Built once per message, offline (every certificate came in the message).
+    /// </summary>
+    public SslStreamCertificateContext TlsContext => _tlsContext.Value;
 
     /// <summary>CA certificates by trust domain ID: the SVID's own domain and every federated one.</summary>
     public IReadOnlyDictionary<string, X509Certificate2Collection> Bundles { get; }

@@ -30,14 +30,15 @@ internal sealed partial class X509SvidWatcher : IDisposable
     private volatile X509SvidState? _current;
     private volatile string? _lastFailure;
     private bool _started;
+    private Task _loop = Task.CompletedTask;
     private bool _disposed;
 
-    public X509SvidWatcher(string socketPath, string? spiffeId, TimeProvider time, ILogger logger)
+    public X509SvidWatcher(string socketPath, string? spiffeId, TimeProvider time, ILogger logger, TimeSpan? callTimeout = null)
     {
         _spiffeId = spiffeId;
         _time = time;
         _logger = logger;
-        _client = new WorkloadApiClient(socketPath);
+        _client = new WorkloadApiClient(socketPath, callTimeout);
     }
 
     /// <summary>The agent's address as messages show it.</summary>
@@ -53,15 +54,32 @@ internal sealed partial class X509SvidWatcher : IDisposable
         }
     }
 
+    /// <summary>The stream's loop once started: completes (never faults) once it has stopped after <see cref="Dispose"/>.</summary>
+    internal Task Loop => Volatile.Read(ref _loop);
+
     /// <summary>Why the last attempt to read the stream failed, or null after a message.</summary>
     public string? LastFailure => _lastFailure;
 
-    /// <summary>Completes at the first message or the first failure of the stream (or when stopped).</summary>
-    public Task WhenFirstAnswerAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Completes at the first message or the first failure of the stream (or when stopped), and at
+    /// the latest after the call timeout: an agent that accepts the stream and never sends must not
+    /// hold requests; they get the reason instead.
+    /// </summary>
+    public async Task WhenFirstAnswerAsync(CancellationToken cancellationToken)
     {
         EnsureStarted();
-        return _firstAnswer.Task.WaitAsync(cancellationToken);
+        try
+        {
+            await _firstAnswer.Task.WaitAsync(_client.CallTimeout, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            Interlocked.CompareExchange(ref _lastFailure, NoFirstMessage(), null);
+        }
     }
+
+    private string NoFirstMessage() =>
+        "the SPIFFE Workload API at " + Display + " did not send an X.509-SVID within " + _client.CallTimeout.TotalSeconds.ToString(CultureInfo.InvariantCulture) + " s";
 
     /// <summary>The SVID to present now, or false with the reason (never key material) when there is none valid.</summary>
     public bool TryGetSvid(out X509SvidState? svid, out string reason)
@@ -126,7 +144,7 @@ internal sealed partial class X509SvidWatcher : IDisposable
             _started = true;
         }
 
-        _ = Task.Run(RunAsync, CancellationToken.None);
+        Volatile.Write(ref _loop, Task.Run(RunAsync, CancellationToken.None));
     }
 
     public void Dispose()
@@ -164,7 +182,7 @@ internal sealed partial class X509SvidWatcher : IDisposable
                 try
                 {
                     using var call = _client.StreamX509Svids(token);
-                    while (await call.ResponseStream.MoveNext(token).ConfigureAwait(false))
+                    while (await NextAsync(call.ResponseStream, first: _current is null || failures > 0, token).ConfigureAwait(false))
                     {
                         var next = Parse(call.ResponseStream.Current);
                         var previous = _current;
@@ -207,14 +225,39 @@ internal sealed partial class X509SvidWatcher : IDisposable
                 await Task.Delay(delay, _time, token).ConfigureAwait(false);
             }
         }
-        catch (OperationCanceledException) when (token.IsCancellationRequested)
+        catch (Exception) when (token.IsCancellationRequested)
         {
-            // Stopped: the credential was dropped or the proxy is shutting down.
+            // Stopped: the credential was dropped or the proxy is shutting down. gRPC reports the
+            // cancellation as RpcException(Cancelled), not OperationCanceledException.
         }
         finally
         {
             _client.Dispose();
             _stopping.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// The next stream message. The first of a stream (when none has arrived since it was opened
+    /// after a failure or at start) must come within the call timeout: an agent that accepts the
+    /// stream and never sends is a failure, and the stream is opened again with backoff.
+    /// </summary>
+    private async Task<bool> NextAsync(IAsyncStreamReader<X509SVIDResponse> stream, bool first, CancellationToken token)
+    {
+        if (!first)
+        {
+            return await stream.MoveNext(token).ConfigureAwait(false);
+        }
+
+        using var bound = CancellationTokenSource.CreateLinkedTokenSource(token);
+        bound.CancelAfter(_client.CallTimeout);
+        try
+        {
+            return await stream.MoveNext(bound.Token).ConfigureAwait(false);
+        }
+        catch (Exception) when (bound.IsCancellationRequested && !token.IsCancellationRequested)
+        {
+            throw new WorkloadApiException(NoFirstMessage());
         }
     }
 

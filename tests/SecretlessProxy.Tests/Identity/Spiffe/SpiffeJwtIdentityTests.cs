@@ -183,6 +183,30 @@ public sealed class SpiffeJwtIdentityTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task An_svid_is_never_served_at_or_after_its_exp_whatever_the_clock_skew()
+    {
+        _agent.JwtLifetime = TimeSpan.FromMinutes(2);
+        await _agent.StartAsync();
+        using var identity = new SpiffeJwtIdentity(new SpiffeJwtIdentitySettings(_agent.SocketPath, Audience, null, TimeSpan.FromSeconds(30)), _time, NullLogger<SpiffeJwtIdentity>.Instance);
+        var first = await identity.GetAsync(CancellationToken.None);
+        Assert.True(first.IsValid, first.FailureReason);
+        var exp = first.Identity!.ExpiresAt!.Value;
+
+        // No renewal possible: the SVID serves until one tick before exp, and not at exp (the
+        // 30 s skew is for nbf only).
+        await _agent.StopAsync();
+        _time.Advance(exp - TimeSpan.FromTicks(1) - _time.GetUtcNow());
+        var before = await identity.GetAsync(CancellationToken.None);
+        Assert.True(before.IsValid, before.FailureReason);
+        Assert.Equal(first.Identity.Token, before.Identity!.Token);
+        _time.Advance(TimeSpan.FromTicks(1));
+        var expired = await identity.GetAsync(CancellationToken.None);
+
+        Assert.False(expired.IsValid);
+        Assert.Null(expired.Identity);
+    }
+
+    [Fact]
     public async Task An_svid_signed_by_a_key_outside_the_bundle_is_refused()
     {
         // A second agent's SVIDs do not verify against the first agent's bundle: simulated by

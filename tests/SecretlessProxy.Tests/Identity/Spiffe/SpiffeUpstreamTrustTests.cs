@@ -122,6 +122,21 @@ public sealed class SpiffeUpstreamTrustTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task An_upstream_whose_certificate_is_a_ca_is_refused_even_with_an_allowed_spiffe_id()
+    {
+        // X509-SVID profile section 4.1: a leaf has cA=false and no keyCertSign/cRLSign.
+        await _agent.StartAsync();
+        await ConfigureAsync(new JsonObject { ["SpiffeIds"] = new JsonArray(LedgerId) }, _agent.IssueServer(LedgerId, asCa: true));
+        await using var proxy = await StartProxyAsync();
+
+        var (response, _) = await proxy.GetAsync("ledger", "/entries");
+
+        Assert.Equal(HttpStatusCode.BadGateway, response.StatusCode);
+        Assert.Empty(_upstream!.Thumbprints);
+        await proxy.AssertNoSecretEmittedAsync();
+    }
+
+    [Fact]
     public async Task No_agent_means_503_with_the_reason_and_the_upstream_is_not_called()
     {
         await ConfigureAsync(new JsonObject { ["SpiffeIds"] = new JsonArray(LedgerId) });

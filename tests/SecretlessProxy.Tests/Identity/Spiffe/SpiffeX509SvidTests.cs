@@ -98,6 +98,36 @@ public sealed class SpiffeX509SvidTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task An_svid_issued_by_an_intermediate_ca_is_presented_with_its_chain_and_rotated()
+    {
+        // SPIRE under an intermediate CA: the upstream trusts only the root, so the proxy must send
+        // the intermediate with the leaf.
+        _agent.IssueUnderIntermediate = true;
+        _agent.RotateX509();
+        await _agent.StartAsync();
+        await using var proxy = await StartProxyAsync();
+        var first = _agent.CurrentX509Thumbprint;
+
+        var (response, body) = await proxy.GetAsync("mtls", "/orders");
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("upstream-ok", body);
+        Assert.Equal(first, Assert.Single(_upstream.Thumbprints));
+
+        // A rotation: the next connections present the new chain, never the old leaf again.
+        var rotated = _agent.RotateX509();
+        for (var i = 0; i < 100 && _upstream.Thumbprints.Last() != rotated; i++)
+        {
+            await Task.Delay(50);
+            Assert.Equal(HttpStatusCode.OK, (await proxy.GetAsync("mtls", "/orders")).Response.StatusCode);
+        }
+
+        Assert.Equal(rotated, _upstream.Thumbprints.Last());
+        Assert.Equal([first, rotated], _upstream.Thumbprints.Distinct());
+        await proxy.AssertNoSecretEmittedAsync();
+    }
+
+    [Fact]
     public async Task An_expired_svid_while_the_agent_is_away_gives_503_and_the_agents_return_restores_it()
     {
         await _agent.StartAsync();
