@@ -1,5 +1,10 @@
+using System.Net;
+using System.Net.Security;
+using System.Net.Sockets;
 using System.Security.Cryptography.X509Certificates;
+using Microsoft.Extensions.Logging.Abstractions;
 using SecretlessProxy.Cli;
+using SecretlessProxy.Cli.Webhook;
 using SecretlessProxy.Tests.Infrastructure;
 using Xunit;
 
@@ -25,6 +30,26 @@ public sealed class WebhookCertificateTests
         Assert.NotEqual(first, second);
         Assert.Equal(second, await PresentedAsync(server));
         await WebhookRefusalTests.AssertStillServesAsync(server);
+    }
+
+    [Fact]
+    public async Task A_handshake_that_took_the_previous_certificate_completes_after_a_rotation()
+    {
+        // The window between Kestrel taking the context and the handshake signing with its key is too
+        // short to hit over HTTP: take the context, rotate, let the next handshake swap it, then
+        // shake hands with the one taken first, as a connection accepted just before the swap does.
+        await using var server = await WebhookServer.StartAsync();
+        using var certificate = WebhookCertificate.Load(server.CertificateFile, server.KeyFile, NullLogger.Instance);
+        var taken = certificate.Current;
+        var first = server.CurrentThumbprint;
+
+        server.Rotate();
+        var swapped = certificate.Current;
+        Assert.NotSame(taken, swapped);
+        Assert.Equal(server.CurrentThumbprint, swapped.TargetCertificate.Thumbprint);
+
+        Assert.Equal(first, await HandshakeAsync(taken, server.Pki));
+        Assert.Equal(server.CurrentThumbprint, await HandshakeAsync(swapped, server.Pki));
     }
 
     [Fact]
@@ -95,6 +120,42 @@ public sealed class WebhookCertificateTests
         {
             return presented!.Thumbprint;
         }
+    }
+
+    /// <summary>A TLS handshake on loopback with the server side presenting <paramref name="context"/>; the thumbprint the client saw.</summary>
+    private static async Task<string> HandshakeAsync(SslStreamCertificateContext context, TestPki pki)
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        using var client = new TcpClient();
+        await client.ConnectAsync(IPAddress.Loopback, ((IPEndPoint)listener.LocalEndpoint).Port);
+        using var accepted = await listener.AcceptTcpClientAsync();
+        await using var serverStream = new SslStream(accepted.GetStream());
+        string? presented = null;
+        await using var clientStream = new SslStream(client.GetStream(), false, (_, certificate, _, _) =>
+        {
+            using var leaf = X509CertificateLoader.LoadCertificate(certificate!.GetRawCertData());
+            using var chain = new X509Chain();
+            chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+            chain.ChainPolicy.CustomTrustStore.Add(pki.Ca);
+            chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+            presented = leaf.Thumbprint;
+            return chain.Build(leaf);
+        });
+        var clientHandshake = clientStream.AuthenticateAsClientAsync(new SslClientAuthenticationOptions { TargetHost = "localhost" });
+        try
+        {
+            await serverStream.AuthenticateAsServerAsync(new SslServerAuthenticationOptions { ServerCertificateContext = context });
+        }
+        catch
+        {
+            // Close the connection so the client's handshake ends too, and report the server's failure.
+            accepted.Dispose();
+            throw;
+        }
+
+        await clientHandshake;
+        return presented!;
     }
 
     private static async Task<(int Code, string Error)> RunAsync(string[] arguments)

@@ -106,6 +106,7 @@ internal sealed partial class AdmissionHandler(WebhookOptions options, ILogger<A
                     Allowed = true,
                     PatchType = AdmissionResponse.JsonPatchType,
                     Patch = JsonSerializer.SerializeToUtf8Bytes([.. outcome.Patch], WebhookJsonContext.Default.ListJsonPatchOperation),
+                    Warnings = outcome.Warnings.Count > 0 ? [.. outcome.Warnings.Select(w => "secretless-proxy injection: " + w)] : null,
                 };
             case InjectionOutcomeKind.Impossible:
                 return Impossible(where, PodName(request, pod), outcome.Reason!);

@@ -7,7 +7,11 @@ internal sealed record InjectionOutcome(InjectionOutcomeKind Kind, InjectionMode
 
     public static InjectionOutcome AlreadyInjected { get; } = new(InjectionOutcomeKind.AlreadyInjected, null, [], null);
 
-    public static InjectionOutcome Injected(InjectionMode mode, IReadOnlyList<JsonPatchOperation> patch) => new(InjectionOutcomeKind.Injected, mode, patch, null);
+    /// <summary>Said to the user with an admitted pod (admission warnings): what the webhook cannot check but the pod must get right.</summary>
+    public IReadOnlyList<string> Warnings { get; init; } = [];
+
+    public static InjectionOutcome Injected(InjectionMode mode, IReadOnlyList<JsonPatchOperation> patch, IReadOnlyList<string> warnings) =>
+        new(InjectionOutcomeKind.Injected, mode, patch, null) { Warnings = warnings };
 
     public static InjectionOutcome Impossible(string reason) => new(InjectionOutcomeKind.Impossible, null, [], reason);
 }

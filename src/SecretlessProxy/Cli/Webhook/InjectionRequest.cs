@@ -105,11 +105,32 @@ internal sealed partial record InjectionRequest(
                     return null;
                 }
 
-                mounts.Add((volume, path));
+                // Compared segment-wise with the proxy's own folders, so only one spelling of a path
+                // is accepted: /etc//x, /etc/./x or /tmp/../etc/x would slip past the comparison.
+                if (NormalizedMountPath(path) is not { } normalized)
+                {
+                    reason = "annotation " + InjectionAnnotations.ProxyVolumeMounts + ": '" + Shorten(path) + "' has an empty, '.' or '..' segment (write the path plainly)";
+                    return null;
+                }
+
+                mounts.Add((volume, normalized));
             }
         }
 
         return new InjectionRequest(mode, configMap, port, redirectPorts, mounts);
+    }
+
+    /// <summary>The absolute path without a trailing slash, or null when a segment is empty, <c>.</c> or <c>..</c>.</summary>
+    private static string? NormalizedMountPath(string path)
+    {
+        if (path == "/")
+        {
+            return path;
+        }
+
+        var trimmed = path.EndsWith('/') ? path[..^1] : path;
+        var segments = trimmed.Split('/');
+        return segments[0].Length == 0 && segments.Skip(1).All(s => s.Length > 0 && s != "." && s != "..") ? trimmed : null;
     }
 
     /// <summary>Reasons quote what the pod said, but never more than a line of it.</summary>

@@ -39,6 +39,37 @@ internal static class SidecarInjector
             return InjectionOutcome.Impossible("the pod uses hostNetwork: the proxy's ports and iptables rules would be the node's");
         }
 
+        if (spec.ShareProcessNamespace == true)
+        {
+            // Every container would see the proxy's process: one running as the proxy's uid could
+            // read /proc/<pid>/root (its Secret mounts, the local CA key) and environment.
+            return InjectionOutcome.Impossible("the pod sets shareProcessNamespace: true, which would let its containers reach the proxy's files and memory through /proc");
+        }
+
+        // The proxy's uid is the one the iptables rules let out unredirected, and the owner of its
+        // files: an app running as it would bypass the proxy (transparent) and could read them.
+        const string SameUid = " (the proxy's uid: its traffic skips the proxy and it could read the proxy's files); run the app as another uid";
+        if (spec.SecurityContext?.RunAsUser == SidecarSettings.ProxyUid)
+        {
+            return InjectionOutcome.Impossible("the pod's securityContext sets runAsUser " + SidecarSettings.ProxyUid.ToString(CultureInfo.InvariantCulture) + SameUid);
+        }
+
+        var appContainers = (spec.InitContainers ?? []).Concat(containers).ToList();
+        if (appContainers.FirstOrDefault(c => c.SecurityContext?.RunAsUser == SidecarSettings.ProxyUid) is { } sameUid)
+        {
+            return InjectionOutcome.Impossible("container '" + sameUid.Name + "' sets runAsUser " + SidecarSettings.ProxyUid.ToString(CultureInfo.InvariantCulture) + SameUid);
+        }
+
+        List<string> warnings = [];
+        if (request.Mode == InjectionMode.Transparent && spec.SecurityContext?.RunAsUser is null
+            && appContainers.FirstOrDefault(c => c.SecurityContext?.RunAsUser is null) is { } imageUser)
+        {
+            // The image's USER decides, which the webhook cannot see; distroless and Chainguard
+            // "nonroot" images default to 65532.
+            warnings.Add("container '" + imageUser.Name + "' sets no runAsUser (nor does the pod), so its image's USER applies: it must not be "
+                + SidecarSettings.ProxyUid.ToString(CultureInfo.InvariantCulture) + " (the proxy's uid, e.g. distroless or Chainguard nonroot images), or its traffic bypasses the proxy; set runAsUser");
+        }
+
         var volumes = SidecarTemplates.Volumes(request);
         var volumeNames = (spec.Volumes ?? []).Select(v => v.Name).ToHashSet(StringComparer.Ordinal);
         if (volumes.FirstOrDefault(v => volumeNames.Contains(v.Name)) is { } clash)
@@ -108,7 +139,7 @@ internal static class SidecarInjector
             patch.Add(JsonPatchOperation.Add("/metadata/annotations/" + JsonPatchOperation.Escape(InjectionAnnotations.Status), InjectionAnnotations.InjectedStatus));
         }
 
-        return InjectionOutcome.Injected(request.Mode, patch);
+        return InjectionOutcome.Injected(request.Mode, patch, warnings);
     }
 
     /// <summary>
@@ -119,8 +150,14 @@ internal static class SidecarInjector
         pod.Metadata?.Annotations?.TryGetValue(InjectionAnnotations.Status, out var status) == true && status == InjectionAnnotations.InjectedStatus
         || (pod.Spec?.InitContainers ?? []).Concat(pod.Spec?.Containers ?? []).Any(c => SidecarTemplates.ContainerNames.Contains(c.Name));
 
-    private static bool IsSameOrBelow(string path, string directory) =>
-        path.TrimEnd('/') == directory || path.StartsWith(directory + "/", StringComparison.Ordinal);
+    /// <summary>Segment by segment: both paths are absolute with no empty, <c>.</c> or <c>..</c> segment (<see cref="InjectionRequest"/> refuses others).</summary>
+    private static bool IsSameOrBelow(string path, string directory)
+    {
+        var pathSegments = path.Split('/', StringSplitOptions.RemoveEmptyEntries);
+        var directorySegments = directory.Split('/', StringSplitOptions.RemoveEmptyEntries);
+        return pathSegments.Length >= directorySegments.Length
+            && directorySegments.SequenceEqual(pathSegments.Take(directorySegments.Length), StringComparer.Ordinal);
+    }
 
     /// <summary>Appends to a list that exists (<c>/-</c>), or creates it whole: RFC 6902 cannot add to an absent array.</summary>
     private static void AddAll<T>(List<JsonPatchOperation> patch, string path, IList<T>? existing, IReadOnlyList<T> items, JsonTypeInfo<T> typeInfo)

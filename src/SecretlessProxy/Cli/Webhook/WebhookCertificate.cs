@@ -58,8 +58,9 @@ internal sealed partial class WebhookCertificate : IDisposable
 
                 try
                 {
+                    // The previous pair is not disposed: a handshake that took it a moment ago may
+                    // still be signing with its key. Unreferenced once those finish, the GC frees it.
                     var (context, leaf) = Read(_certificateFile, _keyFile);
-                    _leaf.Dispose();
                     (_current, _leaf, _stamps, _failedStamps) = (context, leaf, stamps, default);
                     Log.Loaded(_logger, _certificateFile, leaf.Subject, leaf.NotAfter.ToUniversalTime(), leaf.Thumbprint);
                 }
