@@ -36,15 +36,6 @@ internal sealed partial class TokenFileIdentity : IWorkloadIdentitySource
     /// </summary>
     internal static readonly TimeSpan StatInterval = TimeSpan.FromMilliseconds(100);
 
-    // Only asymmetric algorithms: keys come from a public JWKS, and "none" or HMAC with a public
-    // key as the secret are the classic algorithm-confusion attacks (RFC 8725 section 2.1).
-    private static readonly string[] AcceptedAlgorithms =
-    [
-        SecurityAlgorithms.RsaSha256, SecurityAlgorithms.RsaSha384, SecurityAlgorithms.RsaSha512,
-        SecurityAlgorithms.RsaSsaPssSha256, SecurityAlgorithms.RsaSsaPssSha384, SecurityAlgorithms.RsaSsaPssSha512,
-        SecurityAlgorithms.EcdsaSha256, SecurityAlgorithms.EcdsaSha384, SecurityAlgorithms.EcdsaSha512,
-    ];
-
     private static readonly IdentityStatus Stopped = IdentityStatus.Invalid("workload identity is stopped (configuration replaced or proxy shutting down)");
 
     private readonly TokenFileIdentitySettings _settings;
@@ -302,30 +293,8 @@ internal sealed partial class TokenFileIdentity : IWorkloadIdentitySource
         return Snapshot.Failed(reason, stamp, token, revalidate, now + StatInterval);
     }
 
-    private TokenValidationParameters Parameters(IReadOnlyList<SecurityKey> keys) => new()
-    {
-        IssuerSigningKeys = keys,
-        TryAllIssuerSigningKeys = true,
-        RequireSignedTokens = true,
-        ValidAlgorithms = AcceptedAlgorithms,
-        ValidateIssuer = _settings.Issuer is not null,
-        ValidIssuer = _settings.Issuer,
-        ValidateAudience = _settings.Audience is not null,
-        ValidAudience = _settings.Audience,
-        ValidateLifetime = true,
-        RequireExpirationTime = true,
-        ClockSkew = _settings.ClockSkew,
-
-        // TokenValidationParameters.TimeProvider is internal in IdentityModel 8.x, so the default
-        // lifetime check would read the system clock: this one reads ours.
-        LifetimeValidator = (notBefore, expires, _, _) => LifetimeHolds(notBefore, expires, _time.GetUtcNow()),
-        ValidateIssuerSigningKey = false,
-        ValidateTokenReplay = false,
-        LogValidationExceptions = false,
-        LogTokenId = false,
-        IncludeTokenOnFailedValidation = false,
-        SaveSigninToken = false,
-    };
+    private TokenValidationParameters Parameters(IReadOnlyList<SecurityKey> keys) =>
+        JwtValidation.Parameters(keys, _settings.Issuer, _settings.Audience, _settings.ClockSkew, _time);
 
     /// <summary>
     /// IdentityModel's verdict in our own words. Its exception messages are never used: they can
@@ -354,14 +323,6 @@ internal sealed partial class TokenFileIdentity : IWorkloadIdentitySource
     /// token minted by a clock a little ahead is usable); exp is judged exactly, so a token is
     /// never forwarded after it has expired.
     /// </summary>
-    private bool LifetimeHolds(DateTime? notBefore, DateTime? expires, DateTimeOffset now)
-    {
-        var skew = _settings.ClockSkew;
-        return expires is { } exp
-            && now < new DateTimeOffset(DateTime.SpecifyKind(exp, DateTimeKind.Utc))
-            && (notBefore is not { } nbf || (new DateTimeOffset(DateTime.SpecifyKind(nbf, DateTimeKind.Utc)) <= now + skew && nbf <= exp));
-    }
-
     private (string Reason, bool Revalidate) ExplainLifetime(TokenClaims claims, DateTimeOffset now)
     {
         var skew = _settings.ClockSkew;

@@ -26,14 +26,6 @@ internal sealed partial class SpiffeJwtIdentity : IWorkloadIdentitySource
     /// <summary>The SVID is fetched anew at most this often, however short its lifetime.</summary>
     internal static readonly TimeSpan MinRefreshInterval = TimeSpan.FromSeconds(1);
 
-    // Only asymmetric algorithms (RFC 8725 section 2.1); the JWT-SVID profile allows RS, PS and ES.
-    private static readonly string[] AcceptedAlgorithms =
-    [
-        SecurityAlgorithms.RsaSha256, SecurityAlgorithms.RsaSha384, SecurityAlgorithms.RsaSha512,
-        SecurityAlgorithms.RsaSsaPssSha256, SecurityAlgorithms.RsaSsaPssSha384, SecurityAlgorithms.RsaSsaPssSha512,
-        SecurityAlgorithms.EcdsaSha256, SecurityAlgorithms.EcdsaSha384, SecurityAlgorithms.EcdsaSha512,
-    ];
-
     private readonly SpiffeJwtIdentitySettings _settings;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
@@ -193,37 +185,9 @@ internal sealed partial class SpiffeJwtIdentity : IWorkloadIdentitySource
         return new WorkloadIdentity(svid.Svid, id.Value, string.IsNullOrEmpty(jwt.Issuer) ? null : jwt.Issuer, jwt.Audiences.ToArray(), ns, serviceAccount, expires, verified: true);
     }
 
-    private TokenValidationParameters Parameters(IReadOnlyList<SecurityKey> keys) => new()
-    {
-        IssuerSigningKeys = keys,
-        TryAllIssuerSigningKeys = true,
-        RequireSignedTokens = true,
-        ValidAlgorithms = AcceptedAlgorithms,
-
-        // A JWT-SVID's issuer is not defined by the profile; its trust domain's keys are the check.
-        ValidateIssuer = false,
-        ValidateAudience = true,
-        ValidAudience = _settings.Audience,
-        ValidateLifetime = true,
-        RequireExpirationTime = true,
-        ClockSkew = _settings.ClockSkew,
-        LifetimeValidator = (notBefore, expires, _, _) => LifetimeHolds(notBefore, expires, _time.GetUtcNow()),
-        ValidateIssuerSigningKey = false,
-        ValidateTokenReplay = false,
-        LogValidationExceptions = false,
-        LogTokenId = false,
-        IncludeTokenOnFailedValidation = false,
-        SaveSigninToken = false,
-    };
-
-    private bool LifetimeHolds(DateTime? notBefore, DateTime? expires, DateTimeOffset now)
-    {
-        // The skew applies to nbf only: exp is judged exactly, so an expired SVID is never sent.
-        var skew = _settings.ClockSkew;
-        return expires is { } exp
-            && now < new DateTimeOffset(DateTime.SpecifyKind(exp, DateTimeKind.Utc))
-            && (notBefore is not { } nbf || new DateTimeOffset(DateTime.SpecifyKind(nbf, DateTimeKind.Utc)) <= now + skew);
-    }
+    // A JWT-SVID's issuer is not defined by the profile; its trust domain's keys are the check.
+    private TokenValidationParameters Parameters(IReadOnlyList<SecurityKey> keys) =>
+        JwtValidation.Parameters(keys, issuer: null, _settings.Audience, _settings.ClockSkew, _time);
 
     private static string Format(DateTimeOffset time) =>
         time.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
