@@ -151,61 +151,70 @@ def publish(with_policy):
     return swapped
 
 
-publish(True)
-os.symlink("..data/config.json", os.path.join(mount, "config.json"))
-proxy = subprocess.Popen([proxy_bin, "run", "--config", os.path.join(mount, "config.json")], stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "proxy.log"), "w"))
-try:
+def start_proxy(config_path, admin_port, log_name, what):
+    """Starts the proxy on config_path and waits for its /readyz; exits with its log when it never gets ready."""
+    log_path = os.path.join(work, log_name)
+    process = subprocess.Popen([proxy_bin, "run", "--config", config_path], stdout=subprocess.DEVNULL, stderr=open(log_path, "w"))
     for _ in range(200):
         try:
-            c = http.client.HTTPConnection("127.0.0.1", admin, timeout=2)
+            c = http.client.HTTPConnection("127.0.0.1", admin_port, timeout=2)
             c.request("GET", "/readyz")
             if c.getresponse().status == 200:
-                break
+                return process
         except OSError:
             pass
         time.sleep(0.05)
-    else:
-        raise SystemExit("proxy did not become ready: " + open(os.path.join(work, "proxy.log")).read())
+    process.kill()
+    raise SystemExit(what + " did not become ready: " + open(log_path).read())
 
+
+def get(app, path):
+    """One GET on the app's kept-alive connection: (status, body)."""
+    app.request("GET", path)
+    response = app.getresponse()
+    return response.status, response.read().decode()
+
+
+def until(app, path, predicate, since, clock=time.perf_counter, limit=10.0):
+    """Requests back to back on the kept-alive connection until one satisfies predicate; seconds since `since`."""
+    while True:
+        status, body = get(app, path)
+        now = clock()
+        if predicate(status, body):
+            return now - since
+        if now - since > limit:
+            raise SystemExit("no change within %.0f s (last %d %s)" % (limit, status, body[:80]))
+
+
+publish(True)
+os.symlink("..data/config.json", os.path.join(mount, "config.json"))
+proxy = start_proxy(os.path.join(mount, "config.json"), admin, "proxy.log", "proxy")
+try:
     app = http.client.HTTPConnection("127.0.0.1", listener, timeout=10)
 
-    def get():
-        app.request("GET", "/v1/orders")
-        response = app.getresponse()
-        return response.status, response.read().decode()
 
-    def until(predicate, since, limit=10.0):
-        """Requests back to back on the kept-alive connection until one satisfies predicate; seconds since `since`."""
-        while True:
-            status, body = get()
-            now = time.perf_counter()
-            if predicate(status, body):
-                return now - since
-            if now - since > limit:
-                raise SystemExit("no change within %.0f s (last %d %s)" % (limit, status, body[:80]))
-
-    assert get()[0] == 200
+    assert get(app, "/v1/orders")[0] == 200
     refuse, restore = [], []
     for t in range(trials):
         swapped = publish(False)
-        refuse.append(until(lambda s, _: s == 403, swapped))
+        refuse.append(until(app, "/v1/orders", lambda s, _: s == 403, swapped))
         swapped = publish(True)
-        restore.append(until(lambda s, _: s == 200, swapped))
+        restore.append(until(app, "/v1/orders", lambda s, _: s == 200, swapped))
         say("swap %d: refused after %.1f ms, allowed again after %.1f ms" % (t + 1, refuse[-1] * 1000, restore[-1] * 1000))
 
     next_carries_new, revoke_times = 0, []
     admin_client = http.client.HTTPConnection("127.0.0.1", admin, timeout=10)
     for t in range(trials):
-        _, before = get()
+        _, before = get(app, "/v1/orders")
         admin_client.request("POST", "/credentials/api-token/revoke", headers={"Authorization": "Bearer revoke-bench-admin", "Content-Length": "0"})
         answer = admin_client.getresponse()
         answer.read()
         answered = time.perf_counter()
         assert answer.status in (200, 202, 204), answer.status
-        _, first = get()
+        _, first = get(app, "/v1/orders")
         if first != before:
             next_carries_new += 1
-        revoke_times.append(until(lambda s, b: s == 200 and b != before, answered))
+        revoke_times.append(until(app, "/v1/orders", lambda s, b: s == 200 and b != before, answered))
         say("revoke %d: %s -> %s, next request carried the new token: %s" % (t + 1, before, first, first != before))
 
     ms = lambda v: "%.1f" % (v * 1000)
@@ -361,44 +370,19 @@ config2 = {
 config2_path = os.path.join(work, "config2.json")
 with open(config2_path, "w") as f:
     json.dump(config2, f)
-proxy = subprocess.Popen([proxy_bin, "run", "--config", config2_path], stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "proxy2.log"), "w"))
+proxy = start_proxy(config2_path, admin2, "proxy2.log", "second proxy")
 try:
-    for _ in range(200):
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", admin2, timeout=2)
-            c.request("GET", "/readyz")
-            if c.getresponse().status == 200:
-                break
-        except OSError:
-            pass
-        time.sleep(0.05)
-    else:
-        raise SystemExit("second proxy did not become ready: " + open(os.path.join(work, "proxy2.log")).read())
-
     app = http.client.HTTPConnection("127.0.0.1", listener2, timeout=10)
 
-    def get2(path):
-        app.request("GET", path)
-        response = app.getresponse()
-        return response.status, response.read().decode()
 
-    def until2(path, predicate, since, clock=time.perf_counter, limit=10.0):
-        while True:
-            status, body = get2(path)
-            now = clock()
-            if predicate(status, body):
-                return now - since
-            if now - since > limit:
-                raise SystemExit("no change within %.0f s (last %d %s)" % (limit, status, body[:80]))
-
-    status, body = get2("/db/orders")
+    status, body = get(app, "/db/orders")
     assert status == 200, (status, body)
 
     # 3. Vault lease revoke through the admin endpoint.
     to_vault, to_answer, to_new, next_new, old_refused = [], [], [], 0, 0
     admin_client = http.client.HTTPConnection("127.0.0.1", admin2, timeout=10)
     for t in range(trials):
-        _, old_user = get2("/db/orders")
+        _, old_user = get(app, "/db/orders")
         old_password = next(p for u, p, _ in vault_state["leases"].values() if u == old_user)
         sent = time.perf_counter()
         admin_client.request("POST", "/credentials/db-login/revoke", headers={"Authorization": "Bearer revoke-bench-admin", "Content-Length": "0"})
@@ -406,10 +390,10 @@ try:
         answer.read()
         answered = time.perf_counter()
         assert answer.status == 200, answer.status
-        status, first = get2("/db/orders")
+        status, first = get(app, "/db/orders")
         if status == 200 and first != old_user:
             next_new += 1
-        to_new.append(until2("/db/orders", lambda s, b: s == 200 and b != old_user, sent))
+        to_new.append(until(app, "/db/orders", lambda s, b: s == 200 and b != old_user, sent))
         to_answer.append(answered - sent)
         to_vault.append(vault_state["revoked_at"][old_user] - sent)
         # The old user, presented directly to the database stand-in, is refused.
@@ -422,27 +406,27 @@ try:
 
     # 4. The workload identity token.
     natural, replaced, fresh = [], [], []
-    assert get2("/static/x")[0] == 200
+    assert get(app, "/static/x")[0] == 200
     for t in range(trials):
         # A token that reaches its exp: from the exp instant (wall clock, whole seconds as in the JWT) to the first 503.
         time.sleep(random.uniform(0, 1))
         exp = int(time.time()) + 3
         swapped = publish_token(exp)
-        waited = until2("/static/x", lambda s, _: s == 200, swapped)
+        waited = until(app, "/static/x", lambda s, _: s == 200, swapped)
         if t > 0:
             # After the previous trial's refusal; the first trial starts from a valid token.
             fresh.append(waited)
-        natural.append(until2("/static/x", lambda s, _: s == 503, exp, clock=time.time))
+        natural.append(until(app, "/static/x", lambda s, _: s == 503, exp, clock=time.time))
         # After the refusal, a fresh token: from the ..data swap to the first 200. The proxy looks at
         # the file every 100 ms; a random pause puts the swap at a random point of that cycle
         # (right after a look is its worst case, which back-to-back steps would always hit).
         time.sleep(random.uniform(0, 0.1))
         swapped = publish_token(int(time.time()) + 3600)
-        fresh.append(until2("/static/x", lambda s, _: s == 200, swapped))
+        fresh.append(until(app, "/static/x", lambda s, _: s == 200, swapped))
         # The file replaced with an already expired token: from the swap to the first 503.
         time.sleep(random.uniform(0, 0.1))
         swapped = publish_token(int(time.time()) - 60)
-        replaced.append(until2("/static/x", lambda s, _: s == 503, swapped))
+        replaced.append(until(app, "/static/x", lambda s, _: s == 503, swapped))
         say("identity %d: expired -> 503 after %.1f ms, replaced by an expired token -> 503 after %.1f ms, fresh -> 200 after %.1f ms"
             % (t + 1, natural[-1] * 1000, replaced[-1] * 1000, fresh[-1] * 1000))
     publish_token(int(time.time()) + 3600)
