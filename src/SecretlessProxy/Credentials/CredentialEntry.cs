@@ -71,7 +71,7 @@ internal sealed partial class CredentialEntry
 
             // Past the refresh point but still valid: serve the cached value and let one background
             // fetch replace it, so no request waits on the token endpoint while a good value exists.
-            var outcome = TryStartBackgroundRefresh(now) ? CacheOutcome.RefreshAhead : CacheOutcome.Hit;
+            var outcome = TryStartBackgroundRefresh(current, now) ? CacheOutcome.RefreshAhead : CacheOutcome.Hit;
             return new ValueTask<CredentialLease>(new CredentialLease(current.Credential, outcome));
         }
 
@@ -205,12 +205,15 @@ internal sealed partial class CredentialEntry
         fetch.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
     }
 
-    private bool TryStartBackgroundRefresh(DateTimeOffset now)
+    private bool TryStartBackgroundRefresh(CachedValue seen, DateTimeOffset now)
     {
         Task<Credential> fetch;
         lock (_gate)
         {
-            if (_inflight is not null || now < _notBefore)
+            // The value read outside the lock may have been replaced since by the refresh that was
+            // running then: that refresh has also cleared _inflight, so without this check a second,
+            // needless refresh would start right after it.
+            if (!ReferenceEquals(_current, seen) || _inflight is not null || now < _notBefore)
             {
                 return false;
             }

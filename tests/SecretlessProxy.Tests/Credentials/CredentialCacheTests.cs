@@ -150,6 +150,38 @@ public sealed class CredentialCacheTests : IDisposable
     }
 
     [Fact]
+    public async Task Callers_racing_a_refresh_as_it_completes_start_no_second_one()
+    {
+        // A caller that read the old value just before the refresh replaced it must not take the
+        // refresh's end (no fetch in flight) as leave to start another. The window is a few
+        // instructions wide, so the race is run many times with callers spinning on both cores.
+        for (var round = 0; round < 200; round++)
+        {
+            var source = new CountingSource();
+            var cache = Cache(Definition("db", source));
+            await FetchedAsync(cache, source, Value("secret-1"));
+            _time.Advance(TimeSpan.FromSeconds(81));
+            Assert.Equal(CacheOutcome.RefreshAhead, Served(cache).Outcome);
+            var refresh = await source.NextCallAsync();
+
+            var fresh = Value("secret-2");
+            using var done = new CancellationTokenSource();
+            var callers = Enumerable.Range(0, 2).Select(_ => Task.Run(() =>
+            {
+                while (!done.IsCancellationRequested && Served(cache).Credential != fresh)
+                {
+                }
+            })).ToArray();
+            refresh.SetResult(fresh);
+            await Poll.UntilAsync(() => Served(cache).Credential == fresh, "the refreshed value to be served");
+            await done.CancelAsync();
+            await Task.WhenAll(callers);
+
+            Assert.Equal(2, source.Fetches);
+        }
+    }
+
+    [Fact]
     public async Task A_failed_refresh_backs_off_and_the_valid_value_keeps_serving()
     {
         var source = new CountingSource();
