@@ -166,6 +166,83 @@ public sealed class GracefulShutdownTests : IDisposable
         }
     }
 
+    [Fact]
+    public async Task Sigterm_with_an_idle_kept_alive_connection_closes_it_and_exits_without_waiting_out_the_drain()
+    {
+        // The drain is far longer than the bound the test waits: an exit within the bound shows
+        // that an idle keep-alive connection (a pooled client's) is not counted as work in flight.
+        await using var upstream = await HeldUpstream.StartAsync();
+        Route(upstream.Url);
+        var listenerPort = WireMockFactory.FreePort();
+        var adminPort = WireMockFactory.FreePort();
+        _config.Set("Admin", new JsonObject { ["Url"] = "http://127.0.0.1:" + adminPort });
+        _config.Set("Shutdown", new JsonObject { ["DrainTimeout"] = "00:10:00" });
+        _config.Section["Listeners"]!["api"]!["Url"] = "http://127.0.0.1:" + listenerPort;
+        var output = new StringBuilder();
+        using var process = ProxyProcess.Start(["run", "--config", _config.Write()], new Dictionary<string, string>(), "SecretlessProxy", "OTEL_");
+        process.OutputDataReceived += (_, e) => { lock (output) { output.AppendLine(e.Data); } };
+        process.ErrorDataReceived += (_, e) => { lock (output) { output.AppendLine(e.Data); } };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        try
+        {
+            var adminUri = new Uri("http://127.0.0.1:" + adminPort + "/");
+            await Eventually(async () => await TryReadyzAsync(adminUri) == HttpStatusCode.OK, "the child proxy to become ready");
+
+            using var idle = new TcpClient();
+            await idle.ConnectAsync(IPAddress.Loopback, listenerPort);
+            var stream = idle.GetStream();
+            await stream.WriteAsync(Encoding.ASCII.GetBytes("GET /v1/kept HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
+            await upstream.Received.WaitAsync(Bound);
+            upstream.Release();
+            var answer = await ReadResponseHeadAsync(stream);
+            Assert.StartsWith("HTTP/1.1 200", answer, StringComparison.Ordinal);
+
+            var kill = await ExternalClient.RunAsync("kill", ["-TERM", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+            Assert.True(kill.ExitCode == 0, kill.ToString());
+
+            await process.WaitForExitAsync().WaitAsync(Bound);
+            Assert.True(process.ExitCode == 0, "exit " + process.ExitCode + "\n" + Snapshot(output));
+
+            // The kept-alive connection was closed by the proxy, not left half-open.
+            var buffer = new byte[4096];
+            int read;
+            do
+            {
+                read = await stream.ReadAsync(buffer).AsTask().WaitAsync(Bound);
+            }
+            while (read > 0);
+            Assert.DoesNotContain(_key, Snapshot(output), StringComparison.Ordinal);
+        }
+        finally
+        {
+            if (!process.HasExited)
+            {
+                process.Kill(entireProcessTree: true);
+                await process.WaitForExitAsync();
+            }
+        }
+    }
+
+    /// <summary>Reads through the blank line that ends a response's head, plus whatever body came with it.</summary>
+    private static async Task<string> ReadResponseHeadAsync(NetworkStream stream)
+    {
+        var received = new StringBuilder();
+        var buffer = new byte[4096];
+        while (!received.ToString().Contains("\r\n\r\n", StringComparison.Ordinal))
+        {
+            var read = await stream.ReadAsync(buffer).AsTask().WaitAsync(Bound);
+            if (read == 0)
+            {
+                break;
+            }
+
+            received.Append(Encoding.ASCII.GetString(buffer, 0, read));
+        }
+
+        return received.ToString();
+    }
+
     private static HttpClient AdminClient() => new(new SocketsHttpHandler { UseProxy = false }) { Timeout = Bound };
 
     private static string Snapshot(StringBuilder output)
